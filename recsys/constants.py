@@ -1,0 +1,62 @@
+"""Names shared by every part of recsys: event types, columns, Redis keys, defaults."""
+
+from __future__ import annotations
+
+# --- events -----------------------------------------------------------------
+CLICK = "CLICK"
+VIEW = "VIEW"
+PURCHASE = "PURCHASE"
+WISHLIST = "WISHLIST"
+RETURN = "RETURN"
+ADD_TO_CART = "ADD_TO_CART"
+IMPRESSION = "IMPRESSION"
+EVENT_TYPES = (CLICK, VIEW, PURCHASE, WISHLIST, RETURN, ADD_TO_CART, IMPRESSION)
+
+# implicit-feedback weight of each event type in training (RETURN cancels)
+EVENT_WEIGHTS = {VIEW: 1.0, CLICK: 2.0, WISHLIST: 2.0, ADD_TO_CART: 3.0, PURCHASE: 5.0, RETURN: -5.0, IMPRESSION: 0.0}
+
+# --- columns of an extracted event partition --------------------------------
+COL_EVENT_ID = "event_id"
+COL_USER = "user_id"
+COL_ITEM = "product_id"
+COL_EVENT_TYPE = "event_type"
+COL_SESSION = "session_id"
+COL_TIMESTAMP = "timestamp"  # epoch milliseconds, UTC
+COL_PRICE = "price"
+EVENT_COLUMNS = (COL_EVENT_ID, COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_SESSION, COL_TIMESTAMP, COL_PRICE)
+
+MS_PER_DAY = 86_400_000
+
+# --- models -----------------------------------------------------------------
+STATUS_TRAINING = "TRAINING"
+STATUS_CANDIDATE = "CANDIDATE"
+STATUS_LIVE = "LIVE"
+STATUS_ARCHIVED = "ARCHIVED"
+MODEL_STATUSES = (STATUS_TRAINING, STATUS_CANDIDATE, STATUS_LIVE, STATUS_ARCHIVED)
+MODEL_TYPE_HYBRID = "HYBRID"
+DEFAULT_K = 10
+
+# --- segments (geography x device x value) ----------------------------------
+REGIONS = ("US", "EU", "APAC", "OTHER")
+DEVICES = ("mobile", "desktop")
+VALUE_SEGMENTS = ("whale", "regular", "new")
+
+# --- reasons ----------------------------------------------------------------
+REASON_LIKE_YOU = "Customers like you also bought..."
+REASON_VIEWED_CATEGORY = "Because you viewed {category}"
+REASON_POPULAR_IN = "Popular in {category}"
+REASON_TRENDING = "Trending now"
+REASON_NEW_ARRIVAL = "New arrival"
+REASON_GOES_WITH = "Goes with your {product}"
+
+# --- Redis keys (documented in README "Redis keys") --------------------------
+KEY_RECS = "recs:{user_id}"                       # JSON {products, scores, reasons, model_version, updated_at}
+KEY_RECS_MODEL = "recs:{model_id}:{user_id}"      # same, for a non-LIVE model in an A/B test
+KEY_USER_EMBEDDING = "embedding:{user_id}"        # JSON {model_version, vector}
+KEY_PRODUCT_EMBEDDING = "embedding:product:{product_id}"  # JSON {model_version, vector}
+KEY_TRENDING = "trending:global"                  # JSON {products, scores, popularity, updated_at}
+KEY_NEW_ARRIVALS = "trending:new_arrivals"        # JSON {products, scores, popularity, updated_at}
+KEY_BESTSELLERS = "bestsellers:{category}"        # JSON {products, scores, popularity, updated_at}
+KEY_CATEGORIES = "catalog:categories"             # JSON list of known categories
+KEY_SESSION = "session:{user_id}"                 # hash: recent categories / viewed / purchased
+KEY_AB_ASSIGNMENT = "ab_test:{user_id}"           # JSON {test_id, model_id, arm}

