@@ -81,6 +81,52 @@ def _refresh_recommendations() -> None:
     _print(precompute_all(get_engine(), get_store(), get_redis(), day=None))
 
 
+def cmd_recs(args) -> int:
+    """Print users' cached recommendations with product names and reasons."""
+    from sqlalchemy import select
+
+    from recsys.clients import get_engine, get_redis
+    from recsys.constants import KEY_RECS
+    from recsys.db.models import Product
+
+    redis = get_redis()
+    user_ids = list(args.user_ids)
+    if not user_ids:
+        for key in redis.scan_iter(KEY_RECS.format(user_id="*"), count=1000):
+            suffix = key.decode().split(":", 1)[1]
+            if suffix.isdigit():
+                user_ids.append(int(suffix))
+            if len(user_ids) >= args.sample:
+                break
+    with get_engine().connect() as conn:
+        for user_id in user_ids:
+            raw = redis.get(KEY_RECS.format(user_id=user_id))
+            if raw is None:
+                print(f"user {user_id}: no cached recommendations (the API serves the fallback tiers)")
+                continue
+            recs = json.loads(raw)
+            ids = recs["products"][: args.num_items]
+            names = dict(conn.execute(select(Product.product_id, Product.name).where(Product.product_id.in_(ids))).all())
+            print(f"user {user_id} (model {recs['model_version']}):")
+            for pid, score, reason in zip(ids, recs["scores"], recs["reasons"]):
+                print(f"  {pid:>8}  {score:8.3f}  {names.get(pid, '?')[:40]:<40}  {reason}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """Run the API under uvicorn: ``create_app`` builds its clients from the settings in each worker."""
+    import os
+
+    import uvicorn
+
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        print("warning: several workers without PROMETHEUS_MULTIPROC_DIR: /metrics shows one worker's numbers",
+              file=sys.stderr)
+    uvicorn.run("recsys.api.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level, access_log=args.access_log)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recsys", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["list", "promote", "rollback"])
     models.add_argument("model_id", nargs="?")
     models.set_defaults(func=cmd_models)
+    recs = sub.add_parser("recs", help="show users' cached recommendations with their reasons")
+    recs.add_argument("user_ids", nargs="*", type=int)
+    recs.add_argument("--sample", type=int, default=3, help="without ids: this many users with cached lists")
+    recs.add_argument("--num-items", type=int, default=5)
+    recs.set_defaults(func=cmd_recs)
+    serve = sub.add_parser("serve", help="run the recommendation API (FastAPI under uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs latency)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 import uuid
+from pathlib import Path
+
+# Airflow reads its configuration when first imported: point it at a throw-away
+# home with this repository's dags/ and plugins/ before any test imports it.
+_REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="recsys-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_REPO / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(_REPO / "plugins"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("RECSYS_DAG_RETRIES", "0")
 
 import pytest
 import redis

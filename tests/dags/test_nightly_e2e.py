@@ -1,0 +1,155 @@
+"""The whole recsys_nightly DAG with dag.test() on a synthetic shop.
+
+Real PostgreSQL and Redis, S3 on moto. Slow-ish (a few LightFM fits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+
+from conftest import REDIS_URL, RUN_DATE
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def airflow_db():
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+
+
+def _clear_client_caches():
+    import recsys_hooks
+
+    from recsys import clients, settings
+
+    settings.get_settings.cache_clear()
+    clients.get_engine.cache_clear()
+    clients.get_redis.cache_clear()
+    for fn in (recsys_hooks.engine, recsys_hooks.redis_client, recsys_hooks.store):
+        fn.cache_clear()
+
+
+@pytest.fixture
+def nightly(airflow_db, shop_engine, redis_client, s3_store, monkeypatch):
+    monkeypatch.setenv("RECSYS_DATABASE_URL", shop_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("RECSYS_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("RECSYS_ARTIFACT_URI", "s3://recsys-test/artifacts")
+    monkeypatch.setenv("RECSYS_NO_COMPONENTS", "16")
+    monkeypatch.setenv("RECSYS_TRAINING_WINDOW_DAYS", "30")
+    _clear_client_caches()
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(__import__("pathlib").Path(__file__).resolve().parents[2] / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags["recsys_nightly"]
+
+    def run(logical_date: dt.date, **conf):
+        when = dt.datetime(logical_date.year, logical_date.month, logical_date.day, 1, tzinfo=dt.timezone.utc)
+        return dag.test(logical_date=when, run_conf={"epochs": 5, **conf})
+
+    yield run
+    _clear_client_caches()
+
+
+def _live(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT model_id, metrics FROM recommendation_models WHERE status = 'LIVE'")).all()
+    assert len(rows) == 1, rows
+    metrics = rows[0][1] if isinstance(rows[0][1], dict) else json.loads(rows[0][1])
+    return rows[0][0], metrics
+
+
+def _active_users(engine, day: dt.date, days: int = 30) -> set[int]:
+    from recsys.timeutil import day_bounds_ms
+
+    start, _ = day_bounds_ms(day - dt.timedelta(days=days - 1))
+    _, end = day_bounds_ms(day)
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(
+            text('SELECT DISTINCT user_id FROM user_events WHERE "timestamp" >= :s AND "timestamp" < :e'),
+            {"s": start, "e": end},
+        )}
+
+
+def _recs_snapshot(redis_client) -> dict:
+    snap = {}
+    for key in redis_client.scan_iter("recs:*"):
+        value = json.loads(redis_client.get(key))
+        value.pop("updated_at", None)
+        snap[key.decode()] = value
+    return snap
+
+
+def _model_count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM recommendation_models")).scalar_one()
+
+
+def test_backfill_three_days_then_rerun_changes_nothing(nightly, shop_engine, redis_client, s3_store):
+    dates = [RUN_DATE - dt.timedelta(days=2), RUN_DATE - dt.timedelta(days=1), RUN_DATE]
+    for logical in dates:
+        assert nightly(logical).state == "success", logical
+
+    live_id, metrics = _live(shop_engine)
+    assert metrics["new"]["ndcg@10"] > 0 and "popularity" in metrics
+    keys = s3_store.list("")
+    for logical in dates:
+        day = (logical - dt.timedelta(days=1)).isoformat()
+        assert f"events/date={day}/events.parquet" in keys
+        assert f"validation/date={day}/report.json" in keys
+    for name in ("model.pkl", "embeddings.npz", "metadata.json"):
+        assert f"models/{live_id}/{name}" in keys
+
+    active = _active_users(shop_engine, RUN_DATE - dt.timedelta(days=1))
+    snap = _recs_snapshot(redis_client)
+    assert {int(k.split(":")[1]) for k in snap} >= active
+    for value in snap.values():
+        assert set(value) == {"products", "scores", "reasons", "model_version"}
+        assert value["model_version"] == live_id
+        assert value["products"] and len(value["products"]) == len(value["scores"]) == len(value["reasons"])
+    assert redis_client.exists("trending:global")
+
+    models_before = _model_count(shop_engine)
+    assert nightly(RUN_DATE).state == "success"
+    assert _live(shop_engine)[0] == live_id
+    assert _model_count(shop_engine) == models_before
+    assert _recs_snapshot(redis_client) == snap
+
+
+def test_bad_day_fails_validation_and_leaves_live_untouched(nightly, shop_engine, redis_client):
+    assert nightly(RUN_DATE - dt.timedelta(days=1)).state == "success"
+    live_id, _ = _live(shop_engine)
+    snap = _recs_snapshot(redis_client)
+    models_before = _model_count(shop_engine)
+
+    from recsys.timeutil import day_bounds_ms
+
+    start, _ = day_bounds_ms(RUN_DATE - dt.timedelta(days=1))
+    bad = [
+        {"u": 1, "p": 999_999, "t": "CLICK", "price": None},   # unknown product
+        {"u": 2, "p": 1, "t": "TELEPORT", "price": None},     # unknown event type
+        {"u": 3, "p": 2, "t": "PURCHASE", "price": -5.0},     # negative price
+        {"u": None, "p": 3, "t": "VIEW", "price": None},      # null user id
+    ]
+    with shop_engine.begin() as conn:
+        for i, row in enumerate(bad):
+            conn.execute(
+                text('INSERT INTO user_events (user_id, product_id, event_type, "timestamp", price, session_id) '
+                     "VALUES (:u, :p, :t, :ts, :price, 'bad')"),
+                {**row, "ts": start + 1000 * (i + 1)},
+            )
+
+    run = nightly(RUN_DATE)
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["validate"] == "failed"
+    assert states.get("train") in ("upstream_failed", None)
+    assert _live(shop_engine)[0] == live_id
+    assert _model_count(shop_engine) == models_before
+    assert _recs_snapshot(redis_client) == snap
