@@ -36,6 +36,12 @@ MODEL_STATUSES = (STATUS_TRAINING, STATUS_CANDIDATE, STATUS_LIVE, STATUS_ARCHIVE
 MODEL_TYPE_HYBRID = "HYBRID"
 DEFAULT_K = 10
 
+# --- nightly step records (pipeline_runs.status) ----------------------------
+STEP_SUCCESS = "SUCCESS"
+STEP_FAILED = "FAILED"
+STEP_SKIPPED = "SKIPPED"
+STEP_STATUSES = (STEP_SUCCESS, STEP_FAILED, STEP_SKIPPED)
+
 # --- segments (geography x device x value) ----------------------------------
 REGIONS = ("US", "EU", "APAC", "OTHER")
 DEVICES = ("mobile", "desktop")
@@ -48,6 +54,8 @@ REASON_POPULAR_IN = "Popular in {category}"
 REASON_TRENDING = "Trending now"
 REASON_NEW_ARRIVAL = "New arrival"
 REASON_GOES_WITH = "Goes with your {product}"
+REASON_BOUGHT_TOGETHER = "Customers who bought this also bought"  # /recommendations/similar
+REASON_SIMILAR = "Similar to {product}"                          # /recommendations/similar, embeddings only
 
 # --- Redis keys (documented in README "Redis keys") --------------------------
 KEY_RECS = "recs:{user_id}"                       # JSON {products, scores, reasons, model_version, updated_at}
@@ -60,3 +68,4 @@ KEY_BESTSELLERS = "bestsellers:{category}"        # JSON {products, scores, popu
 KEY_CATEGORIES = "catalog:categories"             # JSON list of known categories
 KEY_SESSION = "session:{user_id}"                 # hash: recent categories / viewed / purchased
 KEY_AB_ASSIGNMENT = "ab_test:{user_id}"           # JSON {test_id, model_id, arm}
+KEY_USER_EVENTS = "user:events:{user_id}"         # integer: the user's event count (personalisation threshold)
