@@ -1,0 +1,254 @@
+"""The model registry: a thin adapter over ``recommendation_models``.
+
+Life of a model: ``register_model`` (TRAINING) -> evaluate stores ``metrics`` ->
+``decide`` promotes it (LIVE), archives it (ARCHIVED) or, with the ``ab_test``
+policy, keeps it as a CANDIDATE for an A/B test. Every switch of the LIVE model
+happens in one transaction: the old LIVE row is archived before the new one is
+set LIVE, and the partial unique index ``uq_models_one_live`` makes a second
+LIVE row impossible even for two concurrent promotions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from recsys.constants import (
+    STATUS_ARCHIVED,
+    STATUS_CANDIDATE,
+    STATUS_LIVE,
+    STATUS_TRAINING,
+)
+from recsys.db.models import RecommendationModel
+
+DECISION_PROMOTED = "promoted"
+DECISION_ARCHIVED = "archived"
+DECISION_CANDIDATE = "candidate"
+POLICIES = ("auto", "ab_test")
+HEADLINE_METRIC = "ndcg@10"
+_REGISTER_ATTEMPTS = 5
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done (the message says why)."""
+
+
+class UnknownModelError(RegistryError, LookupError):
+    """No registry row has this model id."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _session(engine: Engine) -> Session:
+    return Session(engine, expire_on_commit=False)
+
+
+def _get(session: Session, model_id: str) -> RecommendationModel:
+    row = session.get(RecommendationModel, model_id)
+    if row is None:
+        raise UnknownModelError(f"unknown model id {model_id!r}: not in the registry")
+    return row
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+
+
+def model_to_dict(row: RecommendationModel) -> dict:
+    """A JSON-able dict of one registry row (dates as ISO strings)."""
+    cols = RecommendationModel.__table__.columns.keys()
+    return {c: _iso(getattr(row, c)) for c in cols}
+
+
+# --- register / read ----------------------------------------------------------
+def register_model(
+    engine: Engine,
+    *,
+    model_id: str,
+    model_type: str,
+    train_date: dt.date,
+    params: dict,
+    samples: int,
+    artifact_uri: str,
+) -> int:
+    """Insert a TRAINING row with version = max(version) + 1 and return the version."""
+    for _ in range(_REGISTER_ATTEMPTS):
+        try:
+            with _session(engine) as session, session.begin():
+                if session.get(RecommendationModel, model_id) is not None:
+                    raise RegistryError(f"model id {model_id!r} is already registered")
+                version = (session.scalar(select(func.max(RecommendationModel.version))) or 0) + 1
+                session.add(
+                    RecommendationModel(
+                        model_id=model_id, model_type=model_type, version=version, train_date=train_date,
+                        metrics={}, params=dict(params), status=STATUS_TRAINING,
+                        training_samples_count=int(samples), artifact_uri=artifact_uri, created_at=_now(),
+                    )
+                )
+            return version
+        except IntegrityError:  # a concurrent registration took this version (or id): try again
+            continue
+    raise RegistryError(f"could not allocate a version for {model_id!r} after {_REGISTER_ATTEMPTS} attempts")
+
+
+def get_model(engine: Engine, model_id: str) -> RecommendationModel:
+    """The registry row of ``model_id``; ``UnknownModelError`` when there is none."""
+    with _session(engine) as session:
+        return _get(session, model_id)
+
+
+def get_live(engine: Engine) -> RecommendationModel | None:
+    with _session(engine) as session:
+        return session.scalar(select(RecommendationModel).where(RecommendationModel.status == STATUS_LIVE))
+
+
+def set_metrics(engine: Engine, model_id: str, metrics: dict) -> None:
+    """Replace the ``metrics`` of a model (evaluate stores ``{"new", "live", "popularity"}``)."""
+    with _session(engine) as session, session.begin():
+        _get(session, model_id).metrics = dict(metrics)
+
+
+def list_models(engine: Engine, limit: int | None = None) -> list[dict]:
+    """Registry rows as dicts, newest (highest version) first."""
+    stmt = select(RecommendationModel).order_by(RecommendationModel.version.desc())
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with _session(engine) as session:
+        return [model_to_dict(row) for row in session.scalars(stmt)]
+
+
+# --- transitions ----------------------------------------------------------------
+def _switch_live(session: Session, row: RecommendationModel, reason: str) -> str | None:
+    """Archive the current LIVE model (if another) and make ``row`` LIVE; returns the previous id."""
+    now = _now()
+    previous = session.scalar(
+        select(RecommendationModel).where(RecommendationModel.status == STATUS_LIVE).with_for_update()
+    )
+    if previous is not None and previous.model_id != row.model_id:
+        previous.status, previous.archived_at = STATUS_ARCHIVED, now
+        previous.decision = f"replaced by {row.model_id}: {reason}"[:512]
+        session.flush()  # the old LIVE row leaves the partial unique index first
+    row.status, row.promoted_at, row.archived_at = STATUS_LIVE, now, None
+    row.decision = reason[:512]
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise RegistryError(f"another promotion of a LIVE model happened concurrently; retry ({exc.orig})") from exc
+    return previous.model_id if previous is not None else None
+
+
+def promote(engine: Engine, model_id: str, reason: str) -> dict:
+    """Make ``model_id`` the one LIVE model (an ARCHIVED one may come back: that is a rollback)."""
+    with _session(engine) as session, session.begin():
+        row = _get(session, model_id)
+        if row.status == STATUS_LIVE:
+            return {"model_id": model_id, "status": STATUS_LIVE, "previous_live_model_id": model_id,
+                    "reason": "already LIVE"}
+        previous = _switch_live(session, row, reason)
+        return {"model_id": model_id, "status": STATUS_LIVE, "previous_live_model_id": previous,
+                "promoted_at": row.promoted_at.isoformat(), "reason": reason}
+
+
+def archive(engine: Engine, model_id: str, reason: str) -> dict:
+    """Archive a non-LIVE model (re-archiving is a no-op that keeps the first ``archived_at``)."""
+    with _session(engine) as session, session.begin():
+        row = _get(session, model_id)
+        if row.status == STATUS_LIVE:
+            raise RegistryError(
+                f"model {model_id!r} is LIVE: promote another model or roll back instead of archiving it"
+            )
+        if row.status != STATUS_ARCHIVED:
+            row.status, row.archived_at = STATUS_ARCHIVED, _now()
+        row.decision = reason[:512]
+        return {"model_id": model_id, "status": STATUS_ARCHIVED, "reason": reason}
+
+
+def mark_candidate(engine: Engine, model_id: str, reason: str) -> dict:
+    """Keep a non-LIVE model as a CANDIDATE (for an A/B test against the LIVE one)."""
+    with _session(engine) as session, session.begin():
+        row = _get(session, model_id)
+        if row.status == STATUS_LIVE:
+            raise RegistryError(f"model {model_id!r} is already LIVE")
+        row.status, row.archived_at, row.decision = STATUS_CANDIDATE, None, reason[:512]
+        return {"model_id": model_id, "status": STATUS_CANDIDATE, "reason": reason}
+
+
+def rollback(engine: Engine) -> dict:
+    """The most recently promoted ARCHIVED model becomes LIVE again; the current LIVE is archived."""
+    with _session(engine) as session, session.begin():
+        current = session.scalar(
+            select(RecommendationModel).where(RecommendationModel.status == STATUS_LIVE).with_for_update()
+        )
+        stmt = (
+            select(RecommendationModel)
+            .where(RecommendationModel.status == STATUS_ARCHIVED, RecommendationModel.promoted_at.is_not(None))
+            .order_by(RecommendationModel.promoted_at.desc(), RecommendationModel.version.desc())
+            .limit(1)
+        )
+        target = session.scalar(stmt)
+        if target is None:
+            raise RegistryError("nothing to roll back to: no archived model was ever LIVE")
+        reason = f"rollback from {current.model_id}" if current is not None else "rollback (no LIVE model)"
+        previous = _switch_live(session, target, reason)
+        return {"model_id": target.model_id, "version": target.version, "status": STATUS_LIVE,
+                "previous_live_model_id": previous, "reason": reason}
+
+
+# --- the promotion decision -----------------------------------------------------
+def _headline(metrics: dict | None, name: str) -> float | None:
+    block = (metrics or {}).get(name)
+    if not block or block.get(HEADLINE_METRIC) is None:
+        return None
+    return float(block[HEADLINE_METRIC])
+
+
+def judge(metrics: dict, margin: float) -> tuple[bool, str]:
+    """Pure rule: (wins, why). Wins when new > live * (1 + margin) (or no live) and new > popularity."""
+    new = _headline(metrics, "new")
+    if new is None:
+        raise RegistryError(f"metrics have no new[{HEADLINE_METRIC!r}]: run evaluate before deciding")
+    live, popularity = _headline(metrics, "live"), _headline(metrics, "popularity")
+    if popularity is not None and not new > popularity:
+        return False, f"{HEADLINE_METRIC} {new:.4f} does not beat popularity {popularity:.4f}"
+    if live is None:
+        return True, f"{HEADLINE_METRIC} {new:.4f}, no LIVE model to beat"
+    needed = live * (1 + margin)
+    if not new > needed:
+        return False, f"{HEADLINE_METRIC} {new:.4f} <= LIVE {live:.4f} * (1 + {margin:g}) = {needed:.4f}"
+    return True, f"{HEADLINE_METRIC} {new:.4f} > LIVE {live:.4f} * (1 + {margin:g})"
+
+
+def decide(engine: Engine, model_id: str, margin: float, force: bool = False, policy: str = "auto") -> dict:
+    """Promote, archive or (``ab_test`` policy) keep as CANDIDATE, from the metrics stored by evaluate.
+
+    ``force`` promotes whatever the metrics. With ``ab_test`` a winner becomes a CANDIDATE
+    for an A/B test against the LIVE model, or is promoted when there is no LIVE model.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, not {margin}")
+    row = get_model(engine, model_id)
+    if row.status == STATUS_LIVE:
+        return {"decision": DECISION_PROMOTED, "live_model_id": model_id, "reason": "already LIVE"}
+    if force:
+        wins, why = True, "forced promotion"
+    else:
+        wins, why = judge(row.metrics or {}, margin)
+    live = get_live(engine)
+    if wins and (force or policy == "auto" or live is None):  # no LIVE model: nothing to A/B test against
+        promote(engine, model_id, reason=why)
+        return {"decision": DECISION_PROMOTED, "live_model_id": model_id, "reason": why}
+    if wins:
+        mark_candidate(engine, model_id, reason=f"A/B candidate: {why}")
+        decision = DECISION_CANDIDATE
+    else:
+        archive(engine, model_id, reason=why)
+        decision = DECISION_ARCHIVED
+    return {"decision": decision, "live_model_id": live.model_id if live else None, "reason": why}
