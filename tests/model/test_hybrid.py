@@ -1,0 +1,120 @@
+"""HybridModel on a tiny hand-made shop: vectors, cold start, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.artifacts import model_key
+from recsys.model.hybrid import HybridModel, ModelArtifactError
+from recsys.model.train import TrainParams, fit_hybrid
+
+CATS = ["Shoes", "Books", "Toys"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """60 users, 30 products in 3 categories; each user interacts only with one category."""
+    rng = np.random.default_rng(0)
+    users = pd.DataFrame({
+        "user_id": np.arange(1, 61),
+        "country": rng.choice(["US", "DE"], 60),
+        "language": rng.choice(["en", "de"], 60),
+        "device_type": rng.choice(["mobile", "desktop"], 60),
+    })
+    products = pd.DataFrame({
+        "product_id": np.arange(100, 130),
+        "category": [CATS[i % 3] for i in range(30)],
+        "price": rng.uniform(5, 200, 30).round(2),
+        "name": [f"{['Red', 'Blue'][i % 2]} {CATS[i % 3].lower()} item" for i in range(30)],
+    })
+    rows = []
+    for u in users["user_id"]:
+        liked = products[products["category"] == CATS[u % 3]]["product_id"].to_numpy()
+        for p in rng.choice(liked, 5, replace=False):
+            rows.append((u, p, float(rng.integers(1, 6)), int(rng.random() < 0.3), 0.0))
+    frame = pd.DataFrame(rows, columns=["user_id", "product_id", "weight", "purchases", "spend"])
+    params = TrainParams(epochs=20, no_components=8, learning_rate=0.1, threads=1, seed=3)
+    model = fit_hybrid(frame, users, products, params, info={"train_days": ["a", "b"]})
+    return model, users, products, frame
+
+
+def test_vectors_shapes_dtypes_and_score(tiny):
+    model, users, products, _ = tiny
+    u, i = model.user_vectors(users), model.item_vectors(products)
+    assert u.shape == (60, model.dim) and i.shape == (30, model.dim) and model.dim == 9
+    assert u.dtype == np.float32 and i.dtype == np.float32
+    assert set(model.known_user_ids) == set(users["user_id"]) and set(model.known_item_ids) <= set(products["product_id"])
+    np.testing.assert_array_equal(u[:, -1], 1.0)
+    bias, emb = model.model.get_item_representations(model.item_features(products))
+    np.testing.assert_allclose(i[:, -1], bias, rtol=1e-6)
+    np.testing.assert_allclose(i[:, :-1], emb, rtol=1e-6)
+    scores = model.score(users, products)
+    np.testing.assert_allclose(scores, u @ i.T, rtol=1e-5)
+    assert scores.dtype == np.float32
+
+
+def test_learns_the_category_preferences(tiny):
+    model, users, products, _ = tiny
+    scores = model.score(users, products)
+    liked = np.array([[products["category"].iloc[j] == CATS[u % 3] for j in range(30)] for u in users["user_id"]])
+    assert scores[liked].mean() > scores[~liked].mean()
+    top = np.argmax(scores, axis=1)
+    assert liked[np.arange(60), top].mean() > 0.9
+
+
+def test_unseen_user_and_item_vectors_come_from_attributes(tiny):
+    model, _, products, _ = tiny
+    new_users = pd.DataFrame({"user_id": [9001, 9002, 9003], "country": ["US", "DE", "US"],
+                              "language": ["en", "de", "en"], "device_type": ["mobile", "desktop", "mobile"]})
+    u = model.user_vectors(new_users)
+    assert np.abs(u[:, :-1]).sum(axis=1).min() > 0
+    assert not np.allclose(u[0], u[1])
+    np.testing.assert_array_equal(u[0], u[2])
+    new_items = pd.DataFrame({"product_id": [7001, 7002], "category": ["Shoes", "Books"],
+                              "price": [50.0, 50.0], "name": ["Red shoes item", "Red books item"]})
+    i = model.item_vectors(new_items)
+    assert np.abs(i[:, :-1]).sum(axis=1).min() > 0 and not np.allclose(i[0], i[1])
+    known = model.item_vectors(products.iloc[:1])
+    renamed = model.item_vectors(products.iloc[:1].assign(product_id=7777))  # same attributes, no identity
+    assert not np.allclose(known, renamed)
+
+
+def test_value_segment_argument_changes_the_user_vector(tiny):
+    model, users, _, _ = tiny
+    one = users.iloc[:1]
+    whale = model.user_vectors(one, pd.Series({int(one["user_id"].iloc[0]): "whale"}))
+    new = model.user_vectors(one, pd.Series({int(one["user_id"].iloc[0]): "new"}))
+    assert not np.allclose(whale, new)
+
+
+def test_bad_frames_raise_value_errors(tiny):
+    model, users, products, _ = tiny
+    with pytest.raises(ValueError, match="country"):
+        model.user_vectors(users.drop(columns="country"))
+    with pytest.raises(ValueError, match="missing product_id"):
+        model.item_vectors(products.assign(product_id=np.nan))
+
+
+@pytest.mark.parametrize("store_fixture", ["local_store", "s3_store"])
+def test_save_load_round_trip_gives_identical_scores(tiny, store_fixture, request):
+    store = request.getfixturevalue(store_fixture)
+    model, users, products, _ = tiny
+    uri = model.save(store, "01TESTMODEL")
+    assert uri == store.uri(model_key("01TESTMODEL", "model.pkl"))
+    loaded = HybridModel.load(store, "01TESTMODEL")
+    assert loaded.info == {"train_days": ["a", "b"]}
+    extra = pd.DataFrame({"user_id": [5555], "country": ["DE"], "language": ["de"], "device_type": ["mobile"]})
+    both = pd.concat([users, extra], ignore_index=True)
+    np.testing.assert_array_equal(loaded.score(both, products), model.score(both, products))
+
+
+def test_load_missing_or_foreign_artifact(local_store):
+    with pytest.raises(ModelArtifactError, match="no model artifact"):
+        HybridModel.load(local_store, "NOPE")
+    import pickle
+
+    local_store.put_bytes(model_key("ODD", "model.pkl"), pickle.dumps({"not": "a model"}))
+    with pytest.raises(ModelArtifactError, match="dict"):
+        HybridModel.load(local_store, "ODD")
