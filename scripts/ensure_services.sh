@@ -22,3 +22,10 @@ redis_up || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE test" >/dev/null
 echo "PostgreSQL and Redis are up"
+# promtool (Debian's prometheus package) runs the alert-rule unit tests (tests/ops/test_prometheus_rules.py);
+# installed once where apt-get and root are available, otherwise those tests are skipped with a reason.
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing promtool (Debian package prometheus)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
+    >/tmp/recsys-promtool-install.log 2>&1 || echo "could not install promtool (see /tmp/recsys-promtool-install.log)" >&2
+fi

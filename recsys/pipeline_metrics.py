@@ -1,0 +1,257 @@
+"""Pipeline metrics for Prometheus, read from the registry, the run records and the event log.
+
+Mount on an API's ``/metrics`` with ``register_pipeline_metrics(engine, registry)``, or run
+standalone: ``python -m recsys.pipeline_metrics --port 9108`` (uses ``RECSYS_DATABASE_URL``).
+Values are read from the database on each scrape (cached ``cache_seconds``).
+
+Exported gauges (absent when there is nothing to report):
+
+| metric | meaning |
+|---|---|
+| ``recsys_model_training_status`` | 1 = the latest nightly run (newest ``pipeline_runs.run_date``) has a failed step, 0 = none failed (yet) |
+| ``recsys_pipeline_step_failed{step}`` | per step of that run: 1 failed, 0 not |
+| ``recsys_pipeline_last_run_date_timestamp_seconds`` | the latest run's ``run_date`` (00:00 UTC) |
+| ``recsys_model_last_trained_timestamp_seconds`` | ``created_at`` of the newest row of ``recommendation_models`` |
+| ``recsys_live_model_info{model_id,version}`` | 1 for the LIVE model |
+| ``recsys_live_model_metric{metric,model_id}`` | the LIVE row's numeric ``metrics`` (its own offline evaluation, ``metrics["new"]`` when nested) |
+| ``recsys_training_duration_seconds`` | ``details.duration_seconds`` of the latest run's ``train`` step |
+| ``recsys_pipeline_step_duration_seconds{step}`` | ``details.duration_seconds`` of each step of the latest run |
+| ``recsys_rows_extracted`` | ``details.rows`` of the latest run's ``extract`` step |
+| ``recsys_validation_failures`` | failed expectations of the latest ``validate`` step: ``len(details.failed)`` |
+| ``recsys_ctr{model}`` | clicks / impressions in ``user_events`` over the last 24 h; ``model`` = the LIVE model id |
+| ``recsys_ctr_baseline`` | clicks / impressions over the 7 days before those 24 h |
+| ``recsys_ctr_impressions{window}`` | the impressions behind each (``current`` / ``baseline``) |
+| ``recsys_pipeline_metrics_scrape_error`` | 1 when the database could not be read (the rest is then absent) |
+
+Run records are written by ``recsys.pipeline.runs.record_step`` (status SUCCESS / FAILED /
+SKIPPED; ``failure`` or ``error`` in any case also count as failed). A step that records nothing
+cannot be seen here: each nightly step should record its outcome and ``duration_seconds``.
+CTR counts every CLICK against every IMPRESSION of the window (a click need not follow a
+recommendation): a coarse, cheap signal that the serving side has got worse, not an A/B result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, case, func, select
+
+from recsys.constants import CLICK, IMPRESSION, MS_PER_DAY, STATUS_LIVE, STEP_FAILED
+from recsys.db.models import PipelineRun, RecommendationModel, UserEvent
+
+log = logging.getLogger(__name__)
+
+FAILED_STATUSES = frozenset({STEP_FAILED.lower(), "failure", "error"})  # compared lower-cased
+CTR_CURRENT_DAYS = 1
+CTR_BASELINE_DAYS = 7
+
+# name -> (help, label names)
+METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "recsys_model_training_status": ("1 if the latest nightly run has a failed step, else 0", ()),
+    "recsys_pipeline_step_failed": ("1 if this step of the latest nightly run failed", ("step",)),
+    "recsys_pipeline_last_run_date_timestamp_seconds": ("run_date of the latest nightly run (00:00 UTC)", ()),
+    "recsys_model_last_trained_timestamp_seconds": ("when the newest model was registered", ()),
+    "recsys_live_model_info": ("the LIVE model", ("model_id", "version")),
+    "recsys_live_model_metric": ("offline metrics of the LIVE model", ("metric", "model_id")),
+    "recsys_training_duration_seconds": ("duration of the latest train step", ()),
+    "recsys_pipeline_step_duration_seconds": ("duration of each step of the latest run", ("step",)),
+    "recsys_rows_extracted": ("events extracted by the latest run", ()),
+    "recsys_validation_failures": ("failed expectations in the latest validation", ()),
+    "recsys_ctr": ("clicks / impressions over the last 24 h", ("model",)),
+    "recsys_ctr_baseline": ("clicks / impressions over the 7 days before the last 24 h", ()),
+    "recsys_ctr_impressions": ("impressions behind recsys_ctr (current) and recsys_ctr_baseline", ("window",)),
+    "recsys_pipeline_metrics_scrape_error": ("1 if the database could not be read", ()),
+}
+
+
+class Sample(NamedTuple):
+    name: str
+    labels: dict[str, str]
+    value: float
+
+
+def _utc_seconds(value: dt.datetime | dt.date) -> float:
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
+    return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc).timestamp()
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def run_samples(engine: Engine) -> list[Sample]:
+    """Samples about the latest nightly run (newest ``run_date`` in ``pipeline_runs``)."""
+    with engine.connect() as conn:
+        latest = conn.execute(select(func.max(PipelineRun.run_date))).scalar()
+        if latest is None:
+            return []
+        rows = conn.execute(
+            select(PipelineRun.step, PipelineRun.status, PipelineRun.details).where(PipelineRun.run_date == latest)
+        ).all()
+    failed = {step: (status or "").lower() in FAILED_STATUSES for step, status, _ in rows}
+    details = {step: (d or {}) for step, _, d in rows}
+    out = [
+        Sample("recsys_model_training_status", {}, float(any(failed.values()))),
+        Sample("recsys_pipeline_last_run_date_timestamp_seconds", {}, _utc_seconds(latest)),
+    ]
+    out += [Sample("recsys_pipeline_step_failed", {"step": s}, float(f)) for s, f in sorted(failed.items())]
+    for step, d in sorted(details.items()):
+        if (seconds := _number(d.get("duration_seconds"))) is not None:
+            out.append(Sample("recsys_pipeline_step_duration_seconds", {"step": step}, seconds))
+            if step == "train":
+                out.append(Sample("recsys_training_duration_seconds", {}, seconds))
+    if (rows_extracted := _number(details.get("extract", {}).get("rows"))) is not None:
+        out.append(Sample("recsys_rows_extracted", {}, rows_extracted))
+    if "validate" in details:
+        listed = details["validate"].get("failed")
+        out.append(Sample("recsys_validation_failures", {}, float(len(listed) if isinstance(listed, list) else 0)))
+    return out
+
+
+def _flat_metrics(metrics: dict | None) -> dict[str, float]:
+    """The model's own numbers: ``metrics["new"]`` when evaluate nested them, else the top level."""
+    metrics = metrics or {}
+    own = metrics.get("new") if isinstance(metrics.get("new"), dict) else metrics
+    return {k: v for k, raw in own.items() if (v := _number(raw)) is not None}
+
+
+def model_samples(engine: Engine) -> tuple[list[Sample], str | None]:
+    """Samples about the registry, and the LIVE model id (or None)."""
+    with engine.connect() as conn:
+        newest = conn.execute(select(func.max(RecommendationModel.created_at))).scalar()
+        live = conn.execute(
+            select(RecommendationModel.model_id, RecommendationModel.version, RecommendationModel.metrics).where(
+                RecommendationModel.status == STATUS_LIVE
+            )
+        ).first()
+    out = [Sample("recsys_model_last_trained_timestamp_seconds", {}, _utc_seconds(newest))] if newest else []
+    if live is None:
+        return out, None
+    model_id, version, metrics = live
+    out.append(Sample("recsys_live_model_info", {"model_id": model_id, "version": str(version)}, 1.0))
+    out += [
+        Sample("recsys_live_model_metric", {"metric": name, "model_id": model_id}, value)
+        for name, value in sorted(_flat_metrics(metrics).items())
+    ]
+    return out, model_id
+
+
+def ctr_counts(engine: Engine, now_ms: int) -> dict[str, tuple[int, int]]:
+    """``{"current": (impressions, clicks), "baseline": (...)}`` for the last 24 h and the 7 days before."""
+    cut = now_ms - CTR_CURRENT_DAYS * MS_PER_DAY
+    start = cut - CTR_BASELINE_DAYS * MS_PER_DAY
+    ts, kind = UserEvent.timestamp, UserEvent.event_type
+
+    def count(event_type: str, current: bool):
+        window = ts >= cut if current else ts < cut
+        return func.coalesce(func.sum(case(((kind == event_type) & window, 1), else_=0)), 0)
+
+    query = select(count(IMPRESSION, True), count(CLICK, True), count(IMPRESSION, False), count(CLICK, False)).where(
+        ts >= start, ts < now_ms, kind.in_((IMPRESSION, CLICK))
+    )
+    with engine.connect() as conn:
+        imp_cur, clk_cur, imp_base, clk_base = conn.execute(query).one()
+    return {"current": (int(imp_cur), int(clk_cur)), "baseline": (int(imp_base), int(clk_base))}
+
+
+def ctr_samples(counts: dict[str, tuple[int, int]], model_id: str | None) -> list[Sample]:
+    out = [Sample("recsys_ctr_impressions", {"window": w}, float(counts[w][0])) for w in ("current", "baseline")]
+    imp, clk = counts["current"]
+    if imp:
+        out.append(Sample("recsys_ctr", {"model": model_id or "none"}, clk / imp))
+    imp, clk = counts["baseline"]
+    if imp:
+        out.append(Sample("recsys_ctr_baseline", {}, clk / imp))
+    return out
+
+
+def collect_samples(engine: Engine, now: dt.datetime | None = None) -> list[Sample]:
+    """Every pipeline sample, read now (``now`` only sets the CTR windows; default: the clock)."""
+    now_ms = int((now or dt.datetime.now(dt.timezone.utc)).timestamp() * 1000)
+    models, live_id = model_samples(engine)
+    return run_samples(engine) + models + ctr_samples(ctr_counts(engine, now_ms), live_id)
+
+
+def to_families(samples: list[Sample]) -> list[GaugeMetricFamily]:
+    families: dict[str, GaugeMetricFamily] = {}
+    for s in samples:
+        help_text, label_names = METRICS[s.name]
+        family = families.setdefault(s.name, GaugeMetricFamily(s.name, help_text, labels=label_names))
+        family.add_metric([s.labels[n] for n in label_names], s.value)
+    return list(families.values())
+
+
+class PipelineMetricsCollector(Collector):
+    """A Prometheus collector that reads the database on scrape, at most every ``cache_seconds``."""
+
+    def __init__(self, engine: Engine, cache_seconds: float = 15.0):
+        self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Sample]] | None = None
+
+    def samples(self) -> list[Sample]:
+        with self._lock:
+            if self._cached and time.monotonic() - self._cached[0] < self.cache_seconds:
+                return self._cached[1]
+            try:
+                samples = collect_samples(self.engine) + [Sample("recsys_pipeline_metrics_scrape_error", {}, 0.0)]
+            except Exception:  # a scrape must answer: report the failure as a metric
+                log.exception("pipeline metrics: database read failed")
+                samples = [Sample("recsys_pipeline_metrics_scrape_error", {}, 1.0)]
+            self._cached = (time.monotonic(), samples)
+            return samples
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from to_families(self.samples())
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # names vary with the data: no describe, so registering never scrapes the database
+
+
+def register_pipeline_metrics(engine: Engine, registry: CollectorRegistry, cache_seconds: float = 15.0) -> PipelineMetricsCollector:
+    collector = PipelineMetricsCollector(engine, cache_seconds=cache_seconds)
+    registry.register(collector)
+    return collector
+
+
+def serve(engine: Engine, port: int, addr: str = "0.0.0.0", cache_seconds: float = 15.0):
+    """Start the exporter's HTTP server in a thread; returns ``(server, thread)``."""
+    registry = CollectorRegistry()
+    register_pipeline_metrics(engine, registry, cache_seconds=cache_seconds)
+    return start_http_server(port, addr=addr, registry=registry)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recsys.pipeline_metrics", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=9108)
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--cache-seconds", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from recsys.clients import get_engine
+
+    server, _thread = serve(get_engine(), args.port, args.host, args.cache_seconds)
+    log.info("pipeline metrics on http://%s:%d/metrics", args.host, server.server_address[1])
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
