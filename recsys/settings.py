@@ -15,6 +15,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# cross-sell: after buying from the key category, these categories go with it
+DEFAULT_COMPLEMENTS: dict[str, list[str]] = {
+    "Cameras": ["Camera Lenses", "Camera Cases"],
+    "Electronics": ["Home", "Books"],
+    "Shoes": ["Fashion", "Sports"],
+    "Fashion": ["Shoes", "Jewelry"],
+    "Kitchen": ["Grocery", "Home"],
+    "Sports": ["Shoes", "Grocery"],
+    "Jewelry": ["Fashion", "Beauty"],
+    "Garden": ["Home"],
+    "Toys": ["Books"],
+}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
@@ -47,15 +60,45 @@ class Settings(BaseSettings):
     volume_band: float = Field(default=0.5, gt=0, lt=1, description="day volume must be within +-band of the trailing mean")
     bot_events_per_minute: int = Field(default=60, ge=1)
 
+    # Airflow (read when the DAG file is parsed: environment only)
+    dag_retries: int = Field(default=2, ge=0, description="retries of every nightly task")
+    dag_deadline_hours: float = Field(
+        default=4.0, ge=0, description="page on-call when a nightly run is not done this long after it was queued; 0 = off"
+    )
+
     # serving
     personalized_min_events: int = Field(default=50, ge=0)
     admin_token: str = Field(default="")
+    session_ttl_seconds: int = Field(default=7 * 86400, ge=60, description="session:{user_id} hash lifetime")
+    api_refresh_seconds: float = Field(default=60.0, gt=0, description="API catalog / model / fallback-list refresh")
+    event_clock_skew_seconds: int = Field(default=300, ge=0, description="how far in the future an event may be")
+    event_max_age_days: int = Field(default=30, ge=1, description="older event timestamps are refused")
+    redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    db_timeout_seconds: float = Field(default=2.0, gt=0)
+    # serving re-ranking (recsys.ranking.rerank); a weight of 0 switches a rule off
+    rerank_out_of_stock: str = Field(default="demote", description="demote | drop | keep")
+    rerank_margin_weight: float = Field(default=0.05, ge=0)
+    rerank_freshness_weight: float = Field(default=0.1, ge=0)
+    rerank_session_weight: float = Field(default=0.3, ge=0)
+    rerank_cross_sell_weight: float = Field(default=0.5, ge=0)
+    cross_sell_complements: dict[str, list[str]] = Field(
+        default_factory=lambda: dict(DEFAULT_COMPLEMENTS),
+        description="JSON: category -> categories that go with it (bought a camera: lenses and cases)",
+    )
+    tier3_new_arrivals: int = Field(default=3, ge=0, description="slots of a trending list given to new arrivals")
 
     @field_validator("promotion_policy")
     @classmethod
     def _policy(cls, v: str) -> str:
         if v not in ("auto", "ab_test"):
             raise ValueError("promotion_policy must be 'auto' or 'ab_test'")
+        return v
+
+    @field_validator("rerank_out_of_stock")
+    @classmethod
+    def _out_of_stock(cls, v: str) -> str:
+        if v not in ("demote", "drop", "keep"):
+            raise ValueError("rerank_out_of_stock must be 'demote', 'drop' or 'keep'")
         return v
 
     @field_validator("loss")

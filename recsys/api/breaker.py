@@ -1,0 +1,33 @@
+"""A small circuit breaker: after a failure, skip a dependency for a cool-down.
+
+When Redis hangs, every request would otherwise wait for the socket timeout;
+with the breaker open the fallback tiers answer at once, and one request per
+cool-down tries the dependency again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class CircuitBreaker:
+    def __init__(self, name: str, cooldown_seconds: float = 2.0, clock: Callable[[], float] = time.monotonic):
+        if cooldown_seconds < 0:
+            raise ValueError(f"cooldown_seconds must be >= 0, not {cooldown_seconds}")
+        self.name = name
+        self.cooldown = cooldown_seconds
+        self._clock = clock
+        self._open_until = 0.0
+        self.failures = 0
+
+    def available(self) -> bool:
+        """True when the dependency may be tried (closed, or the cool-down is over)."""
+        return self._clock() >= self._open_until
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        self._open_until = self._clock() + self.cooldown
+
+    def record_success(self) -> None:
+        self._open_until = 0.0

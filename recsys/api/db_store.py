@@ -1,0 +1,202 @@
+"""Database adapter of the API: SQLAlchemy async (asyncpg on PostgreSQL, aiosqlite on SQLite).
+
+Why async and not a threadpool: every click is a write, and an async pool lets
+one worker keep many writes in flight without a thread per request; the same
+Core tables of ``recsys.db.models`` keep the SQL portable between the two
+databases. Every failure becomes ``DependencyDown("database")``; a circuit
+breaker keeps reads from waiting on a database that just failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from recsys.api.breaker import CircuitBreaker
+from recsys.api.errors import DependencyDown
+from recsys.api.session_state import COUNTED_EVENTS
+from recsys.constants import MS_PER_DAY, STATUS_LIVE
+from recsys.db.models import ABTest, Product, RecommendationModel, User, UserEvent, UserProductInteraction
+
+T = TypeVar("T")
+_EVENTS = UserEvent.__table__
+_COUNTED = sorted(COUNTED_EVENTS)
+
+
+def async_database_url(url: str) -> str:
+    """``postgresql[+psycopg]://`` -> ``postgresql+asyncpg://``; ``sqlite://`` -> ``sqlite+aiosqlite://``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    base = scheme.split("+", 1)[0]
+    if base in ("postgresql", "postgres"):
+        return f"postgresql+asyncpg://{rest}"
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    return url
+
+
+def make_async_engine(url: str, timeout_seconds: float = 2.0) -> AsyncEngine:
+    url = async_database_url(url)
+    if url.startswith("sqlite"):
+        return create_async_engine(url, connect_args={"timeout": 30})
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=timeout_seconds,
+        connect_args={"timeout": timeout_seconds, "command_timeout": timeout_seconds},
+    )
+
+
+def _insert(dialect: str, table):
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    inserted: bool  # False: the client event id was already logged (a retry)
+    event_id: int | None
+    n_events: int  # the user's events after this one (impressions excluded)
+    same_event: bool = True  # False: the client event id names a different event
+
+
+class DbStore:
+    def __init__(self, engine: AsyncEngine, breaker: CircuitBreaker | None = None):
+        self.engine = engine
+        self.breaker = breaker or CircuitBreaker("database")
+        self.dialect = engine.dialect.name
+
+    async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
+        if not self.breaker.available():
+            raise DependencyDown("database", "circuit open after a recent failure")
+        try:
+            result = await call()
+        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
+            self.breaker.record_failure()
+            raise DependencyDown("database", type(exc).__name__) from exc
+        self.breaker.record_success()
+        return result
+
+    async def _read(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async def run():
+            async with self.engine.connect() as conn:
+                return await fn(conn)
+
+        return await self._guard(run)
+
+    async def ping(self) -> bool:
+        return await self._read(lambda c: c.scalar(text("SELECT 1"))) == 1
+
+    async def insert_event(self, row: Mapping) -> EventWrite:
+        """Store one event (and its user, if new) and count the user's events, in one transaction."""
+
+        async def run():
+            async with self.engine.begin() as conn:
+                seen = dt.datetime.fromtimestamp(row["timestamp"] / 1000, tz=dt.timezone.utc)
+                await conn.execute(_insert(self.dialect, User.__table__)
+                                   .values(user_id=row["user_id"], first_seen_at=seen, last_seen_at=seen)
+                                   .on_conflict_do_nothing(index_elements=["user_id"]))
+                stmt = _insert(self.dialect, _EVENTS).values(**row)
+                if row.get("client_event_id"):
+                    stmt = stmt.on_conflict_do_nothing(index_elements=["client_event_id"])
+                event_id = (await conn.execute(stmt.returning(_EVENTS.c.event_id))).scalar()
+                inserted, same = event_id is not None, True
+                if not inserted:
+                    event_id, same = await self._existing(conn, row)
+                n = await conn.scalar(select(func.count()).select_from(_EVENTS).where(
+                    _EVENTS.c.user_id == row["user_id"], _EVENTS.c.event_type.in_(_COUNTED)))
+                return EventWrite(inserted=inserted, event_id=event_id, n_events=int(n or 0), same_event=same)
+
+        return await self._guard(run)
+
+    @staticmethod
+    async def _existing(conn: AsyncConnection, row: Mapping) -> tuple[int | None, bool]:
+        found = (await conn.execute(select(_EVENTS.c.event_id, _EVENTS.c.user_id, _EVENTS.c.product_id,
+                                           _EVENTS.c.event_type)
+                                    .where(_EVENTS.c.client_event_id == row["client_event_id"]))).first()
+        if found is None:
+            return None, False
+        same = (found.user_id, found.product_id, found.event_type) == (
+            row["user_id"], row["product_id"], row["event_type"])
+        return int(found.event_id), same
+
+    async def product_category(self, product_id: int) -> str | None:
+        """The product's category ("" when it has none); None when the product is unknown."""
+        row = await self._read(lambda c: c.execute(
+            select(Product.category).where(Product.product_id == product_id)))
+        found = row.first()
+        return None if found is None else (found[0] or "")
+
+    async def user_history(self, user_id: int, limit: int = 50) -> tuple[int, list[tuple[int, str]]]:
+        """The user's event count and latest ``limit`` ``(product_id, event_type)``, newest first."""
+
+        async def fn(conn):
+            n = await conn.scalar(select(func.count()).select_from(_EVENTS).where(
+                _EVENTS.c.user_id == user_id, _EVENTS.c.event_type.in_(_COUNTED)))
+            rows = (await conn.execute(
+                select(_EVENTS.c.product_id, _EVENTS.c.event_type)
+                .where(_EVENTS.c.user_id == user_id, _EVENTS.c.event_type.in_(_COUNTED))
+                .order_by(_EVENTS.c.timestamp.desc()).limit(limit))).all()
+            return int(n or 0), [(int(p), str(e)) for p, e in rows if p is not None]
+
+        return await self._read(fn)
+
+    async def catalog_rows(self) -> list[dict]:
+        cols = [Product.product_id, Product.name, Product.category, Product.price, Product.margin,
+                Product.in_stock, Product.created_at]
+        rows = await self._read(lambda c: c.execute(select(*cols)))
+        return [dict(r._mapping) for r in rows]
+
+    async def live_model(self) -> dict | None:
+        async def fn(conn):
+            row = (await conn.execute(select(RecommendationModel.__table__)
+                                      .where(RecommendationModel.status == STATUS_LIVE))).first()
+            return dict(row._mapping) if row else None
+
+        return await self._read(fn)
+
+    async def running_ab_test(self) -> dict | None:
+        async def fn(conn):
+            row = (await conn.execute(select(ABTest.__table__).where(ABTest.status == "RUNNING")
+                                      .order_by(ABTest.test_id.desc()).limit(1))).first()
+            return dict(row._mapping) if row else None
+
+        return await self._read(fn)
+
+    async def event_counts(self, days: int) -> tuple[int | None, list[tuple[int, str, int]]]:
+        """The newest event's time and ``(product_id, event_type, n)`` over the ``days`` days before it."""
+
+        async def fn(conn):
+            newest = await conn.scalar(select(func.max(_EVENTS.c.timestamp)))
+            if newest is None:
+                return None, []
+            rows = await conn.execute(
+                select(_EVENTS.c.product_id, _EVENTS.c.event_type, func.count())
+                .where(_EVENTS.c.timestamp > newest - days * MS_PER_DAY, _EVENTS.c.product_id.is_not(None))
+                .group_by(_EVENTS.c.product_id, _EVENTS.c.event_type))
+            return int(newest), [(int(p), str(e), int(n)) for p, e, n in rows]
+
+        return await self._read(fn)
+
+    async def co_purchases(self, product_id: int, limit: int) -> list[tuple[int, int]]:
+        """Products bought by the buyers of ``product_id``: ``(product_id, buyers)``, most first."""
+        a, b = UserProductInteraction.__table__.alias("a"), UserProductInteraction.__table__.alias("b")
+        n = func.count().label("n")
+        stmt = (select(b.c.product_id, n).select_from(a.join(b, a.c.user_id == b.c.user_id))
+                .where(a.c.product_id == product_id, a.c.purchases > 0, b.c.purchases > 0,
+                       b.c.product_id != product_id)
+                .group_by(b.c.product_id).order_by(n.desc(), b.c.product_id).limit(limit))
+        rows = await self._read(lambda c: c.execute(stmt))
+        return [(int(p), int(k)) for p, k in rows]
+
+
+__all__ = ["DbStore", "EventWrite", "async_database_url", "make_async_engine"]

@@ -1,0 +1,103 @@
+"""Typed errors of the API and the handlers that turn them into JSON answers.
+
+Every error answer has the same shape: ``{"detail": str, "field": str | None,
+"errors": [...], "request_id": str}``; a validation error names the field
+(``num_items: Input should be less than or equal to 100``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+
+class OrjsonResponse(Response):
+    """JSON rendered by orjson (FastAPI's ORJSONResponse is deprecated in 0.13x)."""
+
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a readable message."""
+
+    status_code = 500
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInputError(ApiError):
+    """Input that passed the schema but not the business rules (unknown product, ...)."""
+
+    status_code = 422
+
+
+class NotFoundError(ApiError):
+    status_code = 404
+
+
+class ConflictError(ApiError):
+    """A client event id re-used for a different event."""
+
+    status_code = 409
+
+
+class DependencyDown(ApiError):
+    """Redis or the database did not answer; the client may retry later."""
+
+    status_code = 503
+
+    def __init__(self, dependency: str, cause: BaseException | str):
+        super().__init__(f"{dependency} unavailable: {cause}")
+        self.dependency = dependency
+
+
+def request_id_of(request: Request) -> str:
+    return getattr(request.state, "request_id", "") or ""
+
+
+def field_of(loc) -> str:
+    """``("query", "num_items")`` -> ``num_items``; ``("body", "price")`` -> ``price``."""
+    parts = [str(p) for p in loc if p not in ("query", "body", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def error_body(request: Request, detail: str, field: str | None, errors: list | None = None) -> dict:
+    return {"detail": detail, "field": field, "errors": errors or [], "request_id": request_id_of(request)}
+
+
+async def _validation_handler(request: Request, exc: RequestValidationError) -> Response:
+    errors = [{"field": field_of(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
+    field = errors[0]["field"] if errors else None
+    return OrjsonResponse(error_body(request, detail, field, errors), status_code=422)
+
+
+async def _api_error_handler(request: Request, exc: ApiError) -> Response:
+    errors = [{"field": exc.field, "message": exc.message}] if exc.field else []
+    headers = {"Retry-After": "1"} if exc.status_code == 503 else None
+    return OrjsonResponse(error_body(request, exc.message, exc.field, errors), status_code=exc.status_code,
+                          headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(ApiError, _api_error_handler)
+
+
+def error_responses(*codes: int) -> dict:
+    """OpenAPI ``responses=`` entries for the error codes a route may answer."""
+    from recsys.api.schemas import ErrorBody
+
+    return {code: {"model": ErrorBody} for code in codes}

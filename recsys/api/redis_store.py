@@ -1,0 +1,151 @@
+"""Redis adapter of the API (redis.asyncio): the hot-path read, session updates, lists.
+
+Every failure (refused, timeout, protocol) becomes ``DependencyDown("redis")``
+and opens the circuit breaker, so that callers fall back to the other tiers.
+The cache-hit path is ``read_user_view``: one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from recsys.api.breaker import CircuitBreaker
+from recsys.api.errors import DependencyDown
+from recsys.api.session_state import EMPTY_SESSION, UPDATE_SESSION_LUA, SessionState, parse_session
+from recsys.constants import (
+    KEY_AB_ASSIGNMENT,
+    KEY_BESTSELLERS,
+    KEY_CATEGORIES,
+    KEY_NEW_ARRIVALS,
+    KEY_RECS,
+    KEY_RECS_MODEL,
+    KEY_SESSION,
+    KEY_TRENDING,
+    KEY_USER_EMBEDDING,
+    KEY_USER_EVENTS,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+def loads_or_none(raw) -> dict | list | None:
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        log.warning("ignoring a Redis value that is not JSON: %r", raw[:80])
+        return None
+
+
+def _int_or_none(raw) -> int | None:
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class UserView:
+    """What Redis holds for one user, read in one round trip."""
+
+    recs: Mapping | None = None
+    model_recs: Mapping | None = None  # recs:{model_id}:{user_id} of the A/B treatment model, if asked
+    ab: Mapping | None = None
+    session: SessionState = EMPTY_SESSION
+    n_events: int | None = None
+
+
+class RedisStore:
+    def __init__(self, client: Redis, breaker: CircuitBreaker | None = None):
+        self.client = client
+        self.breaker = breaker or CircuitBreaker("redis")
+        self._update = client.register_script(UPDATE_SESSION_LUA)
+
+    async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
+        if not self.breaker.available():
+            raise DependencyDown("redis", "circuit open after a recent failure")
+        try:
+            result = await call()
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self.breaker.record_failure()
+            raise DependencyDown("redis", exc) from exc
+        self.breaker.record_success()
+        return result
+
+    async def ping(self) -> bool:
+        return bool(await self._guard(self.client.ping))
+
+    async def read_user_view(self, user_id: int, model_id: str | None = None) -> UserView:
+        """recs, the A/B treatment's recs (when ``model_id``), assignment, session, counter: one round trip."""
+
+        async def run():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(KEY_RECS.format(user_id=user_id))
+            if model_id:
+                pipe.get(KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id))
+            pipe.get(KEY_AB_ASSIGNMENT.format(user_id=user_id))
+            pipe.hgetall(KEY_SESSION.format(user_id=user_id))
+            pipe.get(KEY_USER_EVENTS.format(user_id=user_id))
+            return await pipe.execute()
+
+        out = await self._guard(run)
+        model_recs = loads_or_none(out.pop(1)) if model_id else None
+        recs_raw, ab_raw, session_raw, count_raw = out
+        return UserView(recs=loads_or_none(recs_raw), model_recs=model_recs, ab=loads_or_none(ab_raw),
+                        session=parse_session(session_raw), n_events=_int_or_none(count_raw))
+
+    async def get_json(self, key: str):
+        return loads_or_none(await self._guard(lambda: self.client.get(key)))
+
+    async def user_embedding(self, user_id: int) -> Mapping | None:
+        return await self.get_json(KEY_USER_EMBEDDING.format(user_id=user_id))
+
+    async def model_recs(self, model_id: str, user_id: int) -> Mapping | None:
+        return await self.get_json(KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id))
+
+    async def write_recs(self, user_id: int, payload: Mapping, ttl_seconds: int) -> None:
+        data = orjson.dumps(payload)
+        await self._guard(lambda: self.client.set(KEY_RECS.format(user_id=user_id), data, ex=ttl_seconds))
+
+    async def record_event(self, user_id: int, args: list[str]) -> None:
+        """Apply one event to ``session:{user_id}`` and its counter (one script, ``update_args``)."""
+        keys = [KEY_SESSION.format(user_id=user_id), KEY_USER_EVENTS.format(user_id=user_id)]
+        await self._guard(lambda: self._update(keys=keys, args=args))
+
+    async def seed_user(self, user_id: int, n_events: int, fields: Mapping[str, str],
+                        session_ttl: int, counter_ttl: int) -> None:
+        """First sight of a user: counter and history fields, never overwriting fresher values."""
+
+        async def run():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(KEY_USER_EVENTS.format(user_id=user_id), n_events, nx=True, ex=counter_ttl)
+            if fields:
+                key = KEY_SESSION.format(user_id=user_id)
+                for name, value in fields.items():
+                    pipe.hsetnx(key, name, value)
+                pipe.expire(key, session_ttl, nx=True)
+            return await pipe.execute()
+
+        await self._guard(run)
+
+    async def read_lists(self) -> dict:
+        """trending, new arrivals, categories and every category's bestsellers (two round trips)."""
+        trending, new, cats = await self._guard(
+            lambda: self.client.mget([KEY_TRENDING, KEY_NEW_ARRIVALS, KEY_CATEGORIES]))
+        categories = [str(c) for c in (loads_or_none(cats) or [])]
+        best = {}
+        if categories:
+            keys = [KEY_BESTSELLERS.format(category=c) for c in categories]
+            values = await self._guard(lambda: self.client.mget(keys))
+            best = {c: loads_or_none(v) for c, v in zip(categories, values) if v is not None}
+        return {"trending": loads_or_none(trending), "new_arrivals": loads_or_none(new),
+                "categories": categories, "bestsellers": best}

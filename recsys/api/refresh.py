@@ -1,0 +1,86 @@
+"""Background refresh of the serving snapshots: catalog, LIVE model (+ embeddings), fallback lists.
+
+Each refresh keeps the previous snapshot when its source fails, and counts the
+failure as degraded; ``refresh_forever`` repeats every ``api_refresh_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from recsys.api.catalog import CatalogSnapshot
+from recsys.api.embeddings import load_embeddings
+from recsys.api.errors import DependencyDown
+from recsys.api.fallbacks import lists_from_counts, lists_from_redis
+from recsys.api.state import ServingState
+
+log = logging.getLogger(__name__)
+
+
+async def refresh_catalog(state: ServingState) -> bool:
+    try:
+        rows = await state.db.catalog_rows()
+    except DependencyDown as exc:
+        log.warning("catalog refresh skipped: %s", exc)
+        return False
+    state.catalog = CatalogSnapshot.from_rows(rows)
+    return True
+
+
+async def refresh_model(state: ServingState) -> bool:
+    """The LIVE registry row, a running A/B test, and the embeddings when the LIVE model changed."""
+    try:
+        live = await state.db.live_model()
+        state.ab_test = await state.db.running_ab_test()
+    except DependencyDown as exc:
+        log.warning("model refresh skipped: %s", exc)
+        return False
+    state.live_model = live
+    model_id = live["model_id"] if live else None
+    if model_id is None or state.store is None:
+        return True
+    if state.embeddings is None or state.embeddings.model_id != model_id:
+        try:
+            state.embeddings = await asyncio.to_thread(load_embeddings, state.store, model_id)
+            log.info("loaded embeddings of %s (%d items)", model_id, len(state.embeddings.item_ids))
+        except Exception as exc:  # a model not published yet: keep serving from the cache
+            log.warning("embeddings of %s not loaded: %s", model_id, exc)
+    return True
+
+
+async def refresh_lists(state: ServingState) -> bool:
+    """The Redis lists of precompute; the database's recent events when Redis has none."""
+    try:
+        lists = lists_from_redis(await state.redis.read_lists())
+        if not lists.empty:
+            state.lists = lists
+            return True
+    except DependencyDown as exc:
+        log.warning("fallback lists not read from Redis: %s", exc)
+    if not state.lists.empty and state.lists.origin == "redis":
+        return False  # keep the last lists precompute wrote
+    try:
+        newest, counts = await state.db.event_counts(state.settings.trending_days)
+    except DependencyDown as exc:
+        log.warning("fallback lists not computed from the database: %s", exc)
+        return False
+    now_ms = newest if newest is not None else state.now_ms()
+    state.lists = lists_from_counts(counts, state.catalog, now_ms=now_ms, new_days=state.settings.new_product_days)
+    return True
+
+
+async def refresh_all(state: ServingState) -> dict[str, bool]:
+    catalog = await refresh_catalog(state)  # first: the database lists need the catalog
+    model = await refresh_model(state)
+    lists = await refresh_lists(state)
+    return {"catalog": catalog, "model": model, "lists": lists}
+
+
+async def refresh_forever(state: ServingState) -> None:
+    while True:
+        await asyncio.sleep(state.settings.api_refresh_seconds)
+        try:
+            await refresh_all(state)
+        except Exception:  # never let the loop die
+            log.exception("serving refresh failed")

@@ -1,0 +1,167 @@
+"""Real-time user state in Redis: the ``session:{user_id}`` hash and the event counter.
+
+Hash fields (lists joined by the unit separator ``\\x1f``, most recent first):
+- ``cats``    recent categories the user browsed (view, click, wishlist, cart), distinct, at most 5
+- ``viewed``  recent product ids browsed, distinct, at most 20
+- ``bought``  recent purchases, distinct, at most 10 (a RETURN removes its product)
+- ``sid``     the last client session id; ``ts`` epoch ms of the last update
+The hash lives ``settings.session_ttl_seconds`` after its last event; a user
+without one gets it seeded from the database (``seed_fields``).
+
+Counter ``user:events:{user_id}`` (decided here): the user's number of events
+(impressions excluded), for the personalisation threshold. The event path
+sets it to the exact count read in the event's own transaction; a user seen
+first by a read is seeded once from the database with SET NX. Precompute may
+seed it too (same key, plain integer).
+
+An update is one Lua script, so concurrent events of one user never lose each
+other's changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from recsys.constants import ADD_TO_CART, CLICK, IMPRESSION, PURCHASE, RETURN, VIEW, WISHLIST
+
+SEP = "\x1f"
+MAX_CATEGORIES = 5
+MAX_VIEWED = 20
+MAX_BOUGHT = 10
+BROWSE_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART})
+COUNTED_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE, RETURN})  # not IMPRESSION
+
+# KEYS: session hash, counter. ARGV: event_type, product_id, category, session_id, now_ms,
+# session ttl, the user's event count ('' = unknown), counter ttl. The counter only grows.
+UPDATE_SESSION_LUA = """
+local key = KEYS[1]
+local function push(field, value, maxn)
+  if value == '' then return end
+  local out = {value}
+  local cur = redis.call('HGET', key, field)
+  if cur then
+    for item in string.gmatch(cur, '[^\\31]+') do
+      if item ~= value and #out < maxn then out[#out + 1] = item end
+    end
+  end
+  redis.call('HSET', key, field, table.concat(out, '\\31'))
+end
+local function remove(field, value)
+  local cur = redis.call('HGET', key, field)
+  if not cur then return end
+  local out = {}
+  for item in string.gmatch(cur, '[^\\31]+') do
+    if item ~= value then out[#out + 1] = item end
+  end
+  redis.call('HSET', key, field, table.concat(out, '\\31'))
+end
+local etype = ARGV[1]
+if etype == 'PURCHASE' then
+  push('bought', ARGV[2], %(max_bought)d)
+elseif etype == 'RETURN' then
+  remove('bought', ARGV[2])
+elseif etype ~= 'IMPRESSION' then
+  push('cats', ARGV[3], %(max_cats)d)
+  push('viewed', ARGV[2], %(max_viewed)d)
+end
+if ARGV[4] ~= '' then redis.call('HSET', key, 'sid', ARGV[4]) end
+redis.call('HSET', key, 'ts', ARGV[5])
+redis.call('EXPIRE', key, tonumber(ARGV[6]))
+if ARGV[7] ~= '' then
+  local n = tonumber(ARGV[7])
+  local cur = tonumber(redis.call('GET', KEYS[2]) or '-1')
+  if n > cur then redis.call('SET', KEYS[2], ARGV[7]) end
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
+end
+return 1
+""" % {"max_bought": MAX_BOUGHT, "max_cats": MAX_CATEGORIES, "max_viewed": MAX_VIEWED}
+
+
+@dataclass(frozen=True)
+class SessionState:
+    categories: tuple[str, ...] = ()
+    viewed: tuple[int, ...] = ()
+    purchased: tuple[int, ...] = ()
+    session_id: str | None = None
+    updated_at_ms: int | None = None
+    exists: bool = False  # the hash exists (seeded or written by an event)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.categories or self.viewed or self.purchased)
+
+
+EMPTY_SESSION = SessionState()
+
+
+def _text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _split(value) -> list[str]:
+    return [p for p in _text(value).split(SEP) if p] if value is not None else []
+
+
+def _ids(value) -> tuple[int, ...]:
+    out = []
+    for p in _split(value):
+        try:
+            out.append(int(p))
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+def parse_session(raw: Mapping | None) -> SessionState:
+    """The state of a ``HGETALL session:{user_id}`` answer (bytes or str keys)."""
+    if not raw:
+        return EMPTY_SESSION
+    h = {_text(k): v for k, v in raw.items()}
+    ts = h.get("ts")
+    return SessionState(
+        categories=tuple(_split(h.get("cats"))),
+        viewed=_ids(h.get("viewed")),
+        purchased=_ids(h.get("bought")),
+        session_id=_text(h["sid"]) if h.get("sid") is not None else None,
+        updated_at_ms=int(_text(ts)) if ts is not None and _text(ts).isdigit() else None,
+        exists=True,
+    )
+
+
+def update_args(event_type: str, product_id: int, category: str, session_id: str | None, *, now_ms: int,
+                session_ttl: int, n_events: int | None, counter_ttl: int) -> list[str]:
+    """ARGV of ``UPDATE_SESSION_LUA`` for one event."""
+    count = "" if n_events is None else str(n_events)
+    return [event_type, str(product_id), category or "", session_id or "", str(now_ms), str(session_ttl),
+            count, str(counter_ttl)]
+
+
+def _distinct(values: Iterable) -> list:
+    seen, out = set(), []
+    for v in values:
+        if v and v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+def seed_fields(recent: Sequence[tuple[int, str]], category_of) -> dict[str, str]:
+    """Hash fields from a user's recent events ``[(product_id, event_type)]``, newest first."""
+    returned = {pid for pid, et in recent if et == RETURN}
+    browsed = [(pid, et) for pid, et in recent if et in BROWSE_EVENTS]
+    cats = _distinct(category_of(pid) for pid, _ in browsed)[:MAX_CATEGORIES]
+    viewed = _distinct(pid for pid, _ in browsed)[:MAX_VIEWED]
+    bought = _distinct(pid for pid, et in recent if et == PURCHASE and pid not in returned)[:MAX_BOUGHT]
+    fields = {"seeded": "1"}  # marks a user whose history was read, even an empty one
+    if cats:
+        fields["cats"] = SEP.join(cats)
+    if viewed:
+        fields["viewed"] = SEP.join(map(str, viewed))
+    if bought:
+        fields["bought"] = SEP.join(map(str, bought))
+    return fields
+
+
+__all__ = ["COUNTED_EVENTS", "EMPTY_SESSION", "IMPRESSION", "SessionState", "UPDATE_SESSION_LUA",
+           "parse_session", "seed_fields", "update_args"]

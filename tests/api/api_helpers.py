@@ -1,0 +1,169 @@
+"""Helpers of the API tests: a small hand-made catalog, the documented Redis lists, an ASGI client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+
+import httpx
+
+from recsys.constants import KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_RECS, KEY_TRENDING, KEY_USER_EVENTS
+
+REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CATEGORIES = ("Shoes", "Fashion", "Electronics", "Books", "Home")
+PER_CATEGORY = 10
+OUT_OF_STOCK = 5  # the 5th product of each category
+NEW_PRODUCT = 10  # the 10th product of each category is 2 days old
+
+
+def pid(category: str, j: int) -> int:
+    """Product ids: 100 * (category index + 1) + j, j in 1..10 (Shoes 101..110, Fashion 201..210, ...)."""
+    return 100 * (CATEGORIES.index(category) + 1) + j
+
+
+def catalog_rows(now: dt.datetime | None = None) -> list[dict]:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for cat in CATEGORIES:
+        for j in range(1, PER_CATEGORY + 1):
+            created = now - dt.timedelta(days=2 if j == NEW_PRODUCT else 200)
+            rows.append({"product_id": pid(cat, j), "name": f"{cat} item {j}", "category": cat,
+                         "price": 10.0 * j, "margin": j / 20, "in_stock": j != OUT_OF_STOCK,
+                         "created_at": created, "last_updated_at": created})
+    return rows
+
+
+def ranked(products: list[int]) -> str:
+    n = len(products)
+    return json.dumps({"products": products, "scores": [float(n - i) for i in range(n)],
+                       "popularity": [10 * (n - i) for i in range(n)], "updated_at": "2026-11-27T00:00:00+00:00"})
+
+
+def write_lists(redis_client) -> None:
+    """trending (one per category, round-robin), new arrivals, bestsellers, categories: documented shapes."""
+    trending = [pid(cat, j) for j in range(1, 4) for cat in CATEGORIES]
+    pipe = redis_client.pipeline()
+    pipe.set(KEY_TRENDING, ranked(trending))
+    pipe.set(KEY_NEW_ARRIVALS, ranked([pid(cat, NEW_PRODUCT) for cat in CATEGORIES]))
+    for cat in CATEGORIES:
+        pipe.set(KEY_BESTSELLERS.format(category=cat), ranked([pid(cat, j) for j in range(1, PER_CATEGORY)]))
+    pipe.set(KEY_CATEGORIES, json.dumps(list(CATEGORIES)))
+    pipe.execute()
+
+
+async def open_client(app):
+    """Run the app's lifespan and give an httpx client on it; returns (client, closer)."""
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
+
+    async def close():
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+    return client, close
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def lists_json() -> dict:
+    """The documented list values of ``write_lists`` as parsed JSON (for the pure tests)."""
+    trending = [pid(cat, j) for j in range(1, 4) for cat in CATEGORIES]
+    return {"trending": json.loads(ranked(trending)),
+            "new_arrivals": json.loads(ranked([pid(cat, NEW_PRODUCT) for cat in CATEGORIES])),
+            "categories": list(CATEGORIES),
+            "bestsellers": {cat: json.loads(ranked([pid(cat, j) for j in range(1, PER_CATEGORY)]))
+                            for cat in CATEGORIES}}
+
+
+def write_user_recs(redis_client, user_id: int, products: list[int], *, n_events: int | None = None,
+                    model_version: str = "model-a", reasons: list[str] | None = None) -> None:
+    """``recs:{user_id}`` in the documented shape (scores descending) and, optionally, the event counter."""
+    n = len(products)
+    payload = {"products": products, "scores": [1.0 - i / (2 * n) for i in range(n)],
+               "reasons": reasons or ["Customers like you also bought..."] * n,
+               "model_version": model_version, "updated_at": "2026-11-27T00:00:00+00:00"}
+    redis_client.set(KEY_RECS.format(user_id=user_id), json.dumps(payload))
+    if n_events is not None:
+        redis_client.set(KEY_USER_EVENTS.format(user_id=user_id), n_events)
+
+
+def insert_events(engine, user_id: int, products: list[int], event_type: str = "CLICK",
+                  start_ms: int | None = None) -> None:
+    """``user_events`` rows for one user (one per product, a second apart), and the user's row."""
+    from sqlalchemy import insert
+
+    from recsys.db.models import User, UserEvent
+
+    start = start_ms or now_ms() - 3_600_000
+    with engine.begin() as conn:
+        if conn.execute(User.__table__.select().where(User.user_id == user_id)).first() is None:
+            conn.execute(insert(User), [{"user_id": user_id}])
+        conn.execute(insert(UserEvent), [
+            {"user_id": user_id, "product_id": p, "event_type": event_type, "timestamp": start + i * 1000,
+             "price": 1.0 if event_type == "PURCHASE" else None} for i, p in enumerate(products)])
+
+
+def register_live_model(engine, store, model_id: str, user_ids, user_vectors, item_ids, item_vectors,
+                        metrics: dict | None = None) -> None:
+    """A LIVE registry row and its ``embeddings.npz`` in the artifact store (what publish leaves)."""
+    import io
+
+    import numpy as np
+    from sqlalchemy import insert
+
+    from recsys.artifacts import model_key
+    from recsys.db.models import RecommendationModel
+
+    buf = io.BytesIO()
+    np.savez(buf, user_ids=np.asarray(user_ids, dtype=np.int64),
+             user_vectors=np.asarray(user_vectors, dtype=np.float32),
+             item_ids=np.asarray(item_ids, dtype=np.int64), item_vectors=np.asarray(item_vectors, dtype=np.float32))
+    store.put_bytes(model_key(model_id, "embeddings.npz"), buf.getvalue())
+    with engine.begin() as conn:
+        conn.execute(insert(RecommendationModel), [{
+            "model_id": model_id, "model_type": "HYBRID", "version": 1, "train_date": dt.date(2026, 11, 26),
+            "metrics": metrics or {"new": {"precision@10": 0.12, "ndcg@10": 0.2}}, "params": {},
+            "status": "LIVE", "training_samples_count": 10, "artifact_uri": store.uri(model_key(model_id, "")),
+            "created_at": dt.datetime(2026, 11, 26, 3, 0, tzinfo=dt.timezone.utc)}])
+
+
+class RoundTrips:
+    """Counts Redis round trips (packed sends of redis.asyncio) and SQL statements of one app."""
+
+    def __init__(self, monkeypatch, async_engine=None):
+        from redis.asyncio.connection import AbstractConnection
+        from sqlalchemy import event
+
+        self.redis = 0
+        self.sql = 0
+        original = AbstractConnection.send_packed_command
+
+        async def counting(conn, command, check_health=True):
+            self.redis += 1
+            return await original(conn, command, check_health)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+        if async_engine is not None:
+            event.listen(async_engine.sync_engine, "before_cursor_execute", self._count_sql)
+
+    def _count_sql(self, *args, **kwargs):
+        self.sql += 1
+
+    def reset(self) -> None:
+        self.redis = self.sql = 0
+
+
+def truncate_all(engine) -> None:
+    """Empty every table (what the root conftest's ``engine`` fixture does before each test)."""
+    from sqlalchemy import text
+
+    from recsys.db.models import Base
+
+    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

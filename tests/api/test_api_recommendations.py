@@ -1,0 +1,168 @@
+"""GET /recommendations against real Redis and PostgreSQL: every tier, real time, one round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from api_helpers import (
+    CATEGORIES,
+    RoundTrips,
+    insert_events,
+    now_ms,
+    open_client,
+    pid,
+    register_live_model,
+    write_lists,
+    write_user_recs,
+)
+from recsys.api.app import create_app
+from recsys.api.db_store import make_async_engine
+from recsys.api.schemas import RecommendationsResponse
+from recsys.artifacts import LocalArtifactStore
+
+pytestmark = pytest.mark.anyio
+ALL_PRODUCTS = [pid(c, j) for c in CATEGORIES for j in range(1, 11)]
+
+
+async def get_recs(api, user_id, n=10):
+    r = await api.get("/recommendations", params={"user_id": user_id, "num_items": n})
+    assert r.status_code == 200, r.text
+    body = RecommendationsResponse.model_validate(r.json())
+    assert body.request_id == r.headers["x-request-id"]
+    return body
+
+
+async def test_unknown_user_gets_trending(api):
+    body = await get_recs(api, 424242)
+    assert body.source == "trending" and body.model_version is None
+    assert len(body.items) == 10
+    assert {i.reason for i in body.items} <= {"Trending now", "New arrival"}
+
+
+async def test_num_items_is_honoured(api):
+    assert len((await get_recs(api, 1, n=3)).items) == 3
+
+
+async def test_cached_list_for_a_user_with_enough_history(api, redis_client):
+    products = [pid("Home", j) for j in (1, 2, 3)] + [pid("Books", j) for j in (1, 2, 3)]
+    write_user_recs(redis_client, 42, products, n_events=60, model_version="model-a")
+    body = await get_recs(api, 42, n=6)
+    assert body.source == "personalized" and body.model_version == "model-a"
+    assert {i.product_id for i in body.items} == set(products)
+    assert all(i.reason == "Customers like you also bought..." for i in body.items)
+
+
+async def test_below_the_threshold_tier2_then_tier1_once_qualified(api, redis_client, catalog_engine):
+    fashion = [pid("Fashion", 1 + i % 4) for i in range(49)]
+    insert_events(catalog_engine, 88, fashion)
+    write_user_recs(redis_client, 88, [pid("Home", 1), pid("Home", 2)], model_version="model-a")
+    body = await get_recs(api, 88)
+    assert body.source == "category"  # 49 events < 50: what the few events say
+    assert body.items[0].reason == "Popular in Fashion"
+    assert int(redis_client.get("user:events:88")) == 49  # seeded once from the database
+    r = await api.post("/events/click", json={"user_id": 88, "product_id": pid("Fashion", 7), "timestamp": now_ms()})
+    assert r.status_code == 200
+    body = await get_recs(api, 88)
+    assert body.source == "personalized" and body.model_version == "model-a"
+
+
+async def test_real_time_a_new_user_clicks_three_items_of_one_category(api):
+    assert (await get_recs(api, 5001)).source == "trending"
+    for j in (1, 2, 3):
+        r = await api.post("/events/click", json={"user_id": 5001, "product_id": pid("Electronics", j),
+                                                  "timestamp": now_ms(), "session_id": "s-5001"})
+        assert r.json()["status"] == "logged"
+    body = await get_recs(api, 5001)
+    assert body.source == "category"
+    led = body.items[:3]
+    assert all(i.product_id // 100 == 3 for i in led)  # Electronics ids are 301..310
+    assert all(i.reason in ("Popular in Electronics", "Because you viewed Electronics") for i in led)
+    assert not {pid("Electronics", j) for j in (1, 2, 3)} & {i.product_id for i in body.items}
+
+
+async def test_cross_sell_after_a_purchase(api, redis_client):
+    products = [pid("Electronics", j) for j in (1, 2, 3, 4, 6, 7, 8, 9)] + [pid("Fashion", 1)]
+    write_user_recs(redis_client, 61, products, n_events=80)
+    before = await get_recs(api, 61)
+    assert not any(i.reason.startswith("Goes with your") for i in before.items)
+    r = await api.post("/events/purchase", json={"user_id": 61, "product_id": pid("Electronics", 3),
+                                                 "price": 30.0, "timestamp": now_ms()})
+    assert r.status_code == 200
+    after = await get_recs(api, 61)
+    ids = [i.product_id for i in after.items]
+    assert pid("Electronics", 3) not in ids  # not what was just bought
+    goes_with = [i for i in after.items if i.reason == "Goes with your Electronics item 3"]
+    assert goes_with and all(i.product_id // 100 in (4, 5) for i in goes_with)  # Books, Home: the complements
+    assert sum(1 for i in ids[:5] if i // 100 == 3) < sum(1 for i in before.items[:5] if i.product_id // 100 == 3)
+
+
+async def test_ab_assignment_serves_the_treatment_list(api, redis_client):
+    write_user_recs(redis_client, 77, [pid("Home", 1)], n_events=60, model_version="model-a")
+    redis_client.set("ab_test:77", json.dumps({"test_id": 1, "model_id": "model-b", "arm": "treatment"}))
+    redis_client.set("recs:model-b:77", json.dumps({"products": [pid("Books", 2)], "scores": [0.9],
+                                                    "reasons": ["Customers like you also bought..."],
+                                                    "model_version": "model-b", "updated_at": "x"}))
+    body = await get_recs(api, 77)
+    assert body.model_version == "model-b" and body.items[0].product_id == pid("Books", 2)
+
+
+async def test_cache_hit_is_one_redis_round_trip_and_no_query(catalog_engine, redis_client, api_settings,
+                                                              monkeypatch):
+    write_lists(redis_client)
+    write_user_recs(redis_client, 42, ALL_PRODUCTS[:20], n_events=60)
+    engine = make_async_engine(api_settings.resolved_database_url)
+    app = create_app(api_settings, db_engine=engine, refresh_in_background=False)
+    client, close = await open_client(app)
+    try:
+        trips = RoundTrips(monkeypatch, engine)
+        await get_recs(client, 42)  # first sight: the session hash is seeded from the database
+        trips.reset()
+        for _ in range(3):
+            body = await get_recs(client, 42)
+            assert body.source == "personalized"
+        assert trips.redis == 3 and trips.sql == 0
+    finally:
+        await close()
+        await engine.dispose()
+
+
+async def test_cache_miss_scores_from_the_embeddings_and_writes_back(catalog_engine, redis_client, api_settings):
+    write_lists(redis_client)
+    store = LocalArtifactStore(api_settings.resolved_artifact_uri)
+    rng = np.random.default_rng(3)
+    items = rng.normal(size=(len(ALL_PRODUCTS), 4)).astype(np.float32)
+    user = np.append(items[7, :3], 1.0)  # user 90 likes what item 7 is made of
+    register_live_model(catalog_engine, store, "model-live", [90], [user], ALL_PRODUCTS, items)
+    insert_events(catalog_engine, 90, [pid("Home", 1)] * 55)
+    app = create_app(api_settings, refresh_in_background=False)
+    client, close = await open_client(app)
+    try:
+        body = await get_recs(client, 90, n=5)
+        assert body.source == "personalized" and body.model_version == "model-live"
+        cached = json.loads(redis_client.get("recs:90"))
+        expected = [ALL_PRODUCTS[i] for i in np.argsort(-(items @ user))]
+        assert cached["products"][:10] == expected[:10] and cached["model_version"] == "model-live"
+        assert set(cached) == {"products", "scores", "reasons", "model_version", "updated_at"}
+        assert 0 < redis_client.ttl("recs:90") <= api_settings.recs_ttl_seconds
+        again = await get_recs(client, 90, n=5)
+        assert [i.product_id for i in again.items] == [i.product_id for i in body.items]
+    finally:
+        await close()
+
+
+async def test_concurrent_clients_never_see_another_users_list(api, redis_client):
+    users = list(range(300, 320))
+    owned = {}
+    for k, u in enumerate(users):
+        owned[u] = {ALL_PRODUCTS[(k * 2 + j) % len(ALL_PRODUCTS)] for j in range(2)}
+        write_user_recs(redis_client, u, sorted(owned[u]), n_events=70, model_version=f"m-{u}")
+    order = users * 4
+    replies = await asyncio.gather(*(api.get("/recommendations", params={"user_id": u}) for u in order))
+    for u, r in zip(order, replies):
+        body = r.json()
+        assert body["model_version"] == f"m-{u}"
+        assert {i["product_id"] for i in body["items"]} == owned[u]
