@@ -108,6 +108,22 @@ def get_live(engine: Engine) -> RecommendationModel | None:
         return session.scalar(select(RecommendationModel).where(RecommendationModel.status == STATUS_LIVE))
 
 
+def find_trained(engine: Engine, train_date: dt.date, params: dict) -> RecommendationModel | None:
+    """The newest model trained for ``train_date`` with these params (re-runs reuse it), or None."""
+    with _session(engine) as session:
+        rows = session.scalars(
+            select(RecommendationModel)
+            .where(RecommendationModel.train_date == train_date)
+            .order_by(RecommendationModel.version.desc())
+        ).all()
+        for row in rows:
+            stored = row.params or {}
+            if all(stored.get(k) == v for k, v in params.items()):
+                session.expunge(row)
+                return row
+    return None
+
+
 def set_metrics(engine: Engine, model_id: str, metrics: dict) -> None:
     """Replace the ``metrics`` of a model (evaluate stores ``{"new", "live", "popularity"}``)."""
     with _session(engine) as session, session.begin():

@@ -21,7 +21,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="recsys-airflow-")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(_REPO / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("RECSYS_DAG_RETRIES", "0")
+os.environ.setdefault("RECSYS_DAG_RETRIES", "0")  # a failed task fails the run at once in tests
 
 import pytest
 import redis

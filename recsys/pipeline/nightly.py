@@ -58,12 +58,22 @@ def validate(engine, store, day: dt.date) -> dict:
 
 
 def train(engine, store, day: dt.date, params: dict | None) -> dict:
+    """Train for ``day``; a re-run with the same params reuses the model already trained for it."""
+    from dataclasses import asdict
+
+    from recsys import registry
+    from recsys.artifacts import model_key
     from recsys.model.train import TrainParams, train_model
 
     run = RunParams.from_params(params)
     train_params = TrainParams.from_settings(
         get_settings(), window_days=run.window_days, epochs=run.epochs, loss=run.loss
     )
+    existing = registry.find_trained(engine, day, asdict(train_params))
+    if existing is not None and store.exists(model_key(existing.model_id, "model.pkl")):
+        log.info("re-run for %s: reusing model %s trained with the same params", day, existing.model_id)
+        return {"model_id": existing.model_id, "artifact_uri": existing.artifact_uri,
+                "samples": existing.training_samples_count, "reused": True}
     return train_model(engine, store, day, train_params)
 
 

@@ -50,6 +50,7 @@ def test_nightly_schedule_params_and_deadline(dagbag):
         assert name in dag.params, name
         assert dag.params.get_param(name).description, f"param {name} has no description for the trigger form"
     assert dag.deadline, "the 4-hour deadline alert is missing"
+    assert os.environ.get("RECSYS_DAG_DEADLINE_HOURS") in (None, "4", "4.0")
 
 
 PARSE_PROBE = r"""

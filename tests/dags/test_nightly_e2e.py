@@ -42,6 +42,7 @@ def nightly(airflow_db, shop_engine, redis_client, s3_store, monkeypatch):
     monkeypatch.setenv("RECSYS_ARTIFACT_URI", "s3://recsys-test/artifacts")
     monkeypatch.setenv("RECSYS_NO_COMPONENTS", "16")
     monkeypatch.setenv("RECSYS_TRAINING_WINDOW_DAYS", "30")
+    monkeypatch.setenv("RECSYS_DAG_DEADLINE_HOURS", "0")  # see DEADLINE in the DAG file
     _clear_client_caches()
     from airflow.dag_processing.dagbag import DagBag
 
