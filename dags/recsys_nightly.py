@@ -94,11 +94,11 @@ def recsys_nightly():
 
     @task
     def promote_or_archive(evaluated: dict) -> dict:
-        return nightly.promote_or_archive(engine(), evaluated["model_id"], run_params())
+        return nightly.promote_or_archive(engine(), run_day(), evaluated["model_id"], run_params())
 
     @task
     def publish(decision: dict) -> dict:
-        return _skip_on(nightly.publish, engine(), store(), decision)
+        return _skip_on(nightly.publish, engine(), store(), run_day(), decision)
 
     @task
     def segments(decision: dict, published: dict) -> list[str]:

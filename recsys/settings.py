@@ -38,27 +38,27 @@ class Settings(BaseSettings):
     artifact_uri: str = Field(default="", description="s3://bucket/prefix or a local folder; default var/artifacts")
 
     # pipeline
-    training_window_days: int = Field(default=90, ge=2)
-    epochs: int = Field(default=30, ge=1)
-    loss: str = Field(default="warp")
-    no_components: int = Field(default=64, ge=2)
-    learning_rate: float = Field(default=0.05, gt=0)
-    item_alpha: float = Field(default=1e-6, ge=0)
-    user_alpha: float = Field(default=1e-6, ge=0)
+    training_window_days: int = Field(default=90, ge=2, description="days of events the model trains on (the newest is the hold-out)")
+    epochs: int = Field(default=30, ge=1, description="LightFM epochs")
+    loss: str = Field(default="warp", description="LightFM loss: warp, bpr, logistic, warp-kos")
+    no_components: int = Field(default=64, ge=2, description="embedding size")
+    learning_rate: float = Field(default=0.05, gt=0, description="LightFM learning rate")
+    item_alpha: float = Field(default=1e-6, ge=0, description="L2 penalty on item features")
+    user_alpha: float = Field(default=1e-6, ge=0, description="L2 penalty on user features")
     train_threads: int = Field(default=0, ge=0, description="0 = all cores")
-    seed: int = 42
+    seed: int = Field(default=42, description="seed of every random step of training")
     promotion_margin: float = Field(default=0.0, ge=0, description="relative NDCG@10 gain needed over LIVE")
-    promotion_policy: str = Field(default="auto", description="auto | ab_test")
-    keep_model_versions: int = Field(default=5, ge=1)
+    promotion_policy: str = Field(default="auto", description="auto (promote or archive) or ab_test (a winner waits as CANDIDATE)")
+    keep_model_versions: int = Field(default=5, ge=1, description="model folders kept in the artifact store (LIVE always kept)")
     active_days: int = Field(default=30, ge=1, description="users with events in the last N days are precomputed")
-    new_product_days: int = Field(default=14, ge=1)
-    trending_days: int = Field(default=7, ge=1)
-    recs_per_user: int = Field(default=100, ge=1, le=500)
-    recs_ttl_seconds: int = Field(default=48 * 3600, ge=60)
-    precompute_block_size: int = Field(default=2048, ge=1)
-    max_per_category: int = Field(default=3, ge=1)
+    new_product_days: int = Field(default=14, ge=1, description="a product created this recently is a new arrival")
+    trending_days: int = Field(default=7, ge=1, description="window of the trending list")
+    recs_per_user: int = Field(default=100, ge=1, le=500, description="items cached per user in recs:{user_id}")
+    recs_ttl_seconds: int = Field(default=48 * 3600, ge=60, description="TTL of cached lists and embeddings")
+    precompute_block_size: int = Field(default=2048, ge=1, description="users scored per matrix product")
+    max_per_category: int = Field(default=3, ge=1, description="diversity: at most this many items of one category in a list")
     volume_band: float = Field(default=0.5, gt=0, lt=1, description="day volume must be within +-band of the trailing mean")
-    bot_events_per_minute: int = Field(default=60, ge=1)
+    bot_events_per_minute: int = Field(default=60, ge=1, description="validation flags users above this rate as bots")
 
     # Airflow (read when the DAG file is parsed: environment only)
     dag_retries: int = Field(default=2, ge=0, description="retries of every nightly task")
@@ -67,25 +67,40 @@ class Settings(BaseSettings):
     )
 
     # serving
-    personalized_min_events: int = Field(default=50, ge=0)
-    admin_token: str = Field(default="")
+    personalized_min_events: int = Field(default=50, ge=0, description="events a user needs for Tier 1 (personalized)")
+    admin_token: str = Field(default="", description="bearer token of mutating admin endpoints; empty refuses them all")
     session_ttl_seconds: int = Field(default=7 * 86400, ge=60, description="session:{user_id} hash lifetime")
     api_refresh_seconds: float = Field(default=60.0, gt=0, description="API catalog / model / fallback-list refresh")
     event_clock_skew_seconds: int = Field(default=300, ge=0, description="how far in the future an event may be")
     event_max_age_days: int = Field(default=30, ge=1, description="older event timestamps are refused")
-    redis_timeout_seconds: float = Field(default=0.25, gt=0)
-    db_timeout_seconds: float = Field(default=2.0, gt=0)
+    redis_timeout_seconds: float = Field(default=0.25, gt=0, description="API Redis timeout before falling back")
+    db_timeout_seconds: float = Field(default=2.0, gt=0, description="API database timeout (events answer 503 after it)")
     # serving re-ranking (recsys.ranking.rerank); a weight of 0 switches a rule off
-    rerank_out_of_stock: str = Field(default="demote", description="demote | drop | keep")
-    rerank_margin_weight: float = Field(default=0.05, ge=0)
-    rerank_freshness_weight: float = Field(default=0.1, ge=0)
-    rerank_session_weight: float = Field(default=0.3, ge=0)
-    rerank_cross_sell_weight: float = Field(default=0.5, ge=0)
+    rerank_out_of_stock: str = Field(default="demote", description="out-of-stock items: demote, drop or keep")
+    rerank_margin_weight: float = Field(default=0.05, ge=0, description="high-margin boost (0 = off)")
+    rerank_freshness_weight: float = Field(default=0.1, ge=0, description="new-product boost (0 = off)")
+    rerank_session_weight: float = Field(default=0.3, ge=0, description="boost of the categories browsed in the session (0 = off)")
+    rerank_cross_sell_weight: float = Field(default=0.5, ge=0, description="cross-sell after a purchase (0 = off)")
     cross_sell_complements: dict[str, list[str]] = Field(
         default_factory=lambda: dict(DEFAULT_COMPLEMENTS),
         description="JSON: category -> categories that go with it (bought a camera: lenses and cases)",
     )
     tier3_new_arrivals: int = Field(default=3, ge=0, description="slots of a trending list given to new arrivals")
+
+    # A/B tests (recsys.abtest)
+    ab_alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance level of the A/B z-test")
+    ab_power: float = Field(default=0.8, gt=0.5, lt=1, description="power the minimum sample size is computed for")
+    ab_min_detectable_effect: float = Field(
+        default=0.1, gt=0, description="relative CTR lift an A/B test must be able to detect (0.1 = +10%)")
+    ab_auto_promote: bool = Field(default=True, description="a treatment that wins an ended test becomes LIVE")
+    ab_attribution_window_seconds: int = Field(
+        default=3600, ge=1, description="a click or purchase without request id counts for an impression this recent")
+    ab_default_duration_hours: float = Field(default=24.0, gt=0, description="tests started by the nightly DAG")
+    ab_default_treatment_fraction: float = Field(default=0.2, gt=0, lt=1, description="tests started by the nightly DAG")
+    ab_results_refresh_seconds: float = Field(
+        default=30.0, ge=0, description="the API recomputes a running test's results at most this often")
+    impression_max_delay_seconds: float = Field(
+        default=1.0, gt=0, description="buffered impressions older than this go to Redis without waiting for a request")
 
     @field_validator("promotion_policy")
     @classmethod

@@ -30,13 +30,9 @@ from sqlalchemy import create_engine, text
 from recsys.clients import make_engine, normalise_database_url
 from recsys.db.migrate import upgrade
 from recsys.db.models import Base
+from shop_dates import LAST_EVENT_DAY, REDIS_URL
 
 PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-# the synthetic shop's last day of events; the nightly run for RUN_DATE processes it
-LAST_EVENT_DAY = dt.date(2026, 11, 20)
-RUN_DATE = LAST_EVENT_DAY + dt.timedelta(days=1)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 from recsys.settings import Settings, get_settings
@@ -18,6 +19,30 @@ log = logging.getLogger(__name__)
 
 class Skip(Exception):
     """Nothing to do for this task in this run (the DAG marks the task skipped)."""
+
+
+def _recorded(engine, day: dt.date, step: str, fn, *args):
+    """Run one step and leave its record in ``pipeline_runs`` (SUCCESS/SKIPPED/FAILED + duration).
+
+    Those records feed the pipeline metrics (ModelTrainingFailed, training duration).
+    """
+    from recsys.constants import STEP_SKIPPED, STEP_SUCCESS
+    from recsys.pipeline.runs import record_failure, record_step
+
+    started = time.perf_counter()
+    try:
+        result = fn(*args)
+    except Skip as exc:
+        record_step(engine, day, step, STEP_SKIPPED, {"reason": str(exc)})
+        raise
+    except Exception as exc:
+        record_failure(engine, day, step, exc)
+        raise
+    details = dict(result) if isinstance(result, dict) else {"count": len(result)}
+    details = {k: v for k, v in details.items() if isinstance(v, (str, int, float, bool, type(None)))}
+    details["duration_seconds"] = round(time.perf_counter() - started, 3)
+    record_step(engine, day, step, STEP_SUCCESS, details)
+    return result
 
 
 @dataclass(frozen=True)
@@ -59,6 +84,10 @@ def validate(engine, store, day: dt.date) -> dict:
 
 def train(engine, store, day: dt.date, params: dict | None) -> dict:
     """Train for ``day``; a re-run with the same params reuses the model already trained for it."""
+    return _recorded(engine, day, "train", _train, engine, store, day, params)
+
+
+def _train(engine, store, day: dt.date, params: dict | None) -> dict:
     from dataclasses import asdict
 
     from recsys import registry
@@ -78,6 +107,10 @@ def train(engine, store, day: dt.date, params: dict | None) -> dict:
 
 
 def evaluate(engine, store, day: dt.date, model_id: str) -> dict:
+    return _recorded(engine, day, "evaluate", _evaluate, engine, store, day, model_id)
+
+
+def _evaluate(engine, store, day: dt.date, model_id: str) -> dict:
     from recsys.model.evaluate import evaluate_candidate
 
     metrics = evaluate_candidate(engine, store, day, model_id)
@@ -88,7 +121,11 @@ def evaluate(engine, store, day: dt.date, model_id: str) -> dict:
     }
 
 
-def promote_or_archive(engine, model_id: str, params: dict | None) -> dict:
+def promote_or_archive(engine, day: dt.date, model_id: str, params: dict | None) -> dict:
+    return _recorded(engine, day, "promote_or_archive", _promote_or_archive, engine, model_id, params)
+
+
+def _promote_or_archive(engine, model_id: str, params: dict | None) -> dict:
     from recsys import registry
 
     run = RunParams.from_params(params)
@@ -102,10 +139,32 @@ def promote_or_archive(engine, model_id: str, params: dict | None) -> dict:
         force=run.force_promotion,
         policy=run.promotion_policy,
     )
+    if decision["decision"] == registry.DECISION_CANDIDATE:
+        decision = {**decision, **_start_ab_test(engine, model_id, decision.get("live_model_id"))}
     return {"model_id": model_id, "dry_run": False, **decision}
 
 
-def publish(engine, store, decision: dict) -> dict:
+def _start_ab_test(engine, model_id: str, live_model_id: str | None) -> dict:
+    """ab_test policy: the new CANDIDATE is tested against the LIVE model (unless a test is running)."""
+    from recsys.abtest.service import start_test
+    from recsys.abtest.store import ABTestError
+
+    s = get_settings()
+    try:
+        test = start_test(engine, treatment_model_id=model_id, control_model_id=live_model_id,
+                          duration_hours=s.ab_default_duration_hours,
+                          treatment_fraction=s.ab_default_treatment_fraction, settings=s)
+    except ABTestError as exc:  # another test runs: the candidate waits, the run goes on
+        log.warning("no A/B test for candidate %s: %s", model_id, exc)
+        return {"ab_test_id": None, "ab_test_error": str(exc)}
+    return {"ab_test_id": test["test_id"]}
+
+
+def publish(engine, store, day: dt.date, decision: dict) -> dict:
+    return _recorded(engine, day, "publish", _publish, engine, store, decision)
+
+
+def _publish(engine, store, decision: dict) -> dict:
     from recsys.pipeline.publish import publish_model
 
     if decision.get("dry_run"):
@@ -114,6 +173,10 @@ def publish(engine, store, decision: dict) -> dict:
 
 
 def segments(engine, day: dt.date, decision: dict) -> list[str]:
+    return _recorded(engine, day, "segments", _segments, engine, day, decision)
+
+
+def _segments(engine, day: dt.date, decision: dict) -> list[str]:
     from recsys import registry
     from recsys.pipeline.precompute import active_segments
 
@@ -126,12 +189,25 @@ def segments(engine, day: dt.date, decision: dict) -> list[str]:
 
 
 def precompute_segment(engine, store, redis, day: dt.date, segment: str) -> dict:
+    return _recorded(engine, day, f"precompute:{segment}"[:64], _precompute_segment, engine, store, redis, day,
+                     segment)
+
+
+def _precompute_segment(engine, store, redis, day: dt.date, segment: str) -> dict:
+    """The LIVE model's lists, then those of a running A/B test's other model for its arm's users."""
+    from recsys.abtest.precompute import precompute_test_arms
     from recsys.pipeline.precompute import precompute_segment as run
 
-    return run(engine, store, redis, day, segment)
+    out = run(engine, store, redis, day, segment)
+    arms = precompute_test_arms(engine, store, redis, day, segment)
+    return {**out, "ab_test_id": arms["test_id"], "ab_users": arms["users"]}
 
 
 def lists(engine, store, redis, day: dt.date, decision: dict) -> dict:
+    return _recorded(engine, day, "lists", _lists, engine, store, redis, day, decision)
+
+
+def _lists(engine, store, redis, day: dt.date, decision: dict) -> dict:
     from recsys.pipeline.precompute import precompute_lists
 
     if decision.get("dry_run"):

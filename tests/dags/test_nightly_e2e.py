@@ -13,7 +13,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from conftest import REDIS_URL, RUN_DATE
+from shop_dates import REDIS_URL, RUN_DATE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

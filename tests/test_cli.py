@@ -1,0 +1,59 @@
+"""python -m recsys: the command line against the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from shop_dates import LAST_EVENT_DAY, REDIS_URL
+
+
+@pytest.fixture
+def cli_env(shop_engine, redis_client, tmp_path, monkeypatch):
+    from recsys import clients, settings
+
+    monkeypatch.setenv("RECSYS_DATABASE_URL", shop_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("RECSYS_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("RECSYS_ARTIFACT_URI", str(tmp_path / "artifacts"))
+    for fn in (settings.get_settings, clients.get_engine, clients.get_redis):
+        fn.cache_clear()
+    yield shop_engine
+    for fn in (settings.get_settings, clients.get_engine, clients.get_redis):
+        fn.cache_clear()
+
+
+def test_help_lists_the_commands():
+    out = subprocess.run([sys.executable, "-m", "recsys", "--help"], capture_output=True, text=True, check=True)
+    for command in ("db", "generate", "load", "models", "recs", "serve"):
+        assert command in out.stdout
+
+
+def test_bad_arguments_exit_2_with_a_message():
+    out = subprocess.run([sys.executable, "-m", "recsys", "models", "explode"], capture_output=True, text=True)
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_rollback_restores_the_previous_model_and_its_recommendations(cli_env, redis_client, capsys):
+    from recsys import registry
+    from recsys.cli import main
+    from recsys.clients import get_store
+    from recsys.model.train import TrainParams, train_model
+
+    params = TrainParams(epochs=3, no_components=8, window_days=14)
+    first = train_model(cli_env, get_store(), LAST_EVENT_DAY, params)["model_id"]
+    second = train_model(cli_env, get_store(), LAST_EVENT_DAY, params)["model_id"]
+    assert main(["models", "promote", first]) == 0
+    assert main(["models", "promote", second]) == 0
+    some_key = next(redis_client.scan_iter("recs:*"))
+    assert json.loads(redis_client.get(some_key))["model_version"] == second
+
+    assert main(["models", "rollback"]) == 0
+    assert registry.get_live(cli_env).model_id == first
+    assert json.loads(redis_client.get(some_key))["model_version"] == first
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {m["model_id"]: m["status"] for m in listed} == {first: "LIVE", second: "ARCHIVED"}

@@ -1,0 +1,43 @@
+"""The settings object: validation at start, and the README's table stays complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from recsys.settings import Settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_defaults_are_the_embedded_laptop_setup(tmp_path):
+    s = Settings(var_dir=tmp_path)
+    assert s.resolved_database_url == f"sqlite:///{tmp_path / 'recsys.db'}"
+    assert s.resolved_artifact_uri == str(tmp_path / "artifacts")
+    assert s.redis_url == ""
+
+
+def test_environment_variables_are_read(monkeypatch):
+    monkeypatch.setenv("RECSYS_DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("RECSYS_EPOCHS", "7")
+    s = Settings()
+    assert s.resolved_database_url == "postgresql://u@h/db" and s.epochs == 7
+
+
+@pytest.mark.parametrize(
+    "env, value",
+    [("RECSYS_LOSS", "hinge"), ("RECSYS_PROMOTION_POLICY", "yolo"), ("RECSYS_EPOCHS", "0"), ("RECSYS_EPOCHS", "many")],
+)
+def test_bad_values_are_refused_with_the_field_named(monkeypatch, env, value):
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert env.removeprefix("RECSYS_").lower() in str(info.value)
+
+
+def test_readme_lists_every_variable():
+    text = README.read_text()
+    missing = [f"RECSYS_{name.upper()}" for name in Settings.model_fields if f"`RECSYS_{name.upper()}`" not in text]
+    assert missing == [], f"README configuration table lacks {missing} (python scripts/config_table.py)"
