@@ -54,6 +54,13 @@ def cmd_load(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    """Compare every model on one split of a real event log; write JSON, Markdown and PNG curves."""
+    from recsys.evaluation.command import evaluate_command
+
+    return evaluate_command(args)
+
+
 def cmd_models(args) -> int:
     from recsys import registry
     from recsys.clients import get_engine
@@ -70,7 +77,48 @@ def cmd_models(args) -> int:
     elif args.action == "rollback":
         _print(registry.rollback(engine))
         _refresh_recommendations()
+    elif args.action == "candidate":
+        return cmd_models_candidate(engine, args.model_id)
     return 0
+
+
+def cmd_models_candidate(engine, model_id: str | None) -> int:
+    """Mark a trained model as a CANDIDATE for an A/B test (archived models cannot enter one)."""
+    from recsys import registry
+    from recsys.constants import STATUS_ARCHIVED
+
+    if not model_id:
+        print("models candidate needs MODEL_ID", file=sys.stderr)
+        return 2
+    try:
+        row = registry.get_model(engine, model_id)
+        if row.status == STATUS_ARCHIVED:
+            raise registry.RegistryError(f"model {model_id!r} is ARCHIVED: archived models cannot enter a test")
+        _print(registry.mark_candidate(engine, model_id, reason="marked as A/B candidate by hand (CLI)"))
+    except registry.RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    """Drive a running API with simulated shoppers of the synthetic shop (A/B traffic)."""
+    from recsys.abtest.simulate import simulate_command
+
+    return simulate_command(args)
+
+
+def cmd_impressions_flush(args) -> int:
+    """Move logged impressions from the Redis stream into the database (``--follow``: keep going)."""
+    from recsys.abtest.impressions import flush_impressions
+    from recsys.clients import get_engine, get_redis
+
+    while True:
+        done = flush_impressions(get_engine(), get_redis(), consumer=args.consumer,
+                                 block_ms=1000 if args.follow else None)
+        if not args.follow:
+            _print(done)
+            return 0
 
 
 def _refresh_recommendations() -> None:
@@ -151,10 +199,54 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("path")
     load.set_defaults(func=cmd_load)
 
+    ev = sub.add_parser("evaluate", help="offline evaluation on a real event log against baselines")
+    ev.add_argument("--dataset", required=True, help="event log (CSV or Parquet)")
+    ev.add_argument("--format", required=True, choices=["online-retail", "rees46", "csv"])
+    ev.add_argument("--columns", default=None, help="for csv: user=...,item=...,timestamp=...[,event_type=...]")
+    split = ev.add_mutually_exclusive_group()
+    split.add_argument("--split-date", default=None, help="train before this date (or ISO date-time, UTC), test after")
+    split.add_argument("--test-days", type=int, default=None, help="the last N days are the test")
+    split.add_argument("--test-file", default=None, help="a second log in the same format is the test set")
+    ev.add_argument("--k", type=int, default=10)
+    ev.add_argument("--json", default=None, help="result file (default bench/results/<dataset>.json)")
+    ev.add_argument("--models", default=None, help="comma-separated subset (default: all)")
+    ev.add_argument("--positive-events", default=None, help="test events that count as relevant, e.g. PURCHASE")
+    ev.add_argument("--cold-max-items", type=int, default=10, help="cold users: at most this many training products")
+    ev.add_argument("--train-days", type=int, default=None, help="training window before the cut-off (default: all)")
+    ev.add_argument("--hybrid-config", default=None, help="JSON of a hybrid configuration (e.g. a tuned result)")
+    ev.add_argument("--tune", action="store_true", help="tune the hybrid on a validation split first")
+    ev.add_argument("--tune-minutes", type=float, default=15.0, help="time box of --tune")
+    ev.add_argument("--seed", type=int, default=None, help="default: RECSYS_SEED")
+    ev.add_argument("--threads", type=int, default=None, help="LightFM threads (1: bit-identical reruns)")
+    ev.add_argument("--no-plots", action="store_true")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars or logs")
+    ev.set_defaults(func=cmd_evaluate)
+
     models = sub.add_parser("models", help="the model registry")
-    models.add_argument("action", choices=["list", "promote", "rollback"])
+    models.add_argument("action", choices=["list", "promote", "rollback", "candidate"])
     models.add_argument("model_id", nargs="?")
     models.set_defaults(func=cmd_models)
+    sim = sub.add_parser("simulate", help="drive a running API with simulated shoppers (A/B traffic)")
+    sim.add_argument("--users", type=int, default=500, help="simulated shoppers")
+    sim.add_argument("--hours", type=float, default=1.0, help="simulated hours of shopping (run compressed)")
+    sim.add_argument("--api", default="http://127.0.0.1:8000", help="base URL of the running API")
+    sim.add_argument("--visits-per-hour", type=float, default=2.0, help="mean visits of a shopper per hour")
+    sim.add_argument("--num-items", type=int, default=10, help="items asked per recommendation request")
+    sim.add_argument("--concurrency", type=int, default=16, help="shoppers in flight at once")
+    sim.add_argument("--seed", type=int, default=7, help="seed of the simulation (shoppers, clicks)")
+    sim.add_argument("--shop-users", type=int, default=5000, help="the synthetic shop: as `generate --users`")
+    sim.add_argument("--shop-products", type=int, default=1000, help="as `generate --products`")
+    sim.add_argument("--shop-days", type=int, default=30, help="as `generate --days`")
+    sim.add_argument("--shop-seed", type=int, default=42, help="as `generate --seed`")
+    sim.add_argument("--shop-end-date", type=_date, default=None, help="as `generate --end-date` (default yesterday)")
+    sim.add_argument("--json", default=None, help="write the summary here too")
+    sim.set_defaults(func=cmd_simulate)
+    imp = sub.add_parser("impressions", help="the impression log (Redis stream -> database)")
+    imp_sub = imp.add_subparsers(dest="impressions_command", required=True)
+    flush = imp_sub.add_parser("flush", help="write the logged impressions to the database")
+    flush.add_argument("--follow", action="store_true", help="keep flushing (the background flusher role)")
+    flush.add_argument("--consumer", default="cli", help="consumer name in the stream's group (one per process)")
+    flush.set_defaults(func=cmd_impressions_flush)
     recs = sub.add_parser("recs", help="show users' cached recommendations with their reasons")
     recs.add_argument("user_ids", nargs="*", type=int)
     recs.add_argument("--sample", type=int, default=3, help="without ids: this many users with cached lists")

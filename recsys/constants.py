@@ -69,3 +69,15 @@ KEY_CATEGORIES = "catalog:categories"             # JSON list of known categorie
 KEY_SESSION = "session:{user_id}"                 # hash: recent categories / viewed / purchased
 KEY_AB_ASSIGNMENT = "ab_test:{user_id}"           # JSON {test_id, model_id, arm}
 KEY_USER_EVENTS = "user:events:{user_id}"         # integer: the user's event count (personalisation threshold)
+KEY_IMPRESSIONS = "stream:impressions"           # stream: one entry per recommendation answer (recsys.abtest.impressions)
+IMPRESSIONS_GROUP = "impression-flusher"          # its consumer group: entries are XACKed after the DB commit
+
+# --- A/B tests (ab_tests.status, arms, winner) ----------------------------------
+AB_RUNNING = "RUNNING"
+AB_COMPLETED = "COMPLETED"  # ran to its end_at
+AB_STOPPED = "STOPPED"      # ended early by POST /ab-tests/{id}/stop
+AB_STATUSES = (AB_RUNNING, AB_COMPLETED, AB_STOPPED)
+ARM_CONTROL = "control"
+ARM_TREATMENT = "treatment"
+ARMS = (ARM_CONTROL, ARM_TREATMENT)
+WINNER_INCONCLUSIVE = "inconclusive"

@@ -29,3 +29,11 @@ if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
     >/tmp/recsys-promtool-install.log 2>&1 || echo "could not install promtool (see /tmp/recsys-promtool-install.log)" >&2
 fi
+# chromium (Debian's package) runs the A/B dashboard browser test (tests/abtest/test_ab_dashboard_browser.py,
+# driven by Playwright with executable_path=/usr/bin/chromium: no browser download); installed once where
+# apt-get and root are available, otherwise that test is skipped with a reason.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing chromium (Debian package chromium)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+    >/tmp/recsys-chromium-install.log 2>&1 || echo "could not install chromium (see /tmp/recsys-chromium-install.log)" >&2
+fi

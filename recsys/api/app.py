@@ -21,7 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from recsys.api import routes_events, routes_ops, routes_recommendations
+from recsys.api import routes_abtests, routes_events, routes_ops, routes_recommendations
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.db_store import DbStore, make_async_engine
 from recsys.api.errors import install_error_handlers
@@ -30,7 +30,8 @@ from recsys.api.item_lists import SimilarService
 from recsys.api.metrics import ServingMetrics
 from recsys.api.middleware import RequestContextMiddleware
 from recsys.api.redis_store import RedisStore
-from recsys.api.refresh import refresh_all, refresh_forever
+from recsys.api.errors import DependencyDown
+from recsys.api.refresh import flush_writes_forever, refresh_all, refresh_forever
 from recsys.api.serving import RecommendationService
 from recsys.api.state import ServingState
 from recsys.api.tiers import rerank_config
@@ -102,13 +103,20 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
         _install_state(app, state)
         log.info("serving start: %s", await refresh_all(state))
         task = asyncio.create_task(refresh_forever(state)) if refresh_in_background else None
+        flusher = asyncio.create_task(flush_writes_forever(state))
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for t in (task, flusher):
+                if t is not None:
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
+            await _flush_on_shutdown(state)
+            admin = getattr(app.state, "ab_admin", None)
+            if admin is not None:
+                admin.close()
+                app.state.ab_admin = None
             await close()
             metrics.mark_process_dead(os.getpid())
 
@@ -121,4 +129,13 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.include_router(routes_recommendations.router)
     app.include_router(routes_events.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_abtests.router)
     return app
+
+
+async def _flush_on_shutdown(state: ServingState) -> None:
+    """Buffered impressions go to Redis before the worker exits (what cannot be sent is logged)."""
+    try:
+        await state.redis.flush_buffer()
+    except DependencyDown as exc:
+        log.warning("%d buffered writes lost at shutdown: %s", len(state.redis.buffer), exc)

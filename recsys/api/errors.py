@@ -86,7 +86,7 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
 
 async def _api_error_handler(request: Request, exc: ApiError) -> Response:
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else []
-    headers = {"Retry-After": "1"} if exc.status_code == 503 else None
+    headers = {"Retry-After": "1"} if exc.status_code == 503 else getattr(exc, "headers", None)
     return OrjsonResponse(error_body(request, exc.message, exc.field, errors), status_code=exc.status_code,
                           headers=headers)
 

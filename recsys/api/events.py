@@ -59,7 +59,7 @@ class EventService:
             written = await self.state.db.insert_event({
                 "user_id": event.user_id, "product_id": event.product_id, "event_type": event_type,
                 "session_id": event.session_id, "timestamp": event.timestamp, "price": price,
-                "client_event_id": event.event_id, "request_id": request_id or None,
+                "client_event_id": event.event_id, "request_id": event.request_id or request_id or None,
             })
         except DependencyDown:
             self.state.degraded("database")

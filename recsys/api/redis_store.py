@@ -2,7 +2,9 @@
 
 Every failure (refused, timeout, protocol) becomes ``DependencyDown("redis")``
 and opens the circuit breaker, so that callers fall back to the other tiers.
-The cache-hit path is ``read_user_view``: one pipelined round trip.
+The cache-hit path is ``read_user_view``: one pipelined round trip, which also
+carries the writes buffered since the previous request (impressions, A/B
+assignments: ``recsys.abtest.impressions``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from recsys.abtest.impressions import ImpressionBuffer, PendingWrite, queue_writes
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.errors import DependencyDown
 from recsys.api.session_state import EMPTY_SESSION, UPDATE_SESSION_LUA, SessionState, parse_session
@@ -65,10 +68,12 @@ class UserView:
 
 
 class RedisStore:
-    def __init__(self, client: Redis, breaker: CircuitBreaker | None = None):
+    def __init__(self, client: Redis, breaker: CircuitBreaker | None = None, buffer: ImpressionBuffer | None = None):
         self.client = client
         self.breaker = breaker or CircuitBreaker("redis")
+        self.buffer = buffer if buffer is not None else ImpressionBuffer()
         self._update = client.register_script(UPDATE_SESSION_LUA)
+        self.write_errors = 0
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
         if not self.breaker.available():
@@ -85,7 +90,11 @@ class RedisStore:
         return bool(await self._guard(self.client.ping))
 
     async def read_user_view(self, user_id: int, model_id: str | None = None) -> UserView:
-        """recs, the A/B treatment's recs (when ``model_id``), assignment, session, counter: one round trip."""
+        """recs, an A/B arm model's recs (when ``model_id``), assignment, session, counter: one round trip.
+
+        The buffered writes go in the same pipeline; they are buffered again when it fails.
+        """
+        pending = self.buffer.drain()
 
         async def run():
             pipe = self.client.pipeline(transaction=False)
@@ -95,13 +104,48 @@ class RedisStore:
             pipe.get(KEY_AB_ASSIGNMENT.format(user_id=user_id))
             pipe.hgetall(KEY_SESSION.format(user_id=user_id))
             pipe.get(KEY_USER_EVENTS.format(user_id=user_id))
-            return await pipe.execute()
+            n_reads = len(pipe)
+            queue_writes(pipe, pending)
+            out = await pipe.execute(raise_on_error=False)
+            reads, writes = out[:n_reads], out[n_reads:]
+            for value in reads:
+                if isinstance(value, Exception):
+                    raise value
+            self._count_write_errors(pending, writes)
+            return reads
 
-        out = await self._guard(run)
+        out = await self._sent_with(pending, run)
         model_recs = loads_or_none(out.pop(1)) if model_id else None
         recs_raw, ab_raw, session_raw, count_raw = out
         return UserView(recs=loads_or_none(recs_raw), model_recs=model_recs, ab=loads_or_none(ab_raw),
                         session=parse_session(session_raw), n_events=_int_or_none(count_raw))
+
+    async def _sent_with(self, pending: list[PendingWrite], run: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await self._guard(run)
+        except DependencyDown:
+            self.buffer.requeue(pending)
+            raise
+
+    def _count_write_errors(self, pending: list[PendingWrite], results: list) -> None:
+        for item, result in zip(pending, results):
+            if isinstance(result, Exception):  # a refused command (wrong type...): retrying will not help
+                self.write_errors += 1
+                log.warning("buffered %s to %s refused by Redis: %s", item.kind, item.key, result)
+
+    async def flush_buffer(self) -> int:
+        """Send the buffered writes now (idle periods, shutdown); returns how many were sent."""
+        pending = self.buffer.drain()
+        if not pending:
+            return 0
+
+        async def run():
+            pipe = self.client.pipeline(transaction=False)
+            queue_writes(pipe, pending)
+            self._count_write_errors(pending, await pipe.execute(raise_on_error=False))
+
+        await self._sent_with(pending, run)
+        return len(pending)
 
     async def get_json(self, key: str):
         return loads_or_none(await self._guard(lambda: self.client.get(key)))
@@ -112,9 +156,11 @@ class RedisStore:
     async def model_recs(self, model_id: str, user_id: int) -> Mapping | None:
         return await self.get_json(KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id))
 
-    async def write_recs(self, user_id: int, payload: Mapping, ttl_seconds: int) -> None:
+    async def write_recs(self, user_id: int, payload: Mapping, ttl_seconds: int, model_id: str | None = None) -> None:
+        """``recs:{user_id}``, or ``recs:{model_id}:{user_id}`` for a model that is not LIVE."""
         data = orjson.dumps(payload)
-        await self._guard(lambda: self.client.set(KEY_RECS.format(user_id=user_id), data, ex=ttl_seconds))
+        key = KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id) if model_id else KEY_RECS.format(user_id=user_id)
+        await self._guard(lambda: self.client.set(key, data, ex=ttl_seconds))
 
     async def record_event(self, user_id: int, args: list[str]) -> None:
         """Apply one event to ``session:{user_id}`` and its counter (one script, ``update_args``)."""

@@ -2,6 +2,7 @@
 
 Each refresh keeps the previous snapshot when its source fails, and counts the
 failure as degraded; ``refresh_forever`` repeats every ``api_refresh_seconds``.
+``flush_writes_forever`` sends buffered impressions that no request took along.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from recsys.api.catalog import CatalogSnapshot
 from recsys.api.embeddings import load_embeddings
 from recsys.api.errors import DependencyDown
 from recsys.api.fallbacks import lists_from_counts, lists_from_redis
+from recsys.abtest.assignment import arm_model
 from recsys.api.state import ServingState
+from recsys.constants import ARMS
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ async def refresh_model(state: ServingState) -> bool:
         return False
     state.live_model = live
     model_id = live["model_id"] if live else None
+    await refresh_arm_embeddings(state)
     if model_id is None or state.store is None:
         return True
     if state.embeddings is None or state.embeddings.model_id != model_id:
@@ -47,6 +51,38 @@ async def refresh_model(state: ServingState) -> bool:
         except Exception as exc:  # a model not published yet: keep serving from the cache
             log.warning("embeddings of %s not loaded: %s", model_id, exc)
     return True
+
+
+async def refresh_arm_embeddings(state: ServingState) -> None:
+    """Embeddings of the running A/B test's models other than the LIVE one (for on-the-fly scoring)."""
+    test = state.running_test()
+    wanted = {arm_model(test, arm) for arm in ARMS} - {state.live_model_id} if test else set()
+    kept = {m: e for m, e in state.arm_embeddings.items() if m in wanted}
+    for model_id in sorted(wanted - set(kept)):
+        if state.store is None:
+            break
+        try:
+            kept[model_id] = await asyncio.to_thread(load_embeddings, state.store, model_id)
+            log.info("loaded embeddings of A/B model %s", model_id)
+        except Exception as exc:  # not published yet: its users get its cached lists or the LIVE ones
+            log.warning("embeddings of A/B model %s not loaded: %s", model_id, exc)
+    state.arm_embeddings = kept
+
+
+async def flush_writes_forever(state: ServingState, tick_seconds: float = 0.25) -> None:
+    """Send buffered writes older than ``impression_max_delay_seconds`` (requests usually take them first)."""
+    max_delay = state.settings.impression_max_delay_seconds
+    while True:
+        await asyncio.sleep(min(tick_seconds, max_delay))
+        age = state.redis.buffer.oldest_age()
+        if age is None or age < max_delay:
+            continue
+        try:
+            await state.redis.flush_buffer()
+        except DependencyDown:
+            state.degraded("redis")
+        except Exception:  # never let the loop die
+            log.exception("impression flush failed")
 
 
 async def refresh_lists(state: ServingState) -> bool:

@@ -25,7 +25,7 @@ async def recommendations(
     request_id: RequestId,
     num_items: NumItems = 10,
 ):
-    rec = await recommender.recommend(user_id, num_items)
+    rec = await recommender.recommend(user_id, num_items, request_id=request_id)
     items = [{"product_id": c.product_id, "score": c.score, "reason": c.reason} for c in rec.items]
     return OrjsonResponse({"items": items, "model_version": rec.model_version, "source": rec.source,
                            "request_id": request_id})

@@ -71,6 +71,10 @@ class EventIn(BaseModel):
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$",
         description="client event id: a retry with the same id is logged once",
     )
+    request_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$",
+        description="request_id of the /recommendations answer that showed the product (A/B attribution)",
+    )
 
     def event_type_name(self) -> str:
         return CLICK

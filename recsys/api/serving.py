@@ -1,8 +1,11 @@
 """Serving logic of ``GET /recommendations``: pick the tier, fetch its list, re-rank.
 
 Tier 1 (personalized) when the user has ``personalized_min_events`` events and
-a model list: ``recs:{user_id}`` (or the A/B treatment's list), else scored on
-the fly from the embeddings in memory and written back. Tier 2 (category)
+a model list: ``recs:{user_id}`` (or, for a user in an A/B arm with another
+model, ``recs:{model_id}:{user_id}``), else scored on the fly from that model's
+embeddings in memory and written back. A list of another model than the one
+expected (the LIVE model changed) is re-scored when the embeddings allow.
+Every answer buffers its impression (``ab_serving.log_impression``). Tier 2 (category)
 when the user's recent categories are known, Tier 3 (trending) otherwise.
 
 The cache-hit path is one Redis round trip (``RedisStore.read_user_view``) and
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.api.ab_serving import ArmChoice, choose_arm, log_impression, settle_arm
 from recsys.api.errors import DependencyDown
 from recsys.api.redis_store import UserView
 from recsys.api.session_state import SessionState, parse_session, seed_fields
@@ -38,6 +42,7 @@ class Recommendation:
     items: list[Candidate]
     source: str
     model_version: str | None
+    arm: ArmChoice | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,19 @@ class ModelList:
     scores: list[float]
     reasons: list[str] | None
     model_version: str | None
+
+
+@dataclass(frozen=True)
+class UserLists:
+    """The cached list for the user's model (``expected``), and the LIVE list as a last resort."""
+
+    cached: ModelList | None
+    expected: str | None
+    fallback: ModelList | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.cached is not None and self.expected is not None and self.cached.model_version != self.expected
 
 
 def _model_list(payload: Mapping | None) -> ModelList | None:
@@ -62,27 +80,35 @@ class RecommendationService:
         self.state = state
         self.settings = state.settings
 
-    async def recommend(self, user_id: int, n: int) -> Recommendation:
-        view, redis_ok = await self._read_view(user_id)
+    async def recommend(self, user_id: int, n: int, request_id: str = "") -> Recommendation:
+        arm = choose_arm(self.state, user_id)
+        live = self.state.live_model_id
+        view, redis_ok = await self._read_view(user_id, arm.model_id if arm and arm.model_id != live else None)
+        arm = settle_arm(self.state, user_id, arm, view, redis_ok)
         session, n_events = view.session, view.n_events
         if n_events is None or not session.exists:
             n_events, session = await self._seed(user_id, view, redis_ok)
-        cached = await self._cached_list(user_id, view, redis_ok)
-        qualifies = n_events >= self.settings.personalized_min_events if n_events is not None else cached is not None
+        lists = await self._cached_list(user_id, view, redis_ok, arm)
+        known = lists.cached is not None or lists.fallback is not None
+        qualifies = n_events >= self.settings.personalized_min_events if n_events is not None else known
         result = None
         if qualifies:
-            result = await self._personalized(user_id, cached, session, n, redis_ok)
+            result = await self._personalized(user_id, lists, session, n, redis_ok)
         if result is None:
             ctx = self.state.context(session)
             items = category_tier(ctx, n) if session.categories else []
             result = Recommendation(items, CATEGORY, None) if items else Recommendation(trending_tier(ctx, n),
                                                                                         TRENDING, None)
+        result = Recommendation(result.items, result.source, result.model_version, arm)
         self.state.metrics.source.labels(source=result.source).inc()
+        log_impression(self.state, request_id=request_id, user_id=user_id,
+                       products=[c.product_id for c in result.items], model_id=result.model_version, arm=arm,
+                       source=result.source)
         return result
 
-    async def _read_view(self, user_id: int) -> tuple[UserView, bool]:
+    async def _read_view(self, user_id: int, model_id: str | None) -> tuple[UserView, bool]:
         try:
-            return await self.state.redis.read_user_view(user_id, self.state.treatment_model_id), True
+            return await self.state.redis.read_user_view(user_id, model_id), True
         except DependencyDown as exc:
             log.warning("recommendations for %s without Redis: %s", user_id, exc)
             self.state.degraded("redis")
@@ -110,40 +136,41 @@ class RecommendationService:
         n = count if view.n_events is None else max(view.n_events, count)
         return n, session
 
-    async def _cached_list(self, user_id: int, view: UserView, redis_ok: bool) -> ModelList | None:
-        """The user's model list: the A/B treatment's when assigned, else ``recs:{user_id}``."""
-        arm_model = (view.ab or {}).get("model_id") if isinstance(view.ab, Mapping) else None
-        if arm_model and arm_model != self.state.live_model_id:
-            payload = view.model_recs if arm_model == self.state.treatment_model_id else None
-            if payload is None and redis_ok:
-                try:
-                    payload = await self.state.redis.model_recs(arm_model, user_id)
-                except DependencyDown:
-                    self.state.degraded("redis")
-            if payload is not None:
-                return _model_list(payload)
-        return _model_list(view.recs)
+    async def _cached_list(self, user_id: int, view: UserView, redis_ok: bool,
+                           arm: ArmChoice | None) -> UserLists:
+        """The list of the user's model: the A/B arm's when it is not the LIVE one, else ``recs:{user_id}``."""
+        live = self.state.live_model_id
+        if arm is None or arm.model_id == live:
+            return UserLists(_model_list(view.recs), live)
+        payload = view.model_recs
+        if payload is None and redis_ok and self.state.running_test() is None:  # a stored record: not read yet
+            try:
+                payload = await self.state.redis.model_recs(arm.model_id, user_id)
+            except DependencyDown:
+                self.state.degraded("redis")
+        return UserLists(_model_list(payload), arm.model_id, fallback=_model_list(view.recs))
 
-    async def _personalized(self, user_id: int, cached: ModelList | None, session: SessionState, n: int,
+    async def _personalized(self, user_id: int, lists: UserLists, session: SessionState, n: int,
                             redis_ok: bool) -> Recommendation | None:
         metrics = self.state.metrics
         ctx = self.state.context(session)
-        if cached is not None:
+        if lists.cached is not None and not lists.stale:
             metrics.cache.labels(result="hit").inc()
-            return Recommendation(personalized(ctx, cached.products, cached.scores, cached.reasons, n),
-                                  PERSONALIZED, cached.model_version)
+            return self._tier1(ctx, lists.cached, n)
         metrics.cache.labels(result="miss").inc()
-        scored = await self._score_on_the_fly(user_id, session, redis_ok)
-        if scored is None:
-            return None
-        return Recommendation(personalized(ctx, scored.products, scored.scores, scored.reasons, n),
-                              PERSONALIZED, scored.model_version)
+        scored = await self._score_on_the_fly(user_id, session, redis_ok, lists.expected)
+        chosen = scored or lists.cached or lists.fallback  # a stale list beats none
+        return self._tier1(ctx, chosen, n) if chosen is not None else None
 
-    async def _user_vector(self, user_id: int, redis_ok: bool) -> np.ndarray | None:
-        emb = self.state.embeddings
+    @staticmethod
+    def _tier1(ctx, found: ModelList, n: int) -> Recommendation:
+        return Recommendation(personalized(ctx, found.products, found.scores, found.reasons, n), PERSONALIZED,
+                              found.model_version)
+
+    async def _user_vector(self, user_id: int, redis_ok: bool, emb) -> np.ndarray | None:
         vector = emb.user_vector(user_id)
-        if vector is not None or not redis_ok:
-            return vector
+        if vector is not None or not redis_ok or emb is not self.state.embeddings:
+            return vector  # embedding:{user_id} belongs to the LIVE model only
         try:
             stored = await self.state.redis.user_embedding(user_id)
         except DependencyDown:
@@ -153,12 +180,13 @@ class RecommendationService:
             return np.asarray(stored["vector"], dtype=np.float32)
         return None
 
-    async def _score_on_the_fly(self, user_id: int, session: SessionState, redis_ok: bool) -> ModelList | None:
-        """Score every item for the user from the embeddings in memory; cache the list when Redis is up."""
-        emb = self.state.embeddings
+    async def _score_on_the_fly(self, user_id: int, session: SessionState, redis_ok: bool,
+                                model_id: str | None = None) -> ModelList | None:
+        """Score every item for the user from the model's embeddings in memory; cache the list when Redis is up."""
+        emb = self.state.embeddings_for(model_id)
         if emb is None:
             return None
-        vector = await self._user_vector(user_id, redis_ok)
+        vector = await self._user_vector(user_id, redis_ok, emb)
         if vector is None:
             return None
         top = emb.score_user(vector, self.settings.recs_per_user, exclude=session.purchased)
@@ -168,8 +196,9 @@ class RecommendationService:
         if redis_ok:
             payload = {"products": result.products, "scores": result.scores, "reasons": reasons,
                        "model_version": emb.model_id, "updated_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+            key_model = None if emb is self.state.embeddings else emb.model_id
             try:
-                await self.state.redis.write_recs(user_id, payload, self.settings.recs_ttl_seconds)
+                await self.state.redis.write_recs(user_id, payload, self.settings.recs_ttl_seconds, model_id=key_model)
             except DependencyDown:
                 self.state.degraded("redis")
         return result

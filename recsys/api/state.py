@@ -7,10 +7,12 @@ attribute assignment), so a request sees the old one or the new one.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from recsys.abtest.assignment import is_running
 from recsys.api.catalog import CatalogSnapshot
 from recsys.api.db_store import DbStore
 from recsys.api.embeddings import ModelEmbeddings
@@ -37,6 +39,7 @@ class ServingState:
     embeddings: ModelEmbeddings | None = None
     live_model: dict[str, Any] | None = None
     ab_test: dict[str, Any] | None = None
+    arm_embeddings: dict[str, ModelEmbeddings] = field(default_factory=dict)  # non-LIVE models of the A/B test
     similar_cache: dict[int, tuple[float, list[tuple[int, int]]]] = field(default_factory=dict)
 
     def degraded(self, dependency: str) -> None:
@@ -50,13 +53,16 @@ class ServingState:
     def live_model_id(self) -> str | None:
         return self.live_model["model_id"] if self.live_model else None
 
-    @property
-    def treatment_model_id(self) -> str | None:
-        """The model of a running A/B test other than the LIVE one (its lists are read in the same trip)."""
-        if not self.ab_test:
-            return None
-        treatment = self.ab_test.get("treatment_model_id")
-        return treatment if treatment and treatment != self.live_model_id else None
+    def running_test(self) -> dict[str, Any] | None:
+        """The A/B test being served: RUNNING and not past its end."""
+        test = self.ab_test
+        return test if is_running(test, dt.datetime.now(dt.timezone.utc)) else None
+
+    def embeddings_for(self, model_id: str | None) -> ModelEmbeddings | None:
+        """The in-memory embeddings of ``model_id`` (the LIVE model's when None)."""
+        if model_id is None or (self.embeddings is not None and self.embeddings.model_id == model_id):
+            return self.embeddings
+        return self.arm_embeddings.get(model_id)
 
     def context(self, session: SessionState) -> ServeContext:
         s = self.settings

@@ -141,6 +141,41 @@ class ABTest(Base):
     results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
+    __table_args__ = (
+        # one running test at a time (serving knows one): a second RUNNING row is refused by the database
+        Index(
+            "uq_ab_tests_one_running",
+            "status",
+            unique=True,
+            postgresql_where=text("status = 'RUNNING'"),
+            sqlite_where=text("status = 'RUNNING'"),
+        ),
+    )
+
+
+class ABImpression(Base):
+    """One recommendation answer: who saw which products, from which model, arm and test.
+
+    Written by the impression flusher (``recsys.abtest.impressions``) from the Redis
+    stream, together with one ``user_events`` IMPRESSION row per product shown.
+    """
+
+    __tablename__ = "ab_impressions"
+    impression_id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the stream entry id
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[int] = mapped_column(BigInteger)  # epoch ms, UTC (server clock)
+    test_id: Mapped[int | None] = mapped_column(BigInteger)
+    arm: Mapped[str | None] = mapped_column(String(16))
+    model_id: Mapped[str | None] = mapped_column(String(26))
+    source: Mapped[str | None] = mapped_column(String(16))
+    products: Mapped[list] = mapped_column(JSON, default=list)
+
+    __table_args__ = (
+        Index("idx_impressions_test_time", "test_id", "timestamp"),
+        Index("idx_impressions_user_time", "user_id", "timestamp"),
+    )
+
 
 class PipelineRun(Base):
     """One row per (run date, step): what each nightly step did, for metrics and on-call."""

@@ -1,0 +1,72 @@
+"""recsys_ab_results: every hour, A/B impressions -> results per arm -> winner -> promotion.
+
+The run for logical date L covers the hour [L - 1h, L): it flushes the impression
+stream into the database, writes every running test's results as of L to ab_tests,
+closes the tests that ended (promoting a winning treatment through the registry,
+archiving a losing one) and precomputes the new LIVE model's lists after a promotion.
+Every task calls one function of recsys.abtest.hourly; clients come from
+plugins/recsys_hooks.py. Backfill:
+``airflow backfill create --dag-id recsys_ab_results --from-date A --to-date B``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import dag, task
+from recsys_alerts import on_task_failure, on_task_retry
+
+from recsys.settings import get_settings
+
+_defaults = get_settings()  # environment variables only: no I/O at parse time
+
+
+def _logical_date() -> dt.datetime:
+    from airflow.sdk import get_current_context
+
+    return get_current_context()["logical_date"]
+
+
+@dag(
+    dag_id="recsys_ab_results",
+    schedule="@hourly",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["recsys", "ab_test", "hourly"],
+    doc_md=__doc__,
+    default_args={
+        "retries": _defaults.dag_retries,
+        "retry_delay": dt.timedelta(minutes=5),
+        "on_failure_callback": on_task_failure,
+        "on_retry_callback": on_task_retry,
+    },
+)
+def recsys_ab_results():
+    from recsys_hooks import engine, redis_client, store
+
+    from recsys.abtest import hourly
+
+    @task
+    def flush_impressions() -> dict:
+        return hourly.flush(engine(), redis_client())
+
+    @task
+    def update_results(flushed: dict) -> dict:
+        return hourly.update_results(engine(), _logical_date())
+
+    @task
+    def refresh_after_promotion(outcome: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from recsys.pipeline.nightly import Skip
+
+        try:
+            return hourly.refresh_after_promotion(engine(), store(), redis_client(), outcome)
+        except Skip as exc:
+            raise AirflowSkipException(str(exc)) from exc
+
+    refresh_after_promotion(update_results(flush_impressions()))
+
+
+recsys_ab_results()

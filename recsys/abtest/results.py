@@ -1,0 +1,192 @@
+"""A/B results: per-arm counts, the CTR z-test, the sample-size gate, the winner, the decision.
+
+``summarize`` is pure (frames in, JSON-able dict out); ``compute_results`` reads one
+test's impressions and events; ``update_results`` writes them to ``ab_tests``
+(never replacing newer results with older ones, so backfills are harmless);
+``finalize_test`` closes a test and promotes or archives its treatment through the
+registry. ``run_interval`` is what the hourly DAG ``recsys_ab_results`` runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from recsys import registry
+from recsys.abtest import store
+from recsys.abtest.attribution import attribute, impression_outcomes
+from recsys.abtest.stats import ArmCounts, compare_ctr, design_effect, two_proportion_ztest
+from recsys.constants import (
+    AB_COMPLETED, AB_RUNNING, ARM_CONTROL, ARM_TREATMENT, ARMS, STATUS_LIVE,
+)
+from recsys.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+ATTRIBUTION_SKEW_MS = 30_000  # a client clock this far behind the server still attributes
+SERIES_STEPS_MS = (10_000, 60_000, 300_000, 900_000, 3_600_000, 3 * 3_600_000, 6 * 3_600_000, 86_400_000)
+MAX_POINTS = 48
+KEPT_KEYS = ("config", "planned_end_at", "decision")  # results keys that survive a recomputation
+
+
+def _ms(value: dt.datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def judging_rules(settings: Settings) -> dict:
+    """The rules a test is judged by, fixed when it starts."""
+    return {"alpha": settings.ab_alpha, "power": settings.ab_power, "mde": settings.ab_min_detectable_effect,
+            "attribution_window_seconds": settings.ab_attribution_window_seconds}
+
+
+def _arm_summary(per_user: pd.DataFrame) -> dict:
+    users, n = len(per_user), int(per_user["impressions"].sum())
+    clicked, buyers = int(per_user["clicked"].sum()), int((per_user["purchases"] > 0).sum())
+    revenue = float(per_user["revenue"].sum())
+    return {"users": users, "impressions": n, "clicked_impressions": clicked, "clicks": int(per_user["clicks"].sum()),
+            "ctr": clicked / n if n else None, "purchases": int(per_user["purchases"].sum()), "buyers": buyers,
+            "conversion": buyers / users if users else None, "revenue": round(revenue, 2),
+            "revenue_per_user": revenue / users if users else None,
+            "design_effect": design_effect(per_user["clicked"], per_user["impressions"])}
+
+
+def _step(span_ms: int) -> int:
+    return next((s for s in SERIES_STEPS_MS if span_ms / s <= MAX_POINTS), SERIES_STEPS_MS[-1])
+
+
+def time_series(outcomes: pd.DataFrame, start_ms: int, end_ms: int) -> dict:
+    """Cumulative CTR and conversion per arm at the end of each step of ``[start_ms, end_ms)``."""
+    step = _step(max(end_ms - start_ms, 1))
+    ends = list(range(start_ms + step, end_ms, step)) + [end_ms]
+    points = []
+    for t in ends:
+        seen = outcomes[outcomes["timestamp"] < t]
+        point = {"t": t}
+        for arm in ARMS:
+            rows = seen[seen["arm"] == arm]
+            users = rows.groupby("user_id")["purchases"].sum()
+            point[arm] = {"impressions": len(rows), "ctr": float(rows["clicked"].mean()) if len(rows) else None,
+                          "conversion": float((users > 0).mean()) if len(users) else None}
+        points.append(point)
+    return {"step_ms": step, "points": points}
+
+
+def summarize(impressions: pd.DataFrame, events: pd.DataFrame, *, treatment_fraction: float, config: dict,
+              start_ms: int, end_ms: int) -> dict:
+    """The results of one test from its impressions and its users' events (pure)."""
+    window_ms = int(config["attribution_window_seconds"]) * 1000
+    outcomes = impression_outcomes(impressions, attribute(impressions, events, window_ms, ATTRIBUTION_SKEW_MS))
+    per_user = outcomes.groupby(["arm", "user_id"]).agg(
+        impressions=("impression_id", "size"), clicked=("clicked", "sum"), clicks=("clicks", "sum"),
+        purchases=("purchases", "sum"), revenue=("revenue", "sum")).reset_index()
+    arms = {arm: _arm_summary(per_user[per_user["arm"] == arm]) for arm in ARMS}
+    c, t = arms[ARM_CONTROL], arms[ARM_TREATMENT]
+    ctr_test = compare_ctr(ArmCounts(c["clicked_impressions"], c["impressions"], c["design_effect"]),
+                           ArmCounts(t["clicked_impressions"], t["impressions"], t["design_effect"]),
+                           alpha=config["alpha"], mde=config["mde"], power=config["power"],
+                           ratio=treatment_fraction / (1 - treatment_fraction))
+    conv = two_proportion_ztest(c["buyers"], c["users"], t["buyers"], t["users"])
+    return {"arms": arms, "ctr_test": ctr_test, "conversion_test": {"z": conv.z, "pvalue": conv.pvalue},
+            "winner": ctr_test["winner"], "num_users": int(c["users"] + t["users"]),
+            "attributed": {"clicks": int(outcomes["clicks"].sum()), "purchases": int(outcomes["purchases"].sum()),
+                           "events": len(events)},
+            "series": time_series(outcomes, start_ms, end_ms)}
+
+
+def compute_results(engine: Engine, test_id: int, as_of: dt.datetime | None = None,
+                    settings: Settings | None = None) -> dict:
+    """Results of a test over ``[start_at, min(as_of, end_at))`` (``as_of`` defaults to now)."""
+    test = store.get_test(engine, test_id)
+    config = (test.get("results") or {}).get("config") or judging_rules(settings or get_settings())
+    cutoff = min(as_of or _now(), test["end_at"])
+    start_ms, end_ms = _ms(test["start_at"]), max(_ms(cutoff), _ms(test["start_at"]) + 1)
+    out = summarize(store.load_impressions(engine, test_id, start_ms, end_ms),
+                    store.load_events(engine, test_id, start_ms, end_ms),
+                    treatment_fraction=test["treatment_fraction"], config=config, start_ms=start_ms, end_ms=end_ms)
+    return {"test_id": test_id, "as_of": cutoff.isoformat(), "computed_at": _now().isoformat(),
+            "config": config, **out}
+
+
+def _merged(test: dict, fresh: dict) -> dict:
+    old = test.get("results") or {}
+    return {**{k: old[k] for k in KEPT_KEYS if k in old}, **fresh}
+
+
+def update_results(engine: Engine, test_id: int, as_of: dt.datetime | None = None,
+                   settings: Settings | None = None) -> dict:
+    """Compute and store a running test's results unless newer ones are stored; returns the stored ones."""
+    test = store.get_test(engine, test_id)
+    fresh = compute_results(engine, test_id, as_of, settings)
+    stored_as_of = (test.get("results") or {}).get("as_of")
+    newer = stored_as_of and dt.datetime.fromisoformat(stored_as_of) > dt.datetime.fromisoformat(fresh["as_of"])
+    if test["status"] != AB_RUNNING or newer:
+        return test.get("results") or {}
+    results = _merged(test, fresh)
+    store.save_results(engine, test_id, results)
+    return results
+
+
+def decide_outcome(engine: Engine, test: dict, results: dict, auto_promote: bool) -> dict:
+    """Promote a winning treatment, archive a losing one, keep an inconclusive one (registry)."""
+    tid, treatment, control = test["test_id"], test["treatment_model_id"], test["control_model_id"]
+    arms, p = results["arms"], results["ctr_test"]["pvalue"]
+    summary = (f"CTR treatment {arms[ARM_TREATMENT]['ctr'] or 0:.4f} vs control {arms[ARM_CONTROL]['ctr'] or 0:.4f}, "
+               f"p={p:.3g}")
+    if treatment == control:
+        return {"action": "none", "reason": f"A/A test {tid}: both arms serve {treatment}; {summary}"}
+    winner = results["winner"]
+    if winner == ARM_TREATMENT and not auto_promote:
+        return {"action": "none", "reason": f"A/B test {tid}: treatment won ({summary}); auto-promotion is off"}
+    if winner == ARM_TREATMENT:
+        reason = f"A/B test {tid}: treatment won against {control} ({summary})"
+        out = registry.promote(engine, treatment, reason=reason)
+        return {"action": "promoted", "model_id": treatment, "previous_live_model_id": out["previous_live_model_id"],
+                "reason": reason}
+    if winner == ARM_CONTROL and registry.get_model(engine, treatment).status != STATUS_LIVE:
+        reason = f"A/B test {tid}: lost against {control} ({summary})"
+        registry.archive(engine, treatment, reason=reason)
+        return {"action": "archived", "model_id": treatment, "reason": reason}
+    return {"action": "none", "reason": f"A/B test {tid}: {winner} ({summary}); {treatment} is left as it is"}
+
+
+def finalize_test(engine: Engine, test_id: int, *, status: str = AB_COMPLETED, now: dt.datetime | None = None,
+                  settings: Settings | None = None) -> dict:
+    """Close a running test: final results up to its end (or ``now`` when stopped early), then the decision.
+
+    Closing a closed test changes nothing and returns it.
+    """
+    settings = settings or get_settings()
+    test = store.get_test(engine, test_id)
+    if test["status"] != AB_RUNNING:
+        return test
+    end = min(now or _now(), test["end_at"])
+    results = _merged(test, compute_results(engine, test_id, end, settings))
+    results.setdefault("planned_end_at", test["end_at"].isoformat())
+    results["decision"] = decide_outcome(engine, test, results, settings.ab_auto_promote)
+    store.save_results(engine, test_id, results, status=status, end_at=end)
+    log.info("A/B test %s %s: winner %s, %s", test_id, status, results["winner"], results["decision"]["reason"])
+    return store.get_test(engine, test_id)
+
+
+def run_interval(engine: Engine, start: dt.datetime, end: dt.datetime, settings: Settings | None = None) -> dict:
+    """One hourly run: results as of ``end`` for the tests of ``[start, end)``; close the ones that ended."""
+    out = []
+    for test in store.tests_overlapping(engine, start, end):
+        if test["status"] != AB_RUNNING:
+            continue
+        if test["end_at"] <= end:
+            row = finalize_test(engine, test["test_id"], status=AB_COMPLETED, now=end, settings=settings)
+            results = row["results"]
+        else:
+            results = update_results(engine, test["test_id"], as_of=end, settings=settings)
+        out.append({"test_id": test["test_id"], "winner": results.get("winner"),
+                    "pvalue": (results.get("ctr_test") or {}).get("pvalue"),
+                    "decision": (results.get("decision") or {}).get("action")})
+    return {"start": start.isoformat(), "end": end.isoformat(), "tests": out,
+            "promoted": [t["test_id"] for t in out if t["decision"] == "promoted"]}

@@ -1,0 +1,105 @@
+"""The dashboard in a real headless browser (Debian's chromium driven by Playwright), served by the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+from ab_helpers import seed_traffic
+from recsys.abtest import results as R
+from recsys.abtest import service
+from recsys.abtest.dashboard import fmt_p, fmt_pct, render_dashboard
+from recsys.api.app import create_app
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium; "
+                             "scripts/ensure_services.sh installs it where apt-get is available)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """The API under a real uvicorn server in a thread (its own event loop)."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the API did not start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+def test_render_without_results_and_escaping():
+    page = render_dashboard({"test_id": 1, "status": "RUNNING", "winner": None, "start_time": "2026-11-27T10:00:00+00:00",
+                             "end_time": "2026-11-28T10:00:00+00:00", "treatment_fraction": 0.2,
+                             "control_model_id": "<a>", "treatment_model_id": "b", "results": {}})
+    assert "&lt;a&gt;" in page and "<a>" not in page and 'http-equiv="refresh"' in page
+    assert "not reached yet" in page
+
+
+@needs_chromium
+def test_dashboard_in_chromium_shows_the_computed_numbers(ab_world, ab_settings, ab_store, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    now = dt.datetime.now(dt.timezone.utc)
+    test = service.start_test(ab_world, treatment_model_id="m-treat", control_model_id="m-control",
+                              duration_hours=24, treatment_fraction=0.5, now=now - dt.timedelta(hours=3),
+                              settings=ab_settings)
+    seed_traffic(ab_world, test, 120, {"control": 0.2, "treatment": 0.4})
+    seed_traffic(ab_world, test, 60, {"control": 0.25, "treatment": 0.45}, at=now - dt.timedelta(hours=2))
+    expected = R.update_results(ab_world, test["test_id"], as_of=now, settings=ab_settings)
+    settings = ab_settings.model_copy(update={"ab_results_refresh_seconds": 3600})  # the page shows these results
+    app = create_app(settings, store=ab_store, refresh_in_background=False)
+    errors: list[str] = []
+    with ServerThread(app) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1100, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        response = page.goto(f"{base}/ab-tests/{test['test_id']}/dashboard", wait_until="load")
+        assert response.status == 200
+        arms = expected["arms"]
+        for arm in ("control", "treatment"):
+            cell = page.locator(f"#ctr-{arm}")
+            assert cell.inner_text() == fmt_pct(arms[arm]["ctr"])
+            assert float(cell.get_attribute("data-value")) == pytest.approx(arms[arm]["ctr"])
+            assert int(page.locator(f"#impressions-{arm}").get_attribute("data-value")) == arms[arm]["impressions"]
+            required = expected["ctr_test"]["required"][arm]
+            assert int(page.locator(f"#required-{arm}").get_attribute("data-value")) == required
+        assert page.locator("#pvalue").inner_text() == fmt_p(expected["ctr_test"]["pvalue"])
+        assert float(page.locator("#ci").get_attribute("data-value")) == pytest.approx(expected["ctr_test"]["ci_low"])
+        assert page.locator("#status").inner_text() == "RUNNING"
+        assert page.locator("#winner").inner_text() == expected["winner"]
+        assert page.locator("#chart-ctr polyline").count() == 2 and page.locator("#chart-conversion").count() == 1
+        assert page.locator('meta[http-equiv="refresh"]').count() == 1  # reloads itself while running
+        shot = tmp_path / "dashboard.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if os.environ.get("RECSYS_AB_SCREENSHOT"):
+            page.screenshot(path=os.environ["RECSYS_AB_SCREENSHOT"], full_page=True)
+        browser.close()
+    assert errors == [] and shot.stat().st_size > 10_000
