@@ -31,6 +31,7 @@ from recsys.constants import (
     COL_USER,
     EVENT_COLUMNS,
     EVENT_TYPES,
+    IMPRESSION,
     MS_PER_DAY,
     PURCHASE,
     STEP_FAILED,
@@ -136,15 +137,17 @@ def add_known_flags(engine: Engine, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def trailing_volume(engine: Engine, day: dt.date, days: int = TRAILING_DAYS) -> dict | None:
-    """Mean daily event count over the ``days`` days before ``day`` that have events (None: no history)."""
+    """Mean daily count of behaviour events (impressions excluded: they follow traffic, not
+    shoppers, and start the day A/B logging is switched on) over the ``days`` days before
+    ``day`` that have events (None: no history)."""
     start, _ = day_bounds_ms(day)
     low = start - days * MS_PER_DAY
     query = text(
         f'SELECT ("timestamp" - :low) / {MS_PER_DAY} AS day_index, COUNT(*) AS n FROM user_events '
-        'WHERE "timestamp" >= :low AND "timestamp" < :start GROUP BY 1'
+        'WHERE "timestamp" >= :low AND "timestamp" < :start AND event_type <> :impression GROUP BY 1'
     )
     with engine.connect() as conn:
-        counts = [int(r.n) for r in conn.execute(query, {"low": low, "start": start})]
+        counts = [int(r.n) for r in conn.execute(query, {"low": low, "start": start, "impression": IMPRESSION})]
     if not counts:
         return None
     return {"days_with_events": len(counts), "window_days": days, "mean": sum(counts) / len(counts)}
@@ -182,9 +185,13 @@ def _row_checks(E, day: dt.date) -> list:
 
 
 def _volume_check(E, volume: dict, band: float):
+    # the band is on behaviour events; the day's impressions are added to both bounds
     low, high = volume_bounds(volume["mean"], band)
+    extra = int(volume.get("impressions_today", 0))
+    low, high = low + extra, high + extra
     description = (f"row count within +-{band:.0%} of the trailing mean {volume['mean']:.1f} "
-                   f"({volume['days_with_events']} of the previous {volume['window_days']} days had events)")
+                   f"({volume['days_with_events']} of the previous {volume['window_days']} days had events; "
+                   f"plus {extra} impressions today, which the band does not count)")
     return E.ExpectTableRowCountToBeBetween(min_value=low, max_value=high,
                                             meta=_meta("volume_in_trailing_band", description))
 
@@ -327,6 +334,8 @@ def validate_day(engine: Engine, store: ArtifactStore, day: dt.date, settings: S
         raise exc
     df = add_known_flags(engine, read_parquet(store, events_key))
     volume = trailing_volume(engine, day)
+    if volume is not None and COL_EVENT_TYPE in df.columns:
+        volume["impressions_today"] = int((df[COL_EVENT_TYPE] == IMPRESSION).sum())
     checks = [summarise(r, df) for r in run_checks(df, day, volume, settings.volume_band)]
     bots = flag_bots(df, settings.bot_events_per_minute) if {COL_USER, COL_TIMESTAMP} <= set(df.columns) else []
     report = build_report(day, df, checks, volume, bots, settings)

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import insert
 
 from recsys.artifacts import partition_key, read_parquet, write_parquet
-from recsys.constants import CLICK, MS_PER_DAY, PURCHASE, STEP_FAILED, STEP_SUCCESS, VIEW
+from recsys.constants import CLICK, IMPRESSION, MS_PER_DAY, PURCHASE, STEP_FAILED, STEP_SUCCESS, VIEW
 from recsys.db.models import Product, User, UserEvent
 from recsys.pipeline.extract import extract_day
 from recsys.pipeline.runs import get_steps
@@ -88,7 +88,8 @@ def test_a_clean_day_passes_and_saves_its_report(request, shop, store_name):
     assert {"event_type_known", "timestamp_in_day", "price_non_negative", "purchase_has_price",
             "product_id_known", "user_id_known", "volume_in_trailing_band", "user_id_not_null"} <= set(checks)
     assert checks["volume_in_trailing_band"]["kwargs"] == {"min_value": 20, "max_value": 60}
-    assert report["volume"]["trailing"] == {"days_with_events": 7, "window_days": 7, "mean": PER_DAY}
+    assert report["volume"]["trailing"] == {"days_with_events": 7, "window_days": 7, "mean": PER_DAY,
+                                            "impressions_today": 0}
     [step] = [s for s in get_steps(shop, DAY) if s["step"] == "validate"]
     assert step["status"] == STEP_SUCCESS and step["details"]["rows"] == PER_DAY
 
@@ -291,3 +292,24 @@ def test_importing_the_module_does_not_import_great_expectations():
     code = "import sys, recsys.pipeline.validate; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _impressions(day: dt.date, n: int) -> list[dict]:
+    start, _ = day_bounds_ms(day)
+    return [{"user_id": USERS[i % len(USERS)], "product_id": PRODUCTS[i % len(PRODUCTS)], "event_type": IMPRESSION,
+             "timestamp": start + 1000 * (i + 1), "price": None, "session_id": "imp"} for i in range(n)]
+
+
+def test_impressions_do_not_count_in_the_volume_band(shop, local_store):
+    """The day A/B impression logging starts, the behaviour volume is unchanged: the day passes."""
+    add_events(shop, clean_events(DAY, PER_DAY, seed=0) + _impressions(DAY, 5 * PER_DAY))
+    extract_day(shop, local_store, DAY)
+    assert validate_day(shop, local_store, DAY, SETTINGS)["success"]
+
+
+def test_impressions_in_the_history_do_not_inflate_the_trailing_mean(shop, local_store):
+    for back in range(1, 8):
+        add_events(shop, _impressions(DAY - dt.timedelta(days=back), 10 * PER_DAY))
+    add_events(shop, clean_events(DAY, PER_DAY, seed=0))
+    extract_day(shop, local_store, DAY)
+    assert validate_day(shop, local_store, DAY, SETTINGS)["success"]
