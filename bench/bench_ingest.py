@@ -1,0 +1,122 @@
+"""Event ingestion: durable events per second through the API into PostgreSQL, nothing lost.
+
+At each concurrency the load generator (``bench/ingest_client.py``, its own process)
+sends a fixed number of events to ``POST /events`` and, alternately in the same run,
+the same rows as single-row INSERT transactions straight into PostgreSQL (the
+reference: this database's durable commit rate). After every API run the rows are
+counted: every acknowledged event must be in ``user_events`` (by its client event id).
+
+``python -m bench.bench_ingest [--events 5000] [--levels 8,32,64] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from bench.common import REPO, RESULTS_DIR, log, machine, quick, ratio, summary, write_result
+from bench.fixtures import REDIS_URL, bench_database, bench_redis, serve_ready_shop
+from bench.loadgen import Server
+from recsys.clients import make_engine
+
+API_PORT = 18090
+
+
+def chosen_server_config() -> dict:
+    """The server settings the serving benchmark found best (its results file), else one uvloop worker."""
+    path = RESULTS_DIR / "serving.json"
+    if path.exists():
+        return json.loads(path.read_text()).get("chosen_config") or {}
+    return {"workers": 1, "loop": "uvloop", "http": "httptools"}
+
+
+def client(mode: str, args, shop, prefix: str, concurrency: int, acked_file: str) -> dict:
+    dsn = shop.url.replace("postgresql+psycopg://", "postgresql://")
+    cmd = [sys.executable, "-m", "bench.ingest_client", "--mode", mode, "--url", f"http://127.0.0.1:{API_PORT}",
+           "--dsn", dsn, "--events", str(args.events), "--concurrency", str(concurrency),
+           "--users", str(shop.users), "--products", str(shop.products), "--prefix", prefix,
+           "--acked-file", acked_file]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True, timeout=1800)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def count_check(engine, prefix: str, acked_file: str) -> dict:
+    """Rows stored under ``prefix`` against the acknowledged ids: none missing, none doubled."""
+    acked = {x for x in Path(acked_file).read_text().split() if x}
+    with engine.connect() as conn:
+        stored = [r[0] for r in conn.execute(text("SELECT client_event_id FROM user_events "
+                                                  "WHERE client_event_id LIKE :p"), {"p": prefix + "-%"})]
+    missing = acked - set(stored)
+    return {"acked": len(acked), "rows": len(stored), "missing": len(missing),
+            "duplicates": len(stored) - len(set(stored)), "stored_not_acked": len(set(stored) - acked),
+            "ok": not missing and len(stored) == len(set(stored))}
+
+
+def measure_level(args, shop, engine, concurrency: int, tmp: Path) -> dict:
+    runs: dict[str, list[dict]] = {"api": [], "pg": []}
+    checks = []
+    for rep in range(args.repeats):
+        for mode in ("api", "pg"):
+            prefix = f"bench-c{concurrency}-r{rep}-{mode}"
+            acked_file = str(tmp / f"{prefix}.txt")
+            res = client(mode, args, shop, prefix, concurrency, acked_file)
+            check = count_check(engine, prefix, acked_file)
+            runs[mode].append(res)
+            if mode == "api":
+                checks.append(check)
+            log(f"c={concurrency} {mode}: {res['events_per_s']:.0f} events/s, acked {res['acked']}/{res['sent']},"
+                f" rows {check['rows']}, missing {check['missing']}, errors {res['errors']}")
+    out = {mode: {"events_per_s": summary([r["events_per_s"] for r in rs]),
+                  "p50_ms": summary([r["p50_ms"] for r in rs]), "p99_ms": summary([r["p99_ms"] for r in rs]),
+                  "sent": sum(r["sent"] for r in rs), "acked": sum(r["acked"] for r in rs),
+                  "errors": [r["errors"] for r in rs]} for mode, rs in runs.items()}
+    out["ratio_api_to_pg"] = ratio(out["api"]["events_per_s"], out["pg"]["events_per_s"])
+    out["count_checks"] = checks
+    out["nothing_lost"] = all(c["ok"] for c in checks)
+    return out
+
+
+def pg_settings(engine) -> dict:
+    with engine.connect() as conn:
+        return {name: conn.execute(text(f"SHOW {name}")).scalar() for name in
+                ("synchronous_commit", "fsync", "wal_sync_method", "shared_buffers", "max_connections")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1500 if quick() else 5000)
+    parser.add_argument("--levels", default="8,32" if quick() else "8,32,64")
+    parser.add_argument("--repeats", type=int, default=2 if quick() else 3)
+    args = parser.parse_args(argv)
+    started, info, config = time.perf_counter(), machine(), chosen_server_config()
+    with tempfile.TemporaryDirectory(prefix="recsys-bench-ingest-") as tmp, bench_database("ingest") as url, \
+            bench_redis() as redis_client:
+        shop = serve_ready_shop(url, redis_client, str(Path(tmp) / "artifacts"), n_users=5000, n_products=1000,
+                                epochs=2)
+        engine = make_engine(url)
+        env = {"RECSYS_DATABASE_URL": url, "RECSYS_REDIS_URL": REDIS_URL, "RECSYS_ARTIFACT_URI": shop.artifact_dir}
+        if config.get("workers", 1) > 1:
+            env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prom-", dir=tmp)
+        with Server("recsys", API_PORT, workers=config.get("workers", 1), loop=config.get("loop", "uvloop"),
+                    http=config.get("http", "httptools"), env=env, ready_path="/health",
+                    log_path=Path(tmp) / "api.log") as server:
+            server.wait_ready()
+            levels = {int(c): measure_level(args, shop, engine, int(c), Path(tmp)) for c in args.levels.split(",")}
+        settings = pg_settings(engine)
+        engine.dispose()
+    write_result("ingest", {"machine": info, "server": config, "postgres": settings, "events_per_run": args.events,
+                            "levels": {str(k): v for k, v in levels.items()},
+                            "nothing_lost": all(v["nothing_lost"] for v in levels.values())},
+                 started, "python -m bench.bench_ingest " + " ".join(argv or []))
+
+
+if __name__ == "__main__":
+    main()

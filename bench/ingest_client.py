@@ -1,0 +1,127 @@
+"""The ingestion load generator, a separate process: N events at a fixed concurrency, every answer kept.
+
+``--mode api``: POST each event to the API (``/events`` with a client ``event_id``);
+an event counts as acknowledged when the answer is 200 ``logged`` and not a duplicate.
+``--mode pg``: the reference, the same rows as single-row INSERT transactions straight
+into PostgreSQL with asyncpg (one commit each, as the API does): the durable-write
+limit of this database at this concurrency.
+Prints one JSON line: sent, acknowledged, errors, seconds, latency percentiles; the
+acknowledged ids go to ``--acked-file`` for the count check.
+
+``python -m bench.ingest_client --mode api --url http://127.0.0.1:18080 --events 5000 --concurrency 32 ...``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+EVENT_TYPES = ("VIEW", "VIEW", "VIEW", "CLICK", "CLICK", "ADD_TO_CART", "PURCHASE")
+
+
+def event(i: int, prefix: str, users: int, products: int, now_ms: int) -> dict:
+    """The i-th event: deterministic user, product and type; a unique client event id."""
+    kind = EVENT_TYPES[i % len(EVENT_TYPES)]
+    body = {"user_id": 1 + (i * 7919) % users, "product_id": 1 + (i * 104_729) % products,
+            "timestamp": now_ms - (i % 1000), "session_id": f"{prefix}-s{i // 20}", "event_id": f"{prefix}-{i}",
+            "event_type": kind}
+    if kind == "PURCHASE":
+        body["price"] = 9.99
+    return body
+
+
+async def run(args, send) -> dict:
+    """Send ``args.events`` events with at most ``args.concurrency`` in flight; every one is awaited."""
+    now_ms = int(time.time() * 1000)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(args.events):
+        queue.put_nowait(i)
+    acked, errors, latencies = [], {}, []
+
+    async def worker():
+        while not queue.empty():
+            body = event(queue.get_nowait(), args.prefix, args.users, args.products, now_ms)
+            start = time.perf_counter()
+            ok, err = await send(body)
+            latencies.append(time.perf_counter() - start)
+            if ok:
+                acked.append(body["event_id"])
+            else:
+                errors[err] = errors.get(err, 0) + 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    seconds = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1e3
+
+    if args.acked_file:
+        with open(args.acked_file, "w") as f:
+            f.write("\n".join(acked) + "\n")
+    return {"sent": args.events, "acked": len(acked), "errors": errors, "seconds": seconds,
+            "events_per_s": len(acked) / seconds, "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
+            "concurrency": args.concurrency}
+
+
+async def via_api(args) -> dict:
+    import aiohttp
+
+    conn = aiohttp.TCPConnector(limit=args.concurrency)
+    async with aiohttp.ClientSession(args.url, connector=conn, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async def send(body: dict) -> tuple[bool, str]:
+            try:
+                async with http.post("/events", json=body) as resp:
+                    data = await resp.json(content_type=None)
+                    if resp.status == 200 and data.get("status") == "logged" and not data.get("duplicate"):
+                        return True, ""
+                    return False, f"http {resp.status}"
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                return False, type(exc).__name__
+
+        return await run(args, send)
+
+
+async def via_pg(args) -> dict:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(args.dsn, min_size=args.concurrency, max_size=args.concurrency)
+    sql = ('INSERT INTO user_events (user_id, product_id, event_type, session_id, "timestamp", price, '
+           "client_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+
+    async def send(b: dict) -> tuple[bool, str]:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(sql, b["user_id"], b["product_id"], b["event_type"], b["session_id"],
+                                   b["timestamp"], b.get("price"), b["event_id"])
+            return True, ""
+        except (asyncpg.PostgresError, OSError) as exc:
+            return False, type(exc).__name__
+
+    try:
+        return await run(args, send)
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["api", "pg"], required=True)
+    parser.add_argument("--url", default="http://127.0.0.1:18080")
+    parser.add_argument("--dsn", default="")
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--products", type=int, required=True)
+    parser.add_argument("--prefix", required=True, help="client event ids are PREFIX-<i>")
+    parser.add_argument("--acked-file", default="")
+    args = parser.parse_args(argv)
+    result = asyncio.run(via_api(args) if args.mode == "api" else via_pg(args))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The scale model: unit costs measured by the benchmarks, extrapolated to 100M users x 10M products.
+
+``python -m bench.scale_model`` reads ``bench/results/*.json`` and writes ``bench/SCALE.md``
+(numbers computed here, the reasoning in ``bench/scale_text.py``). Pure arithmetic over
+the results: ``model(results)`` returns every derived figure, so each is traceable.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from bench.common import BENCH_DIR
+from bench.report_format import load_results
+
+USERS, PRODUCTS = 100_000_000, 10_000_000
+TARGET_RPS = 100_000
+API_UTILISATION = 0.7  # run API nodes at 70% of their measured capacity
+REDIS_SHARD_BYTES = 25 * 2**30  # data per Redis primary (a 32 GiB node with headroom for fork/replication)
+PRECOMPUTE_WINDOW_HOURS = 2.0  # of the nightly run's 4-hour deadline
+MIN_RECALL = 0.95
+PAIRS_PER_USER = 14  # distinct (user, product) pairs per user over 30 days in the synthetic shop
+
+
+def dict_bytes_per_entry(n: int = 200_000) -> float:
+    """Python memory of an ``{int: int}`` id index (the API's user_index), per entry, measured."""
+    import tracemalloc
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    index = {i + 10**9: i for i in range(n)}
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del index
+    return used / n
+
+
+def _ivf_choice(ann: dict) -> dict:
+    rows = ann["ivf"]["nprobe"]
+    ok = [r for r in rows if r["recall_at_10"] >= MIN_RECALL]
+    return min(ok, key=lambda r: r["nprobe"]) if ok else max(rows, key=lambda r: r["recall_at_10"])
+
+
+def _lists_overhead(pre: dict) -> float:
+    """Seconds per user that precompute spends after scoring (re-ranking, Candidates, reasons): lists - score_top."""
+    row = min(pre["sizes"], key=lambda r: r["products"])
+    return max(0.0, 1 / row["users_per_s"]["lists"]["median"] - 1 / row["users_per_s"]["score_top"]["median"])
+
+
+def memory(r: dict) -> dict:
+    dim = r["precompute"]["sizes"][0]["dim"]
+    sim = r["scale_simulation"]["measured"]
+    per_user = sim["redis_bytes_per_user"]
+    return {"dim": dim, "user_vectors_bytes": USERS * dim * 4, "item_vectors_bytes": PRODUCTS * dim * 4,
+            "ivf_bytes": PRODUCTS * (dim * 4 + 8), "hnsw_links_bytes": PRODUCTS * 32 * 2 * 4,
+            "dict_bytes_per_entry": dict_bytes_per_entry(),
+            "redis_bytes_per_user": per_user, "redis_bytes": USERS * per_user,
+            "redis_shards_memory": math.ceil(USERS * per_user / REDIS_SHARD_BYTES)}
+
+
+def precompute(r: dict) -> dict:
+    ann, sim = r["ann"], r["scale_simulation"]["measured"]
+    ivf = _ivf_choice(ann)
+    post = _lists_overhead(r["precompute"])
+    write = sim["write_seconds"] / sim["users"]
+    exact = ann["exact"]["exact"]["median"]
+    ivf_rate = ivf["users_per_s"]["median"]
+    nightly = max((r.get("nightly") or {}).get("sizes") or [{}], key=lambda x: x.get("recs_keys", 0))
+    dag_rate = (nightly["recs_keys"] / nightly["task_seconds"]["precompute"]
+                if nightly.get("task_seconds", {}).get("precompute") else None)
+    exact_1m = next((x["users_per_s"]["lists"]["median"] for x in r["precompute"]["sizes"]
+                     if x["products"] == 1_000_000), None)
+    per_user_ann = 1 / ivf_rate + post + write
+    per_user_exact = 1 / exact + post + write
+    hours_ann = USERS * per_user_ann / 3600
+    return {"exact_users_per_s": exact, "exact_hours_per_worker": USERS * per_user_exact / 3600,
+            "ivf": ivf, "ivf_users_per_s": ivf_rate, "post_seconds_per_user": post, "write_seconds_per_user": write,
+            "ann_users_per_s": 1 / per_user_ann, "ann_hours_per_worker": hours_ann,
+            "workers_for_window": math.ceil(hours_ann / PRECOMPUTE_WINDOW_HOURS),
+            "ivf_build_seconds": ann["ivf"]["build_seconds"], "ann_products": ann["products"],
+            "worst_case": ann.get("ivf_gaussian_worst_case"), "dag_users_per_s": dag_rate,
+            "dag_users": nightly.get("recs_keys"), "dag_products": (nightly.get("shop") or {}).get("products"),
+            "lists_1m_users_per_s": exact_1m}
+
+
+def serving(r: dict) -> dict:
+    s = r["serving"]["side_by_side"]
+    hit, trivial, rget = s["hit"]["rps"]["median"], s["trivial"]["rps"]["median"], s["redis_get"]["rps"]["median"]
+    commands = 4  # recs, A/B assignment, session hash, counter: one pipelined round trip per request
+    return {"hit_rps": hit, "trivial_rps": trivial, "redis_get_rps": rget,
+            "p99_ms": s["hit"]["p99_ms"]["median"], "nodes": math.ceil(TARGET_RPS / (hit * API_UTILISATION)),
+            "nodes_if_trivial": math.ceil(TARGET_RPS / (trivial * API_UTILISATION)),
+            "redis_commands_per_s": TARGET_RPS * commands,
+            "redis_shards_throughput": math.ceil(TARGET_RPS * commands / (rget * API_UTILISATION)),
+            "workers": r["serving"]["chosen_config"]["workers"],
+            "top_function": ((r["serving"].get("profile_hit") or {}).get("top_functions") or [{}])[0]}
+
+
+def training(r: dict) -> dict:
+    rows = [x for x in r["training"]["sizes"] if x["threads"] == max(y["threads"] for y in r["training"]["sizes"])]
+    big = max(rows, key=lambda x: x["interactions"])
+    per = big["epoch_seconds"]["median"] / big["interactions"]
+    interactions = USERS * PAIRS_PER_USER
+    one = [x for x in r["training"]["sizes"] if x["threads"] == 1]
+    speedup = None
+    if one:
+        o = max(one, key=lambda x: x["interactions"])
+        same = next((x for x in rows if x["interactions"] == o["interactions"]), None)
+        if same:
+            speedup = o["epoch_seconds"]["median"] / same["epoch_seconds"]["median"]
+    return {"measured_interactions": big["interactions"], "threads": big["threads"],
+            "seconds_per_epoch": big["epoch_seconds"]["median"], "interactions": interactions,
+            "epoch_hours": interactions * per / 3600, "thread_speedup_1_to_2": speedup}
+
+
+def model(results: dict) -> dict:
+    missing = [n for n in ("precompute", "ann", "serving", "scale_simulation", "training") if n not in results]
+    if missing:
+        raise SystemExit(f"bench/results lacks {missing}: run those benchmarks first")
+    return {"memory": memory(results), "precompute": precompute(results), "serving": serving(results),
+            "training": training(results), "simulation": results["scale_simulation"],
+            "ingest": results.get("ingest"), "nightly": results.get("nightly")}
+
+
+def main() -> None:
+    from bench.scale_text import render
+
+    m = model(load_results())
+    (BENCH_DIR / "SCALE.md").write_text(render(m))
+    print("wrote bench/SCALE.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Where a cache hit's time goes: the API's ``recommend`` in process, sequential, under cProfile.
+
+The app is built with ``create_app`` over the benchmark's database and Redis and its
+lifespan entered (catalog, model and lists loaded as in a server). Reported: the
+mean wall time of ``recommend(user_id, 10)`` without the profiler, and the profiler's
+own time per source area (Redis client, JSON parsing, tiers and re-ranking, reasons,
+the event loop), with the top functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import pstats
+import time
+
+AREAS = (("dataclasses.replace", ("dataclasses.py",)), ("redis client", ("redis/",)), ("json (orjson)", ("orjson",)),
+         ("re-ranking", ("recsys/ranking/rerank",)), ("reasons", ("recsys/ranking/reasons",)),
+         ("tiers + catalog", ("recsys/api/tiers", "recsys/api/catalog", "recsys/api/fallbacks")),
+         ("serving service", ("recsys/api/serving", "recsys/api/session_state", "recsys/api/redis_store",
+                              "recsys/api/ab_")),
+         ("event loop + sockets", ("asyncio/", "selectors", "uvloop", "socket")))
+
+
+def _area(filename: str) -> str:
+    for name, parts in AREAS:
+        if any(p in filename for p in parts):
+            return name
+    return "other"
+
+
+async def _calls(app, ids: list[int]) -> float:
+    rec = app.state.recommender
+    start = time.perf_counter()
+    for uid in ids:
+        await rec.recommend(uid, 10)
+    return time.perf_counter() - start
+
+
+async def _profile(settings, ids: list[int]) -> tuple[float, pstats.Stats]:
+    from recsys.api.app import create_app
+
+    app = create_app(settings, refresh_in_background=False)
+    async with app.router.lifespan_context(app):
+        await _calls(app, ids[:50])  # warm-up
+        wall = await _calls(app, ids)
+        prof = cProfile.Profile()
+        prof.enable()
+        await _calls(app, ids)
+        prof.disable()
+    return wall / len(ids), pstats.Stats(prof)
+
+
+def profile_hits(database_url: str, redis_url: str, artifact_uri: str, ids: list[int]) -> dict:
+    from recsys.settings import Settings
+
+    settings = Settings(database_url=database_url, redis_url=redis_url, artifact_uri=artifact_uri)
+    per_call, stats = asyncio.run(_profile(settings, ids))
+    areas: dict[str, float] = {}
+    rows = []
+    for (filename, line, func), (_, ncalls, tottime, _, _) in stats.stats.items():
+        areas[_area(filename)] = areas.get(_area(filename), 0.0) + tottime
+        rows.append((tottime, f"{filename.split('site-packages/')[-1].split('/work/main/')[-1]}:{line}({func})",
+                     ncalls))
+    total = sum(areas.values()) or 1.0
+    rows.sort(reverse=True)
+    return {"calls": len(ids), "mean_ms_per_call_unprofiled": per_call * 1e3,
+            "profiled_share_by_area": {k: round(v / total, 3) for k, v in sorted(areas.items(), key=lambda x: -x[1])},
+            "top_functions": [{"function": f, "share": round(t / total, 3), "calls_per_request": n / len(ids)}
+                              for t, f, n in rows[:12]]}

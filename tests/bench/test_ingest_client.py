@@ -1,0 +1,34 @@
+"""The ingestion load generator: deterministic unique events, every answer counted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from bench.ingest_client import event, run
+
+
+def test_events_are_deterministic_with_unique_ids_and_purchases_priced():
+    evs = [event(i, "p", users=100, products=50, now_ms=1_000_000) for i in range(500)]
+    assert len({e["event_id"] for e in evs}) == 500
+    assert evs == [event(i, "p", users=100, products=50, now_ms=1_000_000) for i in range(500)]
+    assert all(1 <= e["user_id"] <= 100 and 1 <= e["product_id"] <= 50 for e in evs)
+    assert all(("price" in e) == (e["event_type"] == "PURCHASE") for e in evs)
+
+
+def test_run_sends_every_event_once_and_keeps_failures_apart(tmp_path):
+    seen = []
+
+    async def send(body):
+        seen.append(body["event_id"])
+        await asyncio.sleep(0)
+        n = int(body["event_id"].split("-")[1])
+        return (n % 10 != 0), ("" if n % 10 else "http 503")
+
+    acked_file = tmp_path / "acked.txt"
+    args = argparse.Namespace(events=100, concurrency=7, prefix="t", users=10, products=10,
+                              acked_file=str(acked_file))
+    out = asyncio.run(run(args, send))
+    assert sorted(seen) == sorted(f"t-{i}" for i in range(100))
+    assert out["sent"] == 100 and out["acked"] == 90 and out["errors"] == {"http 503": 10}
+    assert len(acked_file.read_text().split()) == 90

@@ -1,0 +1,24 @@
+"""The README generator's computed sentences and formatting."""
+
+from __future__ import annotations
+
+from bench.report_format import med, short_function, sig, table
+from bench.report_sections import _plateau
+
+
+def _cfg(workers: int, rps: float, spread: float) -> dict:
+    return {"workers": workers, "hit": {"rps": {"median": rps, "spread": spread}}}
+
+
+def test_plateau_says_tuning_stops_paying_only_within_the_spread():
+    assert "stops paying" in _plateau([_cfg(1, 500, 0.1), _cfg(2, 860, 0.1), _cfg(3, 865, 0.1)])
+    assert "the best is kept" in _plateau([_cfg(1, 500, 0.05), _cfg(2, 1000, 0.05)])
+    assert _plateau([_cfg(1, 500, 0.1)]) == ""
+
+
+def test_formatting():
+    assert sig(1234.5) == "1,234" and sig(0.012345) == "0.0123" and sig(None) == "–"
+    assert med({"median": 2.0, "min": 1.0, "max": 3.0}) == "2.00 (1.00–3.00)"
+    assert table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+    assert short_function("/root/.pyenv/versions/3.11.7/lib/python3.11/dataclasses.py:1453(replace)") == \
+        "dataclasses.py:1453(replace)"

@@ -1,0 +1,69 @@
+"""The scale model's arithmetic over benchmark results, and the SCALE.md it renders."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import scale_model
+from bench.scale_text import render
+
+
+def s(x: float) -> dict:
+    return {"median": x, "min": x, "max": x, "n": 1, "spread": 0.0, "runs": [x]}
+
+
+def fake_results() -> dict:
+    lat = {"rps": s(1000.0), "p50_ms": s(5.0), "p95_ms": s(9.0), "p99_ms": s(20.0)}
+    return {
+        "precompute": {"sizes": [{"products": 10_000, "dim": 65,
+                                  "users_per_s": {"numpy": s(50_000.0), "score_top": s(10_000.0),
+                                                  "lists": s(2_000.0)}}]},
+        "ann": {"products": 10_000_000, "exact": {"exact": s(8.0), "numpy": s(20.0)},
+                "ivf": {"build_seconds": 120.0, "nprobe": [
+                    {"nprobe": 4, "users_per_s": s(2000.0), "recall_at_10": 0.80, "recall_top10_in_300": 0.9},
+                    {"nprobe": 16, "users_per_s": s(1000.0), "recall_at_10": 0.97, "recall_top10_in_300": 0.99},
+                    {"nprobe": 64, "users_per_s": s(300.0), "recall_at_10": 0.99, "recall_top10_in_300": 1.0}]}},
+        "serving": {"chosen_config": {"workers": 2},
+                    "side_by_side": {"hit": lat, "trivial": {**lat, "rps": s(10_000.0)},
+                                     "redis_get": {**lat, "rps": s(100_000.0)}}},
+        "scale_simulation": {"products": 10_000, "predicted": {"users_per_s": 1500.0, "redis_bytes_per_user": 6000},
+                             "measured": {"users": 1000, "users_per_s": 1400.0, "redis_bytes_per_user": 6100.0,
+                                          "write_seconds": 0.2},
+                             "check": {"time_ratio_measured_to_predicted": 1.07,
+                                       "memory_ratio_measured_to_predicted": 1.02}},
+        "training": {"sizes": [{"interactions": 1_000_000, "threads": 2, "epoch_seconds": s(4.0)},
+                               {"interactions": 1_000_000, "threads": 1, "epoch_seconds": s(7.0)}]},
+    }
+
+
+def test_model_multiplies_the_unit_costs_out():
+    m = scale_model.model(fake_results())
+    mem, pre, srv, tr = m["memory"], m["precompute"], m["serving"], m["training"]
+    assert mem["redis_bytes"] == 100_000_000 * 6100.0
+    assert mem["redis_shards_memory"] == math.ceil(100_000_000 * 6100.0 / (25 * 2**30))
+    assert pre["ivf"]["nprobe"] == 16  # the smallest nprobe with recall@10 >= 0.95
+    per_user = 1 / 1000.0 + (1 / 2000.0 - 1 / 10_000.0) + 0.2 / 1000
+    assert pre["ann_hours_per_worker"] == pytest.approx(100_000_000 * per_user / 3600)
+    assert pre["workers_for_window"] == math.ceil(pre["ann_hours_per_worker"] / 2.0)
+    assert srv["nodes"] == math.ceil(100_000 / (1000.0 * 0.7))
+    assert srv["redis_shards_throughput"] == math.ceil(400_000 / (100_000.0 * 0.7))
+    assert tr["epoch_hours"] == pytest.approx(100_000_000 * 14 * 4.0 / 1_000_000 / 3600)
+    assert tr["thread_speedup_1_to_2"] == pytest.approx(7.0 / 4.0)
+
+
+def test_model_names_the_missing_results():
+    results = fake_results()
+    del results["ann"]
+    with pytest.raises(SystemExit, match="ann"):
+        scale_model.model(results)
+
+
+def test_render_has_every_section_and_the_headline_figures():
+    text = render(scale_model.model(fake_results()))
+    for title in ("## 1. Memory", "## 2. Nightly precompute", "## 3. Serving", "## 4. What runs where",
+                  "## 5. Check", "## 6. Training"):
+        assert title in text
+    assert "143 such nodes" in text  # ceil(100000 / 700)
+    assert "nprobe=16" in text
