@@ -1,0 +1,100 @@
+"""``python -m recsys evaluate``: from parsed arguments to the written report.
+
+``recsys.cli.cmd_evaluate`` calls :func:`evaluate_command`; bad input (a wrong
+column mapping, an empty test set, an unknown model) ends with a one-line message
+on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+from recsys.evaluation.errors import EvaluationError
+
+DEFAULT_OUT_DIR = Path("bench/results")
+
+
+def parse_when(value: str) -> dt.datetime:
+    """``YYYY-MM-DD`` or an ISO date-time; naive values are UTC."""
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise EvaluationError(f"--split-date: not a YYYY-MM-DD date or ISO date-time: {value!r}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _names(value: str | None, what: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not names:
+        raise EvaluationError(f"{what}: empty list")
+    return names
+
+
+def hybrid_config(args, settings):
+    """Production configuration from the settings, or the one in ``--hybrid-config`` (a tuned one)."""
+    from recsys.evaluation.models import HybridConfig
+
+    if args.hybrid_config:
+        data = json.loads(Path(args.hybrid_config).read_text())
+        if "models" in data:  # a previous run's result: its tuned (else used) hybrid configuration
+            data = (data.get("tuning") or {}).get("best") or data["config"]["hybrid"]
+        config = HybridConfig.from_dict(data, settings)
+    else:
+        config = HybridConfig.from_settings(settings)
+    overrides = {k: v for k, v in (("seed", args.seed), ("threads", args.threads)) if v is not None}
+    return dataclasses.replace(config, params=dataclasses.replace(config.params, **overrides))
+
+
+def run(args) -> tuple[dict, dict]:
+    """Read, split, evaluate, write; returns the result and the written paths."""
+    from recsys.evaluation.logs import read_logs
+    from recsys.evaluation.models import MODEL_NAMES, BaselineConfig
+    from recsys.evaluation.protocol import POSITIVE_EVENTS, Cutoff, Protocol, build_eval_split, choose_cutoff
+    from recsys.evaluation.report import write_outputs
+    from recsys.evaluation.runner import RunOptions, run_evaluation
+    from recsys.model.train import TrainParams
+    from recsys.settings import get_settings
+
+    settings = get_settings()
+    hybrid = hybrid_config(args, settings)
+    protocol = Protocol(k=args.k, positive_events=_names(args.positive_events, "--positive-events") or POSITIVE_EVENTS,
+                        cold_max_items=args.cold_max_items, train_days=args.train_days, seed=hybrid.params.seed)
+    plain = TrainParams.from_settings(settings, seed=args.seed, threads=args.threads)  # lightfm-cf: untuned
+    options = RunOptions(models=_names(args.models, "--models") or MODEL_NAMES, hybrid=hybrid,
+                         baselines=BaselineConfig(trending_days=settings.trending_days, lightfm=plain),
+                         tune_minutes=args.tune_minutes if args.tune else None, progress=not args.quiet)
+    logs = read_logs(args.dataset, args.format, args.columns, args.test_file)
+    if args.test_file:
+        cutoff = Cutoff("test-file", str(args.test_file), None)
+    else:
+        split_at = parse_when(args.split_date) if args.split_date else None
+        cutoff = choose_cutoff(logs.events, split_at=split_at, test_days=args.test_days)
+    split = build_eval_split(logs, cutoff, protocol)
+    result = run_evaluation(split, options)
+    out = Path(args.json) if args.json else DEFAULT_OUT_DIR / f"{Path(args.dataset).stem}.json"
+    return result, write_outputs(result, out, plots=not args.no_plots)
+
+
+def evaluate_command(args) -> int:
+    from recsys.evaluation.report import main_table
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result, paths = run(args)
+    except (EvaluationError, ValueError, FileNotFoundError) as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(main_table(result)))
+    if result.get("tuning"):
+        print("tuned hybrid configuration:", json.dumps(result["tuning"]["best"]))
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0

@@ -1,0 +1,119 @@
+"""The production re-ranking, applied offline to the hybrid's lists as a user would get them.
+
+1. Precompute: the best ``candidates(depth)`` products (purchases masked) reordered by
+   ``rerank_rows`` (out-of-stock products last, at most ``max_per_category`` per category per block).
+2. Serving (Tier 1): ``recsys.ranking.rerank.rerank`` with the rules of the settings
+   (``recsys.api.tiers.rerank_config``) and the user's session as the API seeds it from the
+   latest ``HISTORY_EVENTS`` events before the cut-off (``recsys.api.session_state.seed_fields``):
+   cross-sell, browsed categories, margin, freshness (product age at the cut-off), stock, diversity.
+   Before them, ``boost_trending`` (weight ``trending_weight``; 0 = off, as production today):
+   products with many events over the last ``trending_days`` up (``Candidate.popularity``, the
+   count the trending list carries). This rule is proposed for ``recsys.ranking.rerank``; until it
+   is there, a ``trending_weight`` above 0 measures a re-ranking production does not run yet.
+
+Not reproduced offline: the cross-sell candidates serving adds from bestseller lists, and the
+fallback tiers for users below ``personalized_min_events`` (the table measures the model's list).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MS_PER_DAY
+from recsys.ranking.rerank import Candidate, RerankConfig, rerank, rerank_rows
+from recsys.settings import get_settings
+
+HISTORY_EVENTS = 50  # as recsys.api.serving: the latest events that seed a session
+
+
+def boost_trending(items: list[Candidate], weight: float) -> list[Candidate]:
+    """Recently popular products up by ``weight`` x the list's score range x popularity / the list's
+    highest popularity (the convention of ``recsys.ranking.rerank``); sorted by the new score, stable."""
+    top = max((c.popularity for c in items), default=0)
+    if not weight or top <= 0:
+        return list(items)
+    scores = [c.score for c in items]
+    unit = weight * ((max(scores) - min(scores)) or 1.0)
+    boosted = [c.with_score(c.score + unit * c.popularity / top) if c.popularity > 0 else c for c in items]
+    return sorted(boosted, key=lambda c: -c.score)
+
+
+def recent_counts(events: pd.DataFrame, products: pd.DataFrame, now_ms: int, days: int) -> np.ndarray:
+    """Events per product (``products`` order) in ``[now - days, now)``."""
+    recent = events[(events[COL_TIMESTAMP] < now_ms) & (events[COL_TIMESTAMP] >= now_ms - days * MS_PER_DAY)]
+    counts = recent.groupby(COL_ITEM).size()
+    return counts.reindex(products[COL_ITEM].to_numpy()).fillna(0).to_numpy(dtype=np.int64)
+
+
+def _age_days(products: pd.DataFrame, now_ms: int) -> np.ndarray:
+    if "created_at" not in products:
+        return np.full(len(products), np.nan)
+    created = pd.to_datetime(products["created_at"], utc=True)
+    ms = ((created - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy(dtype=float)
+    return np.maximum(0.0, (now_ms - ms) / MS_PER_DAY)
+
+
+def sessions(events: pd.DataFrame, user_ids, categories: pd.Series) -> dict[int, tuple[tuple, list]]:
+    """Per user: (browsed categories, purchased categories) of the session the API would seed."""
+    from recsys.api.session_state import parse_session, seed_fields
+
+    mine = events[events[COL_USER].isin(user_ids)].sort_values(COL_TIMESTAMP, ascending=False, kind="stable")
+    latest = mine.groupby(COL_USER, sort=False).head(HISTORY_EVENTS)
+    category_of = categories.to_dict().get
+    out = {}
+    for user, rows in latest.groupby(COL_USER, sort=False):
+        recent = list(zip(rows[COL_ITEM].tolist(), rows[COL_EVENT_TYPE].tolist()))
+        state = parse_session(seed_fields(recent, lambda pid: category_of(pid) or ""))
+        bought = [c for c in dict.fromkeys(category_of(p) for p in state.purchased) if c]
+        out[int(user)] = (state.categories, bought)
+    return out
+
+
+class ServingReranker:
+    """``rerank(users, columns, scores) -> rows``: precompute's then serving's re-ranking of each list."""
+
+    def __init__(self, products: pd.DataFrame, history: pd.DataFrame, now_ms: int, rules: RerankConfig,
+                 user_ids, trending_weight: float = 0.0, trending_days: int = 7) -> None:
+        self.rules, self.trending_weight = rules, trending_weight
+        self.popularity = recent_counts(history, products, now_ms, trending_days)
+        self.categories = products["category"].astype(str).to_numpy()
+        self.codes = pd.factorize(self.categories)[0].astype(np.int64)
+        self.in_stock = products["in_stock"].fillna(True).to_numpy(dtype=bool) if "in_stock" in products \
+            else np.ones(len(products), dtype=bool)
+        self.margin = products["margin"].fillna(0.0).to_numpy(dtype=float) if "margin" in products \
+            else np.zeros(len(products))
+        self.age = _age_days(products, now_ms)
+        by_id = pd.Series(self.categories, index=products[COL_ITEM].to_numpy())
+        self.sessions = sessions(history, user_ids, by_id[~by_id.index.duplicated()])
+
+    def _candidate(self, j: int, score: float) -> Candidate:
+        age = None if np.isnan(self.age[j]) else float(self.age[j])
+        return Candidate(int(j), score, self.categories[j], bool(self.in_stock[j]), float(self.margin[j]),
+                         age is not None and age < self.rules.new_days, "", age, int(self.popularity[j]))
+
+    def __call__(self, users: pd.DataFrame, cols: np.ndarray, scores: np.ndarray) -> list[np.ndarray]:
+        valid = np.isfinite(scores)
+        orders = rerank_rows(cols, valid, self.codes, self.in_stock, self.rules.max_per_category,
+                             self.rules.out_of_stock)
+        score_of = [dict(zip(c.tolist(), s.tolist())) for c, s in zip(cols, scores)]
+        out = []
+        for i, (user, order) in enumerate(zip(users[COL_USER].tolist(), orders)):
+            browsed, bought = self.sessions.get(int(user), ((), []))
+            items = boost_trending([self._candidate(j, score_of[i][j]) for j in order.tolist()],
+                                   self.trending_weight)
+            ranked = rerank(items, self.rules, session_categories=browsed, purchased_categories=bought)
+            out.append(np.array([c.product_id for c in ranked], dtype=np.int64))
+        return out
+
+
+def serving_rules(max_per_category: int | None, freshness_weight: float, new_days: int,
+                  settings=None) -> RerankConfig:
+    """The serving rules of the settings with the hybrid configuration's tunable knobs."""
+    from recsys.api.tiers import rerank_config
+
+    rules = rerank_config(settings or get_settings())
+    return dataclasses.replace(rules, max_per_category=max_per_category, freshness_weight=freshness_weight,
+                               new_days=new_days)

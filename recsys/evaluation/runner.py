@@ -1,0 +1,125 @@
+"""One evaluation run: split, (optionally) tune the hybrid, fit and measure every model on the same split.
+
+``run_evaluation`` returns the JSON-able result ``{"protocol", "models", "config", "tuning"}``;
+``recsys.evaluation.report.write_outputs`` writes it. Progress bars (tqdm, on stderr)
+show the long steps: fitting each model and scoring users in blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from recsys.evaluation.baselines import ModelUnavailableError
+from recsys.evaluation.models import MODEL_NAMES, BaselineConfig, HybridConfig, build_model, hybrid_reranker
+from recsys.evaluation.protocol import EvalSplit
+from recsys.evaluation.scoring import measure
+from recsys.evaluation.tuning import summary, tune_hybrid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    models: tuple[str, ...] = MODEL_NAMES
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    tune_minutes: float | None = None  # None: no tuning
+    progress: bool = True
+
+    def __post_init__(self):
+        unknown = [m for m in self.models if m not in MODEL_NAMES]
+        if unknown or not self.models:
+            raise ValueError(f"unknown or no model(s) {unknown}; known: {list(MODEL_NAMES)}")
+
+
+def _bar(progress: bool, desc: str, leave: bool = True):
+    """``tqdm`` partial (or plain ``iter`` when switched off or not installed)."""
+    if not progress:
+        return iter
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iter
+    return lambda it: tqdm(it, desc=desc, leave=leave, file=sys.stderr, dynamic_ncols=True)
+
+
+@contextmanager
+def _trial_bar(progress: bool):
+    """A callback for each tuning trial: logs it and advances a progress bar."""
+    bar = None
+    if progress:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(desc="tuning trials", unit="trial", file=sys.stderr, dynamic_ncols=True)
+        except ImportError:
+            pass
+
+    def on_trial(result: dict) -> None:
+        log.info("trial %s", summary(result))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: round(v, 4) for k, v in result.items() if k.startswith("ndcg")})
+
+    try:
+        yield on_trial
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def evaluate_one(name: str, split: EvalSplit, options: RunOptions, hybrid: HybridConfig) -> dict:
+    """Fit ``name`` on the split's training side and measure it (main table, groups, new items)."""
+    started = time.perf_counter()
+    try:
+        model = build_model(name, split, hybrid, options.baselines)
+    except ModelUnavailableError as exc:
+        return {"available": False, "reason": str(exc)}
+    fitted = time.perf_counter()
+    p = split.protocol
+    reranks = name == "hybrid"
+    main_rerank = hybrid_reranker(split, split.main, hybrid) if reranks else None
+    out = measure(model, split.main, p.k, seed=p.seed, groups=split.groups, rerank=main_rerank,
+                  blocks=_bar(options.progress, f"scoring {name}", leave=False))
+    if split.new_items is not None:
+        new_rerank = hybrid_reranker(split, split.new_items, hybrid) if reranks else None
+        new = measure(model, split.new_items, p.k, seed=p.seed, rerank=new_rerank, with_curves=False)
+        out["new_items"] = {key: v for key, v in new.items() if key != "groups"}
+    if reranks:  # ablation: the same model's lists without any re-ranking
+        raw = measure(model, split.main, p.k, seed=p.seed, with_curves=False, with_auc=False)
+        out["without_rerank"] = {key: v for key, v in raw.items() if "@" in key}
+    out["fit_seconds"] = round(fitted - started, 2)
+    out["eval_seconds"] = round(time.perf_counter() - fitted, 2)
+    if name in ("hybrid", "lightfm-cf"):
+        cf_params = options.baselines.lightfm or hybrid.params
+        out["config"] = hybrid.as_dict() if name == "hybrid" else {
+            "params": dataclasses.asdict(cf_params), "features": "ids only"}
+    return out
+
+
+def run_evaluation(split: EvalSplit, options: RunOptions = RunOptions()) -> dict:
+    """Every model of ``options`` on ``split``; the hybrid (and LightFM CF's parameters) tuned first if asked."""
+    hybrid, tuning = options.hybrid, None
+    if options.tune_minutes:
+        log.info("tuning the hybrid for at most %.1f minutes", options.tune_minutes)
+        with _trial_bar(options.progress) as on_trial:
+            tuning = tune_hybrid(split, hybrid, budget_seconds=options.tune_minutes * 60, on_trial=on_trial)
+        hybrid = tuning.pop("config")
+    models = {}
+    for name in _bar(options.progress, "models")(options.models):
+        models[name] = evaluate_one(name, split, options, hybrid)
+        m, k = models[name], split.protocol.k
+        if m.get("available", True):
+            log.info("%s: precision@%d %.4f, ndcg@%d %.4f (fit %.1f s)", name, k, m[f"precision@{k}"], k,
+                     m[f"ndcg@{k}"], m["fit_seconds"])
+    return {
+        "protocol": split.info,
+        "models": models,
+        "config": {"hybrid": hybrid.as_dict(), "baselines": dataclasses.asdict(options.baselines)},
+        "tuning": tuning,
+    }
