@@ -74,7 +74,8 @@ def _grouped_positions(pairs: pd.DataFrame, users: pd.Index, products: pd.Index)
     rows, cols = rows[keep], cols[keep]
     order = np.argsort(rows, kind="stable")
     bounds = np.searchsorted(rows[order], np.arange(len(users) + 1))
-    return [cols[order][bounds[i] : bounds[i + 1]] for i in range(len(users))]
+    grouped = cols[order]  # once: each user's slice is a view of this one array
+    return [grouped[bounds[i] : bounds[i + 1]] for i in range(len(users))]
 
 
 def build_split(frame: pd.DataFrame, positives: pd.DataFrame, bought: pd.DataFrame,
