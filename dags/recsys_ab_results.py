@@ -14,11 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import dag, task
-from recsys_alerts import on_task_failure, on_task_retry
-
-from recsys.settings import get_settings
-
-_defaults = get_settings()  # environment variables only: no I/O at parse time
+from recsys_alerts import task_defaults
 
 
 def _logical_date() -> dt.datetime:
@@ -35,12 +31,7 @@ def _logical_date() -> dt.datetime:
     max_active_runs=1,
     tags=["recsys", "ab_test", "hourly"],
     doc_md=__doc__,
-    default_args={
-        "retries": _defaults.dag_retries,
-        "retry_delay": dt.timedelta(minutes=5),
-        "on_failure_callback": on_task_failure,
-        "on_retry_callback": on_task_retry,
-    },
+    default_args=task_defaults(),
 )
 def recsys_ab_results():
     from recsys_hooks import engine, redis_client, store

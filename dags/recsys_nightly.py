@@ -11,7 +11,7 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, task
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference, SyncCallback
-from recsys_alerts import on_task_failure, on_task_retry
+from recsys_alerts import task_defaults
 
 from recsys.settings import get_settings
 
@@ -62,13 +62,7 @@ def _skip_on(fn, *args):
     tags=["recsys", "nightly", "ml"],
     params=PARAMS,
     doc_md=__doc__,
-    default_args={
-        "retries": _defaults.dag_retries,
-        "retry_delay": dt.timedelta(minutes=5),
-        "retry_exponential_backoff": 2.0,
-        "on_failure_callback": on_task_failure,
-        "on_retry_callback": on_task_retry,
-    },
+    default_args=task_defaults(retry_exponential_backoff=2.0),
     deadline=DEADLINE,
 )
 def recsys_nightly():

@@ -339,3 +339,18 @@ async def deadline_alert(context: dict | None = None, **kwargs: Any) -> dict:
     """Deadline callback for ``AsyncCallback(deadline_alert)``: runs in the triggerer."""
     # delivery blocks (HTTP, SMTP, connection look-ups): keep it off the triggerer's event loop
     return await asyncio.to_thread(on_deadline_missed, context, **kwargs)
+
+
+def task_defaults(**overrides: Any) -> dict:
+    """``default_args`` of every recsys DAG: retries from the settings, backoff, and these alerts."""
+    import datetime as _dt
+
+    from recsys.settings import get_settings
+
+    return {
+        "retries": get_settings().dag_retries,
+        "retry_delay": _dt.timedelta(minutes=5),
+        "on_failure_callback": on_task_failure,
+        "on_retry_callback": on_task_retry,
+        **overrides,
+    }

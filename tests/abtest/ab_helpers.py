@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from asgi_client import open_client  # noqa: F401  (re-exported for the tests)
+
 import datetime as dt
 import io
 import json
 import os
 import time
 
-import httpx
 import numpy as np
 from sqlalchemy import insert
 
@@ -70,16 +71,6 @@ def register(engine, store, model_id: str, status: str, version: int, prefer_low
             "promoted_at": dt.datetime(2026, 11, 26, 4, 0, tzinfo=dt.timezone.utc) if status == "LIVE" else None}])
 
 
-async def open_client(app):
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
-
-    async def close():
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-
-    return client, close
 
 
 def auth(token: str = TOKEN) -> dict:

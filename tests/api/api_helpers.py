@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from asgi_client import open_client  # noqa: F401  (re-exported for the tests)
+
 import datetime as dt
 import json
 import os
 import time
 
-import httpx
 
 from recsys.constants import KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_RECS, KEY_TRENDING, KEY_USER_EVENTS
 
@@ -53,17 +54,6 @@ def write_lists(redis_client) -> None:
     pipe.execute()
 
 
-async def open_client(app):
-    """Run the app's lifespan and give an httpx client on it; returns (client, closer)."""
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
-
-    async def close():
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-
-    return client, close
 
 
 def now_ms() -> int:
