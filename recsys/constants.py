@@ -34,6 +34,9 @@ STATUS_LIVE = "LIVE"
 STATUS_ARCHIVED = "ARCHIVED"
 MODEL_STATUSES = (STATUS_TRAINING, STATUS_CANDIDATE, STATUS_LIVE, STATUS_ARCHIVED)
 MODEL_TYPE_HYBRID = "HYBRID"
+# attribute groups the hybrid model can learn from (RECSYS_USER_FEATURES / RECSYS_ITEM_FEATURES)
+USER_FEATURE_GROUPS = ("country", "language", "device_type", "segment")
+ITEM_FEATURE_GROUPS = ("category", "price", "name")
 DEFAULT_K = 10
 
 # --- nightly step records (pipeline_runs.status) ----------------------------

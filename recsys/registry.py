@@ -11,6 +11,7 @@ LIVE row impossible even for two concurrent promotions.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -110,6 +111,7 @@ def get_live(engine: Engine) -> RecommendationModel | None:
 
 def find_trained(engine: Engine, train_date: dt.date, params: dict) -> RecommendationModel | None:
     """The newest model trained for ``train_date`` with these params (re-runs reuse it), or None."""
+    params = json.loads(json.dumps(params))  # as stored: tuples are JSON lists
     with _session(engine) as session:
         rows = session.scalars(
             select(RecommendationModel)

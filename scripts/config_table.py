@@ -15,7 +15,9 @@ def main() -> None:
     print("|---|---|---|")
     for name, field in Settings.model_fields.items():
         default = field.default_factory() if field.default_factory else field.default
-        shown = DEFAULT_NOTES.get(name) or f"`{default}`"
+        if isinstance(default, list):  # comma-separated in the environment
+            default = ",".join(default)
+        shown = DEFAULT_NOTES.get(name) or (f"`{default}`" if default != "" else "(empty)")
         print(f"| `RECSYS_{name.upper()}` | {shown} | {(field.description or '').replace('|', '/')} |")
 
 

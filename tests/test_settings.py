@@ -28,13 +28,21 @@ def test_environment_variables_are_read(monkeypatch):
 
 @pytest.mark.parametrize(
     "env, value",
-    [("RECSYS_LOSS", "hinge"), ("RECSYS_PROMOTION_POLICY", "yolo"), ("RECSYS_EPOCHS", "0"), ("RECSYS_EPOCHS", "many")],
+    [("RECSYS_LOSS", "hinge"), ("RECSYS_PROMOTION_POLICY", "yolo"), ("RECSYS_EPOCHS", "0"), ("RECSYS_EPOCHS", "many"),
+     ("RECSYS_ITEM_FEATURES", "name,colour"), ("RECSYS_USER_FEATURES", "shoe_size")],
 )
 def test_bad_values_are_refused_with_the_field_named(monkeypatch, env, value):
     monkeypatch.setenv(env, value)
     with pytest.raises(ValidationError) as info:
         Settings()
     assert env.removeprefix("RECSYS_").lower() in str(info.value)
+
+
+def test_feature_groups_are_comma_separated(monkeypatch):
+    monkeypatch.setenv("RECSYS_USER_FEATURES", "country, segment")
+    monkeypatch.setenv("RECSYS_ITEM_FEATURES", "")
+    s = Settings()
+    assert s.user_features == ["country", "segment"] and s.item_features == []
 
 
 def test_readme_lists_every_variable():

@@ -31,7 +31,7 @@ from recsys.api.session_state import SessionState, parse_session, seed_fields
 from recsys.api.state import ServingState
 from recsys.api.tiers import CATEGORY, PERSONALIZED, TRENDING, category_tier, personalized, trending_tier
 from recsys.ranking.reasons import SOURCE_MODEL, reason_for
-from recsys.ranking.rerank import Candidate
+from recsys.ranking.rerank import Candidate, boost_popular
 
 log = logging.getLogger(__name__)
 HISTORY_EVENTS = 50  # latest events read to seed a user's recent categories
@@ -191,8 +191,10 @@ class RecommendationService:
             return None
         top = emb.score_user(vector, self.settings.recs_per_user, exclude=session.purchased)
         ctx = self.state.context(session)
-        reasons = [reason_for(ctx.candidate(pid, score), SOURCE_MODEL) for pid, score in top]
-        result = ModelList([p for p, _ in top], [s for _, s in top], reasons, emb.model_id)
+        # precompute's popular-products boost, with the popularity the fallback lists carry
+        items = boost_popular([ctx.candidate(pid, score) for pid, score in top], self.settings.rerank_trending_weight)
+        reasons = [reason_for(c, SOURCE_MODEL) for c in items]
+        result = ModelList([c.product_id for c in items], [c.score for c in items], reasons, emb.model_id)
         if redis_ok:
             payload = {"products": result.products, "scores": result.scores, "reasons": reasons,
                        "model_version": emb.model_id, "updated_at": dt.datetime.now(dt.timezone.utc).isoformat()}

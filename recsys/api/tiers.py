@@ -159,7 +159,7 @@ def rerank_config(settings, complements: Mapping[str, Iterable[str]] | None = No
         max_per_category=settings.max_per_category,
         out_of_stock=None if settings.rerank_out_of_stock == "keep" else settings.rerank_out_of_stock,
         margin_weight=settings.rerank_margin_weight, freshness_weight=settings.rerank_freshness_weight,
-        new_days=settings.new_product_days, session_weight=settings.rerank_session_weight,
+        new_days=settings.rerank_freshness_days, session_weight=settings.rerank_session_weight,
         cross_sell_weight=settings.rerank_cross_sell_weight,
         complements={k: tuple(v) for k, v in comps.items()},
     )

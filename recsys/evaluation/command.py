@@ -59,16 +59,14 @@ def run(args) -> tuple[dict, dict]:
     from recsys.evaluation.protocol import POSITIVE_EVENTS, Cutoff, Protocol, build_eval_split, choose_cutoff
     from recsys.evaluation.report import write_outputs
     from recsys.evaluation.runner import RunOptions, run_evaluation
-    from recsys.model.train import TrainParams
     from recsys.settings import get_settings
 
     settings = get_settings()
     hybrid = hybrid_config(args, settings)
     protocol = Protocol(k=args.k, positive_events=_names(args.positive_events, "--positive-events") or POSITIVE_EVENTS,
                         cold_max_items=args.cold_max_items, train_days=args.train_days, seed=hybrid.params.seed)
-    plain = TrainParams.from_settings(settings, seed=args.seed, threads=args.threads)  # lightfm-cf: untuned
     options = RunOptions(models=_names(args.models, "--models") or MODEL_NAMES, hybrid=hybrid,
-                         baselines=BaselineConfig(trending_days=settings.trending_days, lightfm=plain),
+                         baselines=BaselineConfig(trending_days=settings.trending_days),
                          tune_minutes=args.tune_minutes if args.tune else None, progress=not args.quiet)
     logs = read_logs(args.dataset, args.format, args.columns, args.test_file)
     if args.test_file:

@@ -2,16 +2,14 @@
 
 - ``random``, ``popularity``: ``recsys.model.baselines``.
 - ``trending``, ``item-knn``, ``als``: ``recsys.evaluation.baselines``.
-- ``lightfm-cf``: plain LightFM on ids only (no user or item attributes) with the production
-  parameters (``BaselineConfig.lightfm``; the hybrid's when unset): tuning the hybrid does not
-  change this baseline.
+- ``lightfm-cf``: plain LightFM WARP on ids only (no user or item attributes), ``PLAIN_LIGHTFM``
+  (the pipeline's parameters before tuning; ``BaselineConfig.lightfm`` overrides them): tuning the
+  hybrid does not change this baseline.
 - ``hybrid``: the production model: ``recsys.model.train.fit_hybrid`` with the production
-  features (``FeatureSet``) and the production re-ranking (``recsys.evaluation.reranking``).
+  parameters and feature groups (``TrainParams.user_features`` / ``item_features``) and the
+  production re-ranking (``recsys.evaluation.reranking``).
 
 Every model is fitted on the same training interactions, those of the protocol.
-
-A feature set keeps some attributes: the others are blanked before fitting, so
-LightFM never sees them (a blanked attribute yields no feature in ``recsys.model.features``).
 """
 
 from __future__ import annotations
@@ -19,102 +17,113 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
-from recsys.constants import COL_ITEM, COL_TIMESTAMP, COL_USER
+from recsys.constants import COL_TIMESTAMP, COL_USER, ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
 from recsys.evaluation.baselines import ALSModel, ItemKNNModel, TrendingModel
 from recsys.evaluation.protocol import EvalSplit
 from recsys.evaluation.reranking import ServingReranker, serving_rules
 from recsys.model.baselines import PopularityModel, RandomModel
 from recsys.model.evaluate import Split
-from recsys.model.features import ITEM_COLUMNS, USER_COLUMNS
+from recsys.model.features import check_feature_names
 from recsys.model.train import TrainParams, fit_hybrid
 from recsys.settings import get_settings
 
 MODEL_NAMES = ("random", "popularity", "trending", "item-knn", "als", "lightfm-cf", "hybrid")
-USER_FEATURES = ("country", "language", "device_type", "segment")
-ITEM_FEATURES = ("category", "price", "name")
 RERANK_FIELDS = ("max_per_category", "freshness_weight", "new_days", "trending_weight")
+RUN_OPTIONS = ("window_days", "threads")  # TrainParams fields that are not part of a configuration
+FEATURE_FIELDS = ("user_features", "item_features")
+PLAIN_LIGHTFM = {"loss": "warp", "no_components": 64, "learning_rate": 0.05, "epochs": 30, "item_alpha": 1e-6,
+                 "user_alpha": 1e-6, "user_features": (), "item_features": ()}
 
 
 @dataclass(frozen=True)
 class FeatureSet:
-    user: tuple[str, ...] = USER_FEATURES
-    item: tuple[str, ...] = ITEM_FEATURES
+    """The attribute groups a model learns from (``recsys.constants.USER_FEATURE_GROUPS`` / ``ITEM_...``)."""
+
+    user: tuple[str, ...] = USER_FEATURE_GROUPS
+    item: tuple[str, ...] = ITEM_FEATURE_GROUPS
 
     def __post_init__(self):
-        bad = sorted(set(self.user) - set(USER_FEATURES)) + sorted(set(self.item) - set(ITEM_FEATURES))
-        if bad:
-            raise ValueError(f"unknown feature(s) {bad}; user: {USER_FEATURES}, item: {ITEM_FEATURES}")
+        check_feature_names(self.user, self.item)
+
+    @classmethod
+    def of(cls, params: TrainParams) -> FeatureSet:
+        return cls(params.user_features, params.item_features)
 
     @property
     def label(self) -> str:
         return f"user[{','.join(self.user) or 'ids'}] item[{','.join(self.item) or 'ids'}]"
 
 
+def plain_lightfm(seed: int = 42, threads: int = 0) -> TrainParams:
+    """The ``lightfm-cf`` baseline's parameters."""
+    return TrainParams(**PLAIN_LIGHTFM, seed=seed, threads=threads)
+
+
+def with_features(params: TrainParams, features: FeatureSet) -> TrainParams:
+    return dataclasses.replace(params, user_features=features.user, item_features=features.item)
+
+
 @dataclass(frozen=True)
 class HybridConfig:
-    """What the hybrid is trained with, and the tunable knobs of its re-ranking
-    (``max_per_category=None`` switches the diversity rule off, ``freshness_weight=0`` the freshness boost)."""
+    """What the hybrid is trained with (``params``, its feature groups included), and the tunable knobs
+    of its re-ranking (``max_per_category=None`` switches the diversity rule off, a weight of 0 a boost;
+    ``new_days`` is the age at which the freshness boost reaches 0)."""
 
     params: TrainParams = field(default_factory=TrainParams)
-    features: FeatureSet = field(default_factory=FeatureSet)
     max_per_category: int | None = 3
-    freshness_weight: float = 0.1
-    new_days: int = 14
-    trending_weight: float = 0.0  # proposed rule (recsys.evaluation.reranking.boost_trending); 0 = production
+    freshness_weight: float = 0.3
+    new_days: int = 90
+    trending_weight: float = 1.0
+
+    @property
+    def features(self) -> FeatureSet:
+        return FeatureSet.of(self.params)
 
     @classmethod
     def from_settings(cls, settings=None, **overrides) -> HybridConfig:
         s = settings or get_settings()
         return cls(params=TrainParams.from_settings(s, **overrides), max_per_category=s.max_per_category,
-                   freshness_weight=s.rerank_freshness_weight, new_days=s.new_product_days)
+                   freshness_weight=s.rerank_freshness_weight, new_days=s.rerank_freshness_days,
+                   trending_weight=s.rerank_trending_weight)
 
     @classmethod
     def from_dict(cls, data: dict, settings=None) -> HybridConfig:
         """From ``as_dict`` output (a tuned configuration); missing keys keep the production values."""
         base = cls.from_settings(settings)
-        unknown = set(data) - {"params", "user_features", "item_features", *RERANK_FIELDS}
+        unknown = set(data) - {"params", *FEATURE_FIELDS, *RERANK_FIELDS}
         if unknown:
             raise ValueError(f"unknown hybrid configuration key(s) {sorted(unknown)}")
         given = data.get("params", {})
-        bad = set(given) - {f.name for f in dataclasses.fields(TrainParams)}
+        bad = set(given) - ({f.name for f in dataclasses.fields(TrainParams)} - set(FEATURE_FIELDS))
         if bad:
             raise ValueError(f"unknown training parameter(s) {sorted(bad)}")
-        params = dataclasses.replace(base.params, **given)
-        features = FeatureSet(tuple(data.get("user_features", base.features.user)),
-                              tuple(data.get("item_features", base.features.item)))
-        return cls(params, features, **{f: data.get(f, getattr(base, f)) for f in RERANK_FIELDS})
+        features = {f: tuple(data.get(f, getattr(base.params, f))) for f in FEATURE_FIELDS}
+        params = dataclasses.replace(base.params, **given, **features)
+        return cls(params, **{f: data.get(f, getattr(base, f)) for f in RERANK_FIELDS})
 
     def as_dict(self) -> dict:
         """JSON-able; without ``window_days`` (the protocol's window applies) and ``threads`` (a run option)."""
-        params = {k: v for k, v in asdict(self.params).items() if k not in ("window_days", "threads")}
-        return {"params": params, "user_features": list(self.features.user),
-                "item_features": list(self.features.item), **{f: getattr(self, f) for f in RERANK_FIELDS}}
+        params = {k: v for k, v in asdict(self.params).items() if k not in (*RUN_OPTIONS, *FEATURE_FIELDS)}
+        return {"params": params, "user_features": list(self.params.user_features),
+                "item_features": list(self.params.item_features), **{f: getattr(self, f) for f in RERANK_FIELDS}}
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
     trending_days: int = 7
     knn_neighbours: int = 100
-    lightfm: TrainParams | None = None  # plain LightFM's parameters (None: the hybrid's)
+    lightfm: TrainParams | None = None  # plain LightFM's parameters (None: plain_lightfm), on ids only
     als: dict = field(default_factory=lambda: {"factors": 64, "regularization": 0.05, "iterations": 15,
                                                "alpha": 10.0})
 
 
-def fit_lightfm(split: EvalSplit, params: TrainParams, features: FeatureSet):
-    """``fit_hybrid`` on the split's training interactions with only ``features`` kept.
+def fit_lightfm(split: EvalSplit, params: TrainParams):
+    """``fit_hybrid`` on the split's training interactions with the feature groups of ``params``.
 
     Every model trains on the same interactions (the protocol's), so ``params.window_days``
     is not applied here: the protocol's ``train_days`` is the one window of a run."""
-    users = split.users[list(USER_COLUMNS)].copy()
-    for col in set(USER_COLUMNS[1:]) - set(features.user):
-        users[col] = None
-    products = split.products[list(ITEM_COLUMNS)].copy()
-    for col in set(ITEM_COLUMNS[1:]) - set(features.item):
-        products[col] = np.nan if col == "price" else None
-    frame = split.frame if "segment" in features.user else split.frame[[COL_USER, COL_ITEM, "weight"]]
-    return fit_hybrid(frame, users, products, params, info={"features": features.label})
+    return fit_hybrid(split.frame, split.users, split.products, params,
+                      info={"features": FeatureSet.of(params).label})
 
 
 def hybrid_reranker(split: EvalSplit, part: Split, config: HybridConfig) -> ServingReranker:
@@ -122,8 +131,14 @@ def hybrid_reranker(split: EvalSplit, part: Split, config: HybridConfig) -> Serv
     events = split.train_events
     now = split.cutoff_ms if split.cutoff_ms is not None else int(events[COL_TIMESTAMP].max()) + 1
     rules = serving_rules(config.max_per_category, config.freshness_weight, config.new_days)
+    s = get_settings()
     return ServingReranker(part.products, events, now, rules, part.users[COL_USER].to_numpy(),
-                           config.trending_weight, get_settings().trending_days)
+                           config.trending_weight, s.trending_days, s.recs_per_user, s.new_product_days)
+
+
+def lightfm_cf_params(hybrid: HybridConfig, baselines: BaselineConfig) -> TrainParams:
+    params = baselines.lightfm or plain_lightfm(hybrid.params.seed, hybrid.params.threads)
+    return with_features(params, FeatureSet((), ()))
 
 
 def build_model(name: str, split: EvalSplit, hybrid: HybridConfig, baselines: BaselineConfig = BaselineConfig()):
@@ -140,7 +155,7 @@ def build_model(name: str, split: EvalSplit, hybrid: HybridConfig, baselines: Ba
     if name == "als":
         return ALSModel.fit(split.frame, seed=seed, threads=hybrid.params.threads, **baselines.als)
     if name == "lightfm-cf":
-        return fit_lightfm(split, baselines.lightfm or hybrid.params, FeatureSet((), ()))
+        return fit_lightfm(split, lightfm_cf_params(hybrid, baselines))
     if name == "hybrid":
-        return fit_lightfm(split, hybrid.params, hybrid.features)
+        return fit_lightfm(split, hybrid.params)
     raise ValueError(f"unknown model {name!r}; known: {list(MODEL_NAMES)}")

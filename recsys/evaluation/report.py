@@ -103,9 +103,6 @@ def tuning_lines(tuning: dict | None) -> list[str]:
     if tuning.get("settings"):
         lines += ["", "As settings (environment):", "", "```",
                   *[f"{k}={v}" for k, v in tuning["settings"].items()], "```"]
-    if tuning.get("proposed_settings"):
-        lines += ["", "Proposed settings (the rule is not in production yet, see `recsys/evaluation/reranking.py`):",
-                  "", "```", *[f"{k}={v}" for k, v in tuning["proposed_settings"].items()], "```"]
     return lines
 
 

@@ -1,15 +1,14 @@
 """The production re-ranking, applied offline to the hybrid's lists as a user would get them.
 
-1. Precompute: the best ``candidates(depth)`` products (purchases masked) reordered by
-   ``rerank_rows`` (out-of-stock products last, at most ``max_per_category`` per category per block).
+1. Precompute (``recsys.pipeline.precompute``): the best ``CANDIDATE_FACTOR x recs_per_user``
+   products (purchases masked), the popular-products boost ``boost_popular_rows`` (weight
+   ``trending_weight``, popularity = events per product over the last ``trending_days`` before the
+   cut-off), ``rerank_rows`` (out-of-stock products last, at most ``max_per_category`` per category
+   per block), cut to ``recs_per_user``.
 2. Serving (Tier 1): ``recsys.ranking.rerank.rerank`` with the rules of the settings
    (``recsys.api.tiers.rerank_config``) and the user's session as the API seeds it from the
    latest ``HISTORY_EVENTS`` events before the cut-off (``recsys.api.session_state.seed_fields``):
    cross-sell, browsed categories, margin, freshness (product age at the cut-off), stock, diversity.
-   Before them, ``boost_trending`` (weight ``trending_weight``; 0 = off, as production today):
-   products with many events over the last ``trending_days`` up (``Candidate.popularity``, the
-   count the trending list carries). This rule is proposed for ``recsys.ranking.rerank``; until it
-   is there, a ``trending_weight`` above 0 measures a re-ranking production does not run yet.
 
 Not reproduced offline: the cross-sell candidates serving adds from bestseller lists, and the
 fallback tiers for users below ``personalized_min_events`` (the table measures the model's list).
@@ -23,22 +22,11 @@ import numpy as np
 import pandas as pd
 
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MS_PER_DAY
-from recsys.ranking.rerank import Candidate, RerankConfig, rerank, rerank_rows
+from recsys.pipeline.precompute import CANDIDATE_FACTOR
+from recsys.ranking.rerank import Candidate, RerankConfig, boost_popular_rows, rerank, rerank_rows
 from recsys.settings import get_settings
 
 HISTORY_EVENTS = 50  # as recsys.api.serving: the latest events that seed a session
-
-
-def boost_trending(items: list[Candidate], weight: float) -> list[Candidate]:
-    """Recently popular products up by ``weight`` x the list's score range x popularity / the list's
-    highest popularity (the convention of ``recsys.ranking.rerank``); sorted by the new score, stable."""
-    top = max((c.popularity for c in items), default=0)
-    if not weight or top <= 0:
-        return list(items)
-    scores = [c.score for c in items]
-    unit = weight * ((max(scores) - min(scores)) or 1.0)
-    boosted = [c.with_score(c.score + unit * c.popularity / top) if c.popularity > 0 else c for c in items]
-    return sorted(boosted, key=lambda c: -c.score)
 
 
 def recent_counts(events: pd.DataFrame, products: pd.DataFrame, now_ms: int, days: int) -> np.ndarray:
@@ -73,11 +61,16 @@ def sessions(events: pd.DataFrame, user_ids, categories: pd.Series) -> dict[int,
 
 
 class ServingReranker:
-    """``rerank(users, columns, scores) -> rows``: precompute's then serving's re-ranking of each list."""
+    """``rerank(users, columns, scores) -> rows``: precompute's then serving's re-ranking of each list.
+
+    ``candidates``: how many best-scored products it needs per user (as precompute scores)."""
 
     def __init__(self, products: pd.DataFrame, history: pd.DataFrame, now_ms: int, rules: RerankConfig,
-                 user_ids, trending_weight: float = 0.0, trending_days: int = 7) -> None:
+                 user_ids, trending_weight: float = 0.0, trending_days: int = 7, recs_per_user: int = 100,
+                 new_product_days: int = 14) -> None:
         self.rules, self.trending_weight = rules, trending_weight
+        self.recs_per_user, self.new_product_days = recs_per_user, new_product_days
+        self.candidates = CANDIDATE_FACTOR * recs_per_user
         self.popularity = recent_counts(history, products, now_ms, trending_days)
         self.categories = products["category"].astype(str).to_numpy()
         self.codes = pd.factorize(self.categories)[0].astype(np.int64)
@@ -92,18 +85,17 @@ class ServingReranker:
     def _candidate(self, j: int, score: float) -> Candidate:
         age = None if np.isnan(self.age[j]) else float(self.age[j])
         return Candidate(int(j), score, self.categories[j], bool(self.in_stock[j]), float(self.margin[j]),
-                         age is not None and age < self.rules.new_days, "", age, int(self.popularity[j]))
+                         age is not None and age < self.new_product_days, "", age, int(self.popularity[j]))
 
     def __call__(self, users: pd.DataFrame, cols: np.ndarray, scores: np.ndarray) -> list[np.ndarray]:
-        valid = np.isfinite(scores)
-        orders = rerank_rows(cols, valid, self.codes, self.in_stock, self.rules.max_per_category,
-                             self.rules.out_of_stock)
+        cols, scores = boost_popular_rows(cols, scores, self.popularity, self.trending_weight)
+        orders = rerank_rows(cols, np.isfinite(scores), self.codes, self.in_stock, self.rules.max_per_category,
+                             "demote")
         score_of = [dict(zip(c.tolist(), s.tolist())) for c, s in zip(cols, scores)]
         out = []
         for i, (user, order) in enumerate(zip(users[COL_USER].tolist(), orders)):
             browsed, bought = self.sessions.get(int(user), ((), []))
-            items = boost_trending([self._candidate(j, score_of[i][j]) for j in order.tolist()],
-                                   self.trending_weight)
+            items = [self._candidate(j, score_of[i][j]) for j in order[: self.recs_per_user].tolist()]
             ranked = rerank(items, self.rules, session_categories=browsed, purchased_categories=bought)
             out.append(np.array([c.product_id for c in ranked], dtype=np.int64))
         return out

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from recsys.evaluation.baselines import ModelUnavailableError
-from recsys.evaluation.models import MODEL_NAMES, BaselineConfig, HybridConfig, build_model, hybrid_reranker
+from recsys.evaluation.models import (
+    FEATURE_FIELDS, MODEL_NAMES, BaselineConfig, HybridConfig, build_model, hybrid_reranker, lightfm_cf_params,
+)
 from recsys.evaluation.protocol import EvalSplit
 from recsys.evaluation.scoring import measure
 from recsys.evaluation.tuning import summary, tune_hybrid
@@ -96,9 +98,10 @@ def evaluate_one(name: str, split: EvalSplit, options: RunOptions, hybrid: Hybri
     out["fit_seconds"] = round(fitted - started, 2)
     out["eval_seconds"] = round(time.perf_counter() - fitted, 2)
     if name in ("hybrid", "lightfm-cf"):
-        cf_params = options.baselines.lightfm or hybrid.params
+        cf_params = lightfm_cf_params(hybrid, options.baselines)
         out["config"] = hybrid.as_dict() if name == "hybrid" else {
-            "params": dataclasses.asdict(cf_params), "features": "ids only"}
+            "params": {k: v for k, v in dataclasses.asdict(cf_params).items() if k not in FEATURE_FIELDS},
+            "features": "ids only"}
     return out
 
 

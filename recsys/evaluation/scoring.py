@@ -5,8 +5,9 @@ products get ``-inf`` (never recommended unless a user has fewer candidates than
 the list is long). Ties are broken by a seeded random order of the products, so
 a model that cannot tell products apart gets a random list rather than the
 lowest ids. An optional ``rerank(users, columns, scores) -> list of rows`` reorders each
-user's best ``candidates(depth)`` products, as serving does. AUC is measured on
-the model's scores over all candidates (re-ranking changes order, not scores).
+user's best ``candidates(depth)`` products (more when the re-ranker's ``candidates`` asks
+for more), as precompute and serving do. AUC is measured on the model's scores over all
+candidates (re-ranking changes order, not scores).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def rank(model, split: Split, depth: int, *, seed: int, groups: dict[str, np.nda
     order = np.random.default_rng(seed).permutation(n_items)
     masks = {"all": np.ones(n_users, dtype=bool)} | dict(groups or {})
     auc_sums = dict.fromkeys(masks, 0.0)
-    width = min(n_items, candidates(depth)) if rerank else depth
+    width = min(n_items, max(candidates(depth), getattr(rerank, "candidates", 0))) if rerank else depth
     block = max(1, BLOCK_CELLS // n_items)
     tops = []
     for start in blocks(range(0, n_users, block)):

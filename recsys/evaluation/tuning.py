@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 
 from recsys.constants import COL_TIMESTAMP, MS_PER_DAY
 from recsys.evaluation.logs import EventLogs
-from recsys.evaluation.models import RERANK_FIELDS, FeatureSet, HybridConfig, fit_lightfm, hybrid_reranker
+from recsys.evaluation.models import (
+    RERANK_FIELDS, FeatureSet, HybridConfig, fit_lightfm, hybrid_reranker, with_features,
+)
 from recsys.evaluation.protocol import Cutoff, EvalSplit, build_eval_split
 from recsys.evaluation.scoring import measure
 
-PRODUCTION_FEATURES = FeatureSet()
 FEATURE_SETS = (
-    PRODUCTION_FEATURES,
+    FeatureSet(),  # every attribute group
     FeatureSet((), ()),
     FeatureSet((), ("name",)),
     FeatureSet(("country",), ("name",)),
@@ -58,10 +59,16 @@ SPACE = RERANK_SPACE + MODEL_SPACE + RERANK_SPACE
 MIN_GAIN = 0.01  # a value must beat the best so far by 1% (relative) to be kept
 SETTINGS_NAMES = {"epochs": "RECSYS_EPOCHS", "loss": "RECSYS_LOSS", "no_components": "RECSYS_NO_COMPONENTS",
                   "learning_rate": "RECSYS_LEARNING_RATE", "item_alpha": "RECSYS_ITEM_ALPHA",
-                  "user_alpha": "RECSYS_USER_ALPHA"}
+                  "user_alpha": "RECSYS_USER_ALPHA", "user_features": "RECSYS_USER_FEATURES",
+                  "item_features": "RECSYS_ITEM_FEATURES"}
 RERANK_SETTINGS = {"max_per_category": "RECSYS_MAX_PER_CATEGORY",
-                   "freshness_weight": "RECSYS_RERANK_FRESHNESS_WEIGHT", "new_days": "RECSYS_NEW_PRODUCT_DAYS"}
-PROPOSED_SETTINGS = {"trending_weight": "RECSYS_RERANK_TRENDING_WEIGHT"}  # no such setting (nor rule) yet
+                   "freshness_weight": "RECSYS_RERANK_FRESHNESS_WEIGHT", "new_days": "RECSYS_RERANK_FRESHNESS_DAYS",
+                   "trending_weight": "RECSYS_RERANK_TRENDING_WEIGHT"}
+
+
+def setting_value(value) -> object:
+    """A configuration value as its environment variable spells it (feature groups comma-separated)."""
+    return ",".join(value) if isinstance(value, (tuple, list)) else value
 
 
 def validation_split(split: EvalSplit, validation_days: int | None = None) -> tuple[EvalSplit, str]:
@@ -80,7 +87,9 @@ def validation_split(split: EvalSplit, validation_days: int | None = None) -> tu
 
 def with_value(config: HybridConfig, dimension: str, value) -> HybridConfig:
     """``config`` with one search dimension set to ``value``."""
-    if dimension == "features" or dimension in RERANK_FIELDS:
+    if dimension == "features":
+        return dataclasses.replace(config, params=with_features(config.params, value))
+    if dimension in RERANK_FIELDS:
         return dataclasses.replace(config, **{dimension: value})
     if dimension == "alpha":
         return dataclasses.replace(config, params=dataclasses.replace(config.params, item_alpha=value,
@@ -90,13 +99,13 @@ def with_value(config: HybridConfig, dimension: str, value) -> HybridConfig:
 
 def same_model(a: HybridConfig, b: HybridConfig) -> bool:
     """Whether two configurations train the same model (they may differ in re-ranking only)."""
-    return a.params == b.params and a.features == b.features
+    return a.params == b.params
 
 
 def trial(config: HybridConfig, val: EvalSplit, objective: str, model=None) -> tuple[dict, object]:
     """Fit (unless ``model`` is given) on the validation split's training side, measure after it."""
     started = time.perf_counter()
-    model = model if model is not None else fit_lightfm(val, config.params, config.features)
+    model = model if model is not None else fit_lightfm(val, config.params)
     k = val.protocol.k
     m = measure(model, val.main, k, seed=val.protocol.seed, rerank=hybrid_reranker(val, val.main, config),
                 with_curves=False, with_auc=False)
@@ -175,9 +184,8 @@ def _result(search: _Search, described: str, began: float, budget_seconds: float
         "best": config.as_dict(),
         "validation_score": {search.objective: search.best[search.objective]},
         "settings": {"RECSYS_TRAINING_WINDOW_DAYS": window_days}
-                    | {env: params[name] for name, env in SETTINGS_NAMES.items()}
+                    | {env: setting_value(params[name]) for name, env in SETTINGS_NAMES.items()}
                     | {env: getattr(config, name) for name, env in RERANK_SETTINGS.items()},
-        "proposed_settings": {env: getattr(config, name) for name, env in PROPOSED_SETTINGS.items()},
         "objective": search.objective,
         "validation": described,
         "trials_run": len(search.trials),

@@ -9,6 +9,10 @@ the rows of a million users stays vectorised. A :class:`FeatureSpace` turns them
 into LightFM feature rows: the identity feature of a known id plus its attribute
 features, L1-normalised per row (LightFM's default); an id unseen in training
 gets its attributes alone, so cold-start users and items still have a vector.
+
+A model is trained with a subset of the attribute groups (``USER_FEATURES``,
+``ITEM_FEATURES``; ``RECSYS_USER_FEATURES`` / ``RECSYS_ITEM_FEATURES``): the others
+never enter its feature space, so they are dropped when its rows are built.
 """
 
 from __future__ import annotations
@@ -22,11 +26,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_PRICE, COL_USER, PURCHASE
+from recsys.constants import (
+    COL_EVENT_TYPE, COL_ITEM, COL_PRICE, COL_USER, ITEM_FEATURE_GROUPS, PURCHASE, USER_FEATURE_GROUPS,
+)
 
 USER_COLUMNS = (COL_USER, "country", "language", "device_type")
 ITEM_COLUMNS = (COL_ITEM, "category", "price", "name")
 USER_ATTRIBUTES = {"country": "country", "language": "lang", "device_type": "device"}
+# the attribute groups a model can be trained with (recsys.constants), by name -> the prefix of their features
+USER_FEATURES = dict(zip(USER_FEATURE_GROUPS, ("country", "lang", "device", "segment")))
+ITEM_FEATURES = dict(zip(ITEM_FEATURE_GROUPS, ("category", "price", "token")))
 SEGMENT_NEW, SEGMENT_REGULAR, SEGMENT_WHALE = "new", "regular", "whale"
 ATTRIBUTE_FRAME = ("row", "feature", "weight")
 
@@ -153,6 +162,20 @@ def item_attributes(products: pd.DataFrame, vocabulary: frozenset[str]) -> pd.Da
     tok_rows = exploded.index.to_numpy()
     parts.append(_long(tok_rows, "token:" + exploded.astype(str), 1.0 / counts[tok_rows]))
     return pd.concat(parts, ignore_index=True)
+
+
+def check_feature_names(user: Iterable[str], item: Iterable[str]) -> None:
+    """Raise a readable ``ValueError`` for an attribute group that does not exist."""
+    bad = sorted(set(user) - set(USER_FEATURES)) + sorted(set(item) - set(ITEM_FEATURES))
+    if bad:
+        raise ValueError(f"unknown feature(s) {bad}; user: {list(USER_FEATURES)}, item: {list(ITEM_FEATURES)}")
+
+
+def keep_features(attributes: pd.DataFrame, groups: Iterable[str], prefixes: dict[str, str]) -> pd.DataFrame:
+    """The rows of a long attribute frame whose feature belongs to one of ``groups`` (names of ``prefixes``)."""
+    wanted = {prefixes[g] for g in groups}
+    prefix = attributes["feature"].astype(str).str.split(":", n=1).str[0]
+    return attributes[prefix.isin(wanted).to_numpy()]
 
 
 # --- feature rows ------------------------------------------------------------

@@ -23,9 +23,13 @@ from recsys.db.models import Product, User, UserEvent
 from recsys.model.features import (
     ITEM_COLUMNS,
     USER_COLUMNS,
+    ITEM_FEATURES,
+    USER_FEATURES,
     FeatureSpace,
     align_rows,
+    check_feature_names,
     item_attributes,
+    keep_features,
     require_columns,
     token_vocabulary,
     user_attributes,
@@ -46,17 +50,25 @@ class NoTrainingDataError(ValueError):
 
 @dataclass(frozen=True)
 class TrainParams:
+    """What a model is trained with. The defaults are the settings' defaults: the configuration tuned
+    by ``python -m recsys evaluate --tune`` on UCI Online Retail (bench/results/online_retail.md)."""
+
     window_days: int = 90
     epochs: int = 30
-    loss: str = "warp"
-    no_components: int = 64
+    loss: str = "bpr"
+    no_components: int = 96
     learning_rate: float = 0.05
-    item_alpha: float = 1e-6
-    user_alpha: float = 1e-6
+    item_alpha: float = 1e-5
+    user_alpha: float = 1e-5
     threads: int = 0  # 0 = all cores
     seed: int = 42
+    user_features: tuple[str, ...] = ()  # attribute groups of recsys.model.features.USER_FEATURES
+    item_features: tuple[str, ...] = ("name",)  # ... and of ITEM_FEATURES
 
     def __post_init__(self):
+        object.__setattr__(self, "user_features", tuple(self.user_features))
+        object.__setattr__(self, "item_features", tuple(self.item_features))
+        check_feature_names(self.user_features, self.item_features)
         checks = {
             "window_days >= 2": self.window_days >= 2,
             "epochs >= 1": self.epochs >= 1,
@@ -78,6 +90,7 @@ class TrainParams:
             no_components=settings.no_components, learning_rate=settings.learning_rate,
             item_alpha=settings.item_alpha, user_alpha=settings.user_alpha,
             threads=settings.train_threads, seed=settings.seed,
+            user_features=tuple(settings.user_features), item_features=tuple(settings.item_features),
         )
         unknown = set(overrides) - set(values)
         if unknown:
@@ -190,7 +203,8 @@ def fit_hybrid(frame: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
     item_rows = align_rows(item_ids, products, COL_ITEM, ITEM_COLUMNS)
     segments = value_segments(frame, user_rows) if "purchases" in frame.columns else None
     vocabulary = token_vocabulary(item_rows["name"])
-    user_attrs, item_attrs = user_attributes(user_rows, segments), item_attributes(item_rows, vocabulary)
+    user_attrs = keep_features(user_attributes(user_rows, segments), params.user_features, USER_FEATURES)
+    item_attrs = keep_features(item_attributes(item_rows, vocabulary), params.item_features, ITEM_FEATURES)
 
     dataset = Dataset()
     dataset.fit(user_ids.tolist(), item_ids.tolist(), user_features=user_attrs["feature"].unique().tolist(),

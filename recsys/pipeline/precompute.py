@@ -3,7 +3,8 @@
 A segment is ``region|device|value`` (``"EU|mobile|regular"``). For one segment:
 its users active in ``[day - active_days + 1, day]`` are scored in blocks
 (``user_vectors @ item_vectors.T``, top ``CANDIDATE_FACTOR * recs_per_user`` by
-argpartition), products they already PURCHASEd are dropped, the list is
+argpartition), products they already PURCHASEd are dropped, products popular in
+the trending window get a boost (``rerank_trending_weight``), the list is
 re-ranked (per-category cap, out-of-stock last), cut to ``recs_per_user`` and
 each kept item gets its reason. Every key is written whole with one SET in pipelined chunks,
 so a crash half-way leaves each user with the old complete list or the new one.
@@ -32,7 +33,7 @@ from recsys.model.features import value_segments
 from recsys.model.hybrid import HybridModel
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.ranking.reasons import SOURCE_MODEL, ReasonContext, reason_for
-from recsys.ranking.rerank import Candidate, rerank_rows
+from recsys.ranking.rerank import Candidate, boost_popular_rows, rerank_rows
 from recsys.settings import Settings, get_settings
 from recsys.timeutil import ms_to_datetime
 
@@ -132,6 +133,11 @@ class Scorer:
     def category_codes(self) -> np.ndarray:
         return pd.factorize(self.products["category"].astype(str))[0]
 
+    @property
+    def popularity(self) -> np.ndarray:
+        """Events per product in the trending window (``load_catalog``), catalogue order."""
+        return self.products["popularity"].to_numpy(dtype=np.int64)
+
     @classmethod
     def load(cls, engine: Engine, store: ArtifactStore, day: dt.date, model_id: str | None,
              settings: Settings) -> Scorer:
@@ -187,13 +193,16 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
                 history: pd.DataFrame) -> list[list[Candidate]]:
     """Re-ranked lists (with reasons) of a block of users; purchased products never appear.
 
-    The re-ranking is ``rerank`` with the stock and diversity rules, in its batch form
-    ``rerank_rows``; Candidates are built for the kept items only.
+    The candidates' scores get the popular-products boost (``boost_popular_rows``), then the
+    list is re-ranked with the stock and diversity rules (``rerank_rows``, the batch form of
+    ``rerank``); Candidates are built for the kept items only.
     """
     s, products = scorer.settings, scorer.products
     scores = vectors @ scorer.item_vectors.T
     _mask_purchases(scores, users, products, history)
     cols, top_scores = top_matrix(scores, CANDIDATE_FACTOR * s.recs_per_user)
+    cols, top_scores = boost_popular_rows(cols, top_scores, scorer.popularity, s.rerank_trending_weight)
+    np.put_along_axis(scores, cols, top_scores, axis=1)  # the cached scores carry the boost
     orders = rerank_rows(cols, np.isfinite(top_scores), scorer.category_codes,
                          products["in_stock"].to_numpy(dtype=bool), s.max_per_category, "demote")
     viewed = _viewed_categories(history, products)

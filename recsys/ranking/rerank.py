@@ -20,6 +20,12 @@ sorted by the new score (stable: ties keep their order); ``diversify`` and
 Boosts first (they change scores), then the reorderings. Stock splits the list
 before diversity so that nothing brings an unavailable product back up, and so
 that the in-stock head keeps its per-category cap.
+
+``boost_popular`` (products with many events in the trending window up) is not
+one of ``rerank``'s rules: it runs where a product's popularity is known for the
+whole catalogue, in the nightly precompute (batch form ``boost_popular_rows``,
+weight ``RECSYS_RERANK_TRENDING_WEIGHT``), so the cached scores carry it; the API
+applies it to the lists it scores on the fly.
 """
 
 from __future__ import annotations
@@ -155,6 +161,14 @@ def boost_freshness(items: Sequence[Candidate], weight: float, new_days: int) ->
     return _boost(items, [amount(c) for c in items], weight)
 
 
+def boost_popular(items: Sequence[Candidate], weight: float) -> list[Candidate]:
+    """Recently popular products up, in proportion to popularity / the list's highest popularity."""
+    top = max((c.popularity for c in items), default=0)
+    if top <= 0:
+        return list(items)
+    return _boost(items, [max(c.popularity, 0) / top for c in items], weight)
+
+
 def boost_session(items: Sequence[Candidate], categories: Iterable[str], weight: float) -> list[Candidate]:
     """Products of the categories seen in the current session up."""
     wanted = set(categories)
@@ -249,3 +263,26 @@ def rerank_rows(
     reordered = np.take_along_axis(columns, final, axis=1)
     kept = np.take_along_axis(group, final, axis=1) < 2
     return [row[m] for row, m in zip(reordered, kept)]
+
+
+def boost_popular_rows(columns: np.ndarray, scores: np.ndarray, popularity: np.ndarray,
+                       weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Batch form of ``boost_popular``, for precompute (tested against it).
+
+    ``columns`` (users x K): candidate product indexes per user, best first; ``scores`` (same shape):
+    their scores, -inf for padding (left out of the list: not boosted, not counted in its score range);
+    ``popularity`` is indexed by product. Returns ``(columns, scores)`` re-sorted by the boosted score
+    (stable, as ``boost_popular``).
+    """
+    if not weight or not columns.size:
+        return columns, scores
+    finite = np.isfinite(scores)
+    pop = np.where(finite, popularity[columns], 0).astype(np.float64)
+    top = pop.max(axis=1, keepdims=True)
+    amount = np.divide(pop, top, out=np.zeros_like(pop), where=top > 0)
+    high = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
+    low = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
+    spread = np.where(np.isfinite(high) & (high > low), high - low, 1.0)
+    boosted = np.where(finite & (amount > 0), scores + (weight * spread) * amount, scores)
+    order = np.argsort(-boosted, axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1), np.take_along_axis(boosted, order, axis=1)

@@ -12,6 +12,7 @@ from api_helpers import (
     CATEGORIES,
     RoundTrips,
     insert_events,
+    lists_json,
     now_ms,
     open_client,
     pid,
@@ -130,8 +131,11 @@ async def test_cache_hit_is_one_redis_round_trip_and_no_query(catalog_engine, re
         await engine.dispose()
 
 
-async def test_cache_miss_scores_from_the_embeddings_and_writes_back(catalog_engine, redis_client, api_settings):
+@pytest.mark.parametrize("trending_weight", [0.0, 1.0])
+async def test_cache_miss_scores_from_the_embeddings_and_writes_back(catalog_engine, redis_client, api_settings,
+                                                                     trending_weight):
     write_lists(redis_client)
+    api_settings = api_settings.model_copy(update={"rerank_trending_weight": trending_weight})
     store = LocalArtifactStore(api_settings.resolved_artifact_uri)
     rng = np.random.default_rng(3)
     items = rng.normal(size=(len(ALL_PRODUCTS), 4)).astype(np.float32)
@@ -144,8 +148,20 @@ async def test_cache_miss_scores_from_the_embeddings_and_writes_back(catalog_eng
         body = await get_recs(client, 90, n=5)
         assert body.source == "personalized" and body.model_version == "model-live"
         cached = json.loads(redis_client.get("recs:90"))
-        expected = [ALL_PRODUCTS[i] for i in np.argsort(-(items @ user))]
+        scores = items @ user
+        top = np.argsort(-scores)[: api_settings.recs_per_user]
+        # precompute's popular-products boost with the popularity the fallback lists carry (max over lists)
+        lists = lists_json()
+        popularity: dict[int, int] = {}
+        for lst in [lists["trending"], lists["new_arrivals"], *lists["bestsellers"].values()]:
+            for p, n in zip(lst["products"], lst["popularity"]):
+                popularity[p] = max(n, popularity.get(p, 0))
+        pops = np.array([popularity.get(ALL_PRODUCTS[i], 0) for i in top], dtype=float)
+        boosted = scores[top] + trending_weight * (scores[top].max() - scores[top].min()) * pops / pops.max()
+        expected = [ALL_PRODUCTS[i] for i in top[np.argsort(-boosted, kind="stable")]]
         assert cached["products"][:10] == expected[:10] and cached["model_version"] == "model-live"
+        if trending_weight:  # the boost moved something
+            assert expected[:10] != [ALL_PRODUCTS[i] for i in top[:10]]
         assert set(cached) == {"products", "scores", "reasons", "model_version", "updated_at"}
         assert 0 < redis_client.ttl("recs:90") <= api_settings.recs_ttl_seconds
         again = await get_recs(client, 90, n=5)

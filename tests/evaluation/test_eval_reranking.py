@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from recsys.constants import MS_PER_DAY, PURCHASE, VIEW
-from recsys.evaluation.reranking import ServingReranker, boost_trending, recent_counts, serving_rules, sessions
-from recsys.ranking.rerank import Candidate, RerankConfig
+from recsys.evaluation.reranking import ServingReranker, recent_counts, serving_rules, sessions
+from recsys.ranking.rerank import RerankConfig
 from recsys.settings import Settings
 
 NOW = 100 * MS_PER_DAY
@@ -42,15 +42,6 @@ def test_sessions_are_seeded_from_the_latest_events_before_the_cut_off():
     seeded = sessions(HISTORY, [1, 2, 9], cats)
     assert seeded[1] == (("books", "garden"), ["toys"])  # browsed newest first; bought toys
     assert seeded[2] == ((), ["toys"]) and 9 not in seeded
-
-
-def test_boost_trending_moves_recent_sellers_up_and_zero_weight_keeps_the_order():
-    items = [Candidate(1, 1.0, popularity=0), Candidate(2, 0.9, popularity=2), Candidate(3, 0.5, popularity=10)]
-    # range 0.5: with weight 2, 3 -> 0.5 + 1.0 * 10/10 = 1.5, 2 -> 0.9 + 1.0 * 2/10 = 1.1, 1 stays 1.0
-    assert [c.product_id for c in boost_trending(items, 2.0)] == [3, 2, 1]
-    assert [c.product_id for c in boost_trending(items, 0.1)] == [1, 2, 3]
-    assert boost_trending(items, 0.0) == items
-    assert boost_trending([Candidate(1, 1.0), Candidate(2, 0.5)], 5.0)[0].product_id == 1  # nothing trending
 
 
 def test_recent_counts_use_the_window_before_now():

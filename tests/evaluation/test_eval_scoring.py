@@ -15,6 +15,7 @@ from recsys.evaluation.protocol import COLD, WARM, Cutoff, Protocol, build_eval_
 from recsys.evaluation.scoring import measure, rank, top_n
 from recsys.model.hybrid import HybridModel
 from recsys.model.train import TrainParams
+from recsys.settings import Settings
 from tests.evaluation.eval_helpers import CUT, shop_logs
 
 
@@ -92,7 +93,8 @@ def test_every_model_builds_and_scores_on_a_small_split(split):
 
 
 def test_lightfm_cf_has_no_attribute_features_and_the_hybrid_keeps_the_chosen_ones(split):
-    config = HybridConfig(TrainParams(epochs=2, no_components=4, threads=1), FeatureSet((), ("category",)))
+    config = HybridConfig(TrainParams(epochs=2, no_components=4, threads=1, user_features=(),
+                                      item_features=("category",)))
     cf, hybrid = build_model("lightfm-cf", split, config), build_model("hybrid", split, config)
     assert isinstance(cf, HybridModel) and len(cf.item_space.attributes) == 0 and len(cf.user_space.attributes) == 0
     assert sorted(hybrid.item_space.attributes) == ["category:a", "category:b", "category:c"]
@@ -102,10 +104,14 @@ def test_lightfm_cf_has_no_attribute_features_and_the_hybrid_keeps_the_chosen_on
 
 
 def test_hybrid_config_round_trip_and_errors():
-    config = HybridConfig(TrainParams(epochs=7, loss="bpr"), FeatureSet(("country",), ("name",)), None)
+    config = HybridConfig(TrainParams(epochs=7, loss="bpr", user_features=("country",), item_features=("name",)),
+                          None)
     assert HybridConfig.from_dict(config.as_dict()) == config
+    assert config.features == FeatureSet(("country",), ("name",))
     partial = HybridConfig.from_dict({"params": {"epochs": 3}})
-    assert partial.params.epochs == 3 and partial.features == FeatureSet()
+    assert partial.params.epochs == 3 and partial.features == FeatureSet.of(TrainParams.from_settings(Settings()))
+    with pytest.raises(ValueError, match="unknown training parameter"):
+        HybridConfig.from_dict({"params": {"user_features": ["country"]}})  # a top-level key, not a param
     with pytest.raises(ValueError, match="unknown training parameter"):
         HybridConfig.from_dict({"params": {"epochz": 3}})
     with pytest.raises(ValueError, match="unknown hybrid configuration"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.constants import MS_PER_DAY
+from recsys.constants import ITEM_FEATURE_GROUPS, MS_PER_DAY, USER_FEATURE_GROUPS
 from recsys.evaluation import tuning
 from recsys.evaluation.models import FeatureSet, HybridConfig
 from recsys.evaluation.protocol import Cutoff, Protocol, build_eval_split
@@ -58,7 +58,8 @@ def test_coordinate_search_finds_the_best_of_each_dimension(split, monkeypatch):
     monkeypatch.setattr(tuning, "trial", fake_trial)
     FITS.clear()
     seen = []
-    result = tuning.tune_hybrid(split, HybridConfig(TrainParams()), budget_seconds=60, on_trial=seen.append)
+    start = HybridConfig(TrainParams(user_features=USER_FEATURE_GROUPS, item_features=ITEM_FEATURE_GROUPS))
+    result = tuning.tune_hybrid(split, start, budget_seconds=60, on_trial=seen.append)
     best = result["config"]
     assert best.features == FeatureSet((), ("name",))
     assert (best.params.no_components, best.params.learning_rate, best.params.epochs) == (96, 0.025, 45)
@@ -68,7 +69,8 @@ def test_coordinate_search_finds_the_best_of_each_dimension(split, monkeypatch):
     n_model_values = sum(len(values) - 1 for _, values in tuning.MODEL_SPACE)
     assert len(FITS) == 1 + n_model_values
     assert result["settings"]["RECSYS_EPOCHS"] == 45 and result["settings"]["RECSYS_NO_COMPONENTS"] == 96
-    assert result["proposed_settings"] == {"RECSYS_RERANK_TRENDING_WEIGHT": 1.0}
+    assert result["settings"]["RECSYS_RERANK_TRENDING_WEIGHT"] == 1.0
+    assert (result["settings"]["RECSYS_USER_FEATURES"], result["settings"]["RECSYS_ITEM_FEATURES"]) == ("", "name")
     assert result["settings"]["RECSYS_TRAINING_WINDOW_DAYS"] == tuning.training_days(split) == 39
     assert result["best"] == best.as_dict() and result["objective"] == "ndcg@2"
 
@@ -85,7 +87,7 @@ def test_the_time_box_stops_the_search(split, monkeypatch):
 
 def test_a_real_trial_is_seeded_and_measured(split):
     val, _ = tuning.validation_split(split, validation_days=10)
-    config = HybridConfig(TrainParams(epochs=3, no_components=4, threads=1), FeatureSet((), ("category",)))
+    config = HybridConfig(TrainParams(epochs=3, no_components=4, threads=1, item_features=("category",)))
     (a, model), (b, _) = tuning.trial(config, val, "ndcg@2"), tuning.trial(config, val, "ndcg@2")
     c, same = tuning.trial(config, val, "ndcg@2", model=model)
     assert same is model and c["ndcg@2"] == a["ndcg@2"]

@@ -13,9 +13,7 @@ import pandas as pd
 import pytest
 
 from recsys.cli import main
-from recsys.evaluation.models import MODEL_NAMES
-from recsys.model.train import TrainParams
-from recsys.settings import get_settings
+from recsys.evaluation.models import MODEL_NAMES, plain_lightfm
 
 REES46 = Path(__file__).resolve().parents[3] / "shared" / "data" / "rees46-sample" / "2019-Oct-sample.csv"
 MAPPING = "user=uid,item=sku,timestamp=when,event_type=kind,category=cat,name=label,price=cost"
@@ -157,8 +155,10 @@ def test_tuning_and_reusing_the_tuned_configuration(tmp_path, csv_log, capsys):
     assert tuning["trials_run"] >= 1 and tuning["seconds"] < 0.1 * 60 + 30
     assert result["models"]["hybrid"]["config"] == tuning["best"] == result["config"]["hybrid"]
     assert "RECSYS_EPOCHS" in tuning["settings"] and "tuned hybrid configuration" in out
-    production = dataclasses.asdict(TrainParams.from_settings(get_settings(), threads=1))
-    assert result["models"]["lightfm-cf"]["config"]["params"] == production  # the baseline is not tuned
+    plain = dataclasses.asdict(plain_lightfm(seed=42, threads=1))
+    del plain["user_features"], plain["item_features"]  # ids only
+    assert result["models"]["lightfm-cf"]["config"]["params"] == plain  # the baseline is not tuned
+    assert plain["loss"] == "warp"
     again = tmp_path / "again.json"
     code, _, _ = run(capsys, "--dataset", csv_log, "--format", "csv", "--columns", MAPPING, "--k", 3,
                      "--json", again, "--models", "hybrid", "--hybrid-config", tuned_json, "--threads", 1, *FAST)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys.artifacts import model_key
+from recsys.constants import ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
 from recsys.model.hybrid import HybridModel, ModelArtifactError
 from recsys.model.train import TrainParams, fit_hybrid
 
@@ -35,9 +36,26 @@ def tiny():
         for p in rng.choice(liked, 5, replace=False):
             rows.append((u, p, float(rng.integers(1, 6)), int(rng.random() < 0.3), 0.0))
     frame = pd.DataFrame(rows, columns=["user_id", "product_id", "weight", "purchases", "spend"])
-    params = TrainParams(epochs=20, no_components=8, learning_rate=0.1, threads=1, seed=3)
+    # every attribute group; WARP, which learns this tiny shop in 20 epochs (BPR with every group needs ~60)
+    params = TrainParams(epochs=20, no_components=8, learning_rate=0.1, threads=1, seed=3, loss="warp",
+                         user_features=USER_FEATURE_GROUPS, item_features=ITEM_FEATURE_GROUPS)
     model = fit_hybrid(frame, users, products, params, info={"train_days": ["a", "b"]})
     return model, users, products, frame
+
+
+def test_only_the_chosen_attribute_groups_become_features(tiny):
+    model, users, products, frame = tiny
+    assert {f.split(":")[0] for f in model.user_space.attributes} == {"country", "lang", "device", "segment"}
+    assert {f.split(":")[0] for f in model.item_space.attributes} == {"category", "price", "token"}
+    params = TrainParams(epochs=2, no_components=4, threads=1, user_features=(), item_features=("name",))
+    names_only = fit_hybrid(frame, users, products, params)
+    assert len(names_only.user_space.attributes) == 0
+    assert {f.split(":")[0] for f in names_only.item_space.attributes} == {"token"}
+    # a user unseen in training has no feature left: the zero embedding, so products rank by their bias
+    newcomer = names_only.user_vectors(users.iloc[:1].assign(user_id=9999))
+    np.testing.assert_array_equal(newcomer[0], np.append(np.zeros(4, dtype=np.float32), 1.0))
+    with pytest.raises(ValueError, match="unknown feature"):
+        TrainParams(item_features=("colour",))
 
 
 def test_vectors_shapes_dtypes_and_score(tiny):

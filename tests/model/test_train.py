@@ -32,7 +32,9 @@ DAY = dt.date(2026, 3, 10)
 
 def test_params_defaults_validation_and_settings():
     p = TrainParams()
-    assert (p.window_days, p.epochs, p.loss, p.no_components, p.learning_rate, p.seed) == (90, 30, "warp", 64, 0.05, 42)
+    assert (p.window_days, p.epochs, p.loss, p.no_components, p.learning_rate, p.seed) == (90, 30, "bpr", 96, 0.05, 42)
+    assert (p.item_alpha, p.user_alpha, p.user_features, p.item_features) == (1e-5, 1e-5, (), ("name",))
+    assert p == TrainParams.from_settings(Settings())  # one set of defaults: the settings' (the tuned ones)
     assert p.num_threads == os.cpu_count() and TrainParams(threads=3).num_threads == 3
     assert p.train_days(DAY) == (DAY - dt.timedelta(days=89), DAY - dt.timedelta(days=1))
     with pytest.raises(ValueError, match="loss in"):
@@ -41,7 +43,7 @@ def test_params_defaults_validation_and_settings():
         TrainParams(window_days=1)
     settings = Settings(epochs=7, no_components=16, train_threads=1, training_window_days=30, seed=5)
     q = TrainParams.from_settings(settings, epochs=3, loss=None)
-    assert (q.epochs, q.no_components, q.threads, q.window_days, q.seed, q.loss) == (3, 16, 1, 30, 5, "warp")
+    assert (q.epochs, q.no_components, q.threads, q.window_days, q.seed, q.loss) == (3, 16, 1, 30, 5, "bpr")
     with pytest.raises(ValueError, match="unknown TrainParams"):
         TrainParams.from_settings(settings, epoch=3)
 

@@ -14,6 +14,8 @@ from recsys.ranking.rerank import (
     RerankError,
     boost_freshness,
     boost_margin,
+    boost_popular,
+    boost_popular_rows,
     boost_session,
     cross_sell,
     demote_out_of_stock,
@@ -109,6 +111,38 @@ def test_boost_freshness_uses_age_when_known():
     assert ids(out) == [1, 2, 4, 3]  # 1.0, 0.993, 0.95, 0.807
     with pytest.raises(RerankError):
         boost_freshness(items, 0.5, new_days=0)
+
+
+def test_boost_popular_moves_recent_sellers_up_and_zero_weight_keeps_the_order():
+    items = [C(1, 1.0, popularity=0), C(2, 0.9, popularity=2), C(3, 0.5, popularity=10)]
+    # range 0.5: with weight 2, 3 -> 0.5 + 1.0 * 10/10 = 1.5, 2 -> 0.9 + 1.0 * 2/10 = 1.1, 1 stays 1.0
+    assert ids(boost_popular(items, 2.0)) == [3, 2, 1]
+    assert boost_popular(items, 2.0)[0].score == pytest.approx(1.5)
+    assert ids(boost_popular(items, 0.1)) == [1, 2, 3]
+    assert boost_popular(items, 0.0) == items
+    assert ids(boost_popular([C(1, 1.0), C(2, 0.5)], 5.0)) == [1, 2]  # nothing popular: nothing moves
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25, 1.0, 3.0])
+def test_boost_popular_rows_matches_boost_popular(weight):
+    """The batch form (precompute) gives the list form's order and scores; padding stays last, unboosted."""
+    rng = np.random.default_rng(11)
+    n_products, k = 80, 20
+    popularity = rng.integers(0, 6, n_products) * (rng.random(n_products) > 0.4)
+    columns = np.array([rng.permutation(n_products)[:k] for _ in range(40)])
+    scores = -np.sort(-rng.normal(size=columns.shape).round(2), axis=1)  # best first, with ties
+    scores[1, 15:] = -np.inf  # a user with purchases masked at the end
+    scores[2] = scores[2, 0]  # a flat list
+    popularity[columns[3]] = 0  # a user whose candidates nobody touched
+    cols, boosted = boost_popular_rows(columns, scores.astype(np.float32), popularity, weight)
+    for row, s, out_cols, out_scores in zip(columns, scores, cols, boosted):
+        finite = np.isfinite(s)
+        items = [C(int(j), float(v), popularity=int(popularity[j])) for j, v in zip(row[finite], s[finite])]
+        expected = boost_popular(items, weight)
+        assert out_cols[: finite.sum()].tolist() == ids(expected)
+        assert out_scores[: finite.sum()] == pytest.approx([c.score for c in expected], abs=1e-5)
+        assert np.isneginf(out_scores[finite.sum():]).all()
+    assert boost_popular_rows(columns[:0], scores[:0], popularity, 1.0)[0].shape == (0, k)
 
 
 def test_boost_session_lifts_session_categories():
