@@ -3,7 +3,7 @@
 For each size a synthetic shop is generated and aggregated into the training frame the
 nightly run builds in SQL (per user and product: summed event weights, purchases,
 spend; pairs with net weight <= 0 dropped), truncated to the size, and fitted with
-``fit_hybrid`` at the production settings (64 components, WARP, all cores). Each
+``fit_hybrid`` at the production settings (``TrainParams`` defaults, all cores). Each
 epoch is timed inside LightFM (``_run_epoch``); the rest of ``fit_hybrid`` is the
 setup (features, dataset). Reference, in the same run: the same interactions fitted
 by a bare LightFM without features (pure collaborative filtering).
