@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 
 
 def _date(value: str) -> dt.date:
@@ -108,14 +109,22 @@ def cmd_simulate(args) -> int:
     return simulate_command(args)
 
 
+FOLLOW_BATCHES = 50  # --follow: batches per pass, so that the heartbeat moves under a steady stream too
+
+
 def cmd_impressions_flush(args) -> int:
-    """Move logged impressions from the Redis stream into the database (``--follow``: keep going)."""
+    """Move logged impressions from the Redis stream into the database (``--follow``: keep going,
+    touching ``--heartbeat`` after every pass so that a health check can tell a stuck flusher)."""
     from recsys.abtest.impressions import flush_impressions
     from recsys.clients import get_engine, get_redis
 
+    heartbeat = Path(args.heartbeat) if args.heartbeat else None
     while True:
         done = flush_impressions(get_engine(), get_redis(), consumer=args.consumer,
-                                 block_ms=1000 if args.follow else None)
+                                 block_ms=1000 if args.follow else None,
+                                 max_batches=FOLLOW_BATCHES if args.follow else None)
+        if heartbeat is not None:
+            heartbeat.touch()
         if not args.follow:
             _print(done)
             return 0
@@ -246,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     flush = imp_sub.add_parser("flush", help="write the logged impressions to the database")
     flush.add_argument("--follow", action="store_true", help="keep flushing (the background flusher role)")
     flush.add_argument("--consumer", default="cli", help="consumer name in the stream's group (one per process)")
+    flush.add_argument("--heartbeat", default=None, help="touch this file after every pass (for a health check)")
     flush.set_defaults(func=cmd_impressions_flush)
     recs = sub.add_parser("recs", help="show users' cached recommendations with their reasons")
     recs.add_argument("user_ids", nargs="*", type=int)

@@ -142,3 +142,34 @@ def test_flush_and_results_on_sqlite(sqlite_engine, redis_client, local_store):
     arms = row["results"]["arms"]
     assert row["status"] == "STOPPED" and arms["control"]["impressions"] + arms["treatment"]["impressions"] == 20
     assert results.compute_results(sqlite_engine, test["test_id"])["num_users"] == 20
+
+
+def test_the_follow_flusher_writes_new_impressions_and_keeps_its_heartbeat_fresh(engine, pg_url, redis_client,
+                                                                                 tmp_path):
+    """``python -m recsys impressions flush --follow --heartbeat F``: the docker-compose flusher service."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    heartbeat = tmp_path / "flusher.heartbeat"
+    env = {**os.environ, "RECSYS_DATABASE_URL": pg_url, "RECSYS_REDIS_URL": REDIS_URL,
+           "RECSYS_VAR_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "recsys", "impressions", "flush", "--follow", "--consumer",
+                             "compose", "--heartbeat", str(heartbeat)], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not heartbeat.exists():  # the first pass (empty stream) ends after its 1 s wait
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+            time.sleep(0.1)
+        first = heartbeat.stat().st_mtime
+        for i in range(3):
+            redis_client.xadd(KEY_IMPRESSIONS, fields(f"f{i}", user=20))
+        while counts(engine)[0] < 3 or heartbeat.stat().st_mtime == first:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+            time.sleep(0.1)
+        assert counts(engine) == (3, 9, 1)
+        assert redis_client.xpending(KEY_IMPRESSIONS, IMPRESSIONS_GROUP)["pending"] == 0  # acknowledged
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -21,8 +21,9 @@ ENV_EXAMPLE_TEXT = (ROOT / ".env.example").read_text()
 
 AIRFLOW = {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"}
 ONE_SHOT = {"minio-init", "recsys-migrate", "airflow-init"}
-RECSYS_IMAGE = {"api", "pipeline-exporter", "recsys-migrate"}
-LONG_RUNNING = {"postgres", "redis", "minio", "api", "pipeline-exporter", "prometheus", "grafana"} | AIRFLOW
+RECSYS_IMAGE = {"api", "impressions-flusher", "pipeline-exporter", "recsys-migrate"}
+LONG_RUNNING = {"postgres", "redis", "minio", "api", "impressions-flusher", "pipeline-exporter", "prometheus",
+                "grafana"} | AIRFLOW
 PUBLISHED = {"api": 8000, "airflow-api-server": 8080, "prometheus": 9090, "grafana": 3000, "minio": 9001}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|ACCESS_KEY")
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -366,3 +367,13 @@ def test_every_variable_the_code_reads_is_set():
         variables = {v for v in variables if name in ONLY_FOR.get(v, {name})}
         missing = variables - set(environment(name))
         assert not missing, f"{name} does not set {sorted(missing)}, which its code reads"
+
+
+def test_the_impression_flusher_follows_the_stream_and_its_health_check_reads_its_heartbeat():
+    svc = SERVICES["impressions-flusher"]
+    command = svc["command"]
+    assert command[:5] == ["python", "-m", "recsys", "impressions", "flush"] and "--follow" in command
+    heartbeat = command[command.index("--heartbeat") + 1]
+    assert heartbeat in " ".join(svc["healthcheck"]["test"])
+    assert depends_on("impressions-flusher") == {"redis": "service_healthy",
+                                                 "recsys-migrate": "service_completed_successfully"}
