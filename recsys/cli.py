@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,10 @@ def _date(value: str) -> dt.date:
 
 
 def _print(obj) -> None:
-    print(json.dumps(obj, indent=2, default=str))
+    try:
+        print(json.dumps(obj, indent=2, default=str), flush=True)
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
 
 
 def cmd_db_upgrade(args) -> int:

@@ -57,3 +57,14 @@ def test_rollback_restores_the_previous_model_and_its_recommendations(cli_env, r
     assert main(["models", "list"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {m["model_id"]: m["status"] for m in listed} == {first: "LIVE", second: "ARCHIVED"}
+
+
+def test_output_cut_short_by_a_pipe_is_not_an_error():
+    """``python -m recsys models list | head`` under ``set -o pipefail`` (as make run does) exits 0."""
+    import subprocess
+    import sys
+
+    script = f"set -o pipefail; {sys.executable} -c 'from recsys.cli import _print; _print(list(range(200000)))' | head -2"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[", "  0,"] and "Error" not in done.stderr
