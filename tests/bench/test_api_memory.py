@@ -71,3 +71,31 @@ def test_per_user_bytes_is_the_slope_between_the_two_largest_sizes():
     out = per_unit([size(10, 0.0), size(1000, 1000.0), size(3000, 5000.0)])
     assert out["old"]["rss"] == pytest.approx(2.0) and out["new"]["anon"] == pytest.approx(2.0)
     assert per_unit([size(10, 0.0)]) == {}
+
+
+def fake_report(mode: str, rss: float, anon: float) -> dict:
+    mem = {"VmRSS": rss, "VmHWM": rss * 1.5, "RssAnon": anon, "RssFile": rss - anon, "RssShmem": 0, "Pss": rss * 0.8,
+           "Pss_Anon": anon, "Pss_File": rss * 0.8 - anon}
+    return {"mode": mode, "memory_start": {**mem, "VmRSS": 100 * 2**20}, "memory_loaded": mem, "memory_queried": mem,
+            "load_seconds": 2.0, "lookup_us": {"p50": 1.0, "p99": 3.0}, "lookup_score_ms": {"p50": 8.0, "p99": 20.0}}
+
+
+def test_the_report_section_and_headline_from_summarised_rounds():
+    from bench.report_api_memory import api_memory, api_memory_headline
+
+    old = {"first": fake_report("old", 5 * 2**30, 4.9 * 2**30), "second": None, "second_skipped": "2.0 GiB available"}
+    new = {"first": fake_report("new", 300 * 2**20, 50 * 2**20), "second": fake_report("new", 300 * 2**20, 50 * 2**20),
+           "first_after_second": {"Pss": 150 * 2**20}}
+    size = {"users": 10_000_000, "files": {"npy_bytes": 4 * 2**30, "npz_bytes": 3.5 * 2**30},
+            "old": summarise([old]), "new": summarise([new])}
+    r = {"dim": 97, "products": 100_000, "lookups": 10_000, "queries": 500, "repeats": 1, "k": 100, "sizes": [size],
+         "bytes_per_user": {}}
+    text = api_memory(r)
+    assert "| 10,000,000 | old: `.npz` in the heap + dicts | 5,120 (5,120–5,120) |" in text
+    assert "Second old worker not started (not enough free memory): 10,000,000 users: 2.0 GiB available." in text
+    assert "| 390 (390–390) |" in text  # the two new workers' Pss: 150 + 240 MiB
+    assert "\n\n\n" not in text
+    assert api_memory_headline(r).startswith("- **API worker memory** (10,000,000 users x 97 dims, 100,000 products): "
+                                             "old loading 5.00 GiB RSS per worker; memory-mapped 50.0 MiB private "
+                                             "per worker, 300 MiB RSS after 10,000 lookups (shared page-cache pages), "
+                                             "two workers 390 MiB (Pss)")
