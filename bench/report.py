@@ -8,6 +8,7 @@ from the results files, so the summary never drifts from what was measured.
 from __future__ import annotations
 
 from bench.common import BENCH_DIR
+from bench.report_api_memory import api_memory, api_memory_headline
 from bench.report_format import load_results, num, pct, short_function, sig, table
 from bench.report_sections import ann, ingest, nightly, precompute, scale, serving, training
 
@@ -52,6 +53,8 @@ def headline(results: dict) -> str:
                      f"{sig(seq['hit_sequential']['p50_ms'])} ms (p50). Ratio to the trivial endpoint "
                      f"{sig(sb['ratio_hit_to_trivial'])}, to redis-benchmark GET {sig(sb['ratio_hit_to_redis_get'])}. "
                      f"Fallbacks at the same load: {tiers}; cache miss alone {sig(seq['miss_sequential']['p50_ms'])} ms.")
+    if "api_memory" in results:
+        lines.append(api_memory_headline(results["api_memory"]))
     if "precompute" in results:
         rows = "; ".join(f"{num(r['products'])} products: {num(r['users_per_s']['lists']['median'])} users/s "
                          f"(numpy {num(r['users_per_s']['numpy']['median'])}, ratio "
@@ -131,8 +134,9 @@ def main() -> None:
         raise SystemExit("no results in bench/results/: run `make bench` (or BENCH_QUICK=1 make bench) first")
     head = (BENCH_DIR / "README.head.md").read_text()
     parts = [head.rstrip(), headline(results), findings(results), machine_section(results)]
-    for name, section in (("serving", serving), ("precompute", precompute), ("ann", ann), ("ingest", ingest),
-                          ("training", training), ("nightly", nightly), ("scale_simulation", scale)):
+    sections = (("serving", serving), ("api_memory", api_memory), ("precompute", precompute), ("ann", ann),
+                ("ingest", ingest), ("training", training), ("nightly", nightly), ("scale_simulation", scale))
+    for name, section in sections:
         if name in results:
             parts.append(section(results[name]))
     (BENCH_DIR / "README.md").write_text("\n\n".join(parts) + "\n")

@@ -20,6 +20,7 @@ REDIS_SHARD_BYTES = 25 * 2**30  # data per Redis primary (a 32 GiB node with hea
 PRECOMPUTE_WINDOW_HOURS = 2.0  # of the nightly run's 4-hour deadline
 MIN_RECALL = 0.95
 PAIRS_PER_USER = 14  # distinct (user, product) pairs per user over 30 days in the synthetic shop
+SCORE_BYTES_PER_PRODUCT = 28  # one on-the-fly score: float32 scores, float64 copy, its negation, int64 argpartition
 
 
 def dict_bytes_per_entry(n: int = 200_000) -> float:
@@ -33,6 +34,34 @@ def dict_bytes_per_entry(n: int = 200_000) -> float:
     tracemalloc.stop()
     del index
     return used / n
+
+
+def api_memory(r: dict) -> dict | None:
+    """API node memory at USERS x PRODUCTS from bench 1b: per-user bytes measured (RSS slope between two sizes),
+    the rest from the file layout and the scoring code path; None without its results."""
+    a = r.get("api_memory")
+    if not a or not a.get("bytes_per_user"):
+        return None
+    big, dim = max(a["sizes"], key=lambda x: x["users"]), a["dim"]
+    old_per_product = dim * 4 + (dim - 1) * 4 + 8 + dict_bytes_per_entry()  # vectors, normalised copy, id, dict
+    workers = r["serving"]["chosen_config"]["workers"] if "serving" in r else 3
+    new, old = big["new"], big["old"]
+    private = new["first"]["anon"]["median"]
+    transient = PRODUCTS * SCORE_BYTES_PER_PRODUCT
+    item_side = PRODUCTS * (dim * 4 + 8 + 4)
+    return {"dim": dim, "users": big["users"], "products": big["products"], "lookups": a["lookups"],
+            "old_rss": old["first"]["rss"]["median"],
+            "old_second_rss": old["second"]["rss"]["median"] if old["second"] else None,
+            "old_node_pss": (old.get("node_pss_two_workers") or {}).get("median"),
+            "new_rss": new["first"]["rss"]["median"], "new_private": private, "new_pss": new["first"]["pss"]["median"],
+            "new_second_rss": new["second"]["rss"]["median"], "new_second_pss": new["second"]["pss"]["median"],
+            "new_node_pss": new["node_pss_two_workers"]["median"],
+            "old_bytes_per_user": a["bytes_per_user"]["old"]["rss"], "old_bytes_per_product": old_per_product,
+            "new_private_bytes_per_user": a["bytes_per_user"]["new"]["anon"],
+            "old_worker_bytes": USERS * a["bytes_per_user"]["old"]["rss"] + PRODUCTS * old_per_product,
+            "workers": workers, "score_transient_bytes": transient, "item_side_bytes": item_side,
+            "user_file_bytes": USERS * (dim * 4 + 8),
+            "node_bytes": item_side + workers * (private + transient)}
 
 
 def _ivf_choice(ann: dict) -> dict:
@@ -117,8 +146,8 @@ def model(results: dict) -> dict:
     missing = [n for n in ("precompute", "ann", "serving", "scale_simulation", "training") if n not in results]
     if missing:
         raise SystemExit(f"bench/results lacks {missing}: run those benchmarks first")
-    return {"memory": memory(results), "precompute": precompute(results), "serving": serving(results),
-            "training": training(results), "simulation": results["scale_simulation"],
+    return {"memory": memory(results), "api_memory": api_memory(results), "precompute": precompute(results),
+            "serving": serving(results), "training": training(results), "simulation": results["scale_simulation"],
             "ingest": results.get("ingest"), "nightly": results.get("nightly")}
 
 

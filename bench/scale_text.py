@@ -31,6 +31,15 @@ def _memory(m: dict) -> str:
              f"{num(USERS)} x {sig(mem['dict_bytes_per_entry'])} B (measured)", _gb(USERS * mem["dict_bytes_per_entry"])],
             ["Redis: `recs:` + `embedding:` per user (measured in the simulation)",
              f"{num(USERS)} x {num(mem['redis_bytes_per_user'])} B", _gb(mem["redis_bytes"])]]
+    api = m.get("api_memory")
+    if api:
+        rows += [[f"API worker, old loading ({api['dim']} dims; per user measured, bench 1b; per product from the "
+                  "layout)", f"{num(USERS)} x {num(api['old_bytes_per_user'])} B + {num(PRODUCTS)} x "
+                  f"{num(api['old_bytes_per_product'])} B", _gb(api["old_worker_bytes"])],
+                 [f"API node, mapped: item vectors, ids and norms in the page cache ({api['dim']} dims)",
+                  f"{num(PRODUCTS)} x ({api['dim']} x 4 + 12) B", _gb(api["item_side_bytes"])],
+                 [f"API node, mapped: user vectors and ids on local disk ({api['dim']} dims)",
+                  f"{num(USERS)} x ({api['dim']} x 4 + 8) B", _gb(api["user_file_bytes"])]]
     return "\n\n".join([
         "## 1. Memory", table(["what", "size", "total"], rows),
         f"The cached lists dominate: {num(mem['redis_bytes_per_user'])} B per user (100 products with scores "
@@ -41,10 +50,33 @@ def _memory(m: dict) -> str:
         "store reasons as short codes and scores as 3 decimals (or binary: int32 ids + float16 scores ≈ 300 B for "
         "50), drop `embedding:{user_id}` JSON (float16 binary is 130 B), and only precompute users active in the "
         "last 30 days (the pipeline already does: with a third of the users active, a third of the memory).",
-        "The API process holds the LIVE model's user vectors and a Python dict id index: at 100M users that is "
-        f"{_gb(mem['user_vectors_bytes'] + USERS * mem['dict_bytes_per_entry'])} **per worker process**, which does "
-        "not fit. At that scale the API must keep only the item side (10M x 65 floats, memory-mapped and shared by "
-        "the workers) and read a user's vector from Redis (`embedding:{user_id}`, already the fallback path)."])
+        _api_memory(m["api_memory"])])
+
+
+def _api_memory(api: dict | None) -> str:
+    if not api:
+        return "API worker memory: run `BENCH_ONLY=api_memory make bench` (bench 1b) for the measured figures."
+    mib, gib = (lambda x: f"{sig(x / 2**20)} MiB"), (lambda x: f"{sig(x / 2**30)} GiB")
+    second_old = f", a second worker another {gib(api['old_second_rss'])}" if api["old_second_rss"] else ""
+    pair_old = f" against {gib(api['old_node_pss'])} the old way" if api["old_node_pss"] else ""
+    return (
+        f"API workers (bench 1b, measured at {num(api['users'])} users x {api['dim']} dims, {num(api['products'])} "
+        f"products): loaded the old way (`embeddings.npz` in each worker's heap, dict id indexes) a worker held "
+        f"{gib(api['old_rss'])} of RSS ({num(api['old_bytes_per_user'])} B per user){second_old}; at "
+        f"{num(USERS)} users x {num(PRODUCTS)} products that is **{_gb(api['old_worker_bytes'])} per worker "
+        f"process**, which does not fit. Memory-mapped from the node's local copy (`var/embeddings/<model_id>/`), "
+        f"a worker's private memory is **{mib(api['new_private'])}** ({sig(api['new_private_bytes_per_user'])} B "
+        f"per user); its RSS is {mib(api['new_rss'])} after {num(api['lookups'])} lookups because RSS counts the "
+        "page-cache pages it maps (the kernel maps up to 64 KiB of cached file around each touched page), which the "
+        f"workers share: a second worker's Pss is {mib(api['new_second_pss'])}, the two workers together "
+        f"{mib(api['new_node_pss'])}{pair_old}. At {num(USERS)} users x {num(PRODUCTS)} products an API "
+        f"node needs the files on local disk ({_gb(api['user_file_bytes'] + api['item_side_bytes'])} per model, "
+        f"twice while a new model is switched in), the item side resident ({_gb(api['item_side_bytes'])}: every "
+        f"on-the-fly score reads all item vectors), per worker its private memory plus "
+        f"{_gb(api['score_transient_bytes'])} while it scores a user on the fly (scores over every product): "
+        f"**{_gb(api['node_bytes'])} for {api['workers']} workers**, plus whatever page cache it can give to user "
+        "vectors (a user vector not in memory costs one 4 KiB read from local disk; the whole user file is "
+        f"{_gb(api['user_file_bytes'])}). Redis's `embedding:{{user_id}}` stays a fallback, not a necessity.")
 
 
 def _precompute(m: dict) -> str:
@@ -131,7 +163,8 @@ def _where(m: dict) -> str:
         "hash tag on the user id (`recs:{123}`, `session:{123}`, `user:events:{123}`; today `recs:123`).",
         "- **ANN index** (faiss IVF-Flat, inner product) built nightly, used by precompute workers and by the "
         "API's cache-miss path (instead of scoring every product in process).",
-        "- **API nodes**: stateless uvicorn processes behind a load balancer, item embeddings memory-mapped, "
+        "- **API nodes**: stateless uvicorn processes behind a load balancer, the LIVE model's user and item "
+        "embeddings memory-mapped from a local copy the node downloads once (section 1), "
         "database for event writes only (PostgreSQL primary; events could go through a queue to absorb peaks).",
         "- **PostgreSQL**: events (see bench 3 for one node's durable commit rate), registry, A/B tests; "
         "training reads the aggregated window (a read replica or the Parquet partitions)."])

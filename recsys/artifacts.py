@@ -2,12 +2,15 @@
 
 Keys are relative, slash-separated paths such as ``events/date=2026-11-26/events.parquet``.
 Writes are whole-object puts, so a reader sees the old object or the new one, never half.
+``upload``/``download`` move a file between local disk and the store without holding it in
+memory (multi-GB embeddings); ``download`` raises ``FileNotFoundError`` for a missing key.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +22,8 @@ class ArtifactStore(Protocol):
 
     def put_bytes(self, key: str, data: bytes) -> str: ...
     def get_bytes(self, key: str) -> bytes: ...
+    def upload(self, path: str | Path, key: str) -> str: ...
+    def download(self, key: str, path: str | Path) -> Path: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> int: ...
@@ -46,6 +51,23 @@ class LocalArtifactStore:
 
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def upload(self, path: str | Path, key: str) -> str:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+        return str(target)
+
+    def download(self, key: str, path: str | Path) -> Path:
+        source, path = self._path(key), Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"no artifact {key!r} in {self.base_uri}")
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+        return path
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -101,6 +123,23 @@ class S3ArtifactStore:
     def get_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
+    def upload(self, path: str | Path, key: str) -> str:
+        """Streamed from disk (multipart above 8 MB, s3transfer's default)."""
+        self.client.upload_file(str(path), self.bucket, self._key(key))
+        return self.uri(key)
+
+    def download(self, key: str, path: str | Path) -> Path:
+        """Streamed to disk (s3transfer writes a temporary name, then renames it to ``path``)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(path))
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(f"no artifact {key!r} in {self.base_uri}") from exc
+            raise
+        return Path(path)
+
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -108,7 +147,7 @@ class S3ArtifactStore:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(exc):
                 return False
             raise
 
@@ -131,6 +170,11 @@ class S3ArtifactStore:
 
     def uri(self, key: str) -> str:
         return f"{self.base_uri}/{key}"
+
+
+def _missing(exc) -> bool:
+    """A botocore ``ClientError`` that means "no such key"."""
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
 def open_store(uri: str, s3_client=None) -> ArtifactStore:

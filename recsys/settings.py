@@ -172,6 +172,11 @@ class Settings(BaseSettings):
     def embedded_redis_path(self) -> Path:
         return self.var_dir / "redis.db"
 
+    @property
+    def embeddings_cache_dir(self) -> Path:
+        """The API node's local copies of served models' embedding files (shared by its workers)."""
+        return self.var_dir / "embeddings"
+
 
 @lru_cache
 def get_settings() -> Settings:

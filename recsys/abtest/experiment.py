@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import io
 import json
 import os
 import subprocess
@@ -81,11 +80,11 @@ def prepare(args, env: dict) -> dict:
 
 def true_ctr(store, shoppers, model_id: str, users, k: int = 10) -> float:
     """Mean true probability of a click on the model's top-k list (the shoppers' hidden tastes)."""
-    from recsys.artifacts import model_key
+    from recsys.model.embedding_files import read_embeddings
 
-    with np.load(io.BytesIO(store.get_bytes(model_key(model_id, "embeddings.npz")))) as npz:
-        index = {int(u): i for i, u in enumerate(npz["user_ids"])}
-        uv, iv, items = npz["user_vectors"], npz["item_vectors"], npz["item_ids"]
+    emb = read_embeddings(store, model_id)
+    index = {int(u): i for i, u in enumerate(emb["user_ids"])}
+    uv, iv, items = emb["user_vectors"], emb["item_vectors"], emb["item_ids"]
     out = []
     for u in users:
         if int(u) in index:

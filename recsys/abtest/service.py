@@ -19,11 +19,11 @@ from recsys.abtest.results import finalize_test, judging_rules, update_results
 from recsys.abtest.store import InvalidTestError
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import AB_COMPLETED, AB_RUNNING, AB_STOPPED, KEY_AB_ASSIGNMENT, STATUS_ARCHIVED, STATUS_LIVE
+from recsys.model.embedding_files import published_format
 from recsys.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 MAX_DURATION_HOURS = 24 * 90
-EMBEDDINGS_FILE = "embeddings.npz"
 
 
 def _now() -> dt.datetime:
@@ -43,9 +43,9 @@ def check_models(engine: Engine, model_ids: tuple[str, ...], artifacts: Artifact
         row = registry.get_model(engine, model_id)
         if row.status == STATUS_ARCHIVED:
             raise InvalidTestError(f"model {model_id!r} is ARCHIVED: archived models cannot enter a test")
-        if artifacts is not None and row.status != STATUS_LIVE and not artifacts.exists(
-                model_key(model_id, EMBEDDINGS_FILE)):
-            raise InvalidTestError(f"model {model_id!r} is not published (no {EMBEDDINGS_FILE}): publish it first")
+        if artifacts is not None and row.status != STATUS_LIVE and published_format(artifacts, model_id) is None:
+            raise InvalidTestError(f"model {model_id!r} is not published (no embeddings in "
+                                   f"{artifacts.uri(model_key(model_id, ''))}): publish it first")
 
 
 def close_expired(engine: Engine, now: dt.datetime | None = None, settings: Settings | None = None) -> list[int]:

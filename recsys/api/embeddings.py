@@ -1,80 +1,101 @@
-"""The LIVE model's embeddings held in memory: on-the-fly scoring and similar items.
+"""A served model's embeddings: on-the-fly scoring and similar items, over memory-mapped files.
 
-``models/<model_id>/embeddings.npz`` (written by publish) holds ``user_ids``,
-``user_vectors``, ``item_ids``, ``item_vectors``; the score of user u for item i
-is ``user_vectors[u] @ item_vectors[i]``. Item similarity is the cosine of the
-item embeddings without the bias column. Items never seen in training have
-vectors from their features (hybrid), so new products are scored too.
+A published model's ``.npy`` files (``recsys.model.embedding_files``) are downloaded
+once per node into ``<var_dir>/embeddings/<model_id>/`` (``embedding_cache``) and
+mapped read-only, so every worker of the node shares one copy in the page cache
+and only the pages a request touches are resident. Ids are found with
+``np.searchsorted`` on the sorted id arrays (no per-worker dict). A model published
+by an earlier version (one ``embeddings.npz``) is read whole into memory, as before.
+
+The score of user u for item i is ``user_vectors[u] @ item_vectors[i]``. Item
+similarity is the cosine of the item embeddings without the bias column, computed
+per query from ``item_norms``. Items never seen in training have vectors from their
+features (hybrid), so new products are scored too.
 """
 
 from __future__ import annotations
 
-import io
+import operator
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from recsys.api.embedding_cache import ensure_local
 from recsys.artifacts import ArtifactStore, model_key
+from recsys.model.embedding_files import (
+    LEGACY_FILE,
+    EmbeddingsError,
+    arrays_from_npz,
+    body_norms,
+    check_arrays,
+    check_increasing,
+    open_folder,
+)
 
-EMBEDDINGS_FILE = "embeddings.npz"
+__all__ = ["EmbeddingsError", "ModelEmbeddings", "load_embeddings"]
 
 
-class EmbeddingsError(ValueError):
-    """An embeddings file that does not have the documented arrays."""
+def _row(ids: np.ndarray, key) -> int | None:
+    """Position of ``key`` in the strictly increasing ``ids``, None when absent."""
+    try:
+        key = operator.index(key)
+    except TypeError:
+        return None
+    i = int(np.searchsorted(ids, key))
+    return i if i < len(ids) and int(ids[i]) == key else None
 
 
 @dataclass(frozen=True)
 class ModelEmbeddings:
     model_id: str
-    user_ids: np.ndarray
-    user_vectors: np.ndarray
-    item_ids: np.ndarray
-    item_vectors: np.ndarray
-    item_unit: np.ndarray  # L2-normalised item embeddings without the bias column
-    user_index: dict[int, int]
-    item_index: dict[int, int]
+    user_ids: np.ndarray  # int64, strictly increasing
+    user_vectors: np.ndarray  # float32 (users, dim), row i belongs to user_ids[i]
+    item_ids: np.ndarray  # int64, strictly increasing
+    item_vectors: np.ndarray  # float32 (items, dim)
+    item_norms: np.ndarray  # float32 L2 norm of each item vector without the bias column
 
     @classmethod
     def from_arrays(cls, model_id: str, user_ids, user_vectors, item_ids, item_vectors) -> ModelEmbeddings:
-        user_ids, item_ids = np.asarray(user_ids, dtype=np.int64), np.asarray(item_ids, dtype=np.int64)
-        user_vectors = np.asarray(user_vectors, dtype=np.float32)
-        item_vectors = np.asarray(item_vectors, dtype=np.float32)
-        if item_vectors.ndim != 2 or len(item_ids) != len(item_vectors):
-            raise EmbeddingsError(f"item_vectors {item_vectors.shape} do not match {len(item_ids)} item_ids")
-        if user_vectors.ndim != 2 or len(user_ids) != len(user_vectors):
-            raise EmbeddingsError(f"user_vectors {user_vectors.shape} do not match {len(user_ids)} user_ids")
-        if len(user_ids) and user_vectors.shape[1] != item_vectors.shape[1]:
-            raise EmbeddingsError(f"user dim {user_vectors.shape[1]} != item dim {item_vectors.shape[1]}")
-        emb = item_vectors[:, :-1] if item_vectors.shape[1] > 1 else item_vectors
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        unit = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
-        return cls(model_id=model_id, user_ids=user_ids, user_vectors=user_vectors, item_ids=item_ids,
-                   item_vectors=item_vectors, item_unit=unit,
-                   user_index={int(u): i for i, u in enumerate(user_ids)},
-                   item_index={int(p): i for i, p in enumerate(item_ids)})
+        """In memory, from arrays in any order (sorted by id here; duplicated ids are refused)."""
+        arrays = {}
+        for side, ids, vectors in (("user", user_ids, user_vectors), ("item", item_ids, item_vectors)):
+            ids, vectors = np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
+            if vectors.ndim != 2 or len(ids) != len(vectors):
+                raise EmbeddingsError(f"{side}_vectors {vectors.shape} do not match {len(ids)} {side}_ids")
+            order = np.argsort(ids, kind="stable")
+            arrays[f"{side}_ids"], arrays[f"{side}_vectors"] = ids[order], vectors[order]
+            check_increasing(arrays[f"{side}_ids"], f"{side}_ids of {model_id}")
+        check_arrays(arrays, model_id)
+        return cls(model_id=model_id, item_norms=body_norms(arrays["item_vectors"]), **arrays)
 
     @classmethod
     def from_npz(cls, model_id: str, data: bytes) -> ModelEmbeddings:
-        with np.load(io.BytesIO(data)) as npz:
-            missing = {"user_ids", "user_vectors", "item_ids", "item_vectors"} - set(npz.files)
-            if missing:
-                raise EmbeddingsError(f"{EMBEDDINGS_FILE} of {model_id} lacks {sorted(missing)}")
-            return cls.from_arrays(model_id, npz["user_ids"], npz["user_vectors"], npz["item_ids"],
-                                   npz["item_vectors"])
+        """A legacy ``embeddings.npz`` read whole."""
+        return cls.from_arrays(model_id, **arrays_from_npz(data, f"{LEGACY_FILE} of {model_id}"))
+
+    @classmethod
+    def from_folder(cls, model_id: str, folder: Path) -> ModelEmbeddings:
+        """The files of a local folder, memory-mapped read-only (plain ndarray views of the maps)."""
+        arrays = open_folder(folder)
+        return cls(model_id=model_id, **{name: np.asarray(a) for name, a in arrays.items()})
 
     @property
     def dim(self) -> int:
         return int(self.item_vectors.shape[1])
 
+    def has_item(self, product_id: int) -> bool:
+        return _row(self.item_ids, product_id) is not None
+
     def user_vector(self, user_id: int) -> np.ndarray | None:
-        i = self.user_index.get(user_id)
-        return None if i is None else self.user_vectors[i]
+        i = _row(self.user_ids, user_id)
+        return None if i is None else np.array(self.user_vectors[i])
 
     def _top(self, scores: np.ndarray, k: int, exclude: Collection[int]) -> list[tuple[int, float]]:
         scores = scores.astype(np.float64, copy=True)
         for pid in exclude:
-            i = self.item_index.get(pid)
+            i = _row(self.item_ids, pid)
             if i is not None:
                 scores[i] = -np.inf
         k = min(k, int(np.isfinite(scores).sum()))
@@ -93,12 +114,22 @@ class ModelEmbeddings:
 
     def similar_items(self, product_id: int, k: int, exclude: Collection[int] = ()) -> list[tuple[int, float]]:
         """Items closest to ``product_id`` by cosine; empty when the model does not know it."""
-        i = self.item_index.get(product_id)
+        i = _row(self.item_ids, product_id)
         if i is None:
             return []
-        return self._top(self.item_unit @ self.item_unit[i], k, set(exclude) | {product_id})
+        query = np.array(self.item_vectors[i], dtype=np.float32)
+        if self.dim > 1:
+            query[-1] = 0.0  # the bias column takes no part in the cosine
+        dots = self.item_vectors @ query
+        denom = self.item_norms * self.item_norms[i]
+        cosine = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
+        return self._top(cosine, k, set(exclude) | {product_id})
 
 
-def load_embeddings(store: ArtifactStore, model_id: str) -> ModelEmbeddings:
-    """Read ``models/<model_id>/embeddings.npz`` (blocking: call it in a thread)."""
-    return ModelEmbeddings.from_npz(model_id, store.get_bytes(model_key(model_id, EMBEDDINGS_FILE)))
+def load_embeddings(store: ArtifactStore, model_id: str, cache_root: Path) -> ModelEmbeddings:
+    """A published model's embeddings: its files mapped from this node's cache under ``cache_root``
+    (downloaded on first use), or a legacy ``embeddings.npz`` read whole. Blocking: call it in a thread."""
+    folder = ensure_local(store, model_id, Path(cache_root))
+    if folder is not None:
+        return ModelEmbeddings.from_folder(model_id, folder)
+    return ModelEmbeddings.from_npz(model_id, store.get_bytes(model_key(model_id, LEGACY_FILE)))

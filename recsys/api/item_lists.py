@@ -3,7 +3,7 @@
 Similar items ("Customers who bought this also bought") blend two sources:
 co-purchases (buyers of the product, from ``user_product_interactions``,
 cached in process for ``SIMILAR_CACHE_SECONDS``) and the cosine of the item
-embeddings in memory, which also covers new products without purchases.
+embeddings (memory-mapped), which also covers new products without purchases.
 Without either, the product's category bestsellers answer.
 """
 
@@ -82,7 +82,7 @@ class SimilarService:
         state = self.state
         emb = state.embeddings
         info = state.catalog.get(product_id)
-        if info is None and (emb is None or product_id not in emb.item_index):
+        if info is None and (emb is None or not emb.has_item(product_id)):
             raise NotFoundError(f"unknown product_id {product_id}", field="product_id")
         cosine = emb.similar_items(product_id, SIMILAR_POOL) if emb is not None else []
         blended = blend(await self._co_purchases(product_id), cosine)

@@ -2,6 +2,8 @@
 
 Each refresh keeps the previous snapshot when its source fails, and counts the
 failure as degraded; ``refresh_forever`` repeats every ``api_refresh_seconds``.
+Embeddings are mapped from this node's cache (``embedding_cache``); a model refresh
+also removes the cached files of models no longer LIVE or in the running A/B test.
 ``flush_writes_forever`` sends buffered impressions that no request took along.
 """
 
@@ -11,7 +13,8 @@ import asyncio
 import logging
 
 from recsys.api.catalog import CatalogSnapshot
-from recsys.api.embeddings import load_embeddings
+from recsys.api.embedding_cache import prune
+from recsys.api.embeddings import ModelEmbeddings, load_embeddings
 from recsys.api.errors import DependencyDown
 from recsys.api.fallbacks import lists_from_counts, lists_from_redis
 from recsys.abtest.assignment import arm_model
@@ -42,15 +45,23 @@ async def refresh_model(state: ServingState) -> bool:
     state.live_model = live
     model_id = live["model_id"] if live else None
     await refresh_arm_embeddings(state)
-    if model_id is None or state.store is None:
-        return True
-    if state.embeddings is None or state.embeddings.model_id != model_id:
-        try:
-            state.embeddings = await asyncio.to_thread(load_embeddings, state.store, model_id)
-            log.info("loaded embeddings of %s (%d items)", model_id, len(state.embeddings.item_ids))
-        except Exception as exc:  # a model not published yet: keep serving from the cache
-            log.warning("embeddings of %s not loaded: %s", model_id, exc)
+    if model_id is not None and state.store is not None and (
+            state.embeddings is None or state.embeddings.model_id != model_id):
+        loaded = await _load(state, model_id, "embeddings")
+        if loaded is not None:
+            state.embeddings = loaded
+            log.info("loaded embeddings of %s (%d items)", model_id, len(loaded.item_ids))
+    await prune_embeddings(state)
     return True
+
+
+async def _load(state: ServingState, model_id: str, what: str) -> ModelEmbeddings | None:
+    """A model's embeddings, or None (logged) when they cannot be read: serving goes on without them."""
+    try:
+        return await asyncio.to_thread(load_embeddings, state.store, model_id, state.settings.embeddings_cache_dir)
+    except Exception as exc:  # not published yet, or a bad file: keep serving from the cache
+        log.warning("%s of %s not loaded: %s", what, model_id, exc)
+        return None
 
 
 async def refresh_arm_embeddings(state: ServingState) -> None:
@@ -61,12 +72,26 @@ async def refresh_arm_embeddings(state: ServingState) -> None:
     for model_id in sorted(wanted - set(kept)):
         if state.store is None:
             break
-        try:
-            kept[model_id] = await asyncio.to_thread(load_embeddings, state.store, model_id)
+        loaded = await _load(state, model_id, "embeddings of A/B model")
+        if loaded is not None:  # else its users get its cached lists or the LIVE ones
+            kept[model_id] = loaded
             log.info("loaded embeddings of A/B model %s", model_id)
-        except Exception as exc:  # not published yet: its users get its cached lists or the LIVE ones
-            log.warning("embeddings of A/B model %s not loaded: %s", model_id, exc)
     state.arm_embeddings = kept
+
+
+async def prune_embeddings(state: ServingState) -> None:
+    """Remove this node's cached files of models that are neither LIVE, in the running test, nor held here."""
+    test = state.running_test()
+    keep = {state.live_model_id, *({arm_model(test, arm) for arm in ARMS} if test else ())}
+    if state.embeddings is not None:  # kept while a new LIVE model fails to load
+        keep.add(state.embeddings.model_id)
+    try:
+        removed = await asyncio.to_thread(prune, state.settings.embeddings_cache_dir, keep - {None})
+    except OSError as exc:
+        log.warning("embeddings cache not pruned: %s", exc)
+        return
+    if removed:
+        log.info("removed the cached embeddings of %s", ", ".join(removed))
 
 
 async def flush_writes_forever(state: ServingState, tick_seconds: float = 0.25) -> None:

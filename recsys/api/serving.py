@@ -3,7 +3,7 @@
 Tier 1 (personalized) when the user has ``personalized_min_events`` events and
 a model list: ``recs:{user_id}`` (or, for a user in an A/B arm with another
 model, ``recs:{model_id}:{user_id}``), else scored on the fly from that model's
-embeddings in memory and written back. A list of another model than the one
+memory-mapped embeddings and written back. A list of another model than the one
 expected (the LIVE model changed) is re-scored when the embeddings allow.
 Every answer buffers its impression (``ab_serving.log_impression``). Tier 2 (category)
 when the user's recent categories are known, Tier 3 (trending) otherwise.
@@ -11,7 +11,7 @@ when the user's recent categories are known, Tier 3 (trending) otherwise.
 The cache-hit path is one Redis round trip (``RedisStore.read_user_view``) and
 no database query. A user Redis has never seen (no counter or no session hash)
 is seeded once from the database. Redis down: the fallback tiers answer from
-the in-process lists (and Tier 1 from the in-memory embeddings), counted as
+the in-process lists (and Tier 1 from the mapped embeddings), counted as
 degraded. Database down: the count is unknown, and a cached list decides.
 """
 
@@ -182,7 +182,7 @@ class RecommendationService:
 
     async def _score_on_the_fly(self, user_id: int, session: SessionState, redis_ok: bool,
                                 model_id: str | None = None) -> ModelList | None:
-        """Score every item for the user from the model's embeddings in memory; cache the list when Redis is up."""
+        """Score every item for the user from the model's mapped embeddings; cache the list when Redis is up."""
         emb = self.state.embeddings_for(model_id)
         if emb is None:
             return None

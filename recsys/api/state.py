@@ -59,7 +59,7 @@ class ServingState:
         return test if is_running(test, dt.datetime.now(dt.timezone.utc)) else None
 
     def embeddings_for(self, model_id: str | None) -> ModelEmbeddings | None:
-        """The in-memory embeddings of ``model_id`` (the LIVE model's when None)."""
+        """The loaded embeddings of ``model_id`` (the LIVE model's when None)."""
         if model_id is None or (self.embeddings is not None and self.embeddings.model_id == model_id):
             return self.embeddings
         return self.arm_embeddings.get(model_id)

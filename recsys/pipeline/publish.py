@@ -1,22 +1,26 @@
 """Publish a model: its embeddings and metadata next to ``model.pkl``, then prune old versions.
 
 Files under ``models/<model_id>/``:
-- ``embeddings.npz``: ``user_ids``, ``user_vectors`` (every user of the users table),
-  ``item_ids``, ``item_vectors`` (every product), vectors float32 as in ``HybridModel``.
-- ``metadata.json``: the registry row (with its params and metrics) and the array shapes.
+- ``user_ids.npy``, ``user_vectors.npy`` (every user of the users table), ``item_ids.npy``,
+  ``item_vectors.npy`` (every product), ``item_norms.npy``: plain ``.npy`` files sorted by id, vectors
+  float32 as in ``HybridModel`` (``recsys.model.embedding_files``). The vectors are built ``BLOCK_ROWS``
+  rows at a time into a memory-mapped local temporary file, which is then uploaded (streamed).
+- ``metadata.json``: the registry row (with its params and metrics), the array shapes and the files,
+  written last.
 
 Retention keeps the folders of the newest ``keep`` registered versions, the LIVE
 model, any CANDIDATE (an A/B test may serve it) and the model just published;
 other registered models' folders are deleted. A folder with no registry row is
 left alone: it may belong to a training run that has not registered yet.
-Every file is a whole-object put (S3 retries come from botocore's standard mode).
+Every file is a whole-object put or a streamed upload (S3 retries come from botocore's standard mode).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,32 +29,25 @@ from sqlalchemy import Engine
 from recsys import registry
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import COL_ITEM, COL_USER, STATUS_CANDIDATE, STATUS_LIVE
+from recsys.model.embedding_files import BLOCK_ROWS, upload_files, write_side
 from recsys.model.hybrid import MODEL_FILE, HybridModel
 from recsys.model.train import load_products, load_users
 
 log = logging.getLogger(__name__)
-EMBEDDINGS_FILE = "embeddings.npz"
 METADATA_FILE = "metadata.json"
 MODELS_PREFIX = "models/"
 
 
-def embeddings_bytes(model: HybridModel, users: pd.DataFrame, products: pd.DataFrame) -> bytes:
-    """The ``embeddings.npz`` file of ``model`` for these users and products."""
-    buf = io.BytesIO()
-    np.savez_compressed(
-        buf,
-        user_ids=users[COL_USER].to_numpy(dtype=np.int64),
-        user_vectors=model.user_vectors(users).astype(np.float32),
-        item_ids=products[COL_ITEM].to_numpy(dtype=np.int64),
-        item_vectors=model.item_vectors(products).astype(np.float32),
-    )
-    return buf.getvalue()
-
-
-def read_embeddings(store: ArtifactStore, model_id: str) -> dict[str, np.ndarray]:
-    """The arrays of a published ``embeddings.npz``."""
-    with np.load(io.BytesIO(store.get_bytes(model_key(model_id, EMBEDDINGS_FILE)))) as npz:
-        return {name: npz[name] for name in npz.files}
+def write_model_embeddings(model: HybridModel, users: pd.DataFrame, products: pd.DataFrame, folder: Path,
+                           block: int = BLOCK_ROWS) -> None:
+    """The ``EMBEDDING_FILES`` of ``model`` for these users and products in ``folder``, sorted by id,
+    ``block`` rows of vectors at a time."""
+    users = users.sort_values(COL_USER, kind="stable", ignore_index=True)
+    products = products.sort_values(COL_ITEM, kind="stable", ignore_index=True)
+    write_side(folder, "user", users[COL_USER].to_numpy(dtype=np.int64),
+               lambda a, b: model.user_vectors(users.iloc[a:b]), model.dim, block)
+    write_side(folder, "item", products[COL_ITEM].to_numpy(dtype=np.int64),
+               lambda a, b: model.item_vectors(products.iloc[a:b]), model.dim, block)
 
 
 def model_folders(store: ArtifactStore) -> set[str]:
@@ -78,14 +75,15 @@ def apply_retention(engine: Engine, store: ArtifactStore, keep: int, also_keep: 
 
 
 def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int = 5) -> dict:
-    """Write ``embeddings.npz`` and ``metadata.json`` of ``model_id``, then apply retention."""
+    """Write the embedding files and then ``metadata.json`` of ``model_id``, then apply retention."""
     if keep < 1:
         raise ValueError(f"keep must be >= 1, not {keep}")
     row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
     model = HybridModel.load(store, model_id)
     users, products = load_users(engine), load_products(engine)
-    keys = [model_key(model_id, EMBEDDINGS_FILE), model_key(model_id, METADATA_FILE)]
-    store.put_bytes(keys[0], embeddings_bytes(model, users, products))
+    with tempfile.TemporaryDirectory(prefix="recsys-publish-") as tmp:
+        write_model_embeddings(model, users, products, Path(tmp))
+        keys = [*upload_files(store, model_id, Path(tmp)), model_key(model_id, METADATA_FILE)]
     metadata = {
         "model": registry.model_to_dict(row),
         "params": row.params,
@@ -94,6 +92,6 @@ def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int
         "items": int(len(products)),
         "files": [model_key(model_id, MODEL_FILE), *keys],
     }
-    store.put_bytes(keys[1], json.dumps(metadata, indent=2, default=str).encode())
+    store.put_bytes(keys[-1], json.dumps(metadata, indent=2, default=str).encode())
     deleted = apply_retention(engine, store, keep, also_keep={model_id})
     return {"model_id": model_id, "keys": keys, "uris": [store.uri(k) for k in keys], "deleted": deleted}

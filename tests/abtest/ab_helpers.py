@@ -5,7 +5,6 @@ from __future__ import annotations
 from asgi_client import open_client  # noqa: F401  (re-exported for the tests)
 
 import datetime as dt
-import io
 import json
 import os
 import time
@@ -17,6 +16,7 @@ from recsys.artifacts import model_key
 from recsys.constants import KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_TRENDING
 from recsys.abtest.assignment import assign_arm
 from recsys.db.models import ABImpression, Product, RecommendationModel, UserEvent
+from recsys.model.embedding_files import publish_arrays
 
 REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TOKEN = "s3cret-admin"
@@ -56,12 +56,9 @@ def embeddings(prefer_low_ids: bool) -> tuple[np.ndarray, np.ndarray]:
 
 def register(engine, store, model_id: str, status: str, version: int, prefer_low_ids: bool,
              metrics: dict | None = None) -> None:
-    """A registry row and the ``embeddings.npz`` publish leaves (what serving and A/B need)."""
+    """A registry row and the embedding files publish leaves (what serving and A/B need)."""
     users, items = embeddings(prefer_low_ids)
-    buf = io.BytesIO()
-    np.savez(buf, user_ids=np.asarray(USERS, dtype=np.int64), user_vectors=users,
-             item_ids=np.asarray(ITEMS, dtype=np.int64), item_vectors=items)
-    store.put_bytes(model_key(model_id, "embeddings.npz"), buf.getvalue())
+    publish_arrays(store, model_id, USERS, users, ITEMS, items)
     with engine.begin() as conn:
         conn.execute(insert(RecommendationModel), [{
             "model_id": model_id, "model_type": "HYBRID", "version": version, "train_date": dt.date(2026, 11, 26),

@@ -24,6 +24,20 @@ def pid(category: str, j: int) -> int:
     return 100 * (CATEGORIES.index(category) + 1) + j
 
 
+ALL_PRODUCTS = [pid(c, j) for c in CATEGORIES for j in range(1, PER_CATEGORY + 1)]
+
+
+async def get_recs(api, user_id, n=10):
+    """``GET /recommendations`` validated against its response model, with its request id checked."""
+    from recsys.api.schemas import RecommendationsResponse
+
+    r = await api.get("/recommendations", params={"user_id": user_id, "num_items": n})
+    assert r.status_code == 200, r.text
+    body = RecommendationsResponse.model_validate(r.json())
+    assert body.request_id == r.headers["x-request-id"]
+    return body
+
+
 def catalog_rows(now: dt.datetime | None = None) -> list[dict]:
     now = now or dt.datetime.now(dt.timezone.utc)
     rows = []
@@ -100,20 +114,14 @@ def insert_events(engine, user_id: int, products: list[int], event_type: str = "
 
 def register_live_model(engine, store, model_id: str, user_ids, user_vectors, item_ids, item_vectors,
                         metrics: dict | None = None) -> None:
-    """A LIVE registry row and its ``embeddings.npz`` in the artifact store (what publish leaves)."""
-    import io
-
-    import numpy as np
+    """A LIVE registry row and its embedding files in the artifact store (what publish leaves)."""
     from sqlalchemy import insert
 
     from recsys.artifacts import model_key
     from recsys.db.models import RecommendationModel
+    from recsys.model.embedding_files import publish_arrays
 
-    buf = io.BytesIO()
-    np.savez(buf, user_ids=np.asarray(user_ids, dtype=np.int64),
-             user_vectors=np.asarray(user_vectors, dtype=np.float32),
-             item_ids=np.asarray(item_ids, dtype=np.int64), item_vectors=np.asarray(item_vectors, dtype=np.float32))
-    store.put_bytes(model_key(model_id, "embeddings.npz"), buf.getvalue())
+    publish_arrays(store, model_id, user_ids, user_vectors, item_ids, item_vectors)
     with engine.begin() as conn:
         conn.execute(insert(RecommendationModel), [{
             "model_id": model_id, "model_type": "HYBRID", "version": 1, "train_date": dt.date(2026, 11, 26),

@@ -162,7 +162,7 @@ async def test_real_time_new_user_three_clicks(api, pipeline):
 
 async def test_a_product_without_interactions_reaches_users_through_its_features(api, pipeline):
     embeddings = api.app.state.serving.embeddings
-    assert NEW_PRODUCT_ID in embeddings.item_index  # a hybrid vector from its features alone
+    assert embeddings.has_item(NEW_PRODUCT_ID)  # a hybrid vector from its features alone
     r = await api.get("/recommendations/similar", params={"product_id": NEW_PRODUCT_ID})
     assert r.status_code == 200 and r.json()["items"]
     assert all(i["reason"] == "Similar to Brand New Thing" for i in r.json()["items"])

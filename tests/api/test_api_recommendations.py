@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from api_helpers import (
-    CATEGORIES,
+    ALL_PRODUCTS,
     RoundTrips,
+    get_recs,
     insert_events,
     lists_json,
     now_ms,
@@ -22,19 +23,9 @@ from api_helpers import (
 )
 from recsys.api.app import create_app
 from recsys.api.db_store import make_async_engine
-from recsys.api.schemas import RecommendationsResponse
 from recsys.artifacts import LocalArtifactStore
 
 pytestmark = pytest.mark.anyio
-ALL_PRODUCTS = [pid(c, j) for c in CATEGORIES for j in range(1, 11)]
-
-
-async def get_recs(api, user_id, n=10):
-    r = await api.get("/recommendations", params={"user_id": user_id, "num_items": n})
-    assert r.status_code == 200, r.text
-    body = RecommendationsResponse.model_validate(r.json())
-    assert body.request_id == r.headers["x-request-id"]
-    return body
 
 
 async def test_unknown_user_gets_trending(api):

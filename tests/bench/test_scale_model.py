@@ -67,3 +67,31 @@ def test_render_has_every_section_and_the_headline_figures():
         assert title in text
     assert "143 such nodes" in text  # ceil(100000 / 700)
     assert "nprobe=16" in text
+
+
+def fake_api_memory() -> dict:
+    def worker(rss, anon, pss):
+        return {"rss": s(rss), "anon": s(anon), "pss": s(pss)}
+
+    big = {"users": 10_000_000, "products": 100_000,
+           "old": {"first": worker(5e9, 4.9e9, 4.95e9), "second": worker(5e9, 4.9e9, 4.95e9),
+                   "node_pss_two_workers": s(9.9e9)},
+           "new": {"first": worker(3e8, 5e7, 2e8), "second": worker(3e8, 5e7, 1.5e8),
+                   "node_pss_two_workers": s(3.5e8)}}
+    return {"dim": 97, "lookups": 10_000, "sizes": [big],
+            "bytes_per_user": {"old": {"rss": 480.0}, "new": {"anon": 0.4}}}
+
+
+def test_api_memory_extrapolates_the_measured_per_user_bytes():
+    results = {**fake_results(), "api_memory": fake_api_memory()}
+    api = scale_model.model(results)["api_memory"]
+    dict_bytes = scale_model.dict_bytes_per_entry()
+    assert api["old_bytes_per_product"] == pytest.approx(97 * 4 + 96 * 4 + 8 + dict_bytes)
+    assert api["old_worker_bytes"] == pytest.approx(100_000_000 * 480.0 + 10_000_000 * api["old_bytes_per_product"])
+    assert api["item_side_bytes"] == 10_000_000 * (97 * 4 + 12)
+    assert api["user_file_bytes"] == 100_000_000 * (97 * 4 + 8)
+    assert api["node_bytes"] == api["item_side_bytes"] + 2 * (5e7 + 10_000_000 * 28)  # the serving bench's 2 workers
+    text = render(scale_model.model(results))
+    assert "per worker process**, which does not fit" in text and "**47.7 MiB**" in text
+    assert scale_model.model(fake_results())["api_memory"] is None
+    assert "BENCH_ONLY=api_memory" in render(scale_model.model(fake_results()))

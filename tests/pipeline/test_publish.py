@@ -15,11 +15,12 @@ from recsys.constants import STATUS_ARCHIVED, STATUS_CANDIDATE, STATUS_LIVE
 from recsys.db.bulk import upsert_rows
 from recsys.model.hybrid import HybridModel
 from recsys.model.train import TrainParams, fit_hybrid
+from recsys.model.embedding_files import EMBEDDING_FILES, body_norms, read_embeddings
 from recsys.pipeline.publish import (
     folders_to_delete,
     model_folders,
     publish_model,
-    read_embeddings,
+    write_model_embeddings,
 )
 
 DAY = dt.date(2026, 11, 20)
@@ -73,7 +74,8 @@ def test_publish_writes_embeddings_and_metadata_locally(catalog_engine, local_st
     _train_and_register(catalog_engine, local_store, tiny_model, "m1")
     registry.promote(catalog_engine, "m1", reason="test")
     out = publish_model(catalog_engine, local_store, "m1")
-    assert out["keys"] == [model_key("m1", "embeddings.npz"), model_key("m1", "metadata.json")]
+    keys = [model_key("m1", name) for name in (*EMBEDDING_FILES, "metadata.json")]
+    assert out["keys"] == keys
     assert out["deleted"] == []
     emb = read_embeddings(local_store, "m1")
     assert emb["user_ids"].tolist() == list(range(1, N_USERS - 4))  # every user of the users table
@@ -84,9 +86,27 @@ def test_publish_writes_embeddings_and_metadata_locally(catalog_engine, local_st
     np.testing.assert_array_equal(emb["user_vectors"][:, -1], 1.0)  # [embedding, 1.0]
     users, products = _catalog()
     np.testing.assert_allclose(emb["item_vectors"], tiny_model.item_vectors(products), rtol=1e-6)
+    body = emb["item_vectors"][:, :-1].astype(np.float64)
+    np.testing.assert_allclose(emb["item_norms"], np.linalg.norm(body, axis=1), rtol=1e-5)
     meta = json.loads(local_store.get_bytes(model_key("m1", "metadata.json")))
     assert meta["model"]["model_id"] == "m1" and meta["model"]["status"] == STATUS_LIVE
     assert meta["params"] == {"epochs": 2} and meta["dim"] == tiny_model.dim
+    assert meta["files"] == [model_key("m1", "model.pkl"), *keys]
+
+
+def test_embedding_files_are_sorted_by_id_and_built_block_by_block(tmp_path, tiny_model):
+    """Shuffled users and products, 7 rows per block: the same vectors as one whole call, in id order."""
+    users, products = _catalog()
+    users, products = users.sample(frac=1, random_state=3), products.sample(frac=1, random_state=4)
+    write_model_embeddings(tiny_model, users, products, tmp_path, block=7)
+    user_ids, item_ids = np.load(tmp_path / "user_ids.npy"), np.load(tmp_path / "item_ids.npy")
+    assert user_ids.tolist() == sorted(users["user_id"]) and item_ids.tolist() == sorted(products["product_id"])
+    by_user = users.set_index("user_id").loc[user_ids].reset_index()
+    by_item = products.set_index("product_id").loc[item_ids].reset_index()
+    np.testing.assert_array_equal(np.load(tmp_path / "user_vectors.npy"), tiny_model.user_vectors(by_user))
+    items = np.load(tmp_path / "item_vectors.npy")
+    np.testing.assert_array_equal(items, tiny_model.item_vectors(by_item))
+    np.testing.assert_array_equal(np.load(tmp_path / "item_norms.npy"), body_norms(items))
 
 
 def test_publish_unknown_model_or_missing_artifact(catalog_engine, local_store, tiny_model):
@@ -119,7 +139,7 @@ def test_retention_keeps_newest_and_live(request, store_name, catalog_engine, ti
     out = _retention_scenario(catalog_engine, store, tiny_model)
     assert out["deleted"] == ["m2", "m3", "m4"]
     assert model_folders(store) == {"m1", "m5", "m6", "m7", "orphan"}
-    assert store.list("models/m7/") == [f"models/m7/{f}" for f in ("embeddings.npz", "metadata.json", "model.pkl")]
+    assert store.list("models/m7/") == sorted(f"models/m7/{f}" for f in (*EMBEDDING_FILES, "metadata.json", "model.pkl"))
     assert store.list("models/m3/") == []
     assert registry.get_model(catalog_engine, "m3").status == STATUS_ARCHIVED  # rows stay, files go
 

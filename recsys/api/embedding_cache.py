@@ -1,0 +1,122 @@
+"""This node's local copy of published embeddings: ``<var_dir>/embeddings/<model_id>/``, shared by its workers.
+
+A model's files are downloaded once per node. The first worker takes an exclusive
+``flock`` on ``.lock+<model_id>``, streams the files into a temporary folder
+``.tmp+<model_id>+<random>``, checks them (shapes, dtypes, ids strictly increasing)
+and renames the folder into place; a worker that waited on the lock then finds the
+folder and reuses it. The rename is atomic, so a folder named after a model is
+always complete. Workers map the files read-only: the page cache holds one copy.
+
+``prune`` removes the folders of models no longer served (a worker that still maps
+a removed file keeps its pages until it lets go of them) and the temporary folders
+of downloads that died (their lock is free).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from recsys.artifacts import ArtifactStore, model_key
+from recsys.model.embedding_files import (
+    EmbeddingsError,
+    check_increasing,
+    download_files,
+    open_folder,
+    published_format,
+)
+
+log = logging.getLogger(__name__)
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+LOCK, TMP = ".lock+", ".tmp+"
+
+
+def model_folder(root: Path, model_id: str) -> Path:
+    """``root/<model_id>``; ``EmbeddingsError`` for an id that is not a plain folder name."""
+    if not SAFE_ID.fullmatch(model_id):
+        raise EmbeddingsError(f"model id {model_id!r} is not a plain folder name")
+    return root / model_id
+
+
+@contextlib.contextmanager
+def _locked(path: Path, wait: bool = True) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``path`` (created if missing); yields False when ``wait`` is off and it is taken."""
+    with open(path, "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _download(store: ArtifactStore, model_id: str, folder: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP}{model_id}+", dir=folder.parent))
+    try:
+        download_files(store, model_id, tmp)
+        arrays = open_folder(tmp)
+        for side in ("user_ids", "item_ids"):
+            check_increasing(arrays[side], f"{store.uri(model_key(model_id, side + '.npy'))}")
+        del arrays
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+            log.info("embeddings of %s: another worker's download finished first", model_id)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
+
+
+def ensure_local(store: ArtifactStore, model_id: str, root: Path) -> Path | None:
+    """The complete local folder of ``model_id``'s files, downloaded when this node lacks it.
+
+    None when the model has only a legacy ``embeddings.npz``; ``EmbeddingsError`` when it
+    has neither, or when a file is missing or malformed.
+    """
+    folder = model_folder(root, model_id)
+    if folder.is_dir():
+        return folder
+    fmt = published_format(store, model_id)
+    if fmt == "npz":
+        return None
+    if fmt is None:
+        raise EmbeddingsError(f"model {model_id} has no published embeddings in {store.uri(model_key(model_id, ''))}")
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root / f"{LOCK}{model_id}"):
+        if not folder.is_dir():  # else another worker of this node downloaded it while we waited
+            _download(store, model_id, folder)
+            log.info("embeddings of %s downloaded to %s", model_id, folder)
+    return folder
+
+
+def prune(root: Path, keep: set[str]) -> list[str]:
+    """Remove the folders of models not in ``keep`` and dead downloads' leftovers; returns the removed model ids."""
+    if not root.is_dir():
+        return []
+    removed = []
+    for entry in sorted(root.iterdir()):
+        if not entry.name.startswith(".") and entry.is_dir() and entry.name not in keep:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    for lock in sorted(root.glob(f"{LOCK}*")):
+        model_id = lock.name[len(LOCK):]
+        with _locked(lock, wait=False) as free:
+            if not free:
+                continue  # a download of this model is running
+            for tmp in root.glob(f"{TMP}{glob.escape(model_id)}+*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+            if model_id not in keep:
+                lock.unlink(missing_ok=True)
+    return removed

@@ -1,0 +1,187 @@
+"""The node's cache of embedding files: downloaded once, reused, safe under concurrent loaders,
+pruned, bad files refused with a readable error, S3 (moto) like a local folder."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.api import embedding_cache
+from recsys.api.embeddings import EmbeddingsError, load_embeddings
+from recsys.artifacts import LocalArtifactStore, model_key
+from recsys.model.embedding_files import EMBEDDING_FILES, publish_arrays
+
+
+def arrays(seed=0, users=40, items=30, dim=5):
+    rng = np.random.default_rng(seed)
+    return (rng.permutation(np.arange(1, users + 1) * 3), rng.normal(size=(users, dim)).astype(np.float32),
+            rng.permutation(np.arange(100, 100 + items)), rng.normal(size=(items, dim)).astype(np.float32))
+
+
+class CountingStore(LocalArtifactStore):
+    """A local store that records every download (in a file, so that forked processes count too)
+    and can be slowed down, to make loaders overlap."""
+
+    def __init__(self, root, log: Path, delay: float = 0.0):
+        super().__init__(root)
+        self.log, self.delay = log, delay
+
+    def download(self, key, path):
+        with open(self.log, "a") as fh:
+            fh.write(key + "\n")
+        time.sleep(self.delay)
+        return super().download(key, path)
+
+    def downloads(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+@pytest.fixture
+def store(tmp_path):
+    return CountingStore(tmp_path / "artifacts", tmp_path / "downloads.log")
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.startswith(embedding_cache.TMP))
+
+
+def test_downloaded_once_then_reused_from_the_cache(store, tmp_path):
+    user_ids, user_vectors, item_ids, item_vectors = arrays()
+    publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
+    root = tmp_path / "cache"
+    first = load_embeddings(store, "m1", root)
+    assert store.downloads() == [model_key("m1", f) for f in EMBEDDING_FILES]
+    assert sorted(p.name for p in (root / "m1").iterdir()) == sorted(EMBEDDING_FILES) and leftovers(root) == []
+    second = load_embeddings(store, "m1", root)
+    assert len(store.downloads()) == len(EMBEDDING_FILES)  # the second load downloaded nothing
+    assert Path(second.user_vectors.base.filename) == root / "m1" / "user_vectors.npy"
+    order = np.argsort(user_ids)
+    np.testing.assert_array_equal(second.user_ids, user_ids[order])
+    np.testing.assert_array_equal(second.user_vectors, user_vectors[order])
+    np.testing.assert_array_equal(first.item_vectors, second.item_vectors)
+
+
+def test_concurrent_loaders_in_threads_download_once(tmp_path):
+    store = CountingStore(tmp_path / "artifacts", tmp_path / "downloads.log", delay=0.05)
+    publish_arrays(store, "m1", *arrays(1))
+    root, results, errors = tmp_path / "cache", [], []
+    start = threading.Barrier(4)
+
+    def load():
+        start.wait()
+        try:
+            results.append(load_embeddings(store, "m1", root))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 4
+    assert len(store.downloads()) == len(EMBEDDING_FILES) and leftovers(root) == []
+    for emb in results[1:]:
+        np.testing.assert_array_equal(emb.user_vectors, results[0].user_vectors)
+
+
+def _load_in_process(store, root, go, out):
+    go.wait()
+    try:
+        emb = load_embeddings(store, "m1", root)
+        out.put((emb.user_vector(int(emb.user_ids[3])).tolist(), len(emb.item_ids)))
+    except Exception as exc:  # noqa: BLE001 - the parent compares the answers
+        out.put(repr(exc))
+
+
+def test_concurrent_worker_processes_share_one_download(tmp_path):
+    """Three forked workers start together: one downloads, the others wait on the lock and reuse its folder."""
+    store = CountingStore(tmp_path / "artifacts", tmp_path / "downloads.log", delay=0.1)
+    user_ids, user_vectors, item_ids, item_vectors = arrays(2)
+    publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
+    ctx = multiprocessing.get_context("fork")
+    go, out, root = ctx.Event(), ctx.Queue(), tmp_path / "cache"
+    procs = [ctx.Process(target=_load_in_process, args=(store, root, go, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    go.set()
+    answers = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    expected = user_vectors[np.argsort(user_ids)][3].tolist()
+    assert answers == [(expected, len(item_ids))] * 3
+    assert len(store.downloads()) == len(EMBEDDING_FILES) and leftovers(root) == []
+
+
+def test_s3_store_downloads_into_the_cache(s3_store, tmp_path):
+    user_ids, user_vectors, item_ids, item_vectors = arrays(3)
+    publish_arrays(s3_store, "m1", user_ids, user_vectors, item_ids, item_vectors)
+    emb = load_embeddings(s3_store, "m1", tmp_path / "cache")
+    assert (tmp_path / "cache" / "m1" / "item_norms.npy").is_file()
+    order = np.argsort(item_ids)
+    np.testing.assert_array_equal(emb.item_ids, item_ids[order])
+    np.testing.assert_array_equal(emb.item_vectors, item_vectors[order])
+
+
+def _corrupt(store, model_id, name, data: bytes | None = None, array=None):
+    if array is not None:
+        path = Path(store.uri(model_key(model_id, name)))
+        np.save(path, array)
+    elif data is None:
+        Path(store.uri(model_key(model_id, name))).unlink()
+    else:
+        store.put_bytes(model_key(model_id, name), data)
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("user_vectors.npy", None, "user_vectors.npy is missing"),
+    ("item_vectors.npy", b"\x93NUMPY garbage", "not a readable .npy"),
+    ("user_vectors.npy", np.zeros((3, 5), dtype=np.float32), "do not match 40 user_ids"),
+    ("item_ids.npy", np.arange(30, dtype=np.int64)[::-1].copy(), "strictly increasing"),
+    ("item_norms.npy", np.zeros(30, dtype=np.float64), "item_norms float64"),
+    ("item_vectors.npy", np.zeros((30, 4), dtype=np.float32), "user dim 5 != item dim 4"),
+])
+def test_bad_or_missing_files_give_a_readable_error_and_leave_nothing(store, tmp_path, name, change, message):
+    publish_arrays(store, "m1", *arrays())
+    _corrupt(store, "m1", name, **({"array": change} if isinstance(change, np.ndarray) else {"data": change}))
+    root = tmp_path / "cache"
+    with pytest.raises(EmbeddingsError, match=message):
+        load_embeddings(store, "m1", root)
+    assert not (root / "m1").exists() and leftovers(root) == []
+
+
+def test_prune_keeps_served_models_and_removes_the_rest(store, tmp_path):
+    root = tmp_path / "cache"
+    for model_id in ("m1", "m2", "m3"):
+        publish_arrays(store, model_id, *arrays())
+        load_embeddings(store, model_id, root)
+    dead = root / f"{embedding_cache.TMP}m1+crashed"  # a download that died half-way
+    dead.mkdir()
+    assert embedding_cache.prune(root, {"m1", "m3"}) == ["m2"]
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == ["m1", "m3"]
+    assert not dead.exists() and not (root / f"{embedding_cache.LOCK}m2").exists()
+
+
+def test_prune_leaves_a_running_download_alone(tmp_path):
+    root = tmp_path / "cache"
+    root.mkdir()
+    running = root / f"{embedding_cache.TMP}m9+abc"
+    running.mkdir()
+    with embedding_cache._locked(root / f"{embedding_cache.LOCK}m9") as taken:
+        assert taken
+        assert embedding_cache.prune(root, set()) == []
+        assert running.is_dir()
+    embedding_cache.prune(root, set())
+    assert not running.exists()
+
+
+def test_model_ids_must_be_plain_folder_names(store, tmp_path):
+    for bad in ("../escape", ".hidden", "a/b", ""):
+        with pytest.raises(EmbeddingsError, match="plain folder name"):
+            load_embeddings(store, bad, tmp_path / "cache")

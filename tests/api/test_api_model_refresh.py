@@ -1,0 +1,102 @@
+"""The API's model refresh over the node cache: a new LIVE model replaces the mapped one and the old
+folder goes, bad files are logged while serving goes on, a model published as ``embeddings.npz`` is served."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+
+import numpy as np
+import pytest
+
+from api_helpers import ALL_PRODUCTS, get_recs, insert_events, open_client, pid, register_live_model, write_lists
+from recsys import registry
+from recsys.api.app import create_app
+from recsys.api.refresh import refresh_model
+from recsys.artifacts import LocalArtifactStore, model_key
+from recsys.model.embedding_files import publish_arrays
+
+pytestmark = pytest.mark.anyio
+
+
+def vectors(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    items = rng.normal(size=(len(ALL_PRODUCTS), 4)).astype(np.float32)
+    return np.append(items[seed % len(ALL_PRODUCTS), :3], 1.0)[None, :], items
+
+
+async def test_a_new_live_model_is_mapped_and_the_old_folder_removed(catalog_engine, redis_client, api_settings):
+    write_lists(redis_client)
+    store = LocalArtifactStore(api_settings.resolved_artifact_uri)
+    cache = api_settings.embeddings_cache_dir
+    user, items = vectors(1)
+    register_live_model(catalog_engine, store, "m-a", [90], user, ALL_PRODUCTS, items)
+    app = create_app(api_settings, refresh_in_background=False)
+    client, close = await open_client(app)
+    try:
+        state = app.state.serving
+        assert state.embeddings.model_id == "m-a" and (cache / "m-a").is_dir()
+        user, items = vectors(2)
+        publish_arrays(store, "m-b", [90], user, ALL_PRODUCTS, items)
+        registry.register_model(catalog_engine, model_id="m-b", model_type="HYBRID", train_date=dt.date(2026, 11, 27),
+                                params={}, samples=10, artifact_uri=store.uri(model_key("m-b", "")))
+        registry.promote(catalog_engine, "m-b", reason="test")
+        assert await refresh_model(state)
+        assert state.embeddings.model_id == "m-b" and not (cache / "m-a").exists() and (cache / "m-b").is_dir()
+        insert_events(catalog_engine, 90, [pid("Home", 1)] * 55)
+        body = await get_recs(client, 90, n=5)
+        assert body.source == "personalized" and body.model_version == "m-b"
+    finally:
+        await close()
+
+
+async def test_bad_files_are_logged_and_serving_goes_on(catalog_engine, redis_client, api_settings, caplog):
+    write_lists(redis_client)
+    store = LocalArtifactStore(api_settings.resolved_artifact_uri)
+    user, items = vectors(3)
+    register_live_model(catalog_engine, store, "m-bad", [90], user, ALL_PRODUCTS, items)
+    store.put_bytes(model_key("m-bad", "item_vectors.npy"), b"truncated upload")
+    insert_events(catalog_engine, 90, [pid("Home", 1)] * 55)
+    app = create_app(api_settings, refresh_in_background=False)
+    with caplog.at_level(logging.WARNING, logger="recsys.api.refresh"):
+        client, close = await open_client(app)
+    try:
+        state = app.state.serving
+        assert state.embeddings is None and state.live_model_id == "m-bad"
+        assert any("embeddings of m-bad not loaded" in r.getMessage() and "item_vectors.npy" in r.getMessage()
+                   for r in caplog.records)
+        body = await get_recs(client, 90, n=5)
+        assert body.source != "personalized" and len(body.items) == 5  # the fallback tiers answer
+        assert not (api_settings.embeddings_cache_dir / "m-bad").exists()
+        publish_arrays(store, "m-bad", [90], user, ALL_PRODUCTS, items)  # the file is fixed: the next refresh maps it
+        await refresh_model(state)
+        assert state.embeddings is not None and state.embeddings.model_id == "m-bad"
+    finally:
+        await close()
+
+
+async def test_a_model_published_as_npz_is_served(catalog_engine, redis_client, api_settings):
+    """A LIVE model of the previous version (only ``embeddings.npz``) keeps being served after the upgrade."""
+    write_lists(redis_client)
+    store = LocalArtifactStore(api_settings.resolved_artifact_uri)
+    user, items = vectors(4)
+    register_live_model(catalog_engine, store, "m-old", [90], user, ALL_PRODUCTS, items)
+    for name in store.list(model_key("m-old", "")):
+        store.delete_prefix(name)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, user_ids=np.array([90]), user_vectors=user, item_ids=np.array(ALL_PRODUCTS),
+                        item_vectors=items)
+    store.put_bytes(model_key("m-old", "embeddings.npz"), buf.getvalue())
+    insert_events(catalog_engine, 90, [pid("Home", 1)] * 55)
+    app = create_app(api_settings, refresh_in_background=False)
+    client, close = await open_client(app)
+    try:
+        assert app.state.serving.embeddings.model_id == "m-old"
+        assert not (api_settings.embeddings_cache_dir / "m-old").exists()  # read whole, not cached
+        body = await get_recs(client, 90, n=5)
+        assert body.source == "personalized" and body.model_version == "m-old"
+        best = [ALL_PRODUCTS[i] for i in np.argsort(-(items @ user[0]))[:100]]
+        assert all(i.product_id in best for i in body.items)
+    finally:
+        await close()
