@@ -5,7 +5,7 @@ new, future-dated and undated products, empty categories and tied margins; fallb
 lists; a session with categories, views and purchases (some of unknown products);
 re-ranking rules with every weight on or off, every stock mode, with and without a
 diversity cap and complements; a cached model list with duplicates, ties, negative
-and flat scores and partial cached reasons; and a list length. The three tiers must
+and flat scores and partial cached reasons; and a list length (a few lists have fewer scores than products). The three tiers must
 return the same Candidates as the reference: ids, order, scores to the bit, reasons
 and the other attributes.
 """
@@ -120,8 +120,11 @@ def make_case(seed: int) -> dict:
                        rules=_rules(rng), now_ms=NOW_MS, new_days=new_days, new_arrival_slots=rng.choice((0, 1, 3)))
     size = rng.choice((0, 1, 2, 5, 30, 100))
     products = rng.choices(universe, k=size) if rng.random() < 0.3 else rng.sample(universe, min(size, len(universe)))
-    return {"ctx": ctx, "products": products, "scores": _scores(rng, len(products)),
-            "reasons": _cached_reasons(rng, products), "n": rng.choice((1, 3, 10, 50, 200))}
+    scores = _scores(rng, len(products))
+    if rng.random() < 0.1:  # a malformed cached list: fewer scores than products (and reasons)
+        scores = scores[: len(scores) // 2]
+    return {"ctx": ctx, "products": products, "scores": scores, "reasons": _cached_reasons(rng, products),
+            "n": rng.choice((1, 3, 10, 50, 200))}
 
 
 def answer(items) -> list[tuple]:
@@ -170,3 +173,17 @@ def test_the_corpus_reaches_every_rule():
         seen["trending tier answered"] += bool(ref.trending_tier(ctx, case["n"]))
     assert min(seen.values()) >= 30, seen
     assert len(seen) == 10, seen
+
+
+def test_a_cached_reason_never_names_a_cross_sell_item():
+    """A cached list with more reasons than scores: the reasons past the scores belong to no item."""
+    rows = [{"product_id": pid, "name": f"item {pid}", "category": cat, "price": 1.0, "margin": 0.0,
+             "in_stock": True, "created_at": None} for pid, cat in ((1, "Shoes"), (2, "Home"), (3, "Books"))]
+    lists = lists_from_redis({"bestsellers": {"Fashion": {"products": [3], "scores": [1.0]}}})
+    ctx = ServeContext(catalog=CatalogSnapshot.from_rows(rows), lists=lists,
+                       session=SessionState(purchased=(2,), exists=True),
+                       rules=RerankConfig(complements={"Home": ("Fashion",)}), now_ms=NOW_MS, new_days=14)
+    case = {"ctx": ctx, "products": [1, 2], "scores": [1.0], "reasons": ["Picked for you"] * 3, "n": 10}
+    production = run_tiers(_Production, case)["personalized"]
+    assert production == run_tiers(ref, case)["personalized"]
+    assert [(item[0], item[6]) for item in production] == [(1, "Picked for you"), (3, REASON_LIKE_YOU)]
