@@ -104,9 +104,9 @@ def finish(ctx: ServeContext, products: Sequence[int], scores: Sequence[float], 
     inputs = ctx.catalog.rank_inputs(pids, [scores[i] if i < len(products) else floor for i in origins],
                                      now_ms=ctx.now_ms, new_days=ctx.new_days)
     positions, final = rerank_positions(inputs, ctx.rules, session_categories=ctx.session.categories,
-                                        purchased_categories=ctx.purchased_categories())
+                                        purchased_categories=ctx.purchased_categories(), limit=n)
     out = []
-    for k in positions[:n]:
+    for k in positions:
         c = Candidate(pids[k], final[k], inputs.categories[k], inputs.in_stock[k], inputs.margins[k],
                       inputs.is_new[k], "", inputs.age_days[k], ctx.lists.popularity.get(pids[k], 0))
         c.reason = _reason(ctx, c, origins[k], sources, cached_reasons)  # built just above: set in place

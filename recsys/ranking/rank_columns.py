@@ -45,11 +45,13 @@ def score_spread(scores: Sequence[float]) -> float:
     return spread if spread > 0 else 1.0
 
 
-def diversified_order(categories: Sequence[str], max_per_category: int) -> list[int]:
+def diversified_order(categories: Sequence[str], max_per_category: int, limit: int | None = None) -> list[int]:
     """Positions in diversified order: the n-th item of a category goes to round ``n // max_per_category``,
-    rounds in order, the original order inside a round."""
+    rounds in order, the original order inside a round. With a ``limit``, the first ``limit`` of them:
+    the scan stops once round 0 has that many (they come first, and no later item joins them ahead)."""
     seen: dict[str, int] = {}
-    rounds: list[list[int]] = []
+    rounds: list[list[int]] = [[]]
+    first = rounds[0]
     for i, category in enumerate(categories):
         n = seen.get(category, 0)
         seen[category] = n + 1
@@ -57,7 +59,9 @@ def diversified_order(categories: Sequence[str], max_per_category: int) -> list[
         if r == len(rounds):
             rounds.append([])
         rounds[r].append(i)
-    return [i for positions in rounds for i in positions]
+        if len(first) == limit:
+            break
+    return [i for positions in rounds for i in positions][:limit]
 
 
 # --- each boost's amounts (max() is written out: a call per item costs more than the rest) ----
@@ -120,9 +124,10 @@ def rerank_positions(
     *,
     session_categories: Iterable[str] = (),
     purchased_categories: Iterable[str] = (),
+    limit: int | None = None,
 ) -> tuple[list[int], list[float]]:
-    """``rerank`` on columns: the positions in re-ranked order (dropped ones left out), and every
-    position's new score."""
+    """``rerank`` on columns: the positions in re-ranked order (dropped ones left out; only the first
+    ``limit`` when given), and every position's new score."""
     ranking = _Ranking(inputs.scores)
     if rules.cross_sell_weight and rules.complements:
         ranking.boost(cross_sell_amounts(inputs.categories, purchased_categories, rules.complements),
@@ -133,13 +138,19 @@ def rerank_positions(
         ranking.boost(margin_amounts(inputs.margins, ranking.order), rules.margin_weight)
     if rules.freshness_weight:
         ranking.boost(freshness_amounts(inputs.age_days, inputs.is_new, rules.new_days), rules.freshness_weight)
-    head, tail = ranking.order, []
-    if rules.out_of_stock:
-        stock = inputs.in_stock
-        head = [i for i in ranking.order if stock[i]]
-        tail = [] if rules.out_of_stock == "drop" else [i for i in ranking.order if not stock[i]]
-    if rules.max_per_category:
-        cats = inputs.categories
-        head = [head[k] for k in diversified_order([cats[i] for i in head], rules.max_per_category)]
-        tail = [tail[k] for k in diversified_order([cats[i] for i in tail], rules.max_per_category)]
-    return head + tail, ranking.scores
+    stock = inputs.in_stock
+    head = [i for i in ranking.order if stock[i]] if rules.out_of_stock else ranking.order
+    head = _diversified(inputs.categories, head, rules.max_per_category, limit)
+    if rules.out_of_stock == "demote" and (limit is None or len(head) < limit):
+        tail = [i for i in ranking.order if not stock[i]]
+        head += _diversified(inputs.categories, tail, rules.max_per_category,
+                             None if limit is None else limit - len(head))
+    return head, ranking.scores
+
+
+def _diversified(categories: Sequence[str], positions: list[int], max_per_category: int | None,
+                 limit: int | None) -> list[int]:
+    """``positions`` reordered by the diversity rule (when on), the first ``limit`` of them."""
+    if not max_per_category:
+        return positions[:limit]
+    return [positions[k] for k in diversified_order([categories[i] for i in positions], max_per_category, limit)]

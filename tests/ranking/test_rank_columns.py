@@ -99,3 +99,15 @@ def test_an_item_no_boost_changed_is_returned_as_it_was():
     out = rerank(items, RerankConfig(session_weight=1.0), session_categories=["b"])
     assert out[0] is items[0]
     assert out[1] is not items[1] and (out[1].product_id, out[1].score, items[1].score) == (2, 1.0, 0.5)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_a_limit_gives_the_first_positions_of_the_whole_order(seed):
+    rng = random.Random(seed)
+    items, rules = _items(rng), _rules(rng)
+    inputs, session = RankInputs.of(items), rng.sample(CATEGORIES, rng.randint(0, 2))
+    whole, scores = rerank_positions(inputs, rules, session_categories=session)
+    for limit in (1, 2, 5, 20, 100):
+        positions, limited_scores = rerank_positions(inputs, rules, session_categories=session, limit=limit)
+        assert positions == whole[:limit]
+        assert [s.hex() for s in limited_scores] == [s.hex() for s in scores]  # NaN too
