@@ -5,8 +5,10 @@
 - Tier 3 ``trending``: global trending with new arrivals every few slots.
 Every tier adds cross-sell candidates after a purchase (bestsellers of the
 categories that go with it), leaves out what the user just bought, and goes
-through ``recsys.ranking.rerank`` with the user's session. Reasons come from
-``recsys.ranking.reasons``, from the list that produced each item.
+through the rules of ``recsys.ranking.rerank`` with the user's session, applied
+to columns (``rank_columns.rerank_positions``): only the n items returned become
+Candidates. Reasons come from ``recsys.ranking.reasons``, from the list that
+produced each item.
 """
 
 from __future__ import annotations
