@@ -9,8 +9,10 @@ the size of a cached list on the same Redis. Phases:
 4. JSON encoder on the trivial stack: orjson (the API's) vs stdlib json vs a response_model;
 5. one client, one request at a time: cache hit and cache miss (scored on the fly);
 6. where a cache hit's time goes (``bench/serving_profile.py``, in process).
+With ``--baseline PATH`` the API of another source tree is measured beside this one in phases 3, 5
+and 6 (``bench/serving_baseline.py``).
 
-``python -m bench.bench_serving [--seconds 5] [--repeats 3] [--users 20000]``
+``python -m bench.bench_serving [--seconds 5] [--repeats 3] [--users 20000] [--baseline PATH]``
 """
 
 from __future__ import annotations
@@ -26,22 +28,23 @@ import httpx
 from bench.common import REPO, log, machine, quick, ratio, summary, write_result
 from bench.fixtures import REDIS_URL, bench_database, bench_redis, serve_ready_shop
 from bench.loadgen import Server, run_redis_benchmark, run_wrk, write_ids
+from bench.serving_baseline import git_commit, profile_in
 from bench.serving_profile import profile_hits
-from bench.serving_users import probe_latencies, tier_users
+from bench.serving_users import probe_latencies, sequential_latency, tier_users
 from recsys.clients import make_engine
 from recsys.constants import KEY_RECS
 from recsys.settings import Settings
 
-API_PORT, TRIVIAL_PORT = 18080, 18081
+API_PORT, TRIVIAL_PORT, BASELINE_PORT = 18080, 18081, 18082
 REC_PATH = "/recommendations?num_items=10&user_id="
 
 
-def api_fingerprint() -> dict:
+def api_fingerprint(source: Path = REPO) -> dict:
     """Which version of ``recsys/api`` was measured: a hash of its sources and their newest change."""
     import datetime as dt
     import hashlib
 
-    files = sorted((REPO / "recsys" / "api").glob("*.py"))
+    files = sorted((source / "recsys" / "api").glob("*.py"))
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     newest = max(f.stat().st_mtime for f in files)
     return {"sha256_16": digest, "files": len(files),
@@ -62,25 +65,36 @@ class Bench:
         self.env = {"RECSYS_DATABASE_URL": shop.url, "RECSYS_REDIS_URL": REDIS_URL,
                     "RECSYS_ARTIFACT_URI": shop.artifact_dir, "BENCH_TRIVIAL_BODY": str(workdir / "body.json")}
         self.ids: dict[str, str] = {}
-        self.api = self.trivial = None
+        self.api = self.trivial = self.baseline = None
 
-    def start(self, workers: int, loop: str, http: str) -> None:
-        self.stop()
+    def _env(self, workers: int) -> dict:
         env = dict(self.env)
         if workers > 1:  # as in production: every worker's metrics in /metrics
             env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prom-", dir=self.workdir)
-        kw = {"workers": workers, "loop": loop, "http": http, "env": env}
-        self.api = Server("recsys", API_PORT, ready_path="/health", log_path=self.workdir / "api.log", **kw)
+        return env
+
+    def start(self, workers: int, loop: str, http: str) -> None:
+        self.stop()
+        kw = {"workers": workers, "loop": loop, "http": http}
+        self.api = Server("recsys", API_PORT, ready_path="/health", log_path=self.workdir / "api.log",
+                          env=self._env(workers), **kw)
         self.trivial = Server("trivial", TRIVIAL_PORT, ready_path="/trivial",
-                              log_path=self.workdir / "trivial.log", **kw)
+                              log_path=self.workdir / "trivial.log", env=self._env(workers), **kw)
         self.api.wait_ready()
         self.trivial.wait_ready()
 
+    def start_baseline(self, workers: int, loop: str, http: str) -> None:
+        """The API of the ``--baseline`` source tree, beside this one (same settings, shop and Redis)."""
+        self.baseline = Server("recsys", BASELINE_PORT, ready_path="/health", log_path=self.workdir / "baseline.log",
+                               workers=workers, loop=loop, http=http, env=self._env(workers),
+                               source=Path(self.args.baseline).resolve())
+        self.baseline.wait_ready()
+
     def stop(self) -> None:
-        for server in (self.api, self.trivial):
+        for server in (self.api, self.trivial, self.baseline):
             if server is not None:
                 server.stop()
-        self.api = self.trivial = None
+        self.api = self.trivial = self.baseline = None
 
     def wrk(self, target: str, connections: int) -> dict:
         seconds = self.args.seconds
@@ -88,6 +102,8 @@ class Bench:
             return run_wrk(self.trivial.url, "/trivial", connections=connections, seconds=seconds)
         if target.startswith("trivial/"):
             return run_wrk(self.trivial.url, "/" + target, connections=connections, seconds=seconds)
+        if target == "hit_baseline":
+            return run_wrk(self.baseline.url, REC_PATH, connections=connections, seconds=seconds, ids_file=self.ids["hit"])
         return run_wrk(self.api.url, REC_PATH, connections=connections, seconds=seconds, ids_file=self.ids[target])
 
     def alternate(self, targets: list[str], connections: int, extra: dict | None = None) -> dict:
@@ -133,11 +149,14 @@ def side_by_side(bench: Bench, redis_client, value_bytes: int) -> dict:
     def redis_get() -> dict:
         return run_redis_benchmark(db, value_bytes=value_bytes, connections=c, requests=bench.args.redis_requests)
 
-    targets = ["hit", "trivial"] + [t for t in ("category", "trending_unknown") if t in bench.ids]
+    targets = ["hit", *(["hit_baseline"] if bench.baseline else []), "trivial"]
+    targets += [t for t in ("category", "trending_unknown") if t in bench.ids]
     res = bench.alternate(targets, c, extra={"redis_get": redis_get})
     for key in redis_client.scan_iter("key:*", count=1000):  # redis-benchmark's keys
         redis_client.delete(key)
     res["ratio_hit_to_trivial"] = ratio(res["hit"]["rps"], res["trivial"]["rps"])
+    if bench.baseline:
+        res["ratio_baseline_to_trivial"] = ratio(res["hit_baseline"]["rps"], res["trivial"]["rps"])
     res["ratio_hit_to_redis_get"] = ratio(res["hit"]["rps"], res["redis_get"]["rps"])
     return res
 
@@ -151,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--products", type=int, default=1000 if quick() else 5000)
     parser.add_argument("--per-tier", type=int, default=500 if quick() else 2000)
     parser.add_argument("--redis-requests", type=int, default=100_000 if quick() else 300_000)
+    parser.add_argument("--baseline", help="a source tree (say a git worktree of an older commit) whose API is "
+                                           "measured beside this one")
     args = parser.parse_args(argv)
     started, info, settings, fingerprint = time.perf_counter(), machine(), Settings(), api_fingerprint()
     configs = ([(1, "uvloop", "httptools"), (2, "uvloop", "httptools")] if quick() else
@@ -188,15 +209,27 @@ def run_phases(bench: Bench, redis_client, settings: Settings, configs, levels) 
     chosen = (best["workers"], best["loop"], best["http"])
     bench.start(*chosen)
     conc = {c: bench.alternate(["hit", "trivial"], c) for c in levels}
+    if bench.args.baseline:
+        bench.start_baseline(*chosen)
     main_run = side_by_side(bench, redis_client, tiers["recs_value_bytes"])
     log(f"side by side: {({k: round(v['rps']['median']) for k, v in main_run.items() if isinstance(v, dict)})}")
     encoders = bench.alternate(["trivial", "trivial/stdjson", "trivial/model"], bench.args.connections)
+    base_seq = sequential_latency(bench.baseline.url, bench_users(bench)[:200]) if bench.baseline else None
     probes = probe_latencies(bench.api.url, redis_client, bench_users(bench), 200)
     bench.stop()
     profile = profile_hits(bench.shop.url, REDIS_URL, bench.shop.artifact_dir, bench_users(bench)[:500])
     log(f"profile of a cache hit: {profile['mean_ms_per_call_unprofiled']:.2f} ms/call in process, "
         f"{profile['profiled_share_by_area']}")
-    return {"profile_hit": profile, "tiers": tiers, "config_sweep": sweep,
+    baseline = None
+    if bench.args.baseline:
+        source = Path(bench.args.baseline).resolve()
+        probes["hit_sequential_baseline"] = base_seq
+        baseline = {"source": str(source), "git_commit": git_commit(source), "api_source": api_fingerprint(source),
+                    "profile_hit": profile_in(source, bench.shop.url, REDIS_URL, bench.shop.artifact_dir,
+                                              bench_users(bench)[:500])}
+        log(f"baseline {baseline['git_commit']}: {baseline['profile_hit']['mean_ms_per_call_unprofiled']:.2f} "
+            "ms/call in process")
+    return {"profile_hit": profile, "baseline": baseline, "tiers": tiers, "config_sweep": sweep,
             "chosen_config": dict(zip(("workers", "loop", "http"), chosen)),
             "concurrency": {str(c): {**v, "ratio_to_trivial": ratio(v["hit"]["rps"], v["trivial"]["rps"])}
                             for c, v in conc.items()},

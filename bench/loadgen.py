@@ -83,14 +83,16 @@ class Server:
     """``python -m bench.serve`` in its own process group, stopped on exit."""
 
     def __init__(self, app: str, port: int, *, workers: int, loop: str, http: str, env: dict,
-                 ready_path: str, log_path: Path):
+                 ready_path: str, log_path: Path, source: Path = REPO):
+        """``source``: the source tree whose ``recsys`` and ``bench`` run (another checkout: its own code)."""
         self.url = f"http://127.0.0.1:{port}"
         self.ready_path = ready_path
         cmd = [sys.executable, "-m", "bench.serve", "--app", app, "--port", str(port), "--workers", str(workers),
                "--loop", loop, "--http", http]
         self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        env = {**os.environ, **env} if source == REPO else {**os.environ, **env, "PYTHONPATH": ""}
+        self.proc = subprocess.Popen(cmd, cwd=source, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

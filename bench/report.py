@@ -11,6 +11,7 @@ from bench.common import BENCH_DIR
 from bench.report_api_memory import api_memory, api_memory_headline
 from bench.report_format import load_results, num, pct, short_function, sig, table
 from bench.report_sections import ann, ingest, nightly, precompute, scale, serving, training
+from bench.serving_baseline import before_after, change_finding
 
 
 def machine_section(results: dict) -> str:
@@ -88,13 +89,18 @@ def findings(results: dict) -> str:
     out = []
     sv = results.get("serving")
     if sv:
-        top = (sv.get("profile_hit") or {}).get("top_functions") or [{}]
+        prof = sv.get("profile_hit") or {}
+        areas = sorted((prof.get("profiled_share_by_area") or {}).items(), key=lambda kv: -kv[1])
+        top = (prof.get("top_functions") or [{}])[0]
         ratio = sv["side_by_side"]["ratio_hit_to_trivial"]
-        out.append(f"- A cache hit takes about {sig(1 / ratio, 2)}x the server time of a trivial answer on the same stack: "
-                   f"the server settings move throughput within the run-to-run spread, the gap is the request's own "
-                   f"work. Largest single cost in the profile: `{short_function(top[0].get('function') or '')}` "
-                   f"({pct(top[0].get('share'))}, {sig(top[0].get('calls_per_request'))} calls per request): the "
-                   f"whole 100-item cached list is turned into candidates, copied and re-ranked to answer 10.")
+        out.append(f"- A cache hit takes about {sig(1 / ratio, 2)}x the server time of a trivial answer on the same "
+                   f"stack (cache hit / trivial endpoint {sig(ratio)}). In process `recommend` takes "
+                   f"{sig(prof.get('mean_ms_per_call_unprofiled'))} ms per call, its profile spread over "
+                   f"{', '.join(f'{k} {pct(v)}' for k, v in areas[:4])}; the largest single function is "
+                   f"`{short_function(top.get('function') or '')}` at {pct(top.get('share'))} "
+                   f"({sig(top.get('calls_per_request'))} calls per request).")
+        if change_finding(sv):
+            out.append(change_finding(sv))
         slow = [c for c in sv["config_sweep"] if c["trivial"]["p50_ms"]["median"] > 30 and c["workers"] > 1
                 and c["loop"] == "asyncio"]
         if slow:
@@ -139,6 +145,8 @@ def main() -> None:
     for name, section in sections:
         if name in results:
             parts.append(section(results[name]))
+        if name == "serving" and name in results and before_after(results[name]):
+            parts.append(before_after(results[name]))
     (BENCH_DIR / "README.md").write_text("\n\n".join(parts) + "\n")
     print("wrote bench/README.md")
 

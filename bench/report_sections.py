@@ -24,6 +24,7 @@ def _plateau(sweep: list[dict]) -> str:
 def serving(r: dict) -> str:
     sbs, cfg = r["side_by_side"], r["chosen_config"]
     names = {"hit": "cache-hit `GET /recommendations` (Tier 1)", "trivial": "(a) trivial endpoint, same stack",
+             "hit_baseline": f"cache hit, the baseline's API (commit {(r.get('baseline') or {}).get('git_commit')})",
              "category": "Tier 2 fallback (category bestsellers)",
              "trending_unknown": "Tier 3 fallback (trending; unknown user, seeded from the DB every request)",
              "redis_get": f"(b) `redis-benchmark` GET, {r['tiers']['recs_value_bytes']} B values, same Redis"}
@@ -64,7 +65,8 @@ def serving(r: dict) -> str:
         f"raises the ratio). {_plateau(r['config_sweep'])} The remaining gap to the trivial endpoint is the "
         "request's own work (profile below). The API already answers with orjson (see the encoder table); "
         "its Redis client keeps one connection per in-flight request (redis-py's default pool) and the "
-        "cache-hit path never touches the database pool.",
+        "cache-hit path never touches the database pool. The route's dependencies are `async def`: FastAPI "
+        "runs a plain `def` dependency in its thread pool, a thread hop per dependency per request.",
         "### Concurrency (chosen settings)",
         table(["connections", "hit req/s", "p50 ms", "p95 ms", "p99 ms", "trivial req/s", "ratio"], conc),
         "### JSON encoder on the trivial stack (same body)",

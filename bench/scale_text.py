@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.report_format import num, pct, short_function, sig, table
+from bench.report_format import num, pct, sig, table
 from bench.scale_model import (
     API_UTILISATION,
     MIN_RECALL,
@@ -138,13 +138,15 @@ def _serving(m: dict) -> str:
         f"p99 {sig(s['p99_ms'])} ms at the benchmark's concurrency) with wrk and Redis on the same 2 cores, so "
         f"a dedicated node does somewhat better. At {100 * API_UTILISATION:.0f}% utilisation, **{num(TARGET_RPS)} "
         f"requests/s need {num(s['nodes'])} such nodes**. The same stack answers a trivial endpoint at "
-        f"{num(s['trivial_rps'])} req/s: the recommendation's own work (parsing the 100-item cached list, "
-        f"building and re-ranking 100 candidates with reasons for 10 answers) is what costs, and cutting it to the "
-        f"level of the trivial endpoint would need {num(s['nodes_if_trivial'])} nodes (bench 1; the profile's "
-        f"largest single cost is `{short_function(s['top_function'].get('function') or '?')}`, "
-        f"{pct(s['top_function'].get('share'))} of a request: re-rank only the first few times n items).",
-        f"Redis: each request is one pipelined round trip of 4 commands (5 while an A/B test runs): {num(s['redis_commands_per_s'])} "
-        f"commands/s at {num(TARGET_RPS)} req/s. One Redis here did {num(s['redis_get_rps'])} GET/s "
+        f"{num(s['trivial_rps'])} req/s: the recommendation's own work (the Redis round trip, parsing the "
+        f"100-item cached list, re-ranking it for 10 answers) is what costs, and cutting it to the level of the "
+        f"trivial endpoint would need {num(s['nodes_if_trivial'])} nodes (bench 1: in process a cache hit takes "
+        f"{sig(s['in_process_ms'])} ms, the profile's largest areas "
+        f"{', '.join(f'{k} {pct(v)}' for k, v in s['profile_areas']) or '?'}).",
+        "Redis: each request is one pipelined round trip of 3 commands on 5 keys (MGET of the list, the A/B "
+        "assignment and the counter; HGETALL of the session; the XADD of the previous answer's impression), "
+        f"counted as {s['redis_key_operations']} GETs: {num(s['redis_commands_per_s'])} "
+        f"per second at {num(TARGET_RPS)} req/s. One Redis here did {num(s['redis_get_rps'])} GET/s "
         f"(`redis-benchmark`), so throughput needs about {num(s['redis_shards_throughput'])} primaries; memory "
         f"needs {num(m['memory']['redis_shards_memory'])} (section 1), so memory decides."])
 

@@ -14,8 +14,11 @@ import cProfile
 import pstats
 import time
 
+from bench.common import REPO
+
 AREAS = (("dataclasses.replace", ("dataclasses.py",)), ("redis client", ("redis/",)), ("json (orjson)", ("orjson",)),
-         ("re-ranking", ("recsys/ranking/rerank",)), ("reasons", ("recsys/ranking/reasons",)),
+         ("re-ranking", ("recsys/ranking/rerank", "recsys/ranking/rank_columns")),
+         ("reasons", ("recsys/ranking/reasons",)),
          ("tiers + catalog", ("recsys/api/tiers", "recsys/api/catalog", "recsys/api/fallbacks")),
          ("serving service", ("recsys/api/serving", "recsys/api/session_state", "recsys/api/redis_store",
                               "recsys/api/ab_")),
@@ -60,8 +63,7 @@ def profile_hits(database_url: str, redis_url: str, artifact_uri: str, ids: list
     rows = []
     for (filename, line, func), (_, ncalls, tottime, _, _) in stats.stats.items():
         areas[_area(filename)] = areas.get(_area(filename), 0.0) + tottime
-        rows.append((tottime, f"{filename.split('site-packages/')[-1].split('/work/main/')[-1]}:{line}({func})",
-                     ncalls))
+        rows.append((tottime, f"{filename.split('site-packages/')[-1].split(f'{REPO}/')[-1]}:{line}({func})", ncalls))
     total = sum(areas.values()) or 1.0
     rows.sort(reverse=True)
     return {"calls": len(ids), "mean_ms_per_call_unprofiled": per_call * 1e3,

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from recsys.constants import MS_PER_DAY
+from recsys.ranking.rank_columns import RankInputs
 from recsys.ranking.rerank import Candidate
+
+UNKNOWN_PRODUCT = ("", True, 0.0, None)  # what a Candidate of an unknown product carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +90,19 @@ class CatalogSnapshot:
             margin=info.margin, is_new=age is not None and age < new_days, reason=reason,
             age_days=age, popularity=popularity,
         )
+
+    @cached_property
+    def _rank_attributes(self) -> dict[int, tuple[str, bool, float, int | None]]:
+        """Per product (category, in stock, margin, created_at_ms): worked out once per snapshot."""
+        return {pid: (p.category, p.in_stock, p.margin, p.created_at_ms) for pid, p in self.products.items()}
+
+    def rank_inputs(self, products: Sequence[int], scores: Sequence[float], *, now_ms: int,
+                    new_days: int) -> RankInputs:
+        """What re-ranking reads about ``products``: the attributes ``candidate`` gives them, in columns."""
+        attrs = self._rank_attributes
+        rows = [attrs.get(pid, UNKNOWN_PRODUCT) for pid in products]
+        categories, in_stock, margins, created = zip(*rows) if rows else ((), (), (), ())
+        # max(0.0, x) of ``age_days``, written out (a builtin call per item costs more than the rest)
+        ages = [None if c is None else (x if (x := (now_ms - c) / MS_PER_DAY) > 0.0 else 0.0) for c in created]
+        is_new = [age is not None and age < new_days for age in ages]
+        return RankInputs(scores, categories, in_stock, margins, is_new, ages)

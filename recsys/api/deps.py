@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the app's serving state and its services, from ``app.state``."""
+"""FastAPI dependencies: the app's serving state and its services, from ``app.state``.
+
+They are ``async def`` because they only read ``app.state``: FastAPI runs a plain ``def``
+dependency in its thread pool, a thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +14,26 @@ from recsys.api.serving import RecommendationService
 from recsys.api.state import ServingState
 
 
-def get_state(request: Request) -> ServingState:
+def serving_state(request: Request) -> ServingState:
+    """The serving state, for code that is not itself a dependency."""
     return request.app.state.serving
 
 
-def get_recommender(request: Request) -> RecommendationService:
+async def get_state(request: Request) -> ServingState:
+    return serving_state(request)
+
+
+async def get_recommender(request: Request) -> RecommendationService:
     return request.app.state.recommender
 
 
-def get_event_service(request: Request) -> EventService:
+async def get_event_service(request: Request) -> EventService:
     return request.app.state.event_service
 
 
-def get_similar_service(request: Request) -> SimilarService:
+async def get_similar_service(request: Request) -> SimilarService:
     return request.app.state.similar_service
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     return getattr(request.state, "request_id", "") or ""

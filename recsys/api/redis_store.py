@@ -90,35 +90,36 @@ class RedisStore:
         return bool(await self._guard(self.client.ping))
 
     async def read_user_view(self, user_id: int, model_id: str | None = None) -> UserView:
-        """recs, an A/B arm model's recs (when ``model_id``), assignment, session, counter: one round trip.
+        """recs, an A/B arm model's recs (when ``model_id``), assignment, counter (one MGET) and session
+        (HGETALL): one round trip, two commands.
 
         The buffered writes go in the same pipeline; they are buffered again when it fails.
+        A key of another type reads as missing (MGET answers nil for it).
         """
         pending = self.buffer.drain()
+        keys = [KEY_RECS.format(user_id=user_id), KEY_AB_ASSIGNMENT.format(user_id=user_id),
+                KEY_USER_EVENTS.format(user_id=user_id)]
+        if model_id:
+            keys.append(KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id))
 
         async def run():
             pipe = self.client.pipeline(transaction=False)
-            pipe.get(KEY_RECS.format(user_id=user_id))
-            if model_id:
-                pipe.get(KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id))
-            pipe.get(KEY_AB_ASSIGNMENT.format(user_id=user_id))
+            pipe.mget(keys)
             pipe.hgetall(KEY_SESSION.format(user_id=user_id))
-            pipe.get(KEY_USER_EVENTS.format(user_id=user_id))
-            n_reads = len(pipe)
             queue_writes(pipe, pending)
             out = await pipe.execute(raise_on_error=False)
-            reads, writes = out[:n_reads], out[n_reads:]
+            reads, writes = out[:2], out[2:]
             for value in reads:
                 if isinstance(value, Exception):
                     raise value
             self._count_write_errors(pending, writes)
             return reads
 
-        out = await self._sent_with(pending, run)
-        model_recs = loads_or_none(out.pop(1)) if model_id else None
-        recs_raw, ab_raw, session_raw, count_raw = out
-        return UserView(recs=loads_or_none(recs_raw), model_recs=model_recs, ab=loads_or_none(ab_raw),
-                        session=parse_session(session_raw), n_events=_int_or_none(count_raw))
+        values, session_raw = await self._sent_with(pending, run)
+        recs_raw, ab_raw, count_raw, *model_raw = values
+        return UserView(recs=loads_or_none(recs_raw), model_recs=loads_or_none(model_raw[0]) if model_id else None,
+                        ab=loads_or_none(ab_raw), session=parse_session(session_raw),
+                        n_events=_int_or_none(count_raw))
 
     async def _sent_with(self, pending: list[PendingWrite], run: Callable[[], Awaitable[T]]) -> T:
         try:

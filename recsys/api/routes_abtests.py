@@ -19,7 +19,7 @@ from recsys.abtest.dashboard import render_dashboard
 from recsys.abtest.store import InvalidTestError, TestConflictError, UnknownTestError
 from recsys.api.ab_admin import ABAdmin
 from recsys.api.ab_schemas import ABTestCreate, ABTestCreated, ABTestList, ABTestView
-from recsys.api.deps import get_request_id, get_state
+from recsys.api.deps import get_request_id, get_state, serving_state
 from recsys.api.errors import (
     ApiError, ConflictError, DependencyDown, InvalidInputError, NotFoundError, OrjsonResponse, error_responses,
 )
@@ -45,7 +45,7 @@ class Forbidden(ApiError):
 
 def require_admin(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    token = get_state(request).settings.admin_token
+    token = serving_state(request).settings.admin_token
     if credentials is None:
         raise Unauthorized("admin endpoint: send 'Authorization: Bearer <RECSYS_ADMIN_TOKEN>'")
     if not token:
@@ -57,7 +57,7 @@ def require_admin(request: Request,
 def get_admin(request: Request) -> ABAdmin:
     app_state = request.app.state
     if getattr(app_state, "ab_admin", None) is None:
-        serving = get_state(request)
+        serving = serving_state(request)
         app_state.ab_admin = ABAdmin(serving.settings, serving.db.engine, serving.redis.client)
     return app_state.ab_admin
 

@@ -5,14 +5,18 @@
 - Tier 3 ``trending``: global trending with new arrivals every few slots.
 Every tier adds cross-sell candidates after a purchase (bestsellers of the
 categories that go with it), leaves out what the user just bought, and goes
-through ``recsys.ranking.rerank`` with the user's session. Reasons come from
-``recsys.ranking.reasons``, from the list that produced each item.
+through the rules of ``recsys.ranking.rerank`` with the user's session, applied
+to columns (``rank_columns.rerank_positions``): only the n items returned become
+Candidates. Reasons come from ``recsys.ranking.reasons``, from the list that
+produced each item.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import islice
 
 from recsys.api.catalog import CatalogSnapshot
 from recsys.api.fallbacks import FallbackLists, RankedList
@@ -27,7 +31,8 @@ from recsys.ranking.reasons import (
     ReasonContext,
     reason_for,
 )
-from recsys.ranking.rerank import Candidate, RerankConfig, rerank
+from recsys.ranking.rank_columns import rerank_positions
+from recsys.ranking.rerank import Candidate, RerankConfig
 
 PERSONALIZED, CATEGORY, TRENDING = "personalized", "category", "trending"
 TIER2_CATEGORIES = 3  # most recent categories a Tier-2 list draws from
@@ -36,7 +41,8 @@ CROSS_SELL_PER_CATEGORY = 3
 
 @dataclass(frozen=True)
 class ServeContext:
-    """Everything the pure tiers need about one request."""
+    """Everything the pure tiers need about one request (the user's reason context and
+    purchased categories are worked out once, on first use)."""
 
     catalog: CatalogSnapshot
     lists: FallbackLists
@@ -51,9 +57,17 @@ class ServeContext:
                                       popularity=self.lists.popularity.get(pid, 0), reason=reason)
 
     def purchased_categories(self) -> list[str]:
-        return [c for c in dict.fromkeys(self.catalog.category_of(p) for p in self.session.purchased) if c]
+        return self._purchased_categories
 
     def reasons(self) -> ReasonContext:
+        return self._reasons
+
+    @cached_property
+    def _purchased_categories(self) -> list[str]:
+        return [c for c in dict.fromkeys(self.catalog.category_of(p) for p in self.session.purchased) if c]
+
+    @cached_property
+    def _reasons(self) -> ReasonContext:
         purchased: dict[str, str] = {}
         for pid in self.session.purchased:  # newest first: the latest purchase per category names it
             info = self.catalog.get(pid)
@@ -63,70 +77,80 @@ class ServeContext:
                              complements=self.rules.complements)
 
 
-def _with_reason(ctx: ServeContext, reasons: ReasonContext, c: Candidate, source: str) -> Candidate:
-    return replace(c, reason=reason_for(c, source, reasons))
-
-
 def _rank_score(rank: int, size: int) -> float:
     return 1.0 - rank / max(size, 1)
 
 
-def cross_sell_candidates(ctx: ServeContext, floor: float) -> list[Candidate]:
-    """Bestsellers of the categories that go with the user's purchases, at the bottom score ``floor``."""
+def cross_sell_products(ctx: ServeContext) -> list[int]:
+    """Bestsellers of the categories that go with the user's purchases (their source: ``SOURCE_CROSS_SELL``)."""
+    return [pid for bought in ctx.purchased_categories() for comp in ctx.rules.complements.get(bought, ())
+            for pid in ctx.lists.bestsellers.get(comp, RankedList()).products[:CROSS_SELL_PER_CATEGORY]]
+
+
+def finish(ctx: ServeContext, products: Sequence[int], scores: Sequence[float], sources: Sequence[str], n: int,
+           *, cached_reasons: Sequence[str] = (), skip_viewed: bool = False) -> list[Candidate]:
+    """Add cross-sell (at the lowest score), drop duplicates and purchases (and, for fallback lists,
+    what the user just viewed), re-rank with the session, keep ``n``.
+
+    ``sources[i]`` is the list ``products[i]`` came from. Re-ranking reads no reason, so only
+    the items returned get one: ``reason_for`` their source, or ``cached_reasons[i]`` (when
+    there is one) in place of the generic "Customers like you".
+    """
+    floor = min(scores, default=0.0)
+    excluded = set(ctx.session.purchased) | (set(ctx.session.viewed) if skip_viewed else set())
+    first: dict[int, int] = {}  # product id -> position of its first occurrence
+    for i, pid in enumerate([*products, *cross_sell_products(ctx)]):
+        if pid not in excluded and pid not in first:
+            first[pid] = i
+    pids, origins = list(first), list(first.values())
+    inputs = ctx.catalog.rank_inputs(pids, [scores[i] if i < len(products) else floor for i in origins],
+                                     now_ms=ctx.now_ms, new_days=ctx.new_days)
+    positions, final = rerank_positions(inputs, ctx.rules, session_categories=ctx.session.categories,
+                                        purchased_categories=ctx.purchased_categories(), limit=n)
     out = []
-    reasons = ctx.reasons()
-    for bought in ctx.purchased_categories():
-        for comp in ctx.rules.complements.get(bought, ()):
-            for pid in ctx.lists.bestsellers.get(comp, RankedList()).products[:CROSS_SELL_PER_CATEGORY]:
-                out.append(_with_reason(ctx, reasons, ctx.candidate(pid, floor), SOURCE_CROSS_SELL))
+    for k in positions:
+        c = Candidate(pids[k], final[k], inputs.categories[k], inputs.in_stock[k], inputs.margins[k],
+                      inputs.is_new[k], "", inputs.age_days[k], ctx.lists.popularity.get(pids[k], 0))
+        c.reason = _reason(ctx, c, origins[k], sources, cached_reasons)  # built just above: set in place
+        out.append(c)
     return out
 
 
-def finish(ctx: ServeContext, candidates: Sequence[Candidate], n: int, *, skip_viewed: bool = False
-           ) -> list[Candidate]:
-    """Add cross-sell, drop duplicates and purchases (and, for fallback lists, what the user just
-    viewed), re-rank with the session, keep ``n``."""
-    floor = min((c.score for c in candidates), default=0.0)
-    excluded = set(ctx.session.purchased) | (set(ctx.session.viewed) if skip_viewed else set())
-    unique: dict[int, Candidate] = {}
-    for c in [*candidates, *cross_sell_candidates(ctx, floor)]:
-        if c.product_id not in excluded and c.product_id not in unique:
-            unique[c.product_id] = c
-    ranked = rerank(list(unique.values()), ctx.rules, session_categories=ctx.session.categories,
-                    purchased_categories=ctx.purchased_categories())
-    return ranked[:n]
+def _reason(ctx: ServeContext, c: Candidate, i: int, sources: Sequence[str], cached_reasons: Sequence[str]) -> str:
+    """The reason of the item from position ``i`` of a tier's list (past its end: a cross-sell item)."""
+    if i >= len(sources):
+        return reason_for(c, SOURCE_CROSS_SELL, ctx.reasons())
+    reason = reason_for(c, sources[i], ctx.reasons())
+    if reason == REASON_LIKE_YOU and i < len(cached_reasons) and cached_reasons[i]:
+        return str(cached_reasons[i])
+    return reason
 
 
 def personalized(ctx: ServeContext, products: Sequence[int], scores: Sequence[float],
                  cached_reasons: Sequence[str] | None, n: int) -> list[Candidate]:
     """Tier 1 from a model list; the live reason wins unless it is the generic one and the list had better."""
-    reasons = ctx.reasons()
-    cached = list(cached_reasons or [])
-    items = []
-    for i, (pid, score) in enumerate(zip(products, scores)):
-        c = _with_reason(ctx, reasons, ctx.candidate(int(pid), float(score)), SOURCE_MODEL)
-        if c.reason == REASON_LIKE_YOU and i < len(cached) and cached[i]:
-            c = replace(c, reason=str(cached[i]))
-        items.append(c)
-    return finish(ctx, items, n)
+    size = min(len(products), len(scores))
+    return finish(ctx, list(map(int, islice(products, size))), list(map(float, islice(scores, size))),
+                  [SOURCE_MODEL] * size, n, cached_reasons=cached_reasons or ())
 
 
 def category_tier(ctx: ServeContext, n: int) -> list[Candidate]:
     """Tier 2: bestsellers of the recent categories (the most recent leads), trending after them."""
-    reasons = ctx.reasons()
     cats = [c for c in ctx.session.categories if c in ctx.lists.bestsellers][:TIER2_CATEGORIES]
     if not cats:
         return []
-    items = []
+    products: list[int] = []
+    scores: list[float] = []
     for i, cat in enumerate(cats):
         lst = ctx.lists.bestsellers[cat]
-        for r, pid in enumerate(lst.products):
-            score = (len(cats) - i) + _rank_score(r, len(lst))
-            items.append(_with_reason(ctx, reasons, ctx.candidate(pid, score), SOURCE_POPULAR))
-    for r, pid in enumerate(ctx.lists.trending.products):
-        items.append(_with_reason(ctx, reasons, ctx.candidate(pid, _rank_score(r, len(ctx.lists.trending)) - 1.0),
-                                  SOURCE_TRENDING))
-    return finish(ctx, items, n, skip_viewed=True)
+        products += lst.products
+        scores += [(len(cats) - i) + _rank_score(r, len(lst)) for r in range(len(lst))]
+    popular = len(products)
+    trending = ctx.lists.trending
+    products += trending.products
+    scores += [_rank_score(r, len(trending)) - 1.0 for r in range(len(trending))]
+    sources = [SOURCE_POPULAR] * popular + [SOURCE_TRENDING] * len(trending)
+    return finish(ctx, products, scores, sources, n, skip_viewed=True)
 
 
 def interleave(trending: Sequence[int], new: Sequence[int], every: int, slots: int) -> list[tuple[int, str]]:
@@ -143,13 +167,11 @@ def interleave(trending: Sequence[int], new: Sequence[int], every: int, slots: i
 
 def trending_tier(ctx: ServeContext, n: int) -> list[Candidate]:
     """Tier 3: global trending and new arrivals ("Trending now" / "New arrival")."""
-    reasons = ctx.reasons()
     every = max(2, n // max(ctx.new_arrival_slots, 1)) if ctx.new_arrival_slots else n + 1
     order = interleave(ctx.lists.trending.products, ctx.lists.new_arrivals.products, every,
                        ctx.new_arrival_slots)
-    items = [_with_reason(ctx, reasons, ctx.candidate(pid, _rank_score(r, len(order))), source)
-             for r, (pid, source) in enumerate(order)]
-    return finish(ctx, items, n, skip_viewed=True)
+    return finish(ctx, [pid for pid, _ in order], [_rank_score(r, len(order)) for r in range(len(order))],
+                  [source for _, source in order], n, skip_viewed=True)
 
 
 def rerank_config(settings, complements: Mapping[str, Iterable[str]] | None = None) -> RerankConfig:

@@ -35,6 +35,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recsys.ranking.rank_columns import (
+    RankInputs,
+    cross_sell_amounts,
+    diversified_order,
+    freshness_amounts,
+    margin_amounts,
+    rerank_positions,
+    score_spread,
+    session_amounts,
+)
+
 OUT_OF_STOCK_MODES = ("demote", "drop")
 
 
@@ -93,20 +104,16 @@ class RerankConfig:
 
 def _spread(items: Sequence[Candidate]) -> float:
     """The list's score range; 1.0 for an empty or flat list so that boosts still act."""
-    if not items:
-        return 1.0
-    scores = [c.score for c in items]
-    spread = max(scores) - min(scores)
-    return spread if spread > 0 else 1.0
+    return score_spread([c.score for c in items])
 
 
 def _by_score(items: Iterable[Candidate]) -> list[Candidate]:
     return sorted(items, key=lambda c: -c.score)
 
 
-def _boost(items: Sequence[Candidate], amounts: Sequence[float], weight: float) -> list[Candidate]:
-    """Add ``weight * spread * amount`` to each score and sort by the new score."""
-    if not weight or not items:
+def _boost(items: Sequence[Candidate], amounts: Sequence[float] | None, weight: float) -> list[Candidate]:
+    """Add ``weight * spread * amount`` to each score and sort by the new score (no amounts: unchanged)."""
+    if not weight or not items or amounts is None:
         return list(items)
     unit = weight * _spread(items)
     return _by_score(c.with_score(c.score + unit * a) if a else c for c, a in zip(items, amounts))
@@ -120,14 +127,7 @@ def diversify(items: Sequence[Candidate], max_per_category: int) -> list[Candida
     """
     if max_per_category < 1:
         raise RerankError(f"max_per_category must be >= 1, not {max_per_category}")
-    seen: dict[str, int] = {}
-    rounds: list[int] = []
-    for c in items:
-        n = seen.get(c.category, 0)
-        seen[c.category] = n + 1
-        rounds.append(n // max_per_category)
-    order = sorted(range(len(items)), key=lambda i: (rounds[i], i))
-    return [items[i] for i in order]
+    return [items[i] for i in diversified_order([c.category for c in items], max_per_category)]
 
 
 def demote_out_of_stock(items: Sequence[Candidate], mode: str = "demote") -> list[Candidate]:
@@ -142,23 +142,15 @@ def demote_out_of_stock(items: Sequence[Candidate], mode: str = "demote") -> lis
 
 def boost_margin(items: Sequence[Candidate], weight: float) -> list[Candidate]:
     """Higher-margin products up, in proportion to margin / the list's highest margin."""
-    top = max((c.margin for c in items), default=0.0)
-    if top <= 0:
-        return list(items)
-    return _boost(items, [max(c.margin, 0.0) / top for c in items], weight)
+    return _boost(items, margin_amounts([c.margin for c in items]), weight)
 
 
 def boost_freshness(items: Sequence[Candidate], weight: float, new_days: int) -> list[Candidate]:
     """New products up: ``1 - age/new_days`` when the age is known, else 1 for ``is_new`` items."""
     if new_days < 1:
         raise RerankError(f"new_days must be >= 1, not {new_days}")
-
-    def amount(c: Candidate) -> float:
-        if c.age_days is None:
-            return 1.0 if c.is_new else 0.0
-        return max(0.0, 1.0 - max(c.age_days, 0.0) / new_days)
-
-    return _boost(items, [amount(c) for c in items], weight)
+    amounts = freshness_amounts([c.age_days for c in items], [c.is_new for c in items], new_days)
+    return _boost(items, amounts, weight)
 
 
 def boost_popular(items: Sequence[Candidate], weight: float) -> list[Candidate]:
@@ -171,8 +163,7 @@ def boost_popular(items: Sequence[Candidate], weight: float) -> list[Candidate]:
 
 def boost_session(items: Sequence[Candidate], categories: Iterable[str], weight: float) -> list[Candidate]:
     """Products of the categories seen in the current session up."""
-    wanted = set(categories)
-    return _boost(items, [1.0 if c.category in wanted else 0.0 for c in items], weight)
+    return _boost(items, session_amounts([c.category for c in items], categories), weight)
 
 
 def cross_sell(
@@ -188,13 +179,8 @@ def cross_sell(
     gain ``weight`` and other cameras lose ``weight``. Categories without an
     entry (consumables, say) are left alone.
     """
-    bought = {cat for cat in purchased_categories if cat in complements}
-    up = {comp for cat in bought for comp in complements[cat]}
-
-    def amount(c: Candidate) -> float:
-        return (1.0 if c.category in up else 0.0) - (1.0 if c.category in bought else 0.0)
-
-    return _boost(items, [amount(c) for c in items], weight)
+    amounts = cross_sell_amounts([c.category for c in items], purchased_categories, complements)
+    return _boost(items, amounts, weight)
 
 
 def rerank(
@@ -204,25 +190,11 @@ def rerank(
     session_categories: Iterable[str] = (),
     purchased_categories: Iterable[str] = (),
 ) -> list[Candidate]:
-    """Apply the configured rules in the order of the module docstring."""
-    out = list(items)
-    if rules.cross_sell_weight and rules.complements:
-        out = cross_sell(out, purchased_categories, rules.complements, rules.cross_sell_weight)
-    if rules.session_weight:
-        out = boost_session(out, session_categories, rules.session_weight)
-    if rules.margin_weight:
-        out = boost_margin(out, rules.margin_weight)
-    if rules.freshness_weight:
-        out = boost_freshness(out, rules.freshness_weight, rules.new_days)
-    if rules.out_of_stock:
-        head = demote_out_of_stock(out, rules.out_of_stock)
-        n_available = sum(1 for c in out if c.in_stock)
-        head, tail = head[:n_available], head[n_available:]
-    else:
-        head, tail = out, []
-    if rules.max_per_category:
-        head, tail = diversify(head, rules.max_per_category), diversify(tail, rules.max_per_category)
-    return head + tail
+    """Apply the configured rules in the order of the module docstring (``rank_columns.rerank_positions``;
+    an item is copied where a boost changed its score)."""
+    positions, scores = rerank_positions(RankInputs.of(items), rules, session_categories=session_categories,
+                                         purchased_categories=purchased_categories)
+    return [items[i] if scores[i] is items[i].score else items[i].with_score(scores[i]) for i in positions]
 
 
 def rerank_rows(

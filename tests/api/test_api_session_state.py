@@ -123,3 +123,11 @@ async def test_read_user_view_is_one_pipeline(store, redis_client):
     assert view.model_recs["products"] == [3]
     assert view.ab["arm"] == "treatment"
     assert view.n_events == 55 and view.session.categories == ("Shoes",)
+
+
+async def test_read_user_view_takes_a_key_of_another_type_for_missing(store, redis_client):
+    """The strings are read with one MGET, which answers nil for a key that is not a string."""
+    redis_client.hset("recs:8", "products", "[1]")
+    redis_client.set("user:events:8", 60)
+    view = await store.read_user_view(8)
+    assert view.recs is None and view.n_events == 60 and not view.session.exists
