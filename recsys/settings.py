@@ -178,6 +178,12 @@ class Settings(BaseSettings):
         return self.var_dir / "embeddings"
 
 
+def default(name: str):
+    """The default of a setting (lists as tuples), for the dataclasses whose defaults are the settings'."""
+    value = Settings.model_fields[name].get_default(call_default_factory=True)
+    return tuple(value) if isinstance(value, list) else value
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

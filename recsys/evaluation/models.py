@@ -25,7 +25,7 @@ from recsys.model.baselines import PopularityModel, RandomModel
 from recsys.model.evaluate import Split
 from recsys.model.features import check_feature_names
 from recsys.model.train import TrainParams, fit_hybrid
-from recsys.settings import get_settings
+from recsys.settings import default, get_settings
 
 MODEL_NAMES = ("random", "popularity", "trending", "item-knn", "als", "lightfm-cf", "hybrid")
 RERANK_FIELDS = ("max_per_category", "freshness_weight", "new_days", "trending_weight")
@@ -70,10 +70,10 @@ class HybridConfig:
     ``new_days`` is the age at which the freshness boost reaches 0)."""
 
     params: TrainParams = field(default_factory=TrainParams)
-    max_per_category: int | None = 3
-    freshness_weight: float = 0.3
-    new_days: int = 90
-    trending_weight: float = 1.0
+    max_per_category: int | None = default("max_per_category")
+    freshness_weight: float = default("rerank_freshness_weight")
+    new_days: int = default("rerank_freshness_days")
+    trending_weight: float = default("rerank_trending_weight")
 
     @property
     def features(self) -> FeatureSet:

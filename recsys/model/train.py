@@ -36,6 +36,7 @@ from recsys.model.features import (
     value_segments,
 )
 from recsys.model.hybrid import HybridModel
+from recsys.settings import default
 from recsys.timeutil import day_start_ms
 
 log = logging.getLogger(__name__)
@@ -53,17 +54,17 @@ class TrainParams:
     """What a model is trained with. The defaults are the settings' defaults: the configuration tuned
     by ``python -m recsys evaluate --tune`` on UCI Online Retail (bench/results/online_retail.md)."""
 
-    window_days: int = 90
-    epochs: int = 30
-    loss: str = "bpr"
-    no_components: int = 96
-    learning_rate: float = 0.05
-    item_alpha: float = 1e-5
-    user_alpha: float = 1e-5
-    threads: int = 0  # 0 = all cores
-    seed: int = 42
-    user_features: tuple[str, ...] = ()  # attribute groups of recsys.model.features.USER_FEATURES
-    item_features: tuple[str, ...] = ("name",)  # ... and of ITEM_FEATURES
+    window_days: int = default("training_window_days")
+    epochs: int = default("epochs")
+    loss: str = default("loss")
+    no_components: int = default("no_components")
+    learning_rate: float = default("learning_rate")
+    item_alpha: float = default("item_alpha")
+    user_alpha: float = default("user_alpha")
+    threads: int = default("train_threads")  # 0 = all cores
+    seed: int = default("seed")
+    user_features: tuple[str, ...] = default("user_features")  # groups of recsys.model.features.USER_FEATURES
+    item_features: tuple[str, ...] = default("item_features")  # ... and of ITEM_FEATURES
 
     def __post_init__(self):
         object.__setattr__(self, "user_features", tuple(self.user_features))

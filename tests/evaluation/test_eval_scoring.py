@@ -119,3 +119,7 @@ def test_hybrid_config_round_trip_and_errors():
     with pytest.raises(ValueError, match="loss"):
         HybridConfig.from_dict({"params": {"loss": "hinge"}})
     assert dataclasses.replace(config, max_per_category=2).max_per_category == 2
+
+
+def test_the_default_hybrid_configuration_is_the_settings_one():
+    assert HybridConfig() == HybridConfig.from_settings(Settings())
