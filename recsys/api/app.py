@@ -21,6 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from recsys.abtest.impressions import ImpressionBuffer
 from recsys.api import routes_abtests, routes_events, routes_ops, routes_recommendations
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.db_store import DbStore, make_async_engine
@@ -75,7 +76,8 @@ async def _open_state(settings: Settings, metrics: ServingMetrics, redis_client:
 
         store = get_store(settings)
     state = ServingState(
-        settings=settings, redis=RedisStore(redis, CircuitBreaker("redis", BREAKER_COOLDOWN_SECONDS)),
+        settings=settings, redis=RedisStore(redis, CircuitBreaker("redis", BREAKER_COOLDOWN_SECONDS),
+                                            ImpressionBuffer(stream_max_len=settings.impression_stream_max_len)),
         db=DbStore(engine, CircuitBreaker("database", BREAKER_COOLDOWN_SECONDS)), store=store,
         metrics=metrics, rules=rerank_config(settings))
 
