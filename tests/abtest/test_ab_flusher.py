@@ -179,3 +179,24 @@ def test_dead_letters_are_a_metric(engine, redis_client):
     assert "recsys_impression_dead_letters 1.0" in generate_latest(registry).decode()
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(ImpressionDeadLetter)).scalar() == 1
+
+
+@pytest.mark.anyio
+async def test_the_api_caps_the_stream_with_the_setting(ab_world, ab_settings, ab_store, redis_client):
+    from ab_helpers import open_client
+    from recsys.api.app import create_app
+
+    app = create_app(ab_settings.model_copy(update={"impression_stream_max_len": 1000}), store=ab_store,
+                     refresh_in_background=False)
+    client, close = await open_client(app)
+    try:
+        buffer = app.state.serving.redis.buffer
+        assert buffer.stream_max_len == 1000
+        for i in range(1500):  # as if 1,500 answers were buffered while no flusher ran
+            buffer.add_impression(fields(f"a{i}", user=1 + i % 40))
+        assert (await client.get("/recommendations", params={"user_id": 3})).status_code == 200
+    finally:
+        await close()
+    assert 1000 <= redis_client.xlen(KEY_IMPRESSIONS) < 1501
+    counts = stream_counts(redis_client)
+    assert counts["added"] == 1501 and counts["trimmed"] == 1501 - counts["length"] > 0
