@@ -68,3 +68,26 @@ def test_missing_values_are_stored_as_null(backend, request):
         (3, 30, "VIEW", None, 1_700_000_000_002, None, None),
     ]
     assert users == [(1, "DE", False, True), (2, None, True, False)]
+
+
+@pytest.mark.parametrize("backend", ["engine", "sqlite_engine"])
+def test_upserts_on_one_connection_stand_or_fall_together(backend, request):
+    """The flusher writes users, impressions and events in one transaction: a refused row undoes all."""
+    engine = request.getfixturevalue(backend)
+    users = pd.DataFrame({"user_id": [1, 2]})
+    bad = pd.DataFrame({"user_id": [3], "product_id": [2**63], "client_event_id": ["x"]})  # beyond BIGINT
+    with pytest.raises(Exception):
+        with engine.begin() as conn:
+            assert upsert_rows(conn, "users", users, conflict_cols=["user_id"]) == 2
+            upsert_rows(conn, "user_events", bad, conflict_cols=["client_event_id"])
+    with engine.begin() as conn:  # and several upserts in one transaction work (PostgreSQL: one temp table each)
+        upsert_rows(conn, "users", users, conflict_cols=["user_id"])
+        upsert_rows(conn, "users", pd.DataFrame({"user_id": [2, 3]}), conflict_cols=["user_id"])
+    with engine.connect() as conn:
+        assert conn.execute(select(User.user_id).order_by(User.user_id)).scalars().all() == [1, 2, 3]
+
+
+def test_chunks_commit_on_their_own_with_an_engine(engine):
+    frame = events_with_holes()
+    assert upsert_rows(engine, "user_events", frame, conflict_cols=["client_event_id"], chunk_rows=2) == 3
+    assert upsert_rows(engine, "user_events", frame, conflict_cols=["client_event_id"], chunk_rows=2) == 0
