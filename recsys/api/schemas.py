@@ -6,7 +6,7 @@ than the database's BigInteger (``MAX_DB_INT`` = 2^63-1): the route parameters b
 place every route takes its bounds from, so an id the database cannot store is a 422,
 never a database error. Prices are finite and ``>= 0``, timestamps epoch milliseconds.
 
-Event bodies forbid unknown fields (``additionalProperties: false`` in the schema):
+Request bodies (events here, ``ABTestCreate``) forbid unknown fields (``additionalProperties: false``):
 a misspelt optional field (``sesion_id``) is a 422 naming it, not silently dropped.
 Clients cannot post ``IMPRESSION`` events (the server logs them from the answers
 of ``/recommendations``) nor event ids in the server's reserved ``imp:`` form.

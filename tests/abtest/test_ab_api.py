@@ -162,3 +162,9 @@ async def test_the_dashboard_opens_after_impressions_served_without_a_test(ab_ap
         in_test = conn.execute(select(func.count()).select_from(ABImpression)
                                .where(ABImpression.test_id == test_id)).scalar()
     assert in_test == 3  # the dashboard sends the buffered impressions first
+
+
+async def test_an_unknown_field_of_a_test_is_a_422_naming_it(ab_api, ab_world):
+    r = await ab_api.post("/models/ab-test", headers=auth(), json={
+        "treatment_model_id": "m-treat", "control_model_id": "m-control", "treatment_share": 0.5})
+    assert r.status_code == 422 and r.json()["field"] == "treatment_share"
