@@ -136,24 +136,9 @@ def cmd_impressions_flush(args) -> int:
 
 def cmd_dead_letters(args) -> int:
     """Impression entries the flusher set aside (``impression_dead_letters``): list, replay after a fix, discard."""
-    from recsys.abtest import dead_letters
-    from recsys.abtest.flusher import stream_counts
-    from recsys.clients import get_engine, get_redis
+    from recsys.abtest.dead_letters import dead_letters_command
 
-    engine = get_engine()
-    if args.action == "list":
-        _print({"dead_letters": dead_letters.count(engine), "stream": stream_counts(get_redis()),
-                "entries": dead_letters.load(engine, args.ids, limit=args.limit)})
-        return 0
-    if not args.ids and not args.all:
-        print(f"error: name the stream ids to {args.action}, or pass --all", file=sys.stderr)
-        return 2
-    if args.action == "replay":
-        done = dead_letters.replay(engine, args.ids or None)
-        _print(done)
-        return 1 if done["still_refused"] else 0
-    _print({"discarded": dead_letters.remove(engine, args.ids or [d["stream_id"] for d in dead_letters.load(engine)])})
-    return 0
+    return dead_letters_command(args, _print)
 
 
 def _refresh_recommendations() -> None:
@@ -283,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     flush.add_argument("--consumer", default="cli", help="consumer name in the stream's group (one per process)")
     flush.add_argument("--heartbeat", default=None, help="touch this file after every pass (for a health check)")
     flush.set_defaults(func=cmd_impressions_flush)
-    dead = imp_sub.add_parser("dead-letters", help="entries the flusher could not write: list, replay, discard")
+    dead = imp_sub.add_parser("dead-letters", help="entries the flusher could not write: list, replay, discard",
+                              description="replay exits 1 while some entries are still refused (they stay, with "
+                                          "their new reason)")
     dead.add_argument("action", choices=["list", "replay", "discard"])
     dead.add_argument("ids", nargs="*", help="stream ids (default for list: all)")
     dead.add_argument("--all", action="store_true", help="replay or discard every dead letter")

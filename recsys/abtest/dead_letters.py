@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -85,3 +86,27 @@ def replay(engine: Engine, stream_ids: Sequence[str] | None = None) -> dict:
     remove(engine, written)
     return {"replayed": len(written), "still_refused": len(counts["refused"]), "impressions": counts["impressions"],
             "events": counts["events"]}
+
+
+def dead_letters_command(args, show) -> int:
+    """``python -m recsys impressions dead-letters list|replay|discard [IDS] [--all]``; ``show`` prints a dict."""
+    from recsys.abtest.flusher import stream_counts
+    from recsys.clients import get_engine, get_redis
+
+    engine = get_engine()
+    if args.action == "list":
+        try:
+            stream = stream_counts(get_redis())
+        except Exception as exc:  # the table is still worth showing with Redis down
+            stream = {"error": f"{type(exc).__name__}: {exc}"}
+        show({"dead_letters": count(engine), "stream": stream, "entries": load(engine, args.ids, limit=args.limit)})
+        return 0
+    if not args.ids and not args.all:
+        print(f"error: name the stream ids to {args.action}, or pass --all", file=sys.stderr)
+        return 2
+    if args.action == "replay":
+        done = replay(engine, args.ids or None)
+        show(done)
+        return 1 if done["still_refused"] else 0
+    show({"discarded": remove(engine, args.ids or [d["stream_id"] for d in load(engine)])})
+    return 0
