@@ -20,9 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from recsys.constants import IMPRESSION, KEY_IMPRESSIONS, MAX_DB_INT, RESERVED_EVENT_ID_PREFIX
+from recsys.settings import default
 
 log = logging.getLogger(__name__)
 MAX_BUFFERED = 100_000  # beyond this (Redis down for long) the oldest buffered writes are dropped, and counted
+STREAM_MAX_LEN = default("impression_stream_max_len")  # the API passes its settings' value
 
 
 # --- the stream entry (pure) ----------------------------------------------------------
@@ -99,7 +101,7 @@ class PendingWrite:
 class ImpressionBuffer:
     """Writes waiting for the next pipeline: impressions (XADD) and A/B assignments (SET)."""
 
-    def __init__(self, max_items: int = MAX_BUFFERED, stream_max_len: int | None = None):
+    def __init__(self, max_items: int = MAX_BUFFERED, stream_max_len: int | None = STREAM_MAX_LEN):
         self._items: deque[PendingWrite] = deque()
         self.max_items = max_items
         self.stream_max_len = stream_max_len  # each XADD trims the stream to about this many entries
