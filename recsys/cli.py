@@ -119,7 +119,7 @@ FOLLOW_BATCHES = 50  # --follow: batches per pass, so that the heartbeat moves u
 def cmd_impressions_flush(args) -> int:
     """Move logged impressions from the Redis stream into the database (``--follow``: keep going,
     touching ``--heartbeat`` after every pass so that a health check can tell a stuck flusher)."""
-    from recsys.abtest.impressions import flush_impressions
+    from recsys.abtest.flusher import flush_impressions
     from recsys.clients import get_engine, get_redis
 
     heartbeat = Path(args.heartbeat) if args.heartbeat else None
@@ -132,6 +132,13 @@ def cmd_impressions_flush(args) -> int:
         if not args.follow:
             _print(done)
             return 0
+
+
+def cmd_dead_letters(args) -> int:
+    """Impression entries the flusher set aside (``impression_dead_letters``): list, replay after a fix, discard."""
+    from recsys.abtest.dead_letters import dead_letters_command
+
+    return dead_letters_command(args, _print)
 
 
 def _refresh_recommendations() -> None:
@@ -261,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     flush.add_argument("--consumer", default="cli", help="consumer name in the stream's group (one per process)")
     flush.add_argument("--heartbeat", default=None, help="touch this file after every pass (for a health check)")
     flush.set_defaults(func=cmd_impressions_flush)
+    dead = imp_sub.add_parser("dead-letters", help="entries the flusher could not write: list, replay, discard",
+                              description="replay exits 1 while some entries are still refused (they stay, with "
+                                          "their new reason)")
+    dead.add_argument("action", choices=["list", "replay", "discard"])
+    dead.add_argument("ids", nargs="*", help="stream ids (default for list: all)")
+    dead.add_argument("--all", action="store_true", help="replay or discard every dead letter")
+    dead.add_argument("--limit", type=int, default=100, help="list: at most this many entries")
+    dead.set_defaults(func=cmd_dead_letters)
     recs = sub.add_parser("recs", help="show users' cached recommendations with their reasons")
     recs.add_argument("user_ids", nargs="*", type=int)
     recs.add_argument("--sample", type=int, default=3, help="without ids: this many users with cached lists")

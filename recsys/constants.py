@@ -11,6 +11,11 @@ RETURN = "RETURN"
 ADD_TO_CART = "ADD_TO_CART"
 IMPRESSION = "IMPRESSION"
 EVENT_TYPES = (CLICK, VIEW, PURCHASE, WISHLIST, RETURN, ADD_TO_CART, IMPRESSION)
+CLIENT_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t != IMPRESSION)  # impressions are logged by the server only
+RESERVED_EVENT_ID_PREFIX = "imp:"  # client_event_id of the flusher's IMPRESSION rows: imp:{stream id}:{position}
+
+# --- the database's integer range (BigInteger ids and epoch-ms timestamps) ----
+MAX_DB_INT = 2**63 - 1  # every integer id or timestamp the API or the flusher accepts is at most this
 
 # implicit-feedback weight of each event type in training (RETURN cancels)
 EVENT_WEIGHTS = {VIEW: 1.0, CLICK: 2.0, WISHLIST: 2.0, ADD_TO_CART: 3.0, PURCHASE: 5.0, RETURN: -5.0, IMPRESSION: 0.0}
@@ -74,6 +79,7 @@ KEY_AB_ASSIGNMENT = "ab_test:{user_id}"           # JSON {test_id, model_id, arm
 KEY_USER_EVENTS = "user:events:{user_id}"         # integer: the user's event count (personalisation threshold)
 KEY_IMPRESSIONS = "stream:impressions"           # stream: one entry per recommendation answer (recsys.abtest.impressions)
 IMPRESSIONS_GROUP = "impression-flusher"          # its consumer group: entries are XACKed after the DB commit
+KEY_IMPRESSIONS_DELETED = "stream:impressions:deleted"  # integer: entries the flusher deleted after writing them
 
 # --- A/B tests (ab_tests.status, arms, winner) ----------------------------------
 AB_RUNNING = "RUNNING"

@@ -1,7 +1,9 @@
 """Pipeline metrics for Prometheus, read from the registry, the run records and the event log.
 
 Mount on an API's ``/metrics`` with ``register_pipeline_metrics(engine, registry)``, or run
-standalone: ``python -m recsys.pipeline_metrics --port 9108`` (uses ``RECSYS_DATABASE_URL``).
+standalone: ``python -m recsys.pipeline_metrics --port 9108`` (uses ``RECSYS_DATABASE_URL`` and
+``RECSYS_REDIS_URL``). The impression flusher runs as a CLI, a DAG task or an endpoint, so its
+counts live in the stores (the dead-letter table, the stream) and are exported from here.
 Values are read from the database on each scrape (cached ``cache_seconds``).
 
 Exported gauges (absent when there is nothing to report):
@@ -21,6 +23,9 @@ Exported gauges (absent when there is nothing to report):
 | ``recsys_ctr{model}`` | clicks / impressions in ``user_events`` over the last 24 h; ``model`` = the LIVE model id |
 | ``recsys_ctr_baseline`` | clicks / impressions over the 7 days before those 24 h |
 | ``recsys_ctr_impressions{window}`` | the impressions behind each (``current`` / ``baseline``) |
+| ``recsys_impression_dead_letters`` | rows of ``impression_dead_letters``: impressions the flusher set aside (undecodable or refused by the database) |
+| ``recsys_impression_stream_length`` | entries waiting in ``stream:impressions`` (with a Redis client) |
+| ``recsys_impression_stream_trimmed_entries`` | entries the ``MAXLEN ~`` cap removed before a flusher wrote them, since the stream was created (``recsys.abtest.flusher.stream_counts``; with a Redis client >= 7) |
 | ``recsys_pipeline_metrics_scrape_error`` | 1 when the database could not be read (the rest is then absent) |
 
 Run records are written by ``recsys.pipeline.runs.record_step`` (status SUCCESS / FAILED /
@@ -69,6 +74,10 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "recsys_ctr": ("clicks / impressions over the last 24 h", ("model",)),
     "recsys_ctr_baseline": ("clicks / impressions over the 7 days before the last 24 h", ()),
     "recsys_ctr_impressions": ("impressions behind recsys_ctr (current) and recsys_ctr_baseline", ("window",)),
+    "recsys_impression_dead_letters": ("impression entries set aside in impression_dead_letters", ()),
+    "recsys_impression_stream_length": ("entries waiting in stream:impressions", ()),
+    "recsys_impression_stream_trimmed_entries": (
+        "impression entries removed by the stream cap before they were written (since the stream was created)", ()),
     "recsys_pipeline_metrics_scrape_error": ("1 if the database could not be read", ()),
 }
 
@@ -177,11 +186,31 @@ def ctr_samples(counts: dict[str, tuple[int, int]], model_id: str | None) -> lis
     return out
 
 
-def collect_samples(engine: Engine, now: dt.datetime | None = None) -> list[Sample]:
+def impression_samples(engine: Engine, redis=None) -> list[Sample]:
+    """The dead letters (database) and, with a Redis client, the stream's backlog and trimmed entries."""
+    from recsys.abtest import dead_letters
+
+    out = [Sample("recsys_impression_dead_letters", {}, float(dead_letters.count(engine)))]
+    if redis is not None:
+        from recsys.abtest.flusher import stream_counts
+
+        try:
+            counts = stream_counts(redis)
+        except Exception:  # Redis down: the database metrics still answer
+            log.exception("pipeline metrics: the impression stream could not be read")
+            return out
+        out.append(Sample("recsys_impression_stream_length", {}, float(counts["length"])))
+        if counts["trimmed"] is not None:  # Redis >= 7
+            out.append(Sample("recsys_impression_stream_trimmed_entries", {}, float(counts["trimmed"])))
+    return out
+
+
+def collect_samples(engine: Engine, now: dt.datetime | None = None, redis=None) -> list[Sample]:
     """Every pipeline sample, read now (``now`` only sets the CTR windows; default: the clock)."""
     now_ms = int((now or dt.datetime.now(dt.timezone.utc)).timestamp() * 1000)
     models, live_id = model_samples(engine)
-    return run_samples(engine) + models + ctr_samples(ctr_counts(engine, now_ms), live_id)
+    return (run_samples(engine) + models + ctr_samples(ctr_counts(engine, now_ms), live_id)
+            + impression_samples(engine, redis))
 
 
 def to_families(samples: list[Sample]) -> list[GaugeMetricFamily]:
@@ -196,8 +225,9 @@ def to_families(samples: list[Sample]) -> list[GaugeMetricFamily]:
 class PipelineMetricsCollector(Collector):
     """A Prometheus collector that reads the database on scrape, at most every ``cache_seconds``."""
 
-    def __init__(self, engine: Engine, cache_seconds: float = 15.0):
+    def __init__(self, engine: Engine, cache_seconds: float = 15.0, redis=None):
         self.engine = engine
+        self.redis = redis
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Sample]] | None = None
@@ -207,7 +237,8 @@ class PipelineMetricsCollector(Collector):
             if self._cached and time.monotonic() - self._cached[0] < self.cache_seconds:
                 return self._cached[1]
             try:
-                samples = collect_samples(self.engine) + [Sample("recsys_pipeline_metrics_scrape_error", {}, 0.0)]
+                samples = collect_samples(self.engine, redis=self.redis)
+                samples.append(Sample("recsys_pipeline_metrics_scrape_error", {}, 0.0))
             except Exception:  # a scrape must answer: report the failure as a metric
                 log.exception("pipeline metrics: database read failed")
                 samples = [Sample("recsys_pipeline_metrics_scrape_error", {}, 1.0)]
@@ -221,16 +252,17 @@ class PipelineMetricsCollector(Collector):
         return iter(())  # names vary with the data: no describe, so registering never scrapes the database
 
 
-def register_pipeline_metrics(engine: Engine, registry: CollectorRegistry, cache_seconds: float = 15.0) -> PipelineMetricsCollector:
-    collector = PipelineMetricsCollector(engine, cache_seconds=cache_seconds)
+def register_pipeline_metrics(engine: Engine, registry: CollectorRegistry, cache_seconds: float = 15.0,
+                              redis=None) -> PipelineMetricsCollector:
+    collector = PipelineMetricsCollector(engine, cache_seconds=cache_seconds, redis=redis)
     registry.register(collector)
     return collector
 
 
-def serve(engine: Engine, port: int, addr: str = "0.0.0.0", cache_seconds: float = 15.0):
+def serve(engine: Engine, port: int, addr: str = "0.0.0.0", cache_seconds: float = 15.0, redis=None):
     """Start the exporter's HTTP server in a thread; returns ``(server, thread)``."""
     registry = CollectorRegistry()
-    register_pipeline_metrics(engine, registry, cache_seconds=cache_seconds)
+    register_pipeline_metrics(engine, registry, cache_seconds=cache_seconds, redis=redis)
     return start_http_server(port, addr=addr, registry=registry)
 
 
@@ -241,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-seconds", type=float, default=15.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from recsys.clients import get_engine
+    from recsys.clients import get_engine, get_redis
 
-    server, _thread = serve(get_engine(), args.port, args.host, args.cache_seconds)
+    server, _thread = serve(get_engine(), args.port, args.host, args.cache_seconds, redis=get_redis())
     log.info("pipeline metrics on http://%s:%d/metrics", args.host, server.server_address[1])
     try:
         while True:

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="the API recomputes a running test's results at most this often")
     impression_max_delay_seconds: float = Field(
         default=1.0, gt=0, description="buffered impressions older than this go to Redis without waiting for a request")
+    impression_stream_max_len: int = Field(
+        default=1_000_000, ge=1000,
+        description="XADD MAXLEN ~ of stream:impressions: a stuck flusher loses the oldest impressions (counted), not the cache")
 
     @field_validator("user_features", "item_features", mode="before")
     @classmethod

@@ -26,7 +26,7 @@ def hour_of(logical_date: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 
 
 def flush(engine, redis) -> dict:
-    from recsys.abtest.impressions import flush_impressions
+    from recsys.abtest.flusher import flush_impressions
 
     return flush_impressions(engine, redis, consumer="recsys_ab_results")
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from recsys import registry
 from recsys.abtest import store
-from recsys.abtest.impressions import flush_impressions
+from recsys.abtest.flusher import flush_impressions
 from recsys.abtest.results import finalize_test, judging_rules, update_results
 from recsys.abtest.store import InvalidTestError
 from recsys.artifacts import ArtifactStore, model_key

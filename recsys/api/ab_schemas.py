@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 ModelId = Field(min_length=1, max_length=26, pattern=r"^[A-Za-z0-9._\-]+$")
 
 
 class ABTestCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # like the event bodies: an unknown field is a 422 naming it
+
     treatment_model_id: str = ModelId
     control_model_id: str = ModelId
     duration_hours: float = Field(default=24.0, gt=0, le=24 * 90, description="how long the test runs")

@@ -21,6 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from recsys.abtest.impressions import ImpressionBuffer
 from recsys.api import routes_abtests, routes_events, routes_ops, routes_recommendations
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.db_store import DbStore, make_async_engine
@@ -36,6 +37,7 @@ from recsys.api.serving import RecommendationService
 from recsys.api.state import ServingState
 from recsys.api.tiers import rerank_config
 from recsys.artifacts import ArtifactStore
+from recsys.constants import MAX_DB_INT
 from recsys.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,8 @@ async def _open_state(settings: Settings, metrics: ServingMetrics, redis_client:
 
         store = get_store(settings)
     state = ServingState(
-        settings=settings, redis=RedisStore(redis, CircuitBreaker("redis", BREAKER_COOLDOWN_SECONDS)),
+        settings=settings, redis=RedisStore(redis, CircuitBreaker("redis", BREAKER_COOLDOWN_SECONDS),
+                                            ImpressionBuffer(stream_max_len=settings.impression_stream_max_len)),
         db=DbStore(engine, CircuitBreaker("database", BREAKER_COOLDOWN_SECONDS)), store=store,
         metrics=metrics, rules=rerank_config(settings))
 
@@ -124,6 +127,7 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
                   description="E-commerce recommendations: personalized, category and trending tiers; events.",
                   lifespan=lifespan)
     app.state.metrics = metrics
+    _exact_integer_bounds(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(routes_recommendations.router)
@@ -131,6 +135,33 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.include_router(routes_ops.router)
     app.include_router(routes_abtests.router)
     return app
+
+
+def _integer_bounds(node) -> None:
+    """FastAPI's OpenAPI models hold ``maximum`` as a float, so 2^63-1 would be published as 2^63
+    (9.223372036854776e+18): put integer schemas' bounds back as exact integers."""
+    if isinstance(node, list):
+        for item in node:
+            _integer_bounds(item)
+    elif isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                value = node.get(key)
+                if isinstance(value, float) and value.is_integer():
+                    node[key] = MAX_DB_INT if value >= float(MAX_DB_INT) else int(value)
+        for value in node.values():
+            _integer_bounds(value)
+
+
+def _exact_integer_bounds(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            _integer_bounds(build())
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 async def _flush_on_shutdown(state: ServingState) -> None:

@@ -2,7 +2,9 @@
 
 When Redis hangs, every request would otherwise wait for the socket timeout;
 with the breaker open the fallback tiers answer at once, and one request per
-cool-down tries the dependency again.
+cool-down tries the dependency again. The stores record a failure only for a
+connectivity failure (``recsys.db.errors.is_connectivity_error``, Redis connection
+errors and timeouts): an error caused by one request's input opens nothing.
 """
 
 from __future__ import annotations

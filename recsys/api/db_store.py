@@ -3,14 +3,17 @@
 Why async and not a threadpool: every click is a write, and an async pool lets
 one worker keep many writes in flight without a thread per request; the same
 Core tables of ``recsys.db.models`` keep the SQL portable between the two
-databases. Every failure becomes ``DependencyDown("database")``; a circuit
-breaker keeps reads from waiting on a database that just failed.
+databases. A failure becomes ``DependencyDown("database")`` (503, or the read's
+fallback); a circuit breaker keeps reads from waiting on a database that just
+became unreachable, and only that opens it: one request's bad value is its own
+422 and never degrades the other clients.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -20,11 +23,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from recsys.api.breaker import CircuitBreaker
-from recsys.api.errors import DependencyDown
+from recsys.api.errors import DependencyDown, InvalidInputError
 from recsys.api.session_state import COUNTED_EVENTS
 from recsys.constants import MS_PER_DAY, STATUS_LIVE
+from recsys.db.errors import is_connectivity_error, is_input_error, short_reason
 from recsys.db.models import ABTest, Product, RecommendationModel, User, UserEvent, UserProductInteraction
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _EVENTS = UserEvent.__table__
 _COUNTED = sorted(COUNTED_EVENTS)
@@ -76,12 +81,23 @@ class DbStore:
         self.dialect = engine.dialect.name
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call``; only a connectivity failure opens the breaker (``recsys.db.errors``).
+
+        A value of this request the database refuses is this request's 422; any other
+        database error is this request's 503 (the read paths fall back) and opens nothing.
+        """
         if not self.breaker.available():
             raise DependencyDown("database", "circuit open after a recent failure")
         try:
             result = await call()
-        except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
-            self.breaker.record_failure()
+        except (SQLAlchemyError, OSError, asyncio.TimeoutError, OverflowError) as exc:
+            if is_input_error(exc):
+                raise InvalidInputError(f"the database refused a value of this request: {short_reason(exc, 200)}"
+                                        ) from exc
+            if is_connectivity_error(exc):
+                self.breaker.record_failure()
+            else:
+                log.error("database error (breaker left closed): %s", short_reason(exc))
             raise DependencyDown("database", type(exc).__name__) from exc
         self.breaker.record_success()
         return result

@@ -2,7 +2,8 @@
 
 Every error answer has the same shape: ``{"detail": str, "field": str | None,
 "errors": [...], "request_id": str}``; a validation error names the field
-(``num_items: Input should be less than or equal to 100``).
+(``num_items: Input should be less than or equal to 100``). A body that is not
+UTF-8 is a 422 too (``field: "body"``), like any other body that is not valid JSON.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import logging
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 log = logging.getLogger(__name__)
@@ -91,9 +94,27 @@ async def _api_error_handler(request: Request, exc: ApiError) -> Response:
                           headers=headers)
 
 
+def unreadable_body_message(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"body is not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at position {cause.start}): "
+                "JSON bodies must be UTF-8 encoded")
+    return f"body could not be read as JSON: {cause}"
+
+
+async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI answers a body it cannot decode (not UTF-8) with an undocumented 400: make it the
+    documented 422 of every body route, with a message. Other HTTP errors keep FastAPI's answer."""
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        detail = unreadable_body_message(exc.__cause__)
+        return OrjsonResponse(error_body(request, detail, "body", [{"field": "body", "message": detail}]),
+                              status_code=422)
+    return await http_exception_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
 
 
 def error_responses(*codes: int) -> dict:

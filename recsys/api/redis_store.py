@@ -1,7 +1,9 @@
 """Redis adapter of the API (redis.asyncio): the hot-path read, session updates, lists.
 
-Every failure (refused, timeout, protocol) becomes ``DependencyDown("redis")``
-and opens the circuit breaker, so that callers fall back to the other tiers.
+Every failure (refused, timeout, protocol) becomes ``DependencyDown("redis")``,
+so that callers fall back to the other tiers; connection failures and timeouts
+also open the circuit breaker (a command Redis refuses, such as a key of another
+type, concerns one request and opens nothing).
 The cache-hit path is ``read_user_view``: one pipelined round trip, which also
 carries the writes buffered since the previous request (impressions, A/B
 assignments: ``recsys.abtest.impressions``).
@@ -17,12 +19,16 @@ from typing import TypeVar
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recsys.abtest.impressions import ImpressionBuffer, PendingWrite, queue_writes
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.errors import DependencyDown
-from recsys.api.session_state import EMPTY_SESSION, UPDATE_SESSION_LUA, SessionState, parse_session
+from recsys.api.session_state import (
+    EMPTY_SESSION, SEED_USER_LUA, UPDATE_SESSION_LUA, SessionState, parse_session,
+)
 from recsys.constants import (
     KEY_AB_ASSIGNMENT,
     KEY_BESTSELLERS,
@@ -73,6 +79,7 @@ class RedisStore:
         self.breaker = breaker or CircuitBreaker("redis")
         self.buffer = buffer if buffer is not None else ImpressionBuffer()
         self._update = client.register_script(UPDATE_SESSION_LUA)
+        self._seed = client.register_script(SEED_USER_LUA)
         self.write_errors = 0
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -81,7 +88,8 @@ class RedisStore:
         try:
             result = await call()
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            self.breaker.record_failure()
+            if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)):
+                self.breaker.record_failure()  # a refused command (a key of another type) opens nothing
             raise DependencyDown("redis", exc) from exc
         self.breaker.record_success()
         return result
@@ -170,19 +178,10 @@ class RedisStore:
 
     async def seed_user(self, user_id: int, n_events: int, fields: Mapping[str, str],
                         session_ttl: int, counter_ttl: int) -> None:
-        """First sight of a user: counter and history fields, never overwriting fresher values."""
-
-        async def run():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(KEY_USER_EVENTS.format(user_id=user_id), n_events, nx=True, ex=counter_ttl)
-            if fields:
-                key = KEY_SESSION.format(user_id=user_id)
-                for name, value in fields.items():
-                    pipe.hsetnx(key, name, value)
-                pipe.expire(key, session_ttl, nx=True)
-            return await pipe.execute()
-
-        await self._guard(run)
+        """First sight of a user: counter and history fields, never overwriting fresher values (one script)."""
+        keys = [KEY_SESSION.format(user_id=user_id), KEY_USER_EVENTS.format(user_id=user_id)]
+        args = [n_events, counter_ttl, session_ttl, *[part for item in fields.items() for part in item]]
+        await self._guard(lambda: self._seed(keys=keys, args=args))
 
     async def read_lists(self) -> dict:
         """trending, new arrivals, categories and every category's bestsellers (two round trips)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import HTMLResponse
 
@@ -19,6 +19,7 @@ from recsys.abtest.dashboard import render_dashboard
 from recsys.abtest.store import InvalidTestError, TestConflictError, UnknownTestError
 from recsys.api.ab_admin import ABAdmin
 from recsys.api.ab_schemas import ABTestCreate, ABTestCreated, ABTestList, ABTestView
+from recsys.api.schemas import id_path
 from recsys.api.deps import get_request_id, get_state, serving_state
 from recsys.api.errors import (
     ApiError, ConflictError, DependencyDown, InvalidInputError, NotFoundError, OrjsonResponse, error_responses,
@@ -30,7 +31,7 @@ from recsys.registry import UnknownModelError
 router = APIRouter(tags=["ab-tests"])
 State = Annotated[ServingState, Depends(get_state)]
 RequestId = Annotated[str, Depends(get_request_id)]
-TestId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+TestId = Annotated[int, id_path("the A/B test's id")]
 _bearer = HTTPBearer(auto_error=False, description="RECSYS_ADMIN_TOKEN")
 
 

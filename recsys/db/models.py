@@ -177,6 +177,20 @@ class ABImpression(Base):
     )
 
 
+class ImpressionDeadLetter(Base):
+    """A stream entry the flusher could not decode or the database refused, set aside with its reason.
+
+    Written by ``recsys.abtest.impressions`` (the entry is then acknowledged, so it blocks
+    nothing); inspected and replayed with ``python -m recsys impressions dead-letters``.
+    """
+
+    __tablename__ = "impression_dead_letters"
+    stream_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the Redis stream entry id
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the raw entry, as text
+    reason: Mapped[str] = mapped_column(String(512))
+    failed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
 class PipelineRun(Base):
     """One row per (run date, step): what each nightly step did, for metrics and on-call."""
 

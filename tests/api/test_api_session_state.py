@@ -131,3 +131,14 @@ async def test_read_user_view_takes_a_key_of_another_type_for_missing(store, red
     redis_client.set("user:events:8", 60)
     view = await store.read_user_view(8)
     assert view.recs is None and view.n_events == 60 and not view.session.exists
+
+
+async def test_seed_gives_every_key_it_writes_a_ttl_and_keeps_a_live_one(store, redis_client):
+    await store.seed_user(9, 0, {"seeded": "1"}, session_ttl=600, counter_ttl=900)
+    assert 0 < redis_client.ttl("session:9") <= 600 and 0 < redis_client.ttl("user:events:9") <= 900
+    redis_client.hset("session:10", "cats", "Shoes")  # a hash left without a TTL (an older version)
+    await store.seed_user(10, 0, {"seeded": "1", "cats": "Books"}, session_ttl=600, counter_ttl=900)
+    assert 0 < redis_client.ttl("session:10") <= 600 and parse_session(redis_client.hgetall("session:10")).categories == ("Shoes",)
+    redis_client.expire("session:10", 5000)  # a live session keeps its own lifetime
+    await store.seed_user(10, 0, {"seeded": "1"}, session_ttl=600, counter_ttl=900)
+    assert redis_client.ttl("session:10") > 600

