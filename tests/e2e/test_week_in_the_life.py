@@ -246,9 +246,9 @@ def _backlog(redis_client) -> dict:
 
 
 def _dead_letters(engine) -> int:
-    from recsys.abtest.impressions import dead_letter_count
+    from recsys.abtest import dead_letters
 
-    return dead_letter_count(engine)
+    return dead_letters.count(engine)
 
 
 def _api_errors(log_path: Path) -> list[str]:
@@ -285,7 +285,7 @@ def test_a_week_in_the_life(database, shop, api, dags, redis_client):
             out = subprocess.run([sys.executable, "-m", "recsys", "models", "rollback"], cwd=REPO,
                                  capture_output=True, text=True, env=os.environ.copy())
             assert out.returncode == 0, out.stderr
-            rolled_back = json.loads(out.stdout)["model_id"]
+            rolled_back = json.JSONDecoder().raw_decode(out.stdout.lstrip())[0]["model_id"]
 
         time.sleep(1.0)  # the API hands buffered impressions to Redis every 0.25 s
         _run_hourly(hourly)
