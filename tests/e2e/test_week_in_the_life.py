@@ -4,10 +4,10 @@ Seven simulated days. Each day the synthetic generator adds that day's events,
 the real API (``python -m recsys serve``, a separate process) serves traffic
 (recommendations, clicks on what it showed, purchases), the nightly DAG runs for
 that day, and the hourly A/B DAG flushes the impressions and computes results.
-The first days' impressions are logged while no A/B test runs; from mid-week the
+The first days' impressions are logged while no A/B test runs; from day 3 the
 nightly run uses the ``ab_test`` promotion policy, so the first candidate that
-wins starts a test; an operator forces a promotion on day 2 and rolls back on
-day 6 with the CLI. A malformed impression entry is injected on day 4.
+wins starts a test (on day 2 an operator forced a one-epoch model live, so the
+next candidate beats it); near the end the operator rolls back with the CLI. A malformed impression entry is injected on day 4.
 
 After every day: exactly one LIVE model; every list the API served names a model
 that exists in the registry; the impression stream has no backlog; the
@@ -185,12 +185,21 @@ def api(env, redis_client, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dags(env):
+    """Each run gets the DAG freshly parsed, as a scheduler's task process does.
+
+    Reusing one DAG object across dag.test() calls leaks a run's conf into the next
+    run's params: Airflow's process_params copies the DAG's Param objects by
+    reference and resolve(value=...) stores the conf value on them.
+    """
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags["recsys_nightly"], bag.dags["recsys_ab_results"]
+    def load(dag_id: str):
+        bag = DagBag(dag_folder=str(REPO / "dags"))
+        assert bag.import_errors == {}
+        return bag.dags[dag_id]
+
+    return load
 
 
 # --- one simulated day --------------------------------------------------------------
@@ -221,16 +230,16 @@ def _serve_traffic(client, users: list[int], day_index: int) -> list[str | None]
     return versions
 
 
-def _run_nightly(dag, day: dt.date, conf: dict):
+def _run_nightly(dags, day: dt.date, conf: dict):
     logical = dt.datetime(day.year, day.month, day.day, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
-    run = dag.test(logical_date=logical, run_conf=conf)
+    run = dags("recsys_nightly").test(logical_date=logical, run_conf=conf)
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "success", (day, states)
     return states
 
 
-def _run_hourly(dag):
-    run = dag.test(logical_date=dt.datetime.now(dt.timezone.utc))
+def _run_hourly(dags):
+    run = dags("recsys_ab_results").test(logical_date=dt.datetime.now(dt.timezone.utc))
     assert run.state == "success", {ti.task_id: ti.state for ti in run.get_task_instances()}
 
 
@@ -262,9 +271,8 @@ def test_a_week_in_the_life(database, shop, api, dags, redis_client):
     _, engine = database
     full, days = shop
     client, log_path = api
-    nightly, hourly = dags
     users = sorted(full.users["user_id"].tolist())
-    test_id = None
+    test_id = started_on = None
     rolled_back = None
 
     for i, day in enumerate(WEEK):
@@ -273,11 +281,11 @@ def test_a_week_in_the_life(database, shop, api, dags, redis_client):
         served = _serve_traffic(client, shoppers, i)
 
         conf = {"epochs": 5}
-        if i == 1:
-            conf["force_promotion"] = True  # an operator forces the day's model live
-        if i >= 3:
+        if i == 1:  # during an incident an operator forces a quick one-epoch model live
+            conf = {"epochs": 1, "force_promotion": True}
+        if i >= 2:  # from mid-week a winning candidate waits for an A/B test against LIVE
             conf["promotion_policy"] = "ab_test"
-        _run_nightly(nightly, day, conf)
+        _run_nightly(dags, day, conf)
 
         if i == 4:  # a malformed entry reaches the stream (e.g. an old API version's field names)
             redis_client.xadd(KEY_IMPRESSIONS, {"garbage": "1", "user_id": "not-a-number"})
@@ -288,7 +296,7 @@ def test_a_week_in_the_life(database, shop, api, dags, redis_client):
             rolled_back = json.JSONDecoder().raw_decode(out.stdout.lstrip())[0]["model_id"]
 
         time.sleep(1.0)  # the API hands buffered impressions to Redis every 0.25 s
-        _run_hourly(hourly)
+        _run_hourly(dags)
 
         # --- what must hold after every day ---
         models = _registry(engine)
@@ -307,8 +315,8 @@ def test_a_week_in_the_life(database, shop, api, dags, redis_client):
         with engine.connect() as conn:
             running = conn.execute(text("SELECT test_id FROM ab_tests WHERE status = 'RUNNING'")).scalars().all()
         if running and test_id is None:
-            test_id = running[0]
-            assert i >= 3
+            test_id, started_on = running[0], i
+            assert i >= 2
         if test_id is not None:
             dashboard = client.get(f"/ab-tests/{test_id}/dashboard", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
             assert dashboard.status_code == 200, dashboard.text
@@ -316,6 +324,7 @@ def test_a_week_in_the_life(database, shop, api, dags, redis_client):
             assert results.status_code == 200, results.text
 
     assert test_id is not None, "no A/B test was started during the week"
+    assert started_on <= 3, "the candidate that beats the forced one-epoch model should start a test mid-week"
     with engine.connect() as conn:
         impressions = conn.execute(text("SELECT count(*), count(test_id) FROM ab_impressions")).one()
     assert impressions[0] >= len(WEEK) * SHOPPERS  # every answer was flushed, test or not
