@@ -50,12 +50,26 @@ def cmd_generate(args) -> int:
 
 
 def cmd_load(args) -> int:
+    """Read the whole log, then load its acceptable rows; a bad file is one line on stderr and exit 2."""
     from recsys.clients import get_engine
-    from recsys.data.loaders import read_event_log
+    from recsys.data.loaders import read_checked
     from recsys.data.loading import load_shop
+    from recsys.settings import get_settings
 
-    shop = read_event_log(args.path, fmt=args.format, columns=args.columns)
-    _print(load_shop(get_engine(), shop))
+    try:
+        shop, report = read_checked(args.path, fmt=args.format, columns=args.columns,
+                                    timestamp_unit=args.timestamp_unit,
+                                    skew_ms=get_settings().event_clock_skew_seconds * 1000)
+    except (ValueError, OSError) as exc:  # EventLogError names the file; a bad mapping or path says what
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.strict and report.rows_rejected:
+        _print({"loaded": False, "report": report.as_dict()})
+        print(f"error: {args.path}: --strict: {report.summary()}; nothing loaded", file=sys.stderr)
+        return 2
+    if report.rows_rejected:
+        print(f"warning: {args.path}: {report.summary()}", file=sys.stderr)
+    _print({**load_shop(get_engine(), shop), "report": report.as_dict()})
     return 0
 
 
@@ -225,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="import a real public event log")
     load.add_argument("--format", required=True, choices=["online-retail", "rees46", "csv"])
     load.add_argument("--columns", default=None, help="for csv: user=...,item=...,timestamp=...[,event_type=...]")
+    load.add_argument("--timestamp-unit", choices=["s", "ms", "us", "ns"], default=None,
+                      help="unit of epoch-number timestamps (default: detected per file from their magnitude)")
+    load.add_argument("--strict", action="store_true",
+                      help="any rejected row (unknown type, negative price, future time) fails the load: nothing loaded")
     load.add_argument("path")
     load.set_defaults(func=cmd_load)
 
