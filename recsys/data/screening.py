@@ -18,6 +18,7 @@ this way; ``--timestamp-unit`` forces it.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,7 +65,7 @@ class LoadReport:
         if n:
             self.rejected[reason] = self.rejected.get(reason, 0) + n
             seen = self.examples.setdefault(reason, [])
-            for value in pd.unique(values[mask].astype("str")):
+            for value in pd.unique(values[mask].dropna().astype("str")):
                 if len(seen) >= EXAMPLES:
                     break
                 if value not in seen:
@@ -77,6 +78,14 @@ class LoadReport:
     def as_dict(self) -> dict:
         return {"file": self.path, "rows": self.rows, "rows_rejected": self.rows_rejected,
                 "rejected": dict(self.rejected), "examples": self.examples, "timestamp_unit": self.timestamp_unit}
+
+
+def _iso(ms: int) -> str:
+    """An epoch-ms value as ISO 8601 UTC, or the number itself beyond the year 9999."""
+    try:
+        return dt.datetime.fromtimestamp(int(ms) / 1000, dt.timezone.utc).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{int(ms)} ms"
 
 
 def screen_events(log: pd.DataFrame, report: LoadReport, now_ms: int, skew_ms: int,
@@ -93,7 +102,7 @@ def screen_events(log: pd.DataFrame, report: LoadReport, now_ms: int, skew_ms: i
     future = log["timestamp"] > now_ms + skew_ms
     report.reject("unknown_event_type", unknown, raw_types if raw_types is not None else log["event_type"])
     report.reject("negative_price", negative, price)
-    report.reject("future_timestamp", future, pd.to_datetime(log["timestamp"], unit="ms", utc=True))
+    report.reject("future_timestamp", future, log["timestamp"][future].map(_iso).reindex(index))
     bad = unknown | negative | future
     report.rows_rejected += int(bad.sum())
     report.rows += len(log)
