@@ -61,10 +61,11 @@ def read_event_log(path: str | Path, fmt: str, columns: str | None = None, *,
 
 
 def read_checked(path: str | Path, fmt: str, columns: str | None = None, *, timestamp_unit: str | None = None,
-                 now_ms: int | None = None, skew_ms: int = 300_000) -> tuple[Shop, LoadReport]:
+                 now_ms: int | None = None, skew_ms: int | None = None) -> tuple[Shop, LoadReport]:
     """The ``Shop`` of a log's acceptable rows and the ``LoadReport`` of the rejected ones.
 
-    A row later than ``now_ms`` (default: the clock) + ``skew_ms`` is in the future.
+    A row later than ``now_ms`` (default: the clock) + ``skew_ms`` (default: the
+    ``event_clock_skew_seconds`` setting) is in the future.
     """
     path = Path(path)
     if fmt not in FORMATS:
@@ -76,6 +77,10 @@ def read_checked(path: str | Path, fmt: str, columns: str | None = None, *, time
     mapping = parse_column_mapping(columns) if fmt == "csv" else None
     report = LoadReport(str(path))
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if skew_ms is None:
+        from recsys.settings import get_settings
+
+        skew_ms = get_settings().event_clock_skew_seconds * 1000
     try:
         if fmt == "csv":
             log, raw_types = _read_mapped(path, mapping, timestamp_unit, report)
@@ -88,7 +93,7 @@ def read_checked(path: str | Path, fmt: str, columns: str | None = None, *, time
         return shop_from_log(log, categorize_description if fmt == "online-retail" else None), report
     except EventLogError:
         raise
-    except (ValueError, KeyError, TypeError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+    except (ValueError, OSError) as exc:  # parser errors, ArrowInvalid and UnicodeDecodeError are ValueErrors
         raise EventLogError(path, str(exc)) from exc
     except Exception as exc:  # other parser errors (pyarrow.ArrowException, ...): still one line naming the file
         if type(exc).__module__.split(".")[0] in ("pyarrow", "pandas"):
