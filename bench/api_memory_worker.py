@@ -91,6 +91,13 @@ def measure_queries(lookup, emb: ModelEmbeddings, users: np.ndarray, k: int, que
             "queries": queries, "lookups": len(users)}
 
 
+def recorded_checksums(store: LocalArtifactStore, model_id: str) -> dict[str, str]:
+    """What publish records in the registry for these files (the bench has no registry)."""
+    from recsys.model.embedding_files import EMBEDDING_FILES
+
+    return {name: store.sha256(model_key(model_id, name)) for name in EMBEDDING_FILES}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("old", "new"), required=True)
@@ -103,13 +110,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     store = LocalArtifactStore(args.store)
+    checksums = recorded_checksums(store, args.model) if args.mode == "new" else None  # the registry's record
     report = {"mode": args.mode, "memory_start": proc_memory()}
     start = time.perf_counter()
     if args.mode == "old":
         old = load_old(store, args.model)
         emb, lookup = old.emb, old.user_vector
     else:
-        emb = load_embeddings(store, args.model, Path(args.cache))
+        emb = load_embeddings(store, args.model, Path(args.cache), checksums)  # verified on download
         lookup = emb.user_vector
     report["load_seconds"] = time.perf_counter() - start
     report["memory_loaded"] = proc_memory()

@@ -4,10 +4,12 @@ Keys are relative, slash-separated paths such as ``events/date=2026-11-26/events
 Writes are whole-object puts, so a reader sees the old object or the new one, never half.
 ``upload``/``download`` move a file between local disk and the store without holding it in
 memory (multi-GB embeddings); ``download`` raises ``FileNotFoundError`` for a missing key.
+``sha256`` hashes a stored object in chunks (``recsys.integrity`` checks it against the registry).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -28,6 +30,24 @@ class ArtifactStore(Protocol):
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def uri(self, key: str) -> str: ...
+    def sha256(self, key: str) -> str: ...
+
+
+HASH_CHUNK = 1 << 20  # bytes hashed at a time: multi-GB files are never held in memory
+
+
+def sha256_chunks(chunks) -> str:
+    """Hex SHA-256 of an iterable of byte chunks."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a local file, read ``HASH_CHUNK`` bytes at a time."""
+    with open(path, "rb") as fh:
+        return sha256_chunks(iter(lambda: fh.read(HASH_CHUNK), b""))
 
 
 class LocalArtifactStore:
@@ -88,6 +108,12 @@ class LocalArtifactStore:
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
+
+    def sha256(self, key: str) -> str:
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no artifact {key!r} in {self.base_uri}")
+        return sha256_file(path)
 
 
 class S3ArtifactStore:
@@ -170,6 +196,18 @@ class S3ArtifactStore:
 
     def uri(self, key: str) -> str:
         return f"{self.base_uri}/{key}"
+
+    def sha256(self, key: str) -> str:
+        """Streamed: the object's body is hashed ``HASH_CHUNK`` bytes at a time."""
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(f"no artifact {key!r} in {self.base_uri}") from exc
+            raise
+        return sha256_chunks(body.iter_chunks(HASH_CHUNK))
 
 
 def _missing(exc) -> bool:

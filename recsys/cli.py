@@ -50,12 +50,24 @@ def cmd_generate(args) -> int:
 
 
 def cmd_load(args) -> int:
+    """Read the whole log, then load its acceptable rows; a bad file is one line on stderr and exit 2."""
     from recsys.clients import get_engine
-    from recsys.data.loaders import read_event_log
+    from recsys.data.loaders import read_checked
     from recsys.data.loading import load_shop
 
-    shop = read_event_log(args.path, fmt=args.format, columns=args.columns)
-    _print(load_shop(get_engine(), shop))
+    try:
+        shop, report = read_checked(args.path, fmt=args.format, columns=args.columns,
+                                    timestamp_unit=args.timestamp_unit)
+    except (ValueError, OSError) as exc:  # EventLogError names the file; a bad mapping or path says what
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.strict and report.rows_rejected:
+        _print({"loaded": False, "report": report.as_dict()})
+        print(f"error: {args.path}: --strict: {report.summary()}; nothing loaded", file=sys.stderr)
+        return 2
+    if report.rows_rejected:
+        print(f"warning: {args.path}: {report.summary()}", file=sys.stderr)
+    _print({**load_shop(get_engine(), shop), "report": report.as_dict()})
     return 0
 
 
@@ -69,21 +81,45 @@ def cmd_evaluate(args) -> int:
 def cmd_models(args) -> int:
     from recsys import registry
     from recsys.clients import get_engine
+    from recsys.integrity import ArtifactIntegrityError
+    from recsys.pipeline.precompute import PrecomputeError
 
     engine = get_engine()
+    if args.action == "candidate":
+        return cmd_models_candidate(engine, args.model_id)
+    if args.action in ("promote", "trust") and not args.model_id:
+        print(f"models {args.action} needs MODEL_ID", file=sys.stderr)
+        return 2
+    try:
+        return _models_action(engine, args)
+    except (registry.RegistryError, ArtifactIntegrityError, PrecomputeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _models_action(engine, args) -> int:
+    """list / history / verify / trust / promote / rollback (promote and rollback: verify, precompute, switch)."""
+    from recsys import registry
+    from recsys.clients import get_redis, get_store
+    from recsys.pipeline import rollout
+
     if args.action == "list":
         _print(registry.list_models(engine))
+    elif args.action == "history":
+        _print(registry.promotion_history(engine))
+    elif args.action == "verify":
+        report = rollout.verify_model(engine, get_store(), args.model_id)
+        _print(report)
+        for name, state in report["files"].items():
+            if state != "ok":
+                print(f"model {report['model_id']}: {name}: {state}", file=sys.stderr)
+        return 0 if report["ok"] else 1
+    elif args.action == "trust":
+        _print(rollout.trust_model(engine, get_store(), args.model_id))
     elif args.action == "promote":
-        if not args.model_id:
-            print("models promote needs MODEL_ID", file=sys.stderr)
-            return 2
-        _print(registry.promote(engine, args.model_id, reason="promoted by hand (CLI)"))
-        _refresh_recommendations()
+        _print(rollout.promote_live(engine, get_store(), get_redis(), args.model_id, reason="promoted by hand (CLI)"))
     elif args.action == "rollback":
-        _print(registry.rollback(engine))
-        _refresh_recommendations()
-    elif args.action == "candidate":
-        return cmd_models_candidate(engine, args.model_id)
+        _print(rollout.rollback_live(engine, get_store(), get_redis()))
     return 0
 
 
@@ -139,14 +175,6 @@ def cmd_dead_letters(args) -> int:
     from recsys.abtest.dead_letters import dead_letters_command
 
     return dead_letters_command(args, _print)
-
-
-def _refresh_recommendations() -> None:
-    """After a manual switch of the LIVE model, recompute every segment's lists with it."""
-    from recsys.clients import get_engine, get_redis, get_store
-    from recsys.pipeline.precompute import precompute_all
-
-    _print(precompute_all(get_engine(), get_store(), get_redis(), day=None))
 
 
 def cmd_recs(args) -> int:
@@ -216,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="import a real public event log")
     load.add_argument("--format", required=True, choices=["online-retail", "rees46", "csv"])
     load.add_argument("--columns", default=None, help="for csv: user=...,item=...,timestamp=...[,event_type=...]")
+    load.add_argument("--timestamp-unit", choices=["s", "ms", "us", "ns"], default=None,
+                      help="unit of epoch-number timestamps (default: detected per file from their magnitude)")
+    load.add_argument("--strict", action="store_true",
+                      help="any rejected row (unknown type, negative price, future time) fails the load: nothing loaded")
     load.add_argument("path")
     load.set_defaults(func=cmd_load)
 
@@ -243,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     models = sub.add_parser("models", help="the model registry")
-    models.add_argument("action", choices=["list", "promote", "rollback", "candidate"])
+    models.add_argument("action", choices=["list", "history", "verify", "trust", "promote", "rollback", "candidate"],
+                        help="verify [MODEL_ID]: check the files' SHA-256 (default the LIVE model); trust MODEL_ID: "
+                             "record the checksums of a model registered before checksums existed")
     models.add_argument("model_id", nargs="?")
     models.set_defaults(func=cmd_models)
     sim = sub.add_parser("simulate", help="drive a running API with simulated shoppers (A/B traffic)")

@@ -26,6 +26,7 @@ Exported gauges (absent when there is nothing to report):
 | ``recsys_impression_dead_letters`` | rows of ``impression_dead_letters``: impressions the flusher set aside (undecodable or refused by the database) |
 | ``recsys_impression_stream_length`` | entries waiting in ``stream:impressions`` (with a Redis client) |
 | ``recsys_impression_stream_trimmed_entries`` | entries the ``MAXLEN ~`` cap removed before a flusher wrote them, since the stream was created (``recsys.abtest.flusher.stream_counts``; with a Redis client >= 7) |
+| ``recsys_ab_promotion_blocked`` | A/B tests closed in the last 7 days whose winner was not promoted because their control was no longer LIVE (absent when no test closed) |
 | ``recsys_pipeline_metrics_scrape_error`` | 1 when the database could not be read (the rest is then absent) |
 
 Run records are written by ``recsys.pipeline.runs.record_step`` (status SUCCESS / FAILED /
@@ -50,14 +51,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, func, select
 
-from recsys.constants import CLICK, IMPRESSION, MS_PER_DAY, STATUS_LIVE, STEP_FAILED
-from recsys.db.models import PipelineRun, RecommendationModel, UserEvent
+from recsys.constants import AB_RUNNING, CLICK, IMPRESSION, MS_PER_DAY, STATUS_LIVE, STEP_FAILED
+from recsys.db.models import ABTest, PipelineRun, RecommendationModel, UserEvent
 
 log = logging.getLogger(__name__)
 
 FAILED_STATUSES = frozenset({STEP_FAILED.lower(), "failure", "error"})  # compared lower-cased
 CTR_CURRENT_DAYS = 1
 CTR_BASELINE_DAYS = 7
+AB_BLOCKED_DAYS = 7
 
 # name -> (help, label names)
 METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -78,6 +80,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "recsys_impression_stream_length": ("entries waiting in stream:impressions", ()),
     "recsys_impression_stream_trimmed_entries": (
         "impression entries removed by the stream cap before they were written (since the stream was created)", ()),
+    "recsys_ab_promotion_blocked": ("A/B tests closed in the last 7 days whose winner was not promoted: "
+                                    "their control was no longer LIVE", ()),
     "recsys_pipeline_metrics_scrape_error": ("1 if the database could not be read", ()),
 }
 
@@ -205,12 +209,24 @@ def impression_samples(engine: Engine, redis=None) -> list[Sample]:
     return out
 
 
+def ab_samples(engine: Engine, now: dt.datetime) -> list[Sample]:
+    """How many A/B tests closed in the last ``AB_BLOCKED_DAYS`` days ended with decision ``blocked``."""
+    since = now - dt.timedelta(days=AB_BLOCKED_DAYS)
+    with engine.connect() as conn:
+        rows = conn.execute(select(ABTest.results).where(ABTest.status != AB_RUNNING, ABTest.end_at >= since)).all()
+    if not rows:
+        return []
+    blocked = sum(1 for (results,) in rows if ((results or {}).get("decision") or {}).get("action") == "blocked")
+    return [Sample("recsys_ab_promotion_blocked", {}, float(blocked))]
+
+
 def collect_samples(engine: Engine, now: dt.datetime | None = None, redis=None) -> list[Sample]:
     """Every pipeline sample, read now (``now`` only sets the CTR windows; default: the clock)."""
-    now_ms = int((now or dt.datetime.now(dt.timezone.utc)).timestamp() * 1000)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    now_ms = int(now.timestamp() * 1000)
     models, live_id = model_samples(engine)
     return (run_samples(engine) + models + ctr_samples(ctr_counts(engine, now_ms), live_id)
-            + impression_samples(engine, redis))
+            + impression_samples(engine, redis) + ab_samples(engine, now))
 
 
 def to_families(samples: list[Sample]) -> list[GaugeMetricFamily]:

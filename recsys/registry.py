@@ -6,6 +6,13 @@ policy, keeps it as a CANDIDATE for an A/B test. Every switch of the LIVE model
 happens in one transaction: the old LIVE row is archived before the new one is
 set LIVE, and the partial unique index ``uq_models_one_live`` makes a second
 LIVE row impossible even for two concurrent promotions.
+
+Every switch also writes a ``model_promotions`` row. ``rollback`` walks that
+history back one step per call: it undoes the newest promotion not yet rolled
+back (the one that made the current model LIVE) and brings back the model it
+replaced, so two rollbacks go two steps back; a rollback is recorded (kind
+``rollback``) but is not a step forward that a later rollback would undo.
+``artifacts`` holds the SHA-256 of every file of a model (``recsys.integrity``).
 """
 
 from __future__ import annotations
@@ -24,13 +31,14 @@ from recsys.constants import (
     STATUS_LIVE,
     STATUS_TRAINING,
 )
-from recsys.db.models import RecommendationModel
+from recsys.db.models import ModelPromotion, RecommendationModel
 
 DECISION_PROMOTED = "promoted"
 DECISION_ARCHIVED = "archived"
 DECISION_CANDIDATE = "candidate"
 POLICIES = ("auto", "ab_test")
 HEADLINE_METRIC = "ndcg@10"
+KIND_PROMOTE, KIND_ROLLBACK = "promote", "rollback"
 _REGISTER_ATTEMPTS = 5
 
 
@@ -40,6 +48,10 @@ class RegistryError(RuntimeError):
 
 class UnknownModelError(RegistryError, LookupError):
     """No registry row has this model id."""
+
+
+class LiveChangedError(RegistryError):
+    """The LIVE model is not the one the caller based its decision on."""
 
 
 def _now() -> dt.datetime:
@@ -77,8 +89,11 @@ def register_model(
     params: dict,
     samples: int,
     artifact_uri: str,
+    artifacts: dict[str, str] | None = None,
 ) -> int:
-    """Insert a TRAINING row with version = max(version) + 1 and return the version."""
+    """Insert a TRAINING row with version = max(version) + 1 and return the version.
+
+    ``artifacts``: ``{file name: sha256}`` of the files already written for the model."""
     for _ in range(_REGISTER_ATTEMPTS):
         try:
             with _session(engine) as session, session.begin():
@@ -90,6 +105,7 @@ def register_model(
                         model_id=model_id, model_type=model_type, version=version, train_date=train_date,
                         metrics={}, params=dict(params), status=STATUS_TRAINING,
                         training_samples_count=int(samples), artifact_uri=artifact_uri, created_at=_now(),
+                        artifacts=dict(artifacts or {}),
                     )
                 )
             return version
@@ -132,6 +148,19 @@ def set_metrics(engine: Engine, model_id: str, metrics: dict) -> None:
         _get(session, model_id).metrics = dict(metrics)
 
 
+def record_artifacts(engine: Engine, model_id: str, checksums: dict[str, str]) -> dict[str, str]:
+    """Add (or replace) the checksums of files just written for ``model_id``; returns all of them."""
+    with _session(engine) as session, session.begin():
+        row = _get(session, model_id)
+        row.artifacts = {**(row.artifacts or {}), **checksums}  # a new dict: the JSON column sees the change
+        return dict(row.artifacts)
+
+
+def get_artifacts(engine: Engine, model_id: str) -> dict[str, str]:
+    """The recorded ``{file name: sha256}`` of a model (empty for a model registered before checksums)."""
+    return dict(get_model(engine, model_id).artifacts or {})
+
+
 def list_models(engine: Engine, limit: int | None = None) -> list[dict]:
     """Registry rows as dicts, newest (highest version) first."""
     stmt = select(RecommendationModel).order_by(RecommendationModel.version.desc())
@@ -142,8 +171,9 @@ def list_models(engine: Engine, limit: int | None = None) -> list[dict]:
 
 
 # --- transitions ----------------------------------------------------------------
-def _switch_live(session: Session, row: RecommendationModel, reason: str) -> str | None:
-    """Archive the current LIVE model (if another) and make ``row`` LIVE; returns the previous id."""
+def _switch_live(session: Session, row: RecommendationModel, reason: str, kind: str = KIND_PROMOTE) -> str | None:
+    """Archive the current LIVE model (if another), make ``row`` LIVE and record it in the
+    promotion history; returns the previous LIVE id."""
     now = _now()
     previous = session.scalar(
         select(RecommendationModel).where(RecommendationModel.status == STATUS_LIVE).with_for_update()
@@ -158,16 +188,34 @@ def _switch_live(session: Session, row: RecommendationModel, reason: str) -> str
         session.flush()
     except IntegrityError as exc:
         raise RegistryError(f"another promotion of a LIVE model happened concurrently; retry ({exc.orig})") from exc
-    return previous.model_id if previous is not None else None
+    previous_id = previous.model_id if previous is not None else None
+    session.add(ModelPromotion(model_id=row.model_id, previous_model_id=previous_id, kind=kind, promoted_at=now,
+                               reason=reason[:512]))
+    return previous_id
 
 
-def promote(engine: Engine, model_id: str, reason: str) -> dict:
-    """Make ``model_id`` the one LIVE model (an ARCHIVED one may come back: that is a rollback)."""
+def _check_live(session: Session, expected_live: str | None) -> None:
+    """``LiveChangedError`` unless ``expected_live`` is LIVE (checked under the LIVE row's lock)."""
+    current = session.scalar(
+        select(RecommendationModel).where(RecommendationModel.status == STATUS_LIVE).with_for_update())
+    current_id = current.model_id if current is not None else None
+    if current_id != expected_live:
+        raise LiveChangedError(f"{expected_live} is no longer LIVE ({current_id or 'no model'} is)")
+
+
+def promote(engine: Engine, model_id: str, reason: str, expected_live: str | None = None) -> dict:
+    """Make ``model_id`` the one LIVE model (an ARCHIVED one may come back by hand).
+
+    ``expected_live``: promote only while that model is LIVE (``LiveChangedError`` otherwise), so a
+    decision taken against one LIVE model never replaces a newer one.
+    """
     with _session(engine) as session, session.begin():
         row = _get(session, model_id)
         if row.status == STATUS_LIVE:
             return {"model_id": model_id, "status": STATUS_LIVE, "previous_live_model_id": model_id,
                     "reason": "already LIVE"}
+        if expected_live is not None:
+            _check_live(session, expected_live)
         previous = _switch_live(session, row, reason)
         return {"model_id": model_id, "status": STATUS_LIVE, "previous_live_model_id": previous,
                 "promoted_at": row.promoted_at.isoformat(), "reason": reason}
@@ -197,25 +245,69 @@ def mark_candidate(engine: Engine, model_id: str, reason: str) -> dict:
         return {"model_id": model_id, "status": STATUS_CANDIDATE, "reason": reason}
 
 
-def rollback(engine: Engine) -> dict:
-    """The most recently promoted ARCHIVED model becomes LIVE again; the current LIVE is archived."""
+def _open_steps(session: Session, limit: int | None = None) -> list[ModelPromotion]:
+    """Promotions not rolled back yet, newest first: the steps rollback can walk back."""
+    stmt = (select(ModelPromotion)
+            .where(ModelPromotion.kind == KIND_PROMOTE, ModelPromotion.rolled_back_at.is_(None))
+            .order_by(ModelPromotion.promotion_id.desc()))
+    return list(session.scalars(stmt.limit(limit) if limit is not None else stmt))
+
+
+def _rollback_step(session: Session, lock: bool = False) -> tuple[RecommendationModel, ModelPromotion]:
+    """The LIVE row and the promotion that made it LIVE (the step a rollback undoes)."""
+    stmt = select(RecommendationModel).where(RecommendationModel.status == STATUS_LIVE)
+    current = session.scalar(stmt.with_for_update() if lock else stmt)
+    if current is None:
+        raise RegistryError("nothing to roll back: no model is LIVE")
+    steps = _open_steps(session, 1)
+    if not steps or steps[0].model_id != current.model_id:
+        last = steps[0].model_id if steps else None
+        raise RegistryError(f"the promotion history does not end at the LIVE model {current.model_id} "
+                            f"(last open promotion: {last}): promote the model to return to by hand")
+    if steps[0].previous_model_id is None:
+        raise RegistryError(f"nothing to roll back to: {current.model_id} was promoted when no model was LIVE")
+    return current, steps[0]
+
+
+def rollback_target(engine: Engine) -> dict:
+    """What ``rollback`` would do now: ``{"from": LIVE id, "to": target id}`` (``RegistryError`` if nothing)."""
+    with _session(engine) as session:
+        current, step = _rollback_step(session)
+        return {"from": current.model_id, "to": step.previous_model_id}
+
+
+def rollback(engine: Engine, expected_live: str | None = None) -> dict:
+    """Undo the promotion of the LIVE model: the model it replaced becomes LIVE again.
+
+    ``expected_live``: refuse (``RegistryError``) when another model became LIVE meanwhile
+    (the caller prepared the rollback of ``expected_live``).
+    """
     with _session(engine) as session, session.begin():
-        current = session.scalar(
-            select(RecommendationModel).where(RecommendationModel.status == STATUS_LIVE).with_for_update()
-        )
-        stmt = (
-            select(RecommendationModel)
-            .where(RecommendationModel.status == STATUS_ARCHIVED, RecommendationModel.promoted_at.is_not(None))
-            .order_by(RecommendationModel.promoted_at.desc(), RecommendationModel.version.desc())
-            .limit(1)
-        )
-        target = session.scalar(stmt)
-        if target is None:
-            raise RegistryError("nothing to roll back to: no archived model was ever LIVE")
-        reason = f"rollback from {current.model_id}" if current is not None else "rollback (no LIVE model)"
-        previous = _switch_live(session, target, reason)
+        current, step = _rollback_step(session, lock=True)
+        if expected_live is not None and current.model_id != expected_live:
+            raise LiveChangedError(f"the LIVE model changed to {current.model_id} while rolling back {expected_live}")
+        target = _get(session, step.previous_model_id)
+        reason = f"rollback from {current.model_id}"
+        _switch_live(session, target, reason, kind=KIND_ROLLBACK)
+        step.rolled_back_at = _now()
         return {"model_id": target.model_id, "version": target.version, "status": STATUS_LIVE,
-                "previous_live_model_id": previous, "reason": reason}
+                "previous_live_model_id": current.model_id, "reason": reason}
+
+
+def rollback_chain(engine: Engine, depth: int) -> list[str]:
+    """The models ``depth`` successive rollbacks would bring back, in that order."""
+    if depth < 0:
+        raise ValueError(f"depth must be >= 0, not {depth}")
+    with _session(engine) as session:
+        return [s.previous_model_id for s in _open_steps(session, depth) if s.previous_model_id is not None]
+
+
+def promotion_history(engine: Engine, limit: int = 20) -> list[dict]:
+    """The newest rows of ``model_promotions`` as dicts, newest first."""
+    with _session(engine) as session:
+        rows = session.scalars(select(ModelPromotion).order_by(ModelPromotion.promotion_id.desc()).limit(limit))
+        cols = ModelPromotion.__table__.columns.keys()
+        return [{c: _iso(getattr(r, c)) for c in cols} for r in rows]
 
 
 # --- the promotion decision -----------------------------------------------------

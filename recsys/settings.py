@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(default=0.0, ge=0, description="relative NDCG@10 gain needed over LIVE")
     promotion_policy: str = Field(default="auto", description="auto (promote or archive) or ab_test (a winner waits as CANDIDATE)")
     keep_model_versions: int = Field(default=5, ge=1, description="model folders kept in the artifact store (LIVE always kept)")
+    rollback_depth: int = Field(
+        default=3, ge=0, description="retention also keeps every model this many rollbacks could bring back")
     active_days: int = Field(default=30, ge=1, description="users with events in the last N days are precomputed")
     new_product_days: int = Field(default=14, ge=1, description="a product created this recently is a new arrival")
     trending_days: int = Field(default=7, ge=1, description="window of the trending list")

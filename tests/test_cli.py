@@ -68,3 +68,39 @@ def test_output_cut_short_by_a_pipe_is_not_an_error():
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[", "  0,"] and "Error" not in done.stderr
+
+
+def test_models_verify_and_a_refused_rollback_through_the_cli(cli_env, redis_client):
+    """``models verify`` exits 1 naming each bad file; ``models rollback`` to a model with a deleted file
+    is refused with the file named and the LIVE model unchanged."""
+    from recsys import registry
+    from recsys.artifacts import model_key
+    from recsys.clients import get_store
+    from recsys.model.train import TrainParams, train_model
+    from recsys.pipeline.publish import publish_model
+
+    store, params = get_store(), TrainParams(epochs=1, no_components=4, window_days=7, threads=1)
+    first, second = (train_model(cli_env, store, LAST_EVENT_DAY, params)["model_id"] for _ in range(2))
+    for model_id in (first, second):
+        publish_model(cli_env, store, model_id)
+        registry.promote(cli_env, model_id, reason="nightly")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "recsys", "models", *args], capture_output=True, text=True,
+                              timeout=120)
+
+    done = cli("verify")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["model_id"] == second and json.loads(done.stdout)["ok"]
+    data = bytearray(store.get_bytes(model_key(first, "item_vectors.npy")))
+    data[-1] ^= 1
+    store.put_bytes(model_key(first, "item_vectors.npy"), bytes(data))
+    store.delete_prefix(model_key(first, "model.npz"))
+    done = cli("verify", first)
+    assert done.returncode == 1
+    assert f"model {first}: item_vectors.npy: mismatch" in done.stderr
+    assert f"model {first}: model.npz: missing" in done.stderr
+    done = cli("rollback")
+    assert done.returncode == 1 and done.stderr.startswith("error: ")
+    assert f"{first}/model.npz (missing)" in done.stderr and f"{first}/item_vectors.npy (mismatch)" in done.stderr
+    assert registry.get_live(cli_env).model_id == second

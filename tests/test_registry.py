@@ -218,3 +218,57 @@ def test_registry_works_on_sqlite_too(sqlite_engine):
     assert registry.get_live(sqlite_engine).model_id == "m2"
     assert registry.rollback(sqlite_engine)["model_id"] == "m1"
     assert _live_count(sqlite_engine) == 1
+
+
+def test_two_rollbacks_go_two_steps_back(engine):
+    for mid in ("m1", "m2", "m3"):
+        _register(engine, mid)
+        registry.promote(engine, mid, reason=f"promote {mid}")
+    assert registry.rollback(engine)["model_id"] == "m2"
+    assert registry.rollback(engine)["model_id"] == "m1"  # not back to m3: each call is one step back
+    assert registry.get_live(engine).model_id == "m1" and _live_count(engine) == 1
+    with pytest.raises(registry.RegistryError, match="nothing to roll back to"):
+        registry.rollback(engine)
+    kinds = [(h["kind"], h["model_id"]) for h in registry.promotion_history(engine)]
+    assert kinds[:2] == [("rollback", "m1"), ("rollback", "m2")]
+
+
+def test_a_promotion_after_rollbacks_is_undone_back_to_where_it_started(engine):
+    for mid in ("m1", "m2", "m3", "m4"):
+        _register(engine, mid)
+    for mid in ("m1", "m2", "m3"):
+        registry.promote(engine, mid, reason="p")
+    registry.rollback(engine)  # m2: the rollback's target is not a new step forward
+    registry.promote(engine, "m4", reason="p")
+    assert registry.rollback_chain(engine, 5) == ["m2", "m1"]
+    assert registry.rollback_target(engine) == {"from": "m4", "to": "m2"}
+    assert registry.rollback(engine)["model_id"] == "m2"
+    assert registry.rollback(engine)["model_id"] == "m1"
+
+
+def test_rollback_refuses_when_the_live_model_changed_meanwhile(engine):
+    for mid in ("m1", "m2", "m3"):
+        _register(engine, mid)
+    registry.promote(engine, "m1", reason="p")
+    registry.promote(engine, "m2", reason="p")
+    plan = registry.rollback_target(engine)
+    registry.promote(engine, "m3", reason="the nightly run promoted m3 meanwhile")
+    with pytest.raises(registry.RegistryError, match="changed to m3"):
+        registry.rollback(engine, expected_live=plan["from"])
+    assert registry.get_live(engine).model_id == "m3"
+
+
+def test_rollback_chain_is_limited_by_depth(engine):
+    for mid in ("m1", "m2", "m3", "m4"):
+        _register(engine, mid)
+        registry.promote(engine, mid, reason="p")
+    assert registry.rollback_chain(engine, 2) == ["m3", "m2"]
+    assert registry.rollback_chain(engine, 0) == []
+
+
+def test_artifact_checksums_are_recorded_and_merged(engine):
+    registry.register_model(engine, model_id="m1", model_type="HYBRID", train_date=DAY, params={}, samples=1,
+                            artifact_uri="x", artifacts={"model.npz": "a" * 64})
+    merged = registry.record_artifacts(engine, "m1", {"item_ids.npy": "b" * 64})
+    assert merged == {"model.npz": "a" * 64, "item_ids.npy": "b" * 64}
+    assert registry.get_artifacts(engine, "m1") == merged

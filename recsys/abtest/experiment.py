@@ -78,11 +78,13 @@ def prepare(args, env: dict) -> dict:
             "settings": settings}
 
 
-def true_ctr(store, shoppers, model_id: str, users, k: int = 10) -> float:
+def true_ctr(engine, store, shoppers, model_id: str, users, k: int = 10) -> float:
     """Mean true probability of a click on the model's top-k list (the shoppers' hidden tastes)."""
     from recsys.model.embedding_files import read_embeddings
 
-    emb = read_embeddings(store, model_id)
+    from recsys import registry
+
+    emb = read_embeddings(store, model_id, registry.get_artifacts(engine, model_id))
     index = {int(u): i for i, u in enumerate(emb["user_ids"])}
     uv, iv, items = emb["user_vectors"], emb["item_vectors"], emb["item_ids"]
     out = []
@@ -173,7 +175,7 @@ def main(argv=None) -> int:
     prep = prepare(args, env)
     shoppers = Shoppers.from_shop(prep["shop"], seed=args.shop_seed)
     users = np.random.default_rng(1).choice(shoppers.user_ids, size=args.users, replace=False).tolist()
-    truth = {name: true_ctr(prep["store"], shoppers, prep[name], users) for name in ("weak", "strong")}
+    truth = {name: true_ctr(prep["engine"], prep["store"], shoppers, prep[name], users) for name in ("weak", "strong")}
     out = {"models": {"control": prep["weak"], "treatment": prep["strong"]}, "true_ctr": truth}
     with api_process(env, args.port) as url:
         out["ab"] = ab_run(url, prep, shoppers, users, treatment=prep["strong"], control=prep["weak"], args=args,

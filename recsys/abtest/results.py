@@ -4,12 +4,14 @@
 test's impressions and events; ``update_results`` writes them to ``ab_tests``
 (never replacing newer results with older ones, so backfills are harmless);
 ``finalize_test`` closes a test and promotes or archives its treatment through the
-registry. ``run_interval`` is what the hourly DAG ``recsys_ab_results`` runs.
+registry; a winner is promoted only while the test's control is still LIVE (a model
+promoted during the test is never replaced by one it was not compared with). ``run_interval`` is what the hourly DAG ``recsys_ab_results`` runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import pandas as pd
@@ -29,6 +31,7 @@ ATTRIBUTION_SKEW_MS = 30_000  # a client clock this far behind the server still 
 SERIES_STEPS_MS = (10_000, 60_000, 300_000, 900_000, 3_600_000, 3 * 3_600_000, 6 * 3_600_000, 86_400_000)
 MAX_POINTS = 48
 KEPT_KEYS = ("config", "planned_end_at", "decision")  # results keys that survive a recomputation
+ACTION_BLOCKED = "blocked"  # the treatment won, but its control was no longer LIVE: nothing promoted
 
 
 def _ms(value: dt.datetime) -> int:
@@ -145,7 +148,10 @@ def decide_outcome(engine: Engine, test: dict, results: dict, auto_promote: bool
         return {"action": "none", "reason": f"A/B test {tid}: treatment won ({summary}); auto-promotion is off"}
     if winner == ARM_TREATMENT:
         reason = f"A/B test {tid}: treatment won against {control} ({summary})"
-        out = registry.promote(engine, treatment, reason=reason)
+        try:
+            out = registry.promote(engine, treatment, reason=reason, expected_live=control)
+        except registry.LiveChangedError as exc:  # a newer model was promoted during the test: keep it
+            return _blocked(tid, treatment, control, f"{reason}, but {exc}: nothing promoted")
         return {"action": "promoted", "model_id": treatment, "previous_live_model_id": out["previous_live_model_id"],
                 "reason": reason}
     if winner == ARM_CONTROL and registry.get_model(engine, treatment).status != STATUS_LIVE:
@@ -153,6 +159,15 @@ def decide_outcome(engine: Engine, test: dict, results: dict, auto_promote: bool
         registry.archive(engine, treatment, reason=reason)
         return {"action": "archived", "model_id": treatment, "reason": reason}
     return {"action": "none", "reason": f"A/B test {tid}: {winner} ({summary}); {treatment} is left as it is"}
+
+
+def _blocked(test_id: int, treatment: str, control: str, reason: str) -> dict:
+    """The decision when the winner may not be promoted; on-call is told (ERROR line in the alerts'
+    JSON form, and ``recsys_ab_promotion_blocked`` from the pipeline exporter)."""
+    alert = {"event": "recsys_alert", "kind": "ab_promotion_blocked", "severity": "warning", "test_id": test_id,
+             "treatment_model_id": treatment, "control_model_id": control, "reason": reason}
+    log.error(json.dumps(alert))
+    return {"action": ACTION_BLOCKED, "model_id": treatment, "reason": reason}
 
 
 def finalize_test(engine: Engine, test_id: int, *, status: str = AB_COMPLETED, now: dt.datetime | None = None,

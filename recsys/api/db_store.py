@@ -180,6 +180,11 @@ class DbStore:
 
         return await self._read(fn)
 
+    async def model_artifacts(self, model_id: str) -> dict[str, str]:
+        """The checksums the registry recorded for a model's files (empty when none or no such model)."""
+        stmt = select(RecommendationModel.artifacts).where(RecommendationModel.model_id == model_id)
+        return dict(await self._read(lambda c: c.scalar(stmt)) or {})
+
     async def running_ab_test(self) -> dict | None:
         async def fn(conn):
             row = (await conn.execute(select(ABTest.__table__).where(ABTest.status == "RUNNING")

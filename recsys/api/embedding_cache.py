@@ -2,10 +2,14 @@
 
 A model's files are downloaded once per node. The first worker takes an exclusive
 ``flock`` on ``.lock+<model_id>``, streams the files into a temporary folder
-``.tmp+<model_id>+<random>``, checks them (shapes, dtypes, ids strictly increasing)
+``.tmp+<model_id>+<random>``, checks each file's SHA-256 against the checksums the
+registry recorded at publish (``recsys.integrity``), then shapes, dtypes and ids
+(strictly increasing), writes those checksums to ``MANIFEST`` in the folder
 and renames the folder into place; a worker that waited on the lock then finds the
 folder and reuses it. The rename is atomic, so a folder named after a model is
-always complete. Workers map the files read-only: the page cache holds one copy.
+always complete and verified. Workers map the files read-only: the page cache holds
+one copy. A folder whose ``MANIFEST`` is not the registry's current record (a folder
+left by an earlier version, or a record that changed) is downloaded and verified again.
 
 ``prune`` removes the folders of models no longer served (a worker that still maps
 a removed file keeps its pages until it lets go of them) and the temporary folders
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import json
 import logging
 import os
 import re
@@ -27,6 +32,7 @@ from pathlib import Path
 
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.model.embedding_files import (
+    EMBEDDING_FILES,
     EmbeddingsError,
     check_increasing,
     download_files,
@@ -37,6 +43,19 @@ from recsys.model.embedding_files import (
 log = logging.getLogger(__name__)
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 LOCK, TMP = ".lock+", ".tmp+"
+MANIFEST = "sha256.json"  # the checksums a cached folder was verified against
+
+
+def _recorded(checksums) -> dict[str, str]:
+    return {name: (checksums or {}).get(name) for name in EMBEDDING_FILES}
+
+
+def _verified_for(folder: Path, checksums) -> bool:
+    """The cached folder was verified against exactly these recorded checksums."""
+    try:
+        return json.loads((folder / MANIFEST).read_text()) == _recorded(checksums)
+    except (OSError, ValueError):
+        return False
 
 
 def model_folder(root: Path, model_id: str) -> Path:
@@ -61,14 +80,17 @@ def _locked(path: Path, wait: bool = True) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _download(store: ArtifactStore, model_id: str, folder: Path) -> None:
+def _download(store: ArtifactStore, model_id: str, folder: Path, checksums) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP}{model_id}+", dir=folder.parent))
     try:
-        download_files(store, model_id, tmp)
+        download_files(store, model_id, tmp, checksums)
         arrays = open_folder(tmp)
         for side in ("user_ids", "item_ids"):
             check_increasing(arrays[side], f"{store.uri(model_key(model_id, side + '.npy'))}")
         del arrays
+        (tmp / MANIFEST).write_text(json.dumps(_recorded(checksums)))
+        if folder.is_dir():  # an unverified or outdated copy: replaced by the verified one
+            shutil.rmtree(folder)
         try:
             os.rename(tmp, folder)
         except OSError:
@@ -79,14 +101,15 @@ def _download(store: ArtifactStore, model_id: str, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
 
 
-def ensure_local(store: ArtifactStore, model_id: str, root: Path) -> Path | None:
-    """The complete local folder of ``model_id``'s files, downloaded when this node lacks it.
+def ensure_local(store: ArtifactStore, model_id: str, root: Path, checksums) -> Path | None:
+    """The complete, verified local folder of ``model_id``'s files, downloaded when this node lacks it.
 
     None when the model has only a legacy ``embeddings.npz``; ``EmbeddingsError`` when it
-    has neither, or when a file is missing or malformed.
+    has neither, or when a file is missing or malformed; ``ArtifactIntegrityError`` when a
+    file's checksum is not recorded in ``checksums`` or differs.
     """
     folder = model_folder(root, model_id)
-    if folder.is_dir():
+    if folder.is_dir() and _verified_for(folder, checksums):
         return folder
     fmt = published_format(store, model_id)
     if fmt == "npz":
@@ -95,8 +118,8 @@ def ensure_local(store: ArtifactStore, model_id: str, root: Path) -> Path | None
         raise EmbeddingsError(f"model {model_id} has no published embeddings in {store.uri(model_key(model_id, ''))}")
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root / f"{LOCK}{model_id}"):
-        if not folder.is_dir():  # else another worker of this node downloaded it while we waited
-            _download(store, model_id, folder)
+        if not (folder.is_dir() and _verified_for(folder, checksums)):  # else another worker did it meanwhile
+            _download(store, model_id, folder, checksums)
             log.info("embeddings of %s downloaded to %s", model_id, folder)
     return folder
 

@@ -2,7 +2,7 @@
 
 A published model's ``.npy`` files (``recsys.model.embedding_files``) are downloaded
 once per node into ``<var_dir>/embeddings/<model_id>/`` (``embedding_cache``) and
-mapped read-only, so every worker of the node shares one copy in the page cache
+mapped read-only after their SHA-256 matched the registry's record, so every worker of the node shares one copy in the page cache
 and only the pages a request touches are resident. Ids are found with
 ``np.searchsorted`` on the sorted id arrays (no per-worker dict). A model published
 by an earlier version (one ``embeddings.npz``) is read whole into memory, as before.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys.api.embedding_cache import ensure_local
-from recsys.artifacts import ArtifactStore, model_key
+from recsys.artifacts import ArtifactStore
 from recsys.model.embedding_files import (
     LEGACY_FILE,
     EmbeddingsError,
@@ -32,6 +32,7 @@ from recsys.model.embedding_files import (
     check_arrays,
     check_increasing,
     open_folder,
+    read_legacy,
 )
 
 __all__ = ["EmbeddingsError", "ModelEmbeddings", "load_embeddings"]
@@ -126,10 +127,11 @@ class ModelEmbeddings:
         return self._top(cosine, k, set(exclude) | {product_id})
 
 
-def load_embeddings(store: ArtifactStore, model_id: str, cache_root: Path) -> ModelEmbeddings:
+def load_embeddings(store: ArtifactStore, model_id: str, cache_root: Path, checksums) -> ModelEmbeddings:
     """A published model's embeddings: its files mapped from this node's cache under ``cache_root``
-    (downloaded on first use), or a legacy ``embeddings.npz`` read whole. Blocking: call it in a thread."""
-    folder = ensure_local(store, model_id, Path(cache_root))
+    (downloaded and verified against ``checksums``, the registry's record, on first use), or a
+    verified legacy ``embeddings.npz`` read whole. Blocking: call it in a thread."""
+    folder = ensure_local(store, model_id, Path(cache_root), checksums)
     if folder is not None:
         return ModelEmbeddings.from_folder(model_id, folder)
-    return ModelEmbeddings.from_npz(model_id, store.get_bytes(model_key(model_id, LEGACY_FILE)))
+    return ModelEmbeddings.from_arrays(model_id, **read_legacy(store, model_id, checksums))

@@ -20,6 +20,7 @@ from recsys.api.fallbacks import lists_from_counts, lists_from_redis
 from recsys.abtest.assignment import arm_model
 from recsys.api.state import ServingState
 from recsys.constants import ARMS
+from recsys.integrity import ArtifactIntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,15 @@ async def refresh_model(state: ServingState) -> bool:
 
 
 async def _load(state: ServingState, model_id: str, what: str) -> ModelEmbeddings | None:
-    """A model's embeddings, or None (logged) when they cannot be read: serving goes on without them."""
+    """A model's embeddings, verified against the checksums its registry row records, or None (logged)
+    when they cannot be read: serving goes on with what it has."""
     try:
-        return await asyncio.to_thread(load_embeddings, state.store, model_id, state.settings.embeddings_cache_dir)
+        checksums = await state.db.model_artifacts(model_id)
+        return await asyncio.to_thread(load_embeddings, state.store, model_id, state.settings.embeddings_cache_dir,
+                                       checksums)
+    except ArtifactIntegrityError as exc:  # altered, replaced or unrecorded file: never served
+        log.error("%s of %s refused: %s", what, model_id, exc)
+        return None
     except Exception as exc:  # not published yet, or a bad file: keep serving from the cache
         log.warning("%s of %s not loaded: %s", what, model_id, exc)
         return None

@@ -7,8 +7,9 @@
 - ``derive_event_ids``: a ``client_event_id`` for event rows that have none, from
   a hash of the row's content plus its occurrence number among identical rows,
   so re-loading the same log inserts nothing new.
-- ``to_epoch_ms``: ISO strings, datetimes, epoch seconds or epoch milliseconds
-  to epoch milliseconds UTC (naive times are taken as UTC).
+- ``to_epoch_ms``: ISO strings, datetimes or epoch numbers to epoch milliseconds UTC
+  (naive times are taken as UTC); the unit of epoch numbers (s, ms, us, ns) is detected
+  from the column's median magnitude (``recsys.data.screening.epoch_unit``) or given.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from recsys.data.screening import epoch_to_ms, epoch_unit
+
 HASH_ID_MIN = 2**40
 _HASH_ID_SPAN = 2**62 - 2**40
-EPOCH_MS_THRESHOLD = 10**11  # epoch numbers below this are seconds (10**11 s is the year 5138)
 
 
 def stable_id(value) -> int:
@@ -52,27 +54,34 @@ def derive_event_ids(events: pd.DataFrame, source: str) -> pd.Series:
     return f"{source[:40]}-" + hexes + "-" + occurrence.astype("str")
 
 
-def to_epoch_ms(values: pd.Series) -> np.ndarray:
-    """Epoch milliseconds UTC (int64) of datetimes, ISO strings or epoch numbers."""
+def to_epoch_ms(values: pd.Series, unit: str | None = None) -> np.ndarray:
+    """Epoch milliseconds UTC (int64) of datetimes, ISO strings or epoch numbers (in ``unit``, else detected)."""
+    return epoch_ms_and_unit(values, unit)[0]
+
+
+def epoch_ms_and_unit(values: pd.Series, unit: str | None = None) -> tuple[np.ndarray, str | None]:
+    """``to_epoch_ms`` and the unit the epoch numbers were read in (None for dates and ISO strings)."""
     name = values.name
     if values.empty:
-        return np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=np.int64), unit
     if values.isna().any():
         raise ValueError(f"timestamp column {name!r} has {int(values.isna().sum())} missing values")
+    numbers = pd.to_numeric(values, errors="coerce") if not pd.api.types.is_datetime64_any_dtype(values) else None
+    if numbers is not None and numbers.notna().all():
+        numbers = numbers.to_numpy(dtype=np.float64)
+        unit = unit or epoch_unit(numbers)
+        return epoch_to_ms(numbers, unit), unit
+    if unit is not None:
+        raise ValueError(f"timestamp column {name!r} holds dates, not epoch numbers: a timestamp unit does not apply")
     if pd.api.types.is_datetime64_any_dtype(values):
         stamps = values if getattr(values.dt, "tz", None) is not None else values.dt.tz_localize("UTC")
-        return _datetimes_to_ms(stamps)
-    numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.notna().all():
-        numbers = numbers.to_numpy(dtype=np.float64)
-        scale = 1.0 if np.abs(numbers).max() >= EPOCH_MS_THRESHOLD else 1000.0
-        return np.round(numbers * scale).astype(np.int64)
+        return _datetimes_to_ms(stamps), None
     try:
         stamps = pd.to_datetime(values.astype("str").str.replace(" UTC", "+00:00", regex=False),
                                 utc=True, format="ISO8601")
     except (ValueError, TypeError) as exc:
         raise ValueError(f"timestamp column {name!r}: cannot parse as ISO dates or epoch numbers ({exc})") from exc
-    return _datetimes_to_ms(stamps)
+    return _datetimes_to_ms(stamps), None
 
 
 def _datetimes_to_ms(stamps: pd.Series) -> np.ndarray:

@@ -110,6 +110,11 @@ def _read_raw(path: Path) -> pd.DataFrame:
 
 
 def read_online_retail(path: str | Path) -> Shop:
+    return shop_from_log(online_retail_log(path), categorize=categorize_description)
+
+
+def online_retail_log(path: str | Path) -> pd.DataFrame:
+    """The normalised event log of the file (``recsys.data.log_tables``), before it becomes a ``Shop``."""
     raw = _read_raw(Path(path))
     invoice = raw["InvoiceNo"].astype("str")
     cancel = invoice.str.startswith("C")
@@ -129,4 +134,4 @@ def read_online_retail(path: str | Path) -> Shop:
         "name": rows["Description"].str.strip().to_numpy(),
         "country": rows["Country"].map(lambda c: COUNTRY_CODES.get(c, c)).to_numpy(),
     })
-    return shop_from_log(log, categorize=categorize_description)
+    return log

@@ -111,6 +111,8 @@ class RecommendationModel(Base):
     promoted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     decision: Mapped[str | None] = mapped_column(String(512))
+    # {file name under models/<model_id>/: hex sha256}, recorded by train and publish (recsys.integrity)
+    artifacts: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
 
     __table_args__ = (
         # exactly one LIVE model: a second LIVE row is refused by the database
@@ -122,6 +124,23 @@ class RecommendationModel(Base):
             sqlite_where=text("status = 'LIVE'"),
         ),
     )
+
+
+class ModelPromotion(Base):
+    """The promotion history: one row each time a model became LIVE (``kind`` promote or rollback).
+
+    Rollback walks back the ``promote`` rows that are not ``rolled_back_at`` yet, newest first:
+    each undoes one, so two rollbacks go two steps back (``recsys.registry.rollback``).
+    """
+
+    __tablename__ = "model_promotions"
+    promotion_id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("recommendation_models.model_id"))
+    previous_model_id: Mapped[str | None] = mapped_column(String(26))
+    kind: Mapped[str] = mapped_column(String(16))
+    promoted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    rolled_back_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(String(512))
 
 
 class ABTest(Base):

@@ -8,7 +8,8 @@ Files under ``models/<model_id>/`` (written by publish, in this order):
 
 ``item_norms.npy`` is written last: once it exists the others do. A model published
 by an earlier version has one ``embeddings.npz`` instead (same arrays, any order, no
-norms); ``read_embeddings`` and the API still read it.
+norms); ``read_embeddings`` and the API still read it. Every file is checked against the
+checksums the registry recorded at publish (``recsys.integrity``) before it is parsed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys.artifacts import ArtifactStore, model_key
+from recsys.integrity import folder_checksums, verify_bytes, verify_file
 
 USER_IDS, USER_VECTORS = "user_ids.npy", "user_vectors.npy"
 ITEM_IDS, ITEM_VECTORS, ITEM_NORMS = "item_ids.npy", "item_vectors.npy", "item_norms.npy"
@@ -95,11 +97,14 @@ def upload_files(store: ArtifactStore, model_id: str, folder: Path) -> list[str]
     return keys
 
 
-def publish_arrays(store: ArtifactStore, model_id: str, user_ids, user_vectors, item_ids, item_vectors) -> list[str]:
-    """In-memory arrays published as a model's files (tests, benchmarks); returns the keys."""
+def publish_arrays(store: ArtifactStore, model_id: str, user_ids, user_vectors, item_ids,
+                   item_vectors) -> dict[str, str]:
+    """In-memory arrays published as a model's files (tests, benchmarks); returns their ``{name: sha256}``
+    (what the registry row must record for them to be read)."""
     with tempfile.TemporaryDirectory(prefix="recsys-embeddings-") as tmp:
         write_arrays(Path(tmp), user_ids, user_vectors, item_ids, item_vectors)
-        return upload_files(store, model_id, Path(tmp))
+        upload_files(store, model_id, Path(tmp))
+        return folder_checksums(Path(tmp), EMBEDDING_FILES)
 
 
 def check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
@@ -160,24 +165,34 @@ def published_format(store: ArtifactStore, model_id: str) -> str | None:
     return None
 
 
-def download_files(store: ArtifactStore, model_id: str, folder: Path) -> None:
-    """Every file of ``EMBEDDING_FILES`` into ``folder``, streamed; ``EmbeddingsError`` for a missing one."""
+def download_files(store: ArtifactStore, model_id: str, folder: Path, checksums) -> None:
+    """Every file of ``EMBEDDING_FILES`` into ``folder``, streamed, then checked against ``checksums``;
+    ``EmbeddingsError`` for a missing one, ``ArtifactIntegrityError`` for an unrecorded or altered one."""
     for name in EMBEDDING_FILES:
+        uri = store.uri(model_key(model_id, name))
         try:
             store.download(model_key(model_id, name), folder / name)
         except FileNotFoundError as exc:
-            raise EmbeddingsError(f"model {model_id}: {store.uri(model_key(model_id, name))} is missing") from exc
+            raise EmbeddingsError(f"model {model_id}: {uri} is missing") from exc
+        verify_file(folder / name, checksums, name, uri)
 
 
-def read_embeddings(store: ArtifactStore, model_id: str) -> dict[str, np.ndarray]:
-    """Every array of a published model, read into memory (either format; ``item_norms`` computed for npz)."""
+def read_legacy(store: ArtifactStore, model_id: str, checksums) -> dict[str, np.ndarray]:
+    """The four arrays of a verified legacy ``embeddings.npz``."""
+    key = model_key(model_id, LEGACY_FILE)
+    data = verify_bytes(store.get_bytes(key), checksums, LEGACY_FILE, store.uri(key))
+    return arrays_from_npz(data, store.uri(key))
+
+
+def read_embeddings(store: ArtifactStore, model_id: str, checksums) -> dict[str, np.ndarray]:
+    """Every array of a published model, verified and read into memory (either format; ``item_norms``
+    computed for npz)."""
     fmt = published_format(store, model_id)
     if fmt is None:
         raise EmbeddingsError(f"model {model_id} has no published embeddings in {store.uri(model_key(model_id, ''))}")
     if fmt == "npz":
-        key = model_key(model_id, LEGACY_FILE)
-        arrays = arrays_from_npz(store.get_bytes(key), store.uri(key))
+        arrays = read_legacy(store, model_id, checksums)
         return {**arrays, "item_norms": body_norms(arrays["item_vectors"])}
     with tempfile.TemporaryDirectory(prefix="recsys-embeddings-") as tmp:
-        download_files(store, model_id, Path(tmp))
+        download_files(store, model_id, Path(tmp), checksums)
         return open_folder(Path(tmp), mmap_mode=None)

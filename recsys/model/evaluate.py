@@ -154,7 +154,7 @@ def _live_model(engine: Engine, store: ArtifactStore, model_id: str) -> tuple[st
     live = registry.get_live(engine)
     if live is None or live.model_id == model_id:
         return None, None
-    return live.model_id, HybridModel.load(store, live.model_id)
+    return live.model_id, HybridModel.load(store, live.model_id, live.artifacts)
 
 
 def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model_id: str, k: int = 10) -> dict:
@@ -162,7 +162,7 @@ def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model
     from recsys import registry
 
     row = registry.get_model(engine, model_id)
-    new = HybridModel.load(store, model_id)
+    new = HybridModel.load(store, model_id, row.artifacts)
     window_days = int((row.params or {}).get("window_days", TrainParams().window_days))
     first, last = TrainParams(window_days=window_days).train_days(day)
     frame = load_training_frame(engine, first, day)

@@ -8,14 +8,14 @@ identity feature plus attributes; unseen ids use attributes alone (cold start).
 
 from __future__ import annotations
 
-import pickle
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.artifacts import ArtifactStore, model_key
+from recsys.artifacts import ArtifactStore
 from recsys.constants import COL_ITEM, COL_USER
 from recsys.model.features import (
     ITEM_COLUMNS,
@@ -27,11 +27,9 @@ from recsys.model.features import (
     user_attributes,
 )
 
-MODEL_FILE = "model.pkl"
+from recsys.model.model_files import ModelArtifactError, load_model, save_model
 
-
-class ModelArtifactError(LookupError):
-    """A model artifact is missing or is not a pickled HybridModel."""
+__all__ = ["HybridModel", "ModelArtifactError"]
 
 
 def _check_ids(df: pd.DataFrame, column: str, what: str) -> np.ndarray:
@@ -110,17 +108,12 @@ class HybridModel:
         """(n, m) float32 scores of every user row for every product row."""
         return self.user_vectors(users_df) @ self.item_vectors(products_df).T
 
-    # --- persistence -------------------------------------------------------------
-    def save(self, store: ArtifactStore, model_id: str) -> str:
-        """Pickle to ``models/<model_id>/model.pkl``; returns the artifact's URI."""
-        return store.put_bytes(model_key(model_id, MODEL_FILE), pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+    # --- persistence (recsys.model.model_files: no pickle) ----------------------------
+    def save(self, store: ArtifactStore, model_id: str) -> dict[str, str]:
+        """``models/<model_id>/model.npz`` and ``model.json``; returns their ``{name: sha256}``."""
+        return save_model(self, store, model_id)
 
     @classmethod
-    def load(cls, store: ArtifactStore, model_id: str) -> HybridModel:
-        key = model_key(model_id, MODEL_FILE)
-        if not store.exists(key):
-            raise ModelArtifactError(f"no model artifact {store.uri(key)} for model {model_id}")
-        obj = pickle.loads(store.get_bytes(key))
-        if not isinstance(obj, cls):
-            raise ModelArtifactError(f"{store.uri(key)} holds a {type(obj).__name__}, not a HybridModel")
-        return obj
+    def load(cls, store: ArtifactStore, model_id: str, checksums: Mapping[str, str] | None) -> HybridModel:
+        """The model's files, checked against ``checksums`` (the registry's record) before they are read."""
+        return load_model(store, model_id, checksums)

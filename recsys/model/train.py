@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, Float, case, cast, func, literal, select
 
-from recsys.artifacts import ArtifactStore
+from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import COL_ITEM, COL_USER, EVENT_WEIGHTS, MODEL_TYPE_HYBRID, PURCHASE
 from recsys.db.models import Product, User, UserEvent
 from recsys.model.features import (
@@ -230,7 +230,8 @@ def fit_hybrid(frame: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
 
 # --- the nightly step ------------------------------------------------------------
 def train_model(engine: Engine, store: ArtifactStore, day: dt.date, params: TrainParams) -> dict:
-    """Train on ``[day - window_days + 1, day)``, save ``models/<id>/model.pkl``, register as TRAINING."""
+    """Train on ``[day - window_days + 1, day)``, save ``models/<id>/model.npz`` + ``model.json``,
+    register as TRAINING with the files' checksums."""
     from ulid import ULID
 
     from recsys import registry
@@ -244,11 +245,14 @@ def train_model(engine: Engine, store: ArtifactStore, day: dt.date, params: Trai
     model = fit_hybrid(frame, load_users(engine), load_products(engine), params,
                        info={"train_days": train_days, "params": asdict(params)})
     model_id = str(ULID())
-    uri = model.save(store, model_id)
+    from recsys.model.model_files import MODEL_META
+
+    checksums = model.save(store, model_id)
+    uri = store.uri(model_key(model_id, MODEL_META))
     seconds = round(time.perf_counter() - started, 3)
     registry.register_model(engine, model_id=model_id, model_type=MODEL_TYPE_HYBRID, train_date=day,
                             params={**asdict(params), "train_days": train_days, "train_seconds": seconds},
-                            samples=len(frame), artifact_uri=uri)
+                            samples=len(frame), artifact_uri=uri, artifacts=checksums)
     log.info("trained %s on %d pairs (%s..%s) in %.1fs", model_id, len(frame), first, last, seconds)
     return {"model_id": model_id, "artifact_uri": uri, "samples": int(len(frame)), "train_days": train_days,
             "train_seconds": seconds}

@@ -91,7 +91,7 @@ def _train(engine, store, day: dt.date, params: dict | None) -> dict:
     from dataclasses import asdict
 
     from recsys import registry
-    from recsys.artifacts import model_key
+    from recsys.model.model_files import model_saved
     from recsys.model.train import TrainParams, train_model
 
     run = RunParams.from_params(params)
@@ -99,7 +99,7 @@ def _train(engine, store, day: dt.date, params: dict | None) -> dict:
         get_settings(), window_days=run.window_days, epochs=run.epochs, loss=run.loss
     )
     existing = registry.find_trained(engine, day, asdict(train_params))
-    if existing is not None and store.exists(model_key(existing.model_id, "model.pkl")):
+    if existing is not None and model_saved(store, existing.model_id):
         log.info("re-run for %s: reusing model %s trained with the same params", day, existing.model_id)
         return {"model_id": existing.model_id, "artifact_uri": existing.artifact_uri,
                 "samples": existing.training_samples_count, "reused": True}

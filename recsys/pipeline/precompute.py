@@ -140,19 +140,20 @@ class Scorer:
 
     @classmethod
     def load(cls, engine: Engine, store: ArtifactStore, day: dt.date, model_id: str | None,
-             settings: Settings) -> Scorer:
+             settings: Settings, as_live: bool = False) -> Scorer:
+        """The LIVE model (or ``model_id``), its files verified; ``as_live`` writes a non-LIVE model's
+        lists to the LIVE keys (a rollback or promotion precomputes before it switches the registry)."""
         live = registry.get_live(engine)
         if model_id is None:
             if live is None:
                 raise PrecomputeError("no LIVE model to precompute with: train and promote one first")
             model_id = live.model_id
-        else:
-            registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
-        model = HybridModel.load(store, model_id)
+        row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
+        model = HybridModel.load(store, model_id, row.artifacts)  # ArtifactIntegrityError for an altered file
         products = load_catalog(engine, day, settings)
         if products.empty:
             raise PrecomputeError("the catalogue is empty: nothing to recommend")
-        is_live = live is not None and live.model_id == model_id
+        is_live = as_live or (live is not None and live.model_id == model_id)
         return cls(model_id, is_live, model, products, model.item_vectors(products), settings)
 
     def recs_key(self, user_id: int) -> str:
@@ -284,21 +285,28 @@ def _write_lists(engine: Engine, redis, day: dt.date, settings: Settings, live: 
     return {**out, "product_embeddings": n, "model_id": live.model_id}
 
 
-def latest_event_day(engine: Engine) -> dt.date:
+def latest_event_day(engine: Engine, now_ms: int | None = None, skew_ms: int | None = None) -> dt.date:
+    """The day of the newest event that is not in the future (beyond ``skew_ms``, the events' clock skew
+    setting): one bad timestamp cannot make a manual promote precompute for a day still to come."""
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
+    if skew_ms is None:
+        skew_ms = get_settings().event_clock_skew_seconds * 1000
     with engine.connect() as conn:
-        last = conn.execute(select(func.max(UserEvent.timestamp))).scalar()
+        last = conn.execute(select(func.max(UserEvent.timestamp)).where(UserEvent.timestamp <= now_ms + skew_ms)).scalar()
     if last is None:
         raise PrecomputeError("no events in user_events: nothing to precompute")
     return ms_to_datetime(int(last)).date()
 
 
 def precompute_all(engine: Engine, store: ArtifactStore, redis, day: dt.date | None = None,
-                   model_id: str | None = None, settings: Settings | None = None) -> dict:
-    """The shared lists and every active segment (after a manual promote or rollback)."""
+                   model_id: str | None = None, settings: Settings | None = None, as_live: bool = False) -> dict:
+    """The shared lists and every active segment (for a manual promote or rollback: ``as_live`` writes
+    ``model_id``'s lists to the LIVE keys before the registry points at it)."""
     settings = settings or get_settings()
-    day = day or latest_event_day(engine)
+    day = day or latest_event_day(engine, skew_ms=settings.event_clock_skew_seconds * 1000)
     started = time.perf_counter()
-    scorer = Scorer.load(engine, store, day, model_id, settings)
+    scorer = Scorer.load(engine, store, day, model_id, settings, as_live=as_live)
     if scorer.is_live:
         lists = _write_lists(engine, redis, day, settings, scorer)
     else:

@@ -1,4 +1,4 @@
-"""Publish a model: its embeddings and metadata next to ``model.pkl``, then prune old versions.
+"""Publish a model: its embeddings and metadata next to ``model.npz``/``model.json``, then prune old versions.
 
 Files under ``models/<model_id>/``:
 - ``user_ids.npy``, ``user_vectors.npy`` (every user of the users table), ``item_ids.npy``,
@@ -8,8 +8,13 @@ Files under ``models/<model_id>/``:
 - ``metadata.json``: the registry row (with its params and metrics), the array shapes and the files,
   written last.
 
+The SHA-256 of every file is computed from the local copy that is uploaded and recorded on
+the registry row (``artifacts``) after the upload: write, then point. Readers (the API,
+precompute, rollback) refuse a file whose checksum is not recorded or differs.
+
 Retention keeps the folders of the newest ``keep`` registered versions, the LIVE
-model, any CANDIDATE (an A/B test may serve it) and the model just published;
+model, any CANDIDATE (an A/B test may serve it), the model just published and every
+model that ``rollback_depth`` rollbacks could bring back (``registry.rollback_chain``);
 other registered models' folders are deleted. A folder with no registry row is
 left alone: it may belong to a training run that has not registered yet.
 Every file is a whole-object put or a streamed upload (S3 retries come from botocore's standard mode).
@@ -17,6 +22,7 @@ Every file is a whole-object put or a streamed upload (S3 retries come from boto
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -29,8 +35,10 @@ from sqlalchemy import Engine
 from recsys import registry
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import COL_ITEM, COL_USER, STATUS_CANDIDATE, STATUS_LIVE
-from recsys.model.embedding_files import BLOCK_ROWS, upload_files, write_side
-from recsys.model.hybrid import MODEL_FILE, HybridModel
+from recsys.integrity import folder_checksums
+from recsys.model.embedding_files import BLOCK_ROWS, EMBEDDING_FILES, upload_files, write_side
+from recsys.model.hybrid import HybridModel
+from recsys.model.model_files import model_file_names
 from recsys.model.train import load_products, load_users
 
 log = logging.getLogger(__name__)
@@ -65,8 +73,11 @@ def folders_to_delete(rows: list[dict], present: set[str], keep: int, also_keep:
     return [r["model_id"] for r in reversed(by_version) if r["model_id"] in present and r["model_id"] not in kept]
 
 
-def apply_retention(engine: Engine, store: ArtifactStore, keep: int, also_keep: set[str] = frozenset()) -> list[str]:
-    """Delete the folders of model versions beyond ``keep``; returns the deleted model ids."""
+def apply_retention(engine: Engine, store: ArtifactStore, keep: int, also_keep: set[str] = frozenset(),
+                    rollback_depth: int = 0) -> list[str]:
+    """Delete the folders of model versions beyond ``keep`` (never one that ``rollback_depth``
+    rollbacks could bring back); returns the deleted model ids."""
+    also_keep = set(also_keep) | set(registry.rollback_chain(engine, rollback_depth))
     doomed = folders_to_delete(registry.list_models(engine), model_folders(store), keep, also_keep)
     for model_id in doomed:
         removed = store.delete_prefix(f"{MODELS_PREFIX}{model_id}/")
@@ -74,15 +85,22 @@ def apply_retention(engine: Engine, store: ArtifactStore, keep: int, also_keep: 
     return doomed
 
 
-def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int = 5) -> dict:
-    """Write the embedding files and then ``metadata.json`` of ``model_id``, then apply retention."""
+def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int = 5,
+                  rollback_depth: int | None = None) -> dict:
+    """Write the embedding files and then ``metadata.json`` of ``model_id``, record their checksums,
+    then apply retention (``rollback_depth`` defaults to the setting)."""
     if keep < 1:
         raise ValueError(f"keep must be >= 1, not {keep}")
+    if rollback_depth is None:
+        from recsys.settings import get_settings
+
+        rollback_depth = get_settings().rollback_depth
     row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
-    model = HybridModel.load(store, model_id)
+    model = HybridModel.load(store, model_id, row.artifacts)  # ArtifactIntegrityError for an altered file
     users, products = load_users(engine), load_products(engine)
     with tempfile.TemporaryDirectory(prefix="recsys-publish-") as tmp:
         write_model_embeddings(model, users, products, Path(tmp))
+        checksums = folder_checksums(Path(tmp), EMBEDDING_FILES)
         keys = [*upload_files(store, model_id, Path(tmp)), model_key(model_id, METADATA_FILE)]
     metadata = {
         "model": registry.model_to_dict(row),
@@ -90,8 +108,11 @@ def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int
         "dim": model.dim,
         "users": int(len(users)),
         "items": int(len(products)),
-        "files": [model_key(model_id, MODEL_FILE), *keys],
+        "files": [*(model_key(model_id, n) for n in model_file_names(store, model_id)), *keys],
+        "sha256": checksums,
     }
-    store.put_bytes(keys[-1], json.dumps(metadata, indent=2, default=str).encode())
-    deleted = apply_retention(engine, store, keep, also_keep={model_id})
+    data = json.dumps(metadata, indent=2, default=str).encode()
+    store.put_bytes(keys[-1], data)
+    registry.record_artifacts(engine, model_id, {**checksums, METADATA_FILE: hashlib.sha256(data).hexdigest()})
+    deleted = apply_retention(engine, store, keep, also_keep={model_id}, rollback_depth=rollback_depth)
     return {"model_id": model_id, "keys": keys, "uris": [store.uri(k) for k in keys], "deleted": deleted}

@@ -58,10 +58,10 @@ def register(engine, store, model_id: str, status: str, version: int, prefer_low
              metrics: dict | None = None) -> None:
     """A registry row and the embedding files publish leaves (what serving and A/B need)."""
     users, items = embeddings(prefer_low_ids)
-    publish_arrays(store, model_id, USERS, users, ITEMS, items)
+    checksums = publish_arrays(store, model_id, USERS, users, ITEMS, items)
     with engine.begin() as conn:
         conn.execute(insert(RecommendationModel), [{
-            "model_id": model_id, "model_type": "HYBRID", "version": version, "train_date": dt.date(2026, 11, 26),
+            "model_id": model_id, "model_type": "HYBRID", "version": version, "artifacts": checksums, "train_date": dt.date(2026, 11, 26),
             "metrics": metrics or {"new": {"ndcg@10": 0.2}}, "params": {}, "status": status,
             "training_samples_count": 10, "artifact_uri": store.uri(model_key(model_id, "")),
             "created_at": dt.datetime(2026, 11, 26, 3, 0, tzinfo=dt.timezone.utc),

@@ -78,11 +78,13 @@ def two_models(shop_engine, local_store):
     live = train_model(shop_engine, local_store, DAY, TrainParams(window_days=21, epochs=2, no_components=8,
                                                                    threads=1, seed=3))["model_id"]
     registry.promote(shop_engine, live, reason="test")
-    local_store.put_bytes(model_key("m-copy", "model.pkl"), local_store.get_bytes(model_key(live, "model.pkl")))
+    for name in ("model.npz", "model.json"):
+        local_store.put_bytes(model_key("m-copy", name), local_store.get_bytes(model_key(live, name)))
     with shop_engine.begin() as conn:
         conn.execute(insert(RecommendationModel), [{
             "model_id": "m-copy", "model_type": "HYBRID", "version": 99, "train_date": DAY, "metrics": {},
-            "params": {}, "status": "TRAINING", "training_samples_count": 1, "artifact_uri": "x"}])
+            "params": {}, "status": "TRAINING", "training_samples_count": 1, "artifact_uri": "x",
+            "artifacts": registry.get_artifacts(shop_engine, live)}])
     return live
 
 

@@ -113,3 +113,25 @@ def test_an_expired_test_is_closed_before_a_new_one_starts(ab_world, ab_settings
     new = begin(ab_world, ab_settings, now=NOW)
     assert store.get_test(ab_world, old["test_id"])["status"] == "COMPLETED"
     assert store.get_test(ab_world, new["test_id"])["status"] == "RUNNING"
+
+
+def test_a_test_that_ends_after_a_newer_promotion_leaves_the_newer_model_live(ab_world, ab_settings, caplog):
+    """m-control vs m-treat; the nightly run promotes m-old (C) meanwhile; m-treat wins: C stays LIVE."""
+    import json
+    import logging
+
+    test = begin(ab_world, ab_settings)
+    seed_traffic(ab_world, test, 150, {"control": 0.2, "treatment": 0.45})
+    registry.promote(ab_world, "m-old", reason="nightly run: beat m-control offline")
+    with caplog.at_level(logging.ERROR, logger="recsys.abtest.results"):
+        row = R.finalize_test(ab_world, test["test_id"], now=NOW, settings=ab_settings)
+    assert row["status"] == "COMPLETED" and row["winner"] == "treatment"  # the result is recorded
+    decision = row["results"]["decision"]
+    assert decision["action"] == "blocked" and "m-control is no longer LIVE (m-old is)" in decision["reason"]
+    assert registry.get_live(ab_world).model_id == "m-old"
+    assert registry.get_model(ab_world, "m-treat").status == "CANDIDATE"  # may be tested against m-old
+    alerts = [json.loads(r.getMessage()) for r in caplog.records if r.levelno == logging.ERROR]
+    assert [(a["event"], a["kind"], a["test_id"]) for a in alerts] == [
+        ("recsys_alert", "ab_promotion_blocked", test["test_id"])]
+    out = R.run_interval(ab_world, NOW, NOW + dt.timedelta(hours=1), ab_settings)
+    assert out["promoted"] == []  # the hourly run precomputes nothing either

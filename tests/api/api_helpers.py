@@ -121,10 +121,10 @@ def register_live_model(engine, store, model_id: str, user_ids, user_vectors, it
     from recsys.db.models import RecommendationModel
     from recsys.model.embedding_files import publish_arrays
 
-    publish_arrays(store, model_id, user_ids, user_vectors, item_ids, item_vectors)
+    checksums = publish_arrays(store, model_id, user_ids, user_vectors, item_ids, item_vectors)
     with engine.begin() as conn:
         conn.execute(insert(RecommendationModel), [{
-            "model_id": model_id, "model_type": "HYBRID", "version": 1, "train_date": dt.date(2026, 11, 26),
+            "model_id": model_id, "model_type": "HYBRID", "version": 1, "artifacts": checksums, "train_date": dt.date(2026, 11, 26),
             "metrics": metrics or {"new": {"precision@10": 0.12, "ndcg@10": 0.2}}, "params": {},
             "status": "LIVE", "training_samples_count": 10, "artifact_uri": store.uri(model_key(model_id, "")),
             "created_at": dt.datetime(2026, 11, 26, 3, 0, tzinfo=dt.timezone.utc)}])

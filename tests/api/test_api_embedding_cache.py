@@ -13,6 +13,7 @@ import pytest
 
 from recsys.api import embedding_cache
 from recsys.api.embeddings import EmbeddingsError, load_embeddings
+from recsys.integrity import ArtifactIntegrityError
 from recsys.artifacts import LocalArtifactStore, model_key
 from recsys.model.embedding_files import EMBEDDING_FILES, publish_arrays
 
@@ -52,12 +53,13 @@ def leftovers(root: Path) -> list[str]:
 
 def test_downloaded_once_then_reused_from_the_cache(store, tmp_path):
     user_ids, user_vectors, item_ids, item_vectors = arrays()
-    publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
+    sums = publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
     root = tmp_path / "cache"
-    first = load_embeddings(store, "m1", root)
+    first = load_embeddings(store, "m1", root, sums)
     assert store.downloads() == [model_key("m1", f) for f in EMBEDDING_FILES]
-    assert sorted(p.name for p in (root / "m1").iterdir()) == sorted(EMBEDDING_FILES) and leftovers(root) == []
-    second = load_embeddings(store, "m1", root)
+    assert sorted(p.name for p in (root / "m1").iterdir()) == sorted((*EMBEDDING_FILES, embedding_cache.MANIFEST))
+    assert leftovers(root) == []
+    second = load_embeddings(store, "m1", root, sums)
     assert len(store.downloads()) == len(EMBEDDING_FILES)  # the second load downloaded nothing
     assert Path(second.user_vectors.base.filename) == root / "m1" / "user_vectors.npy"
     order = np.argsort(user_ids)
@@ -68,14 +70,14 @@ def test_downloaded_once_then_reused_from_the_cache(store, tmp_path):
 
 def test_concurrent_loaders_in_threads_download_once(tmp_path):
     store = CountingStore(tmp_path / "artifacts", tmp_path / "downloads.log", delay=0.05)
-    publish_arrays(store, "m1", *arrays(1))
+    sums = publish_arrays(store, "m1", *arrays(1))
     root, results, errors = tmp_path / "cache", [], []
     start = threading.Barrier(4)
 
     def load():
         start.wait()
         try:
-            results.append(load_embeddings(store, "m1", root))
+            results.append(load_embeddings(store, "m1", root, sums))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -90,10 +92,10 @@ def test_concurrent_loaders_in_threads_download_once(tmp_path):
         np.testing.assert_array_equal(emb.user_vectors, results[0].user_vectors)
 
 
-def _load_in_process(store, root, go, out):
+def _load_in_process(store, root, sums, go, out):
     go.wait()
     try:
-        emb = load_embeddings(store, "m1", root)
+        emb = load_embeddings(store, "m1", root, sums)
         out.put((emb.user_vector(int(emb.user_ids[3])).tolist(), len(emb.item_ids)))
     except Exception as exc:  # noqa: BLE001 - the parent compares the answers
         out.put(repr(exc))
@@ -103,10 +105,10 @@ def test_concurrent_worker_processes_share_one_download(tmp_path):
     """Three forked workers start together: one downloads, the others wait on the lock and reuse its folder."""
     store = CountingStore(tmp_path / "artifacts", tmp_path / "downloads.log", delay=0.1)
     user_ids, user_vectors, item_ids, item_vectors = arrays(2)
-    publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
+    sums = publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
     ctx = multiprocessing.get_context("fork")
     go, out, root = ctx.Event(), ctx.Queue(), tmp_path / "cache"
-    procs = [ctx.Process(target=_load_in_process, args=(store, root, go, out)) for _ in range(3)]
+    procs = [ctx.Process(target=_load_in_process, args=(store, root, sums, go, out)) for _ in range(3)]
     for p in procs:
         p.start()
     go.set()
@@ -121,8 +123,8 @@ def test_concurrent_worker_processes_share_one_download(tmp_path):
 
 def test_s3_store_downloads_into_the_cache(s3_store, tmp_path):
     user_ids, user_vectors, item_ids, item_vectors = arrays(3)
-    publish_arrays(s3_store, "m1", user_ids, user_vectors, item_ids, item_vectors)
-    emb = load_embeddings(s3_store, "m1", tmp_path / "cache")
+    sums = publish_arrays(s3_store, "m1", user_ids, user_vectors, item_ids, item_vectors)
+    emb = load_embeddings(s3_store, "m1", tmp_path / "cache", sums)
     assert (tmp_path / "cache" / "m1" / "item_norms.npy").is_file()
     order = np.argsort(item_ids)
     np.testing.assert_array_equal(emb.item_ids, item_ids[order])
@@ -148,19 +150,52 @@ def _corrupt(store, model_id, name, data: bytes | None = None, array=None):
     ("item_vectors.npy", np.zeros((30, 4), dtype=np.float32), "user dim 5 != item dim 4"),
 ])
 def test_bad_or_missing_files_give_a_readable_error_and_leave_nothing(store, tmp_path, name, change, message):
-    publish_arrays(store, "m1", *arrays())
+    """Files the publisher itself wrote wrong (their checksums recorded as they are) fail the shape checks."""
+    sums = publish_arrays(store, "m1", *arrays())
     _corrupt(store, "m1", name, **({"array": change} if isinstance(change, np.ndarray) else {"data": change}))
+    if store.exists(model_key("m1", name)):
+        sums = {**sums, name: store.sha256(model_key("m1", name))}
     root = tmp_path / "cache"
     with pytest.raises(EmbeddingsError, match=message):
-        load_embeddings(store, "m1", root)
+        load_embeddings(store, "m1", root, sums)
     assert not (root / "m1").exists() and leftovers(root) == []
+
+
+@pytest.mark.parametrize("name", EMBEDDING_FILES)
+def test_a_file_altered_after_publish_is_refused_by_name(store, tmp_path, name):
+    sums = publish_arrays(store, "m1", *arrays())
+    data = bytearray(store.get_bytes(model_key("m1", name)))
+    data[-1] ^= 1  # one bit of the last value: still a valid .npy of the right shape
+    store.put_bytes(model_key("m1", name), bytes(data))
+    root = tmp_path / "cache"
+    with pytest.raises(ArtifactIntegrityError, match=f"m1/{name}: checksum mismatch"):
+        load_embeddings(store, "m1", root, sums)
+    with pytest.raises(ArtifactIntegrityError, match=f"m1/{EMBEDDING_FILES[0]}: no recorded checksum"):
+        load_embeddings(store, "m1", root, {})
+    assert not (root / "m1").exists() and leftovers(root) == []
+
+
+def test_a_cached_folder_is_verified_again_when_the_record_differs(store, tmp_path):
+    """A folder cached by an earlier version (no manifest) or for another record is downloaded and checked again."""
+    sums = publish_arrays(store, "m1", *arrays())
+    root = tmp_path / "cache"
+    load_embeddings(store, "m1", root, sums)
+    (root / "m1" / embedding_cache.MANIFEST).unlink()
+    load_embeddings(store, "m1", root, sums)
+    assert len(store.downloads()) == 2 * len(EMBEDDING_FILES)
+    altered = {**sums, "item_ids.npy": "0" * 64}
+    with pytest.raises(ArtifactIntegrityError, match="item_ids.npy"):
+        load_embeddings(store, "m1", root, altered)
+    assert (root / "m1").is_dir()  # the verified copy stays for the record it matches
+    downloaded = len(store.downloads())
+    load_embeddings(store, "m1", root, sums)
+    assert len(store.downloads()) == downloaded  # mapped from that copy
 
 
 def test_prune_keeps_served_models_and_removes_the_rest(store, tmp_path):
     root = tmp_path / "cache"
     for model_id in ("m1", "m2", "m3"):
-        publish_arrays(store, model_id, *arrays())
-        load_embeddings(store, model_id, root)
+        load_embeddings(store, model_id, root, publish_arrays(store, model_id, *arrays()))
     dead = root / f"{embedding_cache.TMP}m1+crashed"  # a download that died half-way
     dead.mkdir()
     assert embedding_cache.prune(root, {"m1", "m3"}) == ["m2"]
@@ -184,4 +219,4 @@ def test_prune_leaves_a_running_download_alone(tmp_path):
 def test_model_ids_must_be_plain_folder_names(store, tmp_path):
     for bad in ("../escape", ".hidden", "a/b", ""):
         with pytest.raises(EmbeddingsError, match="plain folder name"):
-            load_embeddings(store, bad, tmp_path / "cache")
+            load_embeddings(store, bad, tmp_path / "cache", {})

@@ -80,8 +80,7 @@ def pair(request, local_store, tmp_path):
     if request.param == "in_memory":
         emb = ModelEmbeddings.from_arrays("m1", *arrays)
     else:
-        publish_arrays(local_store, "m1", *arrays)
-        emb = load_embeddings(local_store, "m1", tmp_path / "cache")
+        emb = load_embeddings(local_store, "m1", tmp_path / "cache", publish_arrays(local_store, "m1", *arrays))
         assert isinstance(emb.item_vectors.base, np.memmap) and not emb.item_vectors.flags.writeable
     return emb, Reference(*arrays)
 
@@ -158,13 +157,18 @@ def test_unknown_user_wrong_shapes_and_duplicated_ids():
     assert empty.user_vector(1) is None and empty.dim == 3
 
 
+def _recorded(store, model_id: str) -> dict[str, str]:
+    """The checksum an operator records for a legacy file (``models trust``)."""
+    return {"embeddings.npz": store.sha256(model_key(model_id, "embeddings.npz"))}
+
+
 def test_a_model_published_as_npz_still_loads_whole(local_store, tmp_path):
     """The previous version's ``embeddings.npz`` (publish order, not sorted): same answers, no cache folder."""
     arrays = random_model(seed=3, users=50, items=80)
     buf = io.BytesIO()
     np.savez_compressed(buf, **dict(zip(("user_ids", "user_vectors", "item_ids", "item_vectors"), arrays)))
     local_store.put_bytes(model_key("old", "embeddings.npz"), buf.getvalue())
-    loaded = load_embeddings(local_store, "old", tmp_path / "cache")
+    loaded = load_embeddings(local_store, "old", tmp_path / "cache", _recorded(local_store, "old"))
     ref = Reference(*arrays)
     assert loaded.model_id == "old" and loaded.dim == 9 and not (tmp_path / "cache" / "old").exists()
     for uid in list(ref.user_index)[:10]:
@@ -180,9 +184,9 @@ def test_a_legacy_file_without_the_arrays_or_not_an_archive(local_store, tmp_pat
     np.savez(bad, item_ids=np.arange(3))
     local_store.put_bytes(model_key("m2", "embeddings.npz"), bad.getvalue())
     with pytest.raises(EmbeddingsError, match="lacks"):
-        load_embeddings(local_store, "m2", tmp_path)
+        load_embeddings(local_store, "m2", tmp_path, _recorded(local_store, "m2"))
     local_store.put_bytes(model_key("m3", "embeddings.npz"), b"not a zip at all")
     with pytest.raises(EmbeddingsError, match="not a readable .npz"):
-        load_embeddings(local_store, "m3", tmp_path)
+        load_embeddings(local_store, "m3", tmp_path, _recorded(local_store, "m3"))
     with pytest.raises(EmbeddingsError, match="no published embeddings"):
-        load_embeddings(local_store, "m4", tmp_path)
+        load_embeddings(local_store, "m4", tmp_path, {})

@@ -4,6 +4,7 @@ folder goes, bad files are logged while serving goes on, a model published as ``
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import logging
 
@@ -38,9 +39,10 @@ async def test_a_new_live_model_is_mapped_and_the_old_folder_removed(catalog_eng
         state = app.state.serving
         assert state.embeddings.model_id == "m-a" and (cache / "m-a").is_dir()
         user, items = vectors(2)
-        publish_arrays(store, "m-b", [90], user, ALL_PRODUCTS, items)
+        checksums = publish_arrays(store, "m-b", [90], user, ALL_PRODUCTS, items)
         registry.register_model(catalog_engine, model_id="m-b", model_type="HYBRID", train_date=dt.date(2026, 11, 27),
-                                params={}, samples=10, artifact_uri=store.uri(model_key("m-b", "")))
+                                params={}, samples=10, artifact_uri=store.uri(model_key("m-b", "")),
+                                artifacts=checksums)
         registry.promote(catalog_engine, "m-b", reason="test")
         assert await refresh_model(state)
         assert state.embeddings.model_id == "m-b" and not (cache / "m-a").exists() and (cache / "m-b").is_dir()
@@ -64,8 +66,8 @@ async def test_bad_files_are_logged_and_serving_goes_on(catalog_engine, redis_cl
     try:
         state = app.state.serving
         assert state.embeddings is None and state.live_model_id == "m-bad"
-        assert any("embeddings of m-bad not loaded" in r.getMessage() and "item_vectors.npy" in r.getMessage()
-                   for r in caplog.records)
+        assert any("embeddings of m-bad refused" in r.getMessage() and "item_vectors.npy: checksum mismatch"
+                   in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
         body = await get_recs(client, 90, n=5)
         assert body.source != "personalized" and len(body.items) == 5  # the fallback tiers answer
         assert not (api_settings.embeddings_cache_dir / "m-bad").exists()
@@ -88,6 +90,7 @@ async def test_a_model_published_as_npz_is_served(catalog_engine, redis_client, 
     np.savez_compressed(buf, user_ids=np.array([90]), user_vectors=user, item_ids=np.array(ALL_PRODUCTS),
                         item_vectors=items)
     store.put_bytes(model_key("m-old", "embeddings.npz"), buf.getvalue())
+    registry.record_artifacts(catalog_engine, "m-old", {"embeddings.npz": hashlib.sha256(buf.getvalue()).hexdigest()})
     insert_events(catalog_engine, 90, [pid("Home", 1)] * 55)
     app = create_app(api_settings, refresh_in_background=False)
     client, close = await open_client(app)
@@ -98,5 +101,52 @@ async def test_a_model_published_as_npz_is_served(catalog_engine, redis_client, 
         assert body.source == "personalized" and body.model_version == "m-old"
         best = [ALL_PRODUCTS[i] for i in np.argsort(-(items @ user[0]))[:100]]
         assert all(i.product_id in best for i in body.items)
+    finally:
+        await close()
+
+
+async def test_an_altered_file_of_a_new_live_model_keeps_the_previous_model_in_service(
+        catalog_engine, redis_client, api_settings, caplog):
+    """The bucket's copy of a new LIVE model was replaced after publish: the API refuses it and keeps m-a."""
+    write_lists(redis_client)
+    store = LocalArtifactStore(api_settings.resolved_artifact_uri)
+    user, items = vectors(5)
+    register_live_model(catalog_engine, store, "m-a", [90], user, ALL_PRODUCTS, items)
+    app = create_app(api_settings, refresh_in_background=False)
+    client, close = await open_client(app)
+    try:
+        state = app.state.serving
+        user_b, items_b = vectors(6)
+        checksums = publish_arrays(store, "m-evil", [90], user_b, ALL_PRODUCTS, items_b)
+        registry.register_model(catalog_engine, model_id="m-evil", model_type="HYBRID", train_date=dt.date(2026, 11, 27),
+                                params={}, samples=10, artifact_uri="x", artifacts=checksums)
+        registry.promote(catalog_engine, "m-evil", reason="test")
+        publish_arrays(store, "m-evil", [90], -user_b, ALL_PRODUCTS, items_b)  # same shapes, other bytes
+        with caplog.at_level(logging.ERROR, logger="recsys.api.refresh"):
+            assert await refresh_model(state)
+        assert state.live_model_id == "m-evil" and state.embeddings.model_id == "m-a"
+        assert any("m-evil" in r.getMessage() and "user_vectors.npy: checksum mismatch" in r.getMessage()
+                   for r in caplog.records)
+        assert not (api_settings.embeddings_cache_dir / "m-evil").exists()
+    finally:
+        await close()
+
+
+async def test_a_file_without_a_recorded_checksum_is_never_read(catalog_engine, redis_client, api_settings, caplog):
+    """A legacy ``embeddings.npz`` dropped into the bucket for a model without checksums is refused."""
+    write_lists(redis_client)
+    store = LocalArtifactStore(api_settings.resolved_artifact_uri)
+    user, items = vectors(7)
+    register_live_model(catalog_engine, store, "m-old", [90], user, ALL_PRODUCTS, items)
+    store.delete_prefix(model_key("m-old", ""))
+    buf = io.BytesIO()
+    np.savez(buf, user_ids=np.array([90]), user_vectors=user, item_ids=np.array(ALL_PRODUCTS), item_vectors=items)
+    store.put_bytes(model_key("m-old", "embeddings.npz"), buf.getvalue())
+    with caplog.at_level(logging.ERROR, logger="recsys.api.refresh"):
+        client, close = await open_client(create_app(api_settings, refresh_in_background=False))
+    try:
+        assert any("embeddings.npz: no recorded checksum" in r.getMessage() for r in caplog.records)
+        body = await get_recs(client, 90, n=5)
+        assert body.source != "personalized"
     finally:
         await close()

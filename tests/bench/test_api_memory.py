@@ -35,7 +35,8 @@ def test_both_formats_hold_the_same_model_and_the_old_layout_finds_every_user(ti
     root, files = tiny
     store = LocalArtifactStore(root / "artifacts")
     assert files["npy_bytes"] > 3000 * 9 * 4 and files["npz_bytes"] > 0
-    old, new = W.load_old(store, "m"), load_embeddings(store, "m", root / "check-cache")
+    old, new = W.load_old(store, "m"), load_embeddings(store, "m", root / "check-cache",
+                                                           W.recorded_checksums(store, "m"))
     np.testing.assert_array_equal(old.emb.user_ids, new.user_ids)
     np.testing.assert_array_equal(old.emb.item_vectors, new.item_vectors)
     for uid in new.user_ids[::97]:

@@ -13,6 +13,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
+from recsys import registry
 from recsys.model.embedding_files import EMBEDDING_FILES
 from shop_dates import REDIS_URL, RUN_DATE
 
@@ -105,8 +106,10 @@ def test_backfill_three_days_then_rerun_changes_nothing(nightly, shop_engine, re
         day = (logical - dt.timedelta(days=1)).isoformat()
         assert f"events/date={day}/events.parquet" in keys
         assert f"validation/date={day}/report.json" in keys
-    for name in ("model.pkl", *EMBEDDING_FILES, "metadata.json"):
+    recorded = registry.get_artifacts(shop_engine, live_id)
+    for name in ("model.npz", "model.json", *EMBEDDING_FILES, "metadata.json"):
         assert f"models/{live_id}/{name}" in keys
+        assert recorded[name] == s3_store.sha256(f"models/{live_id}/{name}")
 
     active = _active_users(shop_engine, RUN_DATE - dt.timedelta(days=1))
     snap = _recs_snapshot(redis_client)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import pathlib
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from recsys.artifacts import model_key
 from recsys.constants import ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
+from recsys.integrity import ArtifactIntegrityError
 from recsys.model.hybrid import HybridModel, ModelArtifactError
+from recsys.model.model_files import HYPER, STATE
 from recsys.model.train import TrainParams, fit_hybrid
 
 CATS = ["Shoes", "Books", "Toys"]
@@ -119,20 +124,71 @@ def test_bad_frames_raise_value_errors(tiny):
 def test_save_load_round_trip_gives_identical_scores(tiny, store_fixture, request):
     store = request.getfixturevalue(store_fixture)
     model, users, products, _ = tiny
-    uri = model.save(store, "01TESTMODEL")
-    assert uri == store.uri(model_key("01TESTMODEL", "model.pkl"))
-    loaded = HybridModel.load(store, "01TESTMODEL")
+    checksums = model.save(store, "01TESTMODEL")
+    assert set(checksums) == {"model.npz", "model.json"}
+    assert checksums == {n: store.sha256(model_key("01TESTMODEL", n)) for n in checksums}
+    loaded = HybridModel.load(store, "01TESTMODEL", checksums)
     assert loaded.info == {"train_days": ["a", "b"]}
     extra = pd.DataFrame({"user_id": [5555], "country": ["DE"], "language": ["de"], "device_type": ["mobile"]})
     both = pd.concat([users, extra], ignore_index=True)
     np.testing.assert_array_equal(loaded.score(both, products), model.score(both, products))
 
 
+def test_the_lightfm_state_survives_the_round_trip_so_training_can_continue(tiny, local_store):
+    model, *_ = tiny
+    loaded = HybridModel.load(local_store, "m", model.save(local_store, "m"))
+    for name in STATE:
+        np.testing.assert_array_equal(getattr(loaded.model, name), getattr(model.model, name))
+    for name in HYPER:
+        assert getattr(loaded.model, name) == getattr(model.model, name)
+    a, b = model.model.random_state.get_state(), loaded.model.random_state.get_state()
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[0] == b[0] and a[2:] == b[2:]
+    assert loaded.vocabulary == model.vocabulary and loaded.user_segments.equals(model.user_segments)
+
+
 def test_load_missing_or_foreign_artifact(local_store):
     with pytest.raises(ModelArtifactError, match="no model artifact"):
-        HybridModel.load(local_store, "NOPE")
+        HybridModel.load(local_store, "NOPE", {})
     import pickle
 
-    local_store.put_bytes(model_key("ODD", "model.pkl"), pickle.dumps({"not": "a model"}))
-    with pytest.raises(ModelArtifactError, match="dict"):
-        HybridModel.load(local_store, "ODD")
+    data = pickle.dumps({"not": "a model"})
+    local_store.put_bytes(model_key("ODD", "model.pkl"), data)
+    with pytest.raises(ModelArtifactError, match="dict"):  # a legacy pickle whose checksum an operator recorded
+        HybridModel.load(local_store, "ODD", {"model.pkl": hashlib.sha256(data).hexdigest()})
+
+
+class _Exploit:
+    """Unpickling this runs code: it creates ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.path),))
+
+
+def test_an_unrecorded_pickle_is_never_unpickled(local_store, tmp_path):
+    import pickle
+
+    flag = tmp_path / "code-ran"
+    local_store.put_bytes(model_key("EVIL", "model.pkl"), pickle.dumps(_Exploit(str(flag))))
+    with pytest.raises(ArtifactIntegrityError, match="model.pkl: no recorded checksum"):
+        HybridModel.load(local_store, "EVIL", {})
+    with pytest.raises(ArtifactIntegrityError, match="model.pkl: checksum mismatch"):
+        HybridModel.load(local_store, "EVIL", {"model.pkl": "0" * 64})
+    assert not flag.exists()
+
+
+@pytest.mark.parametrize("name", ["model.npz", "model.json"])
+def test_an_altered_model_file_is_refused_by_name(tiny, local_store, name):
+    model, *_ = tiny
+    checksums = model.save(local_store, "m")
+    other = model.save(local_store, "m2")
+    data = bytearray(local_store.get_bytes(model_key("m", name)))
+    data[-1] ^= 1
+    local_store.put_bytes(model_key("m", name), bytes(data))
+    with pytest.raises(ArtifactIntegrityError, match=f"m/{name}: checksum mismatch"):
+        HybridModel.load(local_store, "m", checksums)
+    assert other  # the untouched copy still loads
+    HybridModel.load(local_store, "m2", other)

@@ -121,7 +121,8 @@ def test_train_model_registers_a_training_row_and_excludes_the_day(shop_engine, 
     assert row.params["window_days"] == 14 and row.params["epochs"] == FAST["epochs"]
     assert len(out["model_id"]) == 26 and out["train_seconds"] < 20
 
-    model = HybridModel.load(local_store, out["model_id"])
+    assert set(row.artifacts) == {"model.npz", "model.json"}
+    model = HybridModel.load(local_store, out["model_id"], row.artifacts)
     trained_users = set(model.user_space.ids)
     assert trained_users == set(reference["user_id"])
     only_on_day = set(small_shop.events["user_id"]) - set(

@@ -23,6 +23,7 @@ from recsys.pipeline_metrics import (
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.timezone.utc)
 NOW_MS = int(NOW.timestamp() * 1000)
 HOUR_MS = 3_600_000
+HOUR = dt.timedelta(hours=1)
 
 
 def add_runs(engine, run_date, statuses: dict[str, tuple[str, dict]]):
@@ -193,3 +194,22 @@ def test_standalone_exporter_serves_metrics_over_http(engine):
         server.server_close()
     assert "recsys_rows_extracted 42.0" in body
     assert "recsys_model_training_status 0.0" in body
+
+
+def test_a_blocked_ab_promotion_is_counted_for_seven_days(engine):
+    from sqlalchemy import insert
+
+    from recsys.db.models import ABTest, RecommendationModel
+
+    with engine.begin() as conn:
+        conn.execute(insert(RecommendationModel), [
+            {"model_id": m, "model_type": "HYBRID", "version": v, "train_date": dt.date(2026, 11, 20), "metrics": {},
+             "params": {}, "status": "ARCHIVED", "training_samples_count": 1, "artifact_uri": "x"}
+            for v, m in enumerate(("a", "b"), start=1)])
+        conn.execute(insert(ABTest), [
+            {"control_model_id": "a", "treatment_model_id": "b", "status": "COMPLETED", "start_at": end - HOUR,
+             "end_at": end, "results": {"decision": {"action": action}}}
+            for end, action in ((NOW - HOUR, "blocked"), (NOW - 2 * HOUR, "promoted"),
+                                (NOW - dt.timedelta(days=8), "blocked"))])
+    s = as_dict(collect_samples(engine, now=NOW))
+    assert s[("recsys_ab_promotion_blocked", ())] == 1.0

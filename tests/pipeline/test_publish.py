@@ -65,9 +65,10 @@ def catalog_engine(engine):
 
 
 def _train_and_register(engine, store, model, model_id: str) -> None:
-    uri = model.save(store, model_id)
+    checksums = model.save(store, model_id)
     registry.register_model(engine, model_id=model_id, model_type="HYBRID", train_date=DAY,
-                            params={"epochs": 2}, samples=300, artifact_uri=uri)
+                            params={"epochs": 2}, samples=300, artifact_uri=store.uri(model_key(model_id, "")),
+                            artifacts=checksums)
 
 
 def test_publish_writes_embeddings_and_metadata_locally(catalog_engine, local_store, tiny_model):
@@ -77,7 +78,7 @@ def test_publish_writes_embeddings_and_metadata_locally(catalog_engine, local_st
     keys = [model_key("m1", name) for name in (*EMBEDDING_FILES, "metadata.json")]
     assert out["keys"] == keys
     assert out["deleted"] == []
-    emb = read_embeddings(local_store, "m1")
+    emb = read_embeddings(local_store, "m1", registry.get_artifacts(catalog_engine, "m1"))
     assert emb["user_ids"].tolist() == list(range(1, N_USERS - 4))  # every user of the users table
     assert emb["item_ids"].tolist() == list(range(100, 100 + N_PRODUCTS))
     assert emb["user_vectors"].dtype == np.float32 and emb["item_vectors"].dtype == np.float32
@@ -91,7 +92,10 @@ def test_publish_writes_embeddings_and_metadata_locally(catalog_engine, local_st
     meta = json.loads(local_store.get_bytes(model_key("m1", "metadata.json")))
     assert meta["model"]["model_id"] == "m1" and meta["model"]["status"] == STATUS_LIVE
     assert meta["params"] == {"epochs": 2} and meta["dim"] == tiny_model.dim
-    assert meta["files"] == [model_key("m1", "model.pkl"), *keys]
+    assert meta["files"] == [model_key("m1", "model.npz"), model_key("m1", "model.json"), *keys]
+    recorded = registry.get_artifacts(catalog_engine, "m1")
+    assert set(recorded) == {"model.npz", "model.json", *EMBEDDING_FILES, "metadata.json"}
+    assert all(recorded[n] == local_store.sha256(model_key("m1", n)) for n in recorded)
 
 
 def test_embedding_files_are_sorted_by_id_and_built_block_by_block(tmp_path, tiny_model):
@@ -139,9 +143,27 @@ def test_retention_keeps_newest_and_live(request, store_name, catalog_engine, ti
     out = _retention_scenario(catalog_engine, store, tiny_model)
     assert out["deleted"] == ["m2", "m3", "m4"]
     assert model_folders(store) == {"m1", "m5", "m6", "m7", "orphan"}
-    assert store.list("models/m7/") == sorted(f"models/m7/{f}" for f in (*EMBEDDING_FILES, "metadata.json", "model.pkl"))
+    files = (*EMBEDDING_FILES, "metadata.json", "model.npz", "model.json")
+    assert store.list("models/m7/") == sorted(f"models/m7/{f}" for f in files)
     assert store.list("models/m3/") == []
     assert registry.get_model(catalog_engine, "m3").status == STATUS_ARCHIVED  # rows stay, files go
+
+
+@pytest.mark.parametrize("depth, deleted", [(2, ["m1", "m5"]), (0, ["m1", "m2", "m3", "m5"])])
+def test_retention_keeps_the_models_rollback_depth_rollbacks_reach(catalog_engine, local_store, tiny_model, depth,
+                                                                   deleted):
+    """m1..m4 promoted in turn (m4 LIVE), m5 and m6 archived, m7 published with keep=2."""
+    for i in range(1, 8):
+        _train_and_register(catalog_engine, local_store, tiny_model, f"m{i}")
+    for i in range(1, 5):
+        registry.promote(catalog_engine, f"m{i}", reason="nightly")
+    for i in (5, 6):
+        registry.archive(catalog_engine, f"m{i}", reason="lost")
+    out = publish_model(catalog_engine, local_store, "m7", keep=2, rollback_depth=depth)
+    assert out["deleted"] == deleted
+    if depth:
+        assert registry.rollback_chain(catalog_engine, depth) == ["m3", "m2"]
+        assert all(local_store.exists(model_key(m, "model.npz")) for m in ("m3", "m2"))
 
 
 def test_retention_rule_keeps_candidates_and_ignores_absent_folders():
