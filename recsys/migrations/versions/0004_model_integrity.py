@@ -6,7 +6,7 @@ this revision have none: their files are refused until ``python -m recsys models
 each promoted over the one before it: the best history the old schema can tell.
 
 Revision ID: 0004_model_integrity
-Revises: 0002
+Revises: 0003_dead_letter
 Create Date: 2026-12-05
 """
 from alembic import op
