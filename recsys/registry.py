@@ -26,12 +26,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recsys.constants import (
+    AB_RUNNING,
     STATUS_ARCHIVED,
     STATUS_CANDIDATE,
     STATUS_LIVE,
     STATUS_TRAINING,
 )
-from recsys.db.models import ModelPromotion, RecommendationModel
+from recsys.db.models import ABTest, ModelPromotion, RecommendationModel
 
 DECISION_PROMOTED = "promoted"
 DECISION_ARCHIVED = "archived"
@@ -300,6 +301,15 @@ def rollback_chain(engine: Engine, depth: int) -> list[str]:
         raise ValueError(f"depth must be >= 0, not {depth}")
     with _session(engine) as session:
         return [s.previous_model_id for s in _open_steps(session, depth) if s.previous_model_id is not None]
+
+
+def models_in_running_tests(engine: Engine) -> set[str]:
+    """Control and treatment of every RUNNING A/B test: precompute still serves their arms,
+    even after a rollback or a newer promotion has archived one of them."""
+    with _session(engine) as session:
+        rows = session.execute(select(ABTest.control_model_id, ABTest.treatment_model_id)
+                               .where(ABTest.status == AB_RUNNING)).all()
+    return {model_id for row in rows for model_id in row if model_id}
 
 
 def promotion_history(engine: Engine, limit: int = 20) -> list[dict]:

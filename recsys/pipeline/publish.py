@@ -76,8 +76,9 @@ def folders_to_delete(rows: list[dict], present: set[str], keep: int, also_keep:
 def apply_retention(engine: Engine, store: ArtifactStore, keep: int, also_keep: set[str] = frozenset(),
                     rollback_depth: int = 0) -> list[str]:
     """Delete the folders of model versions beyond ``keep`` (never one that ``rollback_depth``
-    rollbacks could bring back); returns the deleted model ids."""
-    also_keep = set(also_keep) | set(registry.rollback_chain(engine, rollback_depth))
+    rollbacks could bring back, nor an arm of a running A/B test); returns the deleted model ids."""
+    also_keep = (set(also_keep) | set(registry.rollback_chain(engine, rollback_depth))
+                 | registry.models_in_running_tests(engine))
     doomed = folders_to_delete(registry.list_models(engine), model_folders(store), keep, also_keep)
     for model_id in doomed:
         removed = store.delete_prefix(f"{MODELS_PREFIX}{model_id}/")

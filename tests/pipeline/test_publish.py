@@ -166,6 +166,24 @@ def test_retention_keeps_the_models_rollback_depth_rollbacks_reach(catalog_engin
         assert all(local_store.exists(model_key(m, "model.npz")) for m in ("m3", "m2"))
 
 
+def test_retention_keeps_both_arms_of_a_running_ab_test(catalog_engine, local_store, tiny_model):
+    """The control m2 was archived (a rollback, or a newer promotion) while its test runs: its files stay
+    (precompute still serves the control arm) until the test ends."""
+    from recsys.abtest import store as ab_store
+
+    for i in range(1, 7):
+        _train_and_register(catalog_engine, local_store, tiny_model, f"m{i}")
+    registry.promote(catalog_engine, "m2", reason="nightly")
+    ab_store.insert_test(catalog_engine, control_model_id="m2", treatment_model_id="m3", treatment_fraction=0.5,
+                         start_at=dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc),
+                         end_at=dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc), results={})
+    registry.promote(catalog_engine, "m4", reason="nightly")
+    for i in (1, 2, 3, 5):
+        registry.archive(catalog_engine, f"m{i}", reason="lost")
+    assert publish_model(catalog_engine, local_store, "m6", keep=1, rollback_depth=0)["deleted"] == ["m1", "m5"]
+    assert local_store.exists(model_key("m2", "model.npz")) and local_store.exists(model_key("m3", "model.npz"))
+
+
 def test_retention_rule_keeps_candidates_and_ignores_absent_folders():
     rows = [{"model_id": f"m{i}", "version": i, "status": STATUS_ARCHIVED} for i in range(1, 7)]
     rows[1]["status"] = STATUS_CANDIDATE
