@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--users", type=int, default=500, help="simulated shoppers")
     sim.add_argument("--hours", type=float, default=1.0, help="simulated hours of shopping (run compressed)")
     sim.add_argument("--api", default="http://127.0.0.1:8000", help="base URL of the running API")
+    sim.add_argument("--api-key", default=os.environ.get("RECSYS_CLIENT_API_KEY"),
+                     help="a key of the API's RECSYS_API_KEYS (default $RECSYS_CLIENT_API_KEY)")
     sim.add_argument("--visits-per-hour", type=float, default=2.0, help="mean visits of a shopper per hour")
     sim.add_argument("--num-items", type=int, default=10, help="items asked per recommendation request")
     sim.add_argument("--concurrency", type=int, default=16, help="shoppers in flight at once")

@@ -12,6 +12,7 @@ import logging
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,10 @@ class OrjsonResponse(Response):
 
 
 class ApiError(Exception):
-    """An error with an HTTP status and a readable message."""
+    """An error with an HTTP status and a readable message (and, in ``headers``, answer headers)."""
 
     status_code = 500
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -86,14 +88,22 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
 
 async def _api_error_handler(request: Request, exc: ApiError) -> Response:
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else []
-    headers = {"Retry-After": "1"} if exc.status_code == 503 else getattr(exc, "headers", None)
+    headers = {"Retry-After": "1"} if exc.status_code == 503 else exc.headers
     return OrjsonResponse(error_body(request, exc.message, exc.field, errors), status_code=exc.status_code,
                           headers=headers)
+
+
+async def _http_error_handler(request: Request, exc: HTTPException) -> Response:
+    """Starlette's and FastAPI's own errors (unknown path, 405, a body cut off at the limit, a body that
+    cannot be parsed) in the same shape."""
+    return OrjsonResponse(error_body(request, str(exc.detail), None), status_code=exc.status_code,
+                          headers=exc.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(HTTPException, _http_error_handler)
 
 
 def error_responses(*codes: int) -> dict:
