@@ -110,4 +110,6 @@ def error_responses(*codes: int) -> dict:
     """OpenAPI ``responses=`` entries for the error codes a route may answer."""
     from recsys.api.schemas import ErrorBody
 
-    return {code: {"model": ErrorBody} for code in codes}
+    json = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    # the content is explicit: on an HTML route FastAPI would document the model as text/html only
+    return {code: {"model": ErrorBody, "content": json} for code in codes}

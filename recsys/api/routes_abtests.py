@@ -27,7 +27,6 @@ from recsys.api.errors import (
     ConflictError, DependencyDown, InvalidInputError, NotFoundError, OrjsonResponse, error_responses,
 )
 from recsys.api.refresh import refresh_model
-from recsys.api.schemas import ErrorBody
 from recsys.api.state import ServingState
 from recsys.registry import UnknownModelError
 
@@ -120,8 +119,8 @@ async def stop_ab_test(test_id: TestId, request: Request, admin: Admin, state: S
 @router.get("/ab-tests/{test_id}/dashboard", response_class=HTMLResponse, name="ab_test_dashboard",
             dependencies=ADMIN_PAGE,
             responses={200: {"content": {"text/html": {}}},
-                       303: {"description": "no credentials: to the login form", "model": ErrorBody},
-                       **_READ_ERRORS})
+                       **_READ_ERRORS, 303: {**error_responses(303)[303],
+                                             "description": "no credentials: to the login form"}})
 async def ab_test_dashboard(test_id: TestId, request: Request, admin: Admin, request_id: RequestId):
     """The test's page over its stored results (a person logs in at ``/admin/login``)."""
     test = await _call(admin, service.store.get_test, admin.engine, test_id)

@@ -15,7 +15,6 @@ from starlette.responses import HTMLResponse, RedirectResponse
 
 from recsys.api.auth import ADMIN_COOKIE, Forbidden, admin_cookie, check_admin_token
 from recsys.api.errors import error_responses
-from recsys.api.schemas import ErrorBody
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 Next = Annotated[str, Query(max_length=512, description="path to return to after the login")]
@@ -52,8 +51,7 @@ async def login_form(next: Next = "/ab-tests"):
 @router.post("/login", response_class=HTMLResponse, status_code=303,
              responses={303: {"description": "logged in: the cookie is set, back to `next`"},
                         401: {"description": "wrong token: the form again", **_HTML},
-                        403: {"description": "admin endpoints disabled", "model": ErrorBody},
-                        **error_responses(400, 413, 422)})
+                        **error_responses(400, 403, 413, 422)})
 async def login(request: Request, token: Annotated[str, Form(max_length=256)],
                 next: Annotated[str, Form(max_length=512)] = "/ab-tests"):
     settings = request.app.state.serving.settings
