@@ -174,6 +174,19 @@ def cmd_recs(args) -> int:
     return 0
 
 
+def serve_log_config(access_log: bool) -> dict:
+    """uvicorn's logging, with the API's own request line (``recsys.api.middleware``: method, path, status,
+    latency, API key name, request ids) in place of uvicorn's access log when ``access_log``."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["recsys.api.middleware"] = {"handlers": ["default"], "propagate": False,
+                                                  "level": "INFO" if access_log else "WARNING"}
+    return config
+
+
 def cmd_serve(args) -> int:
     """Run the API under uvicorn: ``create_app`` builds its clients from the settings in each worker."""
     import os
@@ -184,7 +197,8 @@ def cmd_serve(args) -> int:
         print("warning: several workers without PROMETHEUS_MULTIPROC_DIR: /metrics shows one worker's numbers",
               file=sys.stderr)
     uvicorn.run("recsys.api.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, access_log=args.access_log)
+                workers=args.workers, log_level=args.log_level, access_log=False,
+                log_config=serve_log_config(args.access_log))
     return 0
 
 
@@ -273,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs latency)")
+    serve.add_argument("--access-log", action="store_true", help="log every request with its API key name (off: it costs latency)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -230,3 +230,19 @@ def test_openapi_documents_the_key_and_the_admin_credentials():
     assert "security" not in spec["paths"]["/health"]["get"]
     assert {"AdminToken", "AdminCookie"} == {k for s in spec["paths"]["/ab-tests"]["get"]["security"] for k in s}
     assert {"400", "413", "422"} <= set(spec["paths"]["/events/click"]["post"]["responses"])
+
+
+def test_serve_access_log_is_the_line_with_the_key_name(capsys):
+    import logging.config
+
+    from recsys.cli import serve_log_config
+
+    assert serve_log_config(False)["loggers"]["recsys.api.middleware"]["level"] == "WARNING"
+    logging.config.dictConfig(serve_log_config(True))
+    try:
+        logging.getLogger("recsys.api.middleware").info("GET /x 200 1.0ms key=shop request_id=r")
+        assert "key=shop" in capsys.readouterr().err
+    finally:
+        logger = logging.getLogger("recsys.api.middleware")
+        logger.handlers.clear()
+        logger.propagate, logger.level = True, logging.NOTSET
