@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(
         default=100.0, ge=0, description="requests per second per API key (token bucket in Redis; 0 = no limit)")
     rate_limit_burst: int = Field(default=200, ge=1, description="requests a key may send at once (bucket size)")
+    rate_limits: dict[str, tuple[float, int]] = Field(
+        default_factory=dict,
+        description='JSON: key name -> [per second, burst] for that key, e.g. {"bench": [1000, 2000]} (0 per second = no limit)')
     max_body_bytes: int = Field(default=65536, ge=1024, description="larger request bodies are refused with 413")
     request_id_secret: str = Field(
         default="changethis",
@@ -187,6 +190,14 @@ class Settings(BaseSettings):
     @classmethod
     def _api_keys(cls, v: list[str]) -> list[str]:
         parse_api_keys(v)
+        return v
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, v: dict[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
+        bad = {name: limits for name, limits in v.items() if limits[0] < 0 or limits[1] < 1}
+        if bad:
+            raise ValueError(f"rate_limits: need per second >= 0 and burst >= 1, got {bad}")
         return v
 
     @field_validator("environment")

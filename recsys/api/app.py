@@ -62,7 +62,8 @@ def make_async_redis(settings: Settings) -> tuple[Redis, object | None]:
 def _install_state(app: FastAPI, state: ServingState) -> None:
     app.state.serving = state
     s = state.settings
-    app.state.rate_limiter = RateLimiter(state.redis, state.metrics, s.rate_limit_per_second, s.rate_limit_burst)
+    app.state.rate_limiter = RateLimiter(state.redis, state.metrics, s.rate_limit_per_second, s.rate_limit_burst,
+                                         s.rate_limits)
     app.state.recommender = RecommendationService(state)
     app.state.event_service = EventService(state)
     app.state.similar_service = SimilarService(state)

@@ -1,7 +1,7 @@
 """Per-key rate limits: a token bucket per API key name in Redis, one atomic script, one round trip.
 
 The bucket ``ratelimit:{name}`` holds ``RECSYS_RATE_LIMIT_BURST`` tokens and refills at
-``RECSYS_RATE_LIMIT_PER_SECOND``; the clock is Redis's (``TIME``), so every API worker
+``RECSYS_RATE_LIMIT_PER_SECOND`` (``RECSYS_RATE_LIMITS`` sets both for one key name); the clock is Redis's (``TIME``), so every API worker
 and node shares one bucket per key. An empty bucket answers 429 with ``Retry-After``
 (whole seconds until a token is back). With Redis down (or its circuit open) the
 request is served unchecked and counted (``recsys_rate_limit_unavailable_total``):
@@ -52,14 +52,17 @@ class RateLimited(ApiError):
 class RateLimiter:
     """``charge(name)`` takes one token of the key's bucket or raises ``RateLimited``."""
 
-    def __init__(self, redis_store, metrics, per_second: float, burst: int):
+    def __init__(self, redis_store, metrics, per_second: float, burst: int,
+                 per_key: dict[str, tuple[float, int]] | None = None):
         self.redis = redis_store  # RedisStore: its client and circuit breaker
         self.metrics = metrics
-        self.per_second, self.burst = per_second, burst
-        self._script = redis_store.client.register_script(TOKEN_BUCKET_LUA) if per_second > 0 else None
+        self.default = (per_second, burst)
+        self.per_key = dict(per_key or {})
+        self._script = redis_store.client.register_script(TOKEN_BUCKET_LUA)
 
     async def charge(self, name: str) -> None:
-        if self._script is None:
+        per_second, burst = self.per_key.get(name, self.default)
+        if per_second <= 0:
             return
         breaker = self.redis.breaker
         if not breaker.available():
@@ -67,7 +70,7 @@ class RateLimiter:
             return
         try:
             allowed, wait_ms = await self._script(keys=[KEY_RATE_LIMIT.format(name=name)],
-                                                  args=[self.per_second, self.burst])
+                                                  args=[per_second, burst])
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             breaker.record_failure()
             self.metrics.rate_limit_skipped.inc()

@@ -110,6 +110,18 @@ async def test_rate_limit_per_key_with_retry_after(app_with):
     assert (await api.get("/health")).status_code == 200
     text = (await api.get("/metrics", headers=bench)).text
     assert metric(text, 'recsys_rate_limited_total{key="shop"}') == 2
+    api = await app_with(api_keys=[f"shop:{SHOP_KEY}", f"bench:{BENCH_KEY}"], rate_limit_per_second=0.001,
+                         rate_limit_burst=3, rate_limits={"bench": (0, 1)})  # RECSYS_RATE_LIMITS: none for bench
+    assert {(await api.get("/recommendations/trending", headers=bench)).status_code for _ in range(8)} == {200}
+    assert (await api.get("/recommendations/trending", headers=shop)).status_code == 429  # its bucket is empty
+
+
+def test_rate_limits_per_key_from_the_environment(monkeypatch):
+    monkeypatch.setenv("RECSYS_RATE_LIMITS", '{"bench": [1000, 2000]}')
+    assert Settings().rate_limits == {"bench": (1000.0, 2000)}
+    monkeypatch.setenv("RECSYS_RATE_LIMITS", '{"bench": [10, 0]}')
+    with pytest.raises(ValidationError, match="rate_limits"):
+        Settings()
 
 
 async def test_rate_limit_fails_open_when_redis_is_down(app_with):
