@@ -132,7 +132,10 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
             metrics.mark_process_dead(os.getpid())
 
     app = FastAPI(title="recsys API", version="1.0",
-                  description="E-commerce recommendations: personalized, category and trending tiers; events.",
+                  description="E-commerce recommendations: personalized, category and trending tiers; events. "
+                              "Every endpoint but /health needs the caller's key in X-API-Key (the caller is the "
+                              "shop's backend; the API trusts the user_id it passes); the A/B endpoints need the "
+                              "admin token (Bearer) or the cookie of /admin/login.",
                   lifespan=lifespan)
     app.state.metrics = metrics
     app.state.api_keys = ApiKeys(settings.api_key_pairs)
