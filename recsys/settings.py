@@ -209,11 +209,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets(self):
-        """A placeholder request-id secret is refused outside development (warned about in it)."""
-        weak = self.request_id_secret in PLACEHOLDER_SECRETS or len(self.request_id_secret) < MIN_SECRET_CHARS
-        if weak and self.environment != "development":
+        """A placeholder request-id secret, or a short admin token, is refused outside development."""
+        if self.environment == "development":
+            return self
+        if self.request_id_secret in PLACEHOLDER_SECRETS or len(self.request_id_secret) < MIN_SECRET_CHARS:
             raise ValueError("request_id_secret: set RECSYS_REQUEST_ID_SECRET to a random value of at least "
                              f"{MIN_SECRET_CHARS} characters (openssl rand -hex 32) outside development")
+        if self.admin_token and (self.admin_token in PLACEHOLDER_SECRETS or len(self.admin_token) < MIN_SECRET_CHARS):
+            raise ValueError(f"admin_token: RECSYS_ADMIN_TOKEN must have at least {MIN_SECRET_CHARS} characters "
+                             "outside development (it can be guessed: nothing rate-limits it)")
         return self
 
     def check_api(self) -> None:

@@ -92,6 +92,8 @@ def test_production_refuses_placeholder_secrets_and_an_api_without_keys():
         Settings(environment="production", api_keys=[f"shop:{SHOP_KEY}"])
     with pytest.raises(ValidationError, match="RECSYS_REQUEST_ID_SECRET"):
         Settings(environment="production", request_id_secret="too-short")
+    with pytest.raises(ValidationError, match="RECSYS_ADMIN_TOKEN"):
+        Settings(environment="production", request_id_secret="x" * 32, admin_token="admin")
     prod = Settings(environment="production", request_id_secret="x" * 32, api_keys=[])
     with pytest.raises(ConfigurationError, match="RECSYS_API_KEYS"):
         create_app(prod)
