@@ -34,6 +34,8 @@ router = APIRouter(tags=["ab-tests"])
 State = Annotated[ServingState, Depends(get_state)]
 RequestId = Annotated[str, Depends(get_request_id)]
 TestId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+
+
 def get_admin(request: Request) -> ABAdmin:
     app_state = request.app.state
     if getattr(app_state, "ab_admin", None) is None:
