@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import REPO, log, machine, quick, ratio, summary, write_result
+from bench.common import API_KEY_HEADERS, REPO, log, machine, quick, ratio, summary, write_result
 from bench.fixtures import REDIS_URL, bench_database, bench_redis, serve_ready_shop
 from bench.loadgen import Server, run_redis_benchmark, run_wrk, write_ids
 from bench.serving_baseline import git_commit, profile_in
@@ -135,7 +135,7 @@ def setup_tiers(bench: Bench, redis_client, settings: Settings) -> dict:
     for name, ids in tiers.items():
         if ids:
             bench.ids[name] = write_ids(ids)
-    body = httpx.get(bench.api.url + REC_PATH + str(tiers["hit"][0])).content
+    body = httpx.get(bench.api.url + REC_PATH + str(tiers["hit"][0]), headers=API_KEY_HEADERS).content
     (bench.workdir / "body.json").write_bytes(body)
     sizes = [redis_client.strlen(KEY_RECS.format(user_id=u)) for u in tiers["hit"][:200]]
     return {"users": {k: len(v) for k, v in tiers.items()}, "response_bytes": len(body),

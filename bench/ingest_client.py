@@ -18,6 +18,8 @@ import asyncio
 import json
 import time
 
+from bench.common import BENCH_API_KEY
+
 EVENT_TYPES = ("VIEW", "VIEW", "VIEW", "CLICK", "CLICK", "ADD_TO_CART", "PURCHASE")
 
 
@@ -71,7 +73,8 @@ async def via_api(args) -> dict:
     import aiohttp
 
     conn = aiohttp.TCPConnector(limit=args.concurrency)
-    async with aiohttp.ClientSession(args.url, connector=conn, timeout=aiohttp.ClientTimeout(total=30)) as http:
+    async with aiohttp.ClientSession(args.url, connector=conn, timeout=aiohttp.ClientTimeout(total=30),
+                                     headers={"X-API-Key": args.api_key}) as http:
         async def send(body: dict) -> tuple[bool, str]:
             try:
                 async with http.post("/events", json=body) as resp:
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=["api", "pg"], required=True)
     parser.add_argument("--url", default="http://127.0.0.1:18080")
     parser.add_argument("--dsn", default="")
+    parser.add_argument("--api-key", default=BENCH_API_KEY, help="X-API-Key of --mode api")
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--users", type=int, required=True)

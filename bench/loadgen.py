@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import BENCH_DIR, REPO
+from bench.common import API_ENV, BENCH_API_KEY, BENCH_DIR, REPO
 
 WRK_SCRIPT = BENCH_DIR / "wrk" / "report.lua"
 
@@ -38,7 +38,7 @@ def require_tool(name: str) -> str:
 def run_wrk(url: str, path: str, *, connections: int, seconds: float, ids_file: str | None = None,
             threads: int = 1, timeout_s: int = 5) -> dict:
     """One wrk run against ``url + path`` (``path`` + an id from ``ids_file`` per request)."""
-    env = {**os.environ, "BENCH_WRK_PATH": path, "BENCH_WRK_IDS": ids_file or ""}
+    env = {**os.environ, "BENCH_WRK_PATH": path, "BENCH_WRK_IDS": ids_file or "", "BENCH_API_KEY": BENCH_API_KEY}
     cmd = [require_tool("wrk"), f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
            f"--timeout={timeout_s}s", "-s", str(WRK_SCRIPT), url]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
@@ -90,7 +90,9 @@ class Server:
         cmd = [sys.executable, "-m", "bench.serve", "--app", app, "--port", str(port), "--workers", str(workers),
                "--loop", loop, "--http", http]
         self.log = open(log_path, "ab")
-        env = {**os.environ, **env} if source == REPO else {**os.environ, **env, "PYTHONPATH": ""}
+        env = {**os.environ, **API_ENV, **env}
+        if source != REPO:
+            env["PYTHONPATH"] = ""
         self.proc = subprocess.Popen(cmd, cwd=source, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 

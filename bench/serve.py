@@ -25,6 +25,7 @@ def create_trivial_app():
     from fastapi import FastAPI
     from starlette.responses import JSONResponse
 
+    from recsys.abtest.request_ids import RequestIdSigner
     from recsys.api.errors import OrjsonResponse
     from recsys.api.metrics import ServingMetrics
     from recsys.api.middleware import RequestContextMiddleware
@@ -34,7 +35,7 @@ def create_trivial_app():
     body = json.loads(Path(path).read_text()) if path and Path(path).exists() else {"items": [], "model_version": None,
                                                             "source": "trending", "request_id": ""}
     app = FastAPI(title="trivial reference")
-    app.add_middleware(RequestContextMiddleware, metrics=ServingMetrics())
+    app.add_middleware(RequestContextMiddleware, metrics=ServingMetrics(), signer=RequestIdSigner("bench-trivial"))
 
     @app.get("/trivial")
     async def trivial():

@@ -14,6 +14,7 @@ import time
 import httpx
 from sqlalchemy import func, select
 
+from bench.common import API_KEY_HEADERS
 from recsys.api.session_state import COUNTED_EVENTS
 from recsys.constants import KEY_RECS, KEY_SESSION, KEY_USER_EVENTS
 from recsys.db.models import UserEvent
@@ -31,7 +32,7 @@ def event_counts(engine) -> dict[int, int]:
 async def _sources(api_url: str, ids: list[int], concurrency: int = 16) -> dict[int, str]:
     sem = asyncio.Semaphore(concurrency)
     out: dict[int, str] = {}
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=API_KEY_HEADERS) as client:
         async def one(uid: int) -> None:
             async with sem:
                 resp = await client.get("/recommendations", params={"user_id": uid, "num_items": 10})
@@ -61,7 +62,7 @@ def tier_users(api_url: str, engine, redis_client, min_events: int, per_tier: in
 def sequential_latency(api_url: str, ids: list[int], before=None) -> dict:
     """One client, one request at a time: latency in ms (``before(uid)`` runs untimed first)."""
     times = []
-    with httpx.Client(base_url=api_url, timeout=30) as client:
+    with httpx.Client(base_url=api_url, timeout=30, headers=API_KEY_HEADERS) as client:
         client.get("/health")
         for uid in ids:
             if before is not None:

@@ -209,6 +209,19 @@ def cmd_recs(args) -> int:
     return 0
 
 
+def serve_log_config(access_log: bool) -> dict:
+    """uvicorn's logging, with the API's own request line (``recsys.api.middleware``: method, path, status,
+    latency, API key name, request ids) in place of uvicorn's access log when ``access_log``."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["recsys.api.middleware"] = {"handlers": ["default"], "propagate": False,
+                                                  "level": "INFO" if access_log else "WARNING"}
+    return config
+
+
 def cmd_serve(args) -> int:
     """Run the API under uvicorn: ``create_app`` builds its clients from the settings in each worker."""
     import os
@@ -219,7 +232,8 @@ def cmd_serve(args) -> int:
         print("warning: several workers without PROMETHEUS_MULTIPROC_DIR: /metrics shows one worker's numbers",
               file=sys.stderr)
     uvicorn.run("recsys.api.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, access_log=args.access_log)
+                workers=args.workers, log_level=args.log_level, access_log=False,
+                log_config=serve_log_config(args.access_log))
     return 0
 
 
@@ -284,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--users", type=int, default=500, help="simulated shoppers")
     sim.add_argument("--hours", type=float, default=1.0, help="simulated hours of shopping (run compressed)")
     sim.add_argument("--api", default="http://127.0.0.1:8000", help="base URL of the running API")
+    sim.add_argument("--api-key", default=os.environ.get("RECSYS_CLIENT_API_KEY"),
+                     help="a key of the API's RECSYS_API_KEYS (default $RECSYS_CLIENT_API_KEY)")
     sim.add_argument("--visits-per-hour", type=float, default=2.0, help="mean visits of a shopper per hour")
     sim.add_argument("--num-items", type=int, default=10, help="items asked per recommendation request")
     sim.add_argument("--concurrency", type=int, default=16, help="shoppers in flight at once")
@@ -320,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs latency)")
+    serve.add_argument("--access-log", action="store_true", help="log every request with its API key name (off: it costs latency)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

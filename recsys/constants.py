@@ -78,6 +78,7 @@ KEY_SESSION = "session:{user_id}"                 # hash: recent categories / vi
 KEY_AB_ASSIGNMENT = "ab_test:{user_id}"           # JSON {test_id, model_id, arm}
 KEY_USER_EVENTS = "user:events:{user_id}"         # integer: the user's event count (personalisation threshold)
 KEY_IMPRESSIONS = "stream:impressions"           # stream: one entry per recommendation answer (recsys.abtest.impressions)
+KEY_RATE_LIMIT = "ratelimit:{name}"               # hash {tokens, ts}: the token bucket of one API key name
 IMPRESSIONS_GROUP = "impression-flusher"          # its consumer group: entries are XACKed after the DB commit
 KEY_IMPRESSIONS_DELETED = "stream:impressions:deleted"  # integer: entries the flusher deleted after writing them
 

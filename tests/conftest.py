@@ -22,6 +22,14 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(_REPO / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("RECSYS_DAG_RETRIES", "0")  # a failed task fails the run at once in tests
+# every API of the suite knows the tests' key (tests/asgi_client.py sends it); the token bucket is
+# checked on every request, but sized so that no functional test is throttled (test_api_security.py
+# tests the limit with a small one)
+from asgi_client import TEST_API_KEYS  # noqa: E402
+
+os.environ.setdefault("RECSYS_API_KEYS", TEST_API_KEYS)
+os.environ.setdefault("RECSYS_RATE_LIMIT_PER_SECOND", "100000")
+os.environ.setdefault("RECSYS_RATE_LIMIT_BURST", "1000000")
 
 import pytest
 import redis

@@ -7,6 +7,7 @@ if ids_file and ids_file ~= "" then
   for line in io.lines(ids_file) do ids[#ids + 1] = line end
 end
 local counter = 0
+wrk.headers["X-API-Key"] = os.getenv("BENCH_API_KEY") or ""
 
 function setup(thread)
   thread:set("offset", math.random(0, 1000000))

@@ -7,9 +7,13 @@ An event goes to at most one impression:
    showed the product at most ``window_ms`` before the event (``skew_ms`` allows for a
    client clock slightly behind the server's).
 Events that no impression explains stay unattributed (``impression_id`` is None).
+With ``trusted`` (``RequestIdSigner.verify``), an event naming a request id that the
+server did not sign (forged, or made up) is attributed to nothing, not even by window.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -44,7 +48,8 @@ def shown_products(impressions: pd.DataFrame) -> pd.DataFrame:
     return shown.drop_duplicates(["impression_id", "product_id"]).reset_index(drop=True)
 
 
-def attribute(impressions: pd.DataFrame, events: pd.DataFrame, window_ms: int, skew_ms: int = 0) -> pd.DataFrame:
+def attribute(impressions: pd.DataFrame, events: pd.DataFrame, window_ms: int, skew_ms: int = 0,
+              trusted: Callable[[str], bool] | None = None) -> pd.DataFrame:
     """``events`` (same order) with an ``impression_id`` column: the impression each is attributed to."""
     _need(events, EVENT_COLUMNS, "events")
     if window_ms <= 0 or skew_ms < 0:
@@ -56,6 +61,10 @@ def attribute(impressions: pd.DataFrame, events: pd.DataFrame, window_ms: int, s
         return out
     ev = out[["user_id", "product_id", "timestamp", "request_id"]].copy()
     ev["_row"] = np.arange(len(ev))
+    if trusted is not None:
+        named = ev["request_id"].notna()
+        forged = named & ~ev["request_id"].map(lambda rid: bool(trusted(rid)) if isinstance(rid, str) else False)
+        ev = ev[~forged]
     for c in ("user_id", "product_id", "timestamp"):
         ev[c] = ev[c].astype("int64")
     by_request = ev.dropna(subset=["request_id"]).merge(

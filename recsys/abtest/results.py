@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -20,6 +21,7 @@ from sqlalchemy import Engine
 from recsys import registry
 from recsys.abtest import store
 from recsys.abtest.attribution import attribute, impression_outcomes
+from recsys.abtest.request_ids import RequestIdSigner
 from recsys.abtest.stats import ArmCounts, compare_ctr, design_effect, two_proportion_ztest
 from recsys.constants import (
     AB_COMPLETED, AB_RUNNING, ARM_CONTROL, ARM_TREATMENT, ARMS, STATUS_LIVE,
@@ -81,10 +83,14 @@ def time_series(outcomes: pd.DataFrame, start_ms: int, end_ms: int) -> dict:
 
 
 def summarize(impressions: pd.DataFrame, events: pd.DataFrame, *, treatment_fraction: float, config: dict,
-              start_ms: int, end_ms: int) -> dict:
-    """The results of one test from its impressions and its users' events (pure)."""
+              start_ms: int, end_ms: int, trusted: Callable[[str], bool] | None = None) -> dict:
+    """The results of one test from its impressions and its users' events (pure).
+
+    ``trusted`` tells the server-signed request ids (events naming another id count for no arm).
+    """
     window_ms = int(config["attribution_window_seconds"]) * 1000
-    outcomes = impression_outcomes(impressions, attribute(impressions, events, window_ms, ATTRIBUTION_SKEW_MS))
+    outcomes = impression_outcomes(impressions, attribute(impressions, events, window_ms, ATTRIBUTION_SKEW_MS,
+                                                          trusted))
     per_user = outcomes.groupby(["arm", "user_id"]).agg(
         impressions=("impression_id", "size"), clicked=("clicked", "sum"), clicks=("clicks", "sum"),
         purchases=("purchases", "sum"), revenue=("revenue", "sum")).reset_index()
@@ -105,13 +111,15 @@ def summarize(impressions: pd.DataFrame, events: pd.DataFrame, *, treatment_frac
 def compute_results(engine: Engine, test_id: int, as_of: dt.datetime | None = None,
                     settings: Settings | None = None) -> dict:
     """Results of a test over ``[start_at, min(as_of, end_at))`` (``as_of`` defaults to now)."""
+    settings = settings or get_settings()
     test = store.get_test(engine, test_id)
-    config = (test.get("results") or {}).get("config") or judging_rules(settings or get_settings())
+    config = (test.get("results") or {}).get("config") or judging_rules(settings)
     cutoff = min(as_of or _now(), test["end_at"])
     start_ms, end_ms = _ms(test["start_at"]), max(_ms(cutoff), _ms(test["start_at"]) + 1)
     out = summarize(store.load_impressions(engine, test_id, start_ms, end_ms),
                     store.load_events(engine, test_id, start_ms, end_ms),
-                    treatment_fraction=test["treatment_fraction"], config=config, start_ms=start_ms, end_ms=end_ms)
+                    treatment_fraction=test["treatment_fraction"], config=config, start_ms=start_ms, end_ms=end_ms,
+                    trusted=RequestIdSigner(settings.request_id_secret).verify)
     return {"test_id": test_id, "as_of": cutoff.isoformat(), "computed_at": _now().isoformat(),
             "config": config, **out}
 

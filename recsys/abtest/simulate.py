@@ -147,14 +147,16 @@ async def _visit(client, shoppers: Shoppers, user_id: int, index: int, seed: int
 
 
 async def run_simulation(api_url: str, shoppers: Shoppers, user_ids, *, hours: float, visits_per_hour: float,
-                         num_items: int = 10, concurrency: int = 16, seed: int = 7, client=None) -> dict:
-    """Replay the visits against the API; returns what the shoppers did (counts, CTR, latency)."""
+                         num_items: int = 10, concurrency: int = 16, seed: int = 7, client=None,
+                         api_key: str | None = None) -> dict:
+    """Replay the visits against the API (``api_key`` in ``X-API-Key``); returns what the shoppers did."""
     import httpx
 
     schedule = visit_schedule(user_ids, hours, visits_per_hour, seed)
     tally, gate = Tally(latencies=[]), asyncio.Semaphore(concurrency)
     own = client is None
-    client = client or httpx.AsyncClient(base_url=api_url, timeout=30.0)
+    client = client or httpx.AsyncClient(base_url=api_url, timeout=30.0,
+                                         headers={"X-API-Key": api_key} if api_key else None)
     started = time.perf_counter()
 
     async def one(i: int, user_id: int):
@@ -185,7 +187,7 @@ def simulate_command(args) -> int:
     users = rng.choice(shoppers.user_ids, size=min(args.users, len(shoppers.user_ids)), replace=False)
     out = asyncio.run(run_simulation(args.api, shoppers, users.tolist(), hours=args.hours,
                                      visits_per_hour=args.visits_per_hour, num_items=args.num_items,
-                                     concurrency=args.concurrency, seed=args.seed))
+                                     concurrency=args.concurrency, seed=args.seed, api_key=args.api_key))
     print(json.dumps(out, indent=2))
     if args.json:
         with open(args.json, "w") as fh:

@@ -23,13 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recsys.abtest.impressions import ImpressionBuffer
 from recsys.api import routes_abtests, routes_events, routes_ops, routes_recommendations
+from recsys.abtest.request_ids import RequestIdSigner
+from recsys.api import routes_abtests, routes_admin, routes_events, routes_ops, routes_recommendations
+from recsys.api.auth import API_KEY, ApiKeys
+from recsys.api.body_limit import BodyLimitMiddleware
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.db_store import DbStore, make_async_engine
-from recsys.api.errors import install_error_handlers
+from recsys.api.errors import error_responses, install_error_handlers
 from recsys.api.events import EventService
 from recsys.api.item_lists import SimilarService
 from recsys.api.metrics import ServingMetrics
 from recsys.api.middleware import RequestContextMiddleware
+from recsys.api.rate_limit import RateLimiter
 from recsys.api.redis_store import RedisStore
 from recsys.api.errors import DependencyDown
 from recsys.api.refresh import flush_writes_forever, refresh_all, refresh_forever
@@ -59,6 +64,9 @@ def make_async_redis(settings: Settings) -> tuple[Redis, object | None]:
 
 def _install_state(app: FastAPI, state: ServingState) -> None:
     app.state.serving = state
+    s = state.settings
+    app.state.rate_limiter = RateLimiter(state.redis, state.metrics, s.rate_limit_per_second, s.rate_limit_burst,
+                                         s.rate_limits)
     app.state.recommender = RecommendationService(state)
     app.state.event_service = EventService(state)
     app.state.similar_service = SimilarService(state)
@@ -96,8 +104,12 @@ async def _open_state(settings: Settings, metrics: ServingMetrics, redis_client:
 def create_app(settings: Settings | None = None, *, redis_client: Redis | None = None,
                db_engine: AsyncEngine | None = None, store: ArtifactStore | None = None,
                refresh_in_background: bool = True) -> FastAPI:
-    """The API. Clients that are passed in are used as they are (and not closed by the app)."""
+    """The API. Clients that are passed in are used as they are (and not closed by the app).
+
+    Raises ``ConfigurationError`` outside development without API keys.
+    """
     settings = settings or get_settings()
+    settings.check_api()
     metrics = ServingMetrics()
 
     @asynccontextmanager
@@ -124,16 +136,26 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
             metrics.mark_process_dead(os.getpid())
 
     app = FastAPI(title="recsys API", version="1.0",
-                  description="E-commerce recommendations: personalized, category and trending tiers; events.",
+                  description="E-commerce recommendations: personalized, category and trending tiers; events. "
+                              "Every endpoint but /health needs the caller's key in X-API-Key (the caller is the "
+                              "shop's backend; the API trusts the user_id it passes); the A/B endpoints need the "
+                              "admin token (Bearer) or the cookie of /admin/login.",
                   lifespan=lifespan)
     app.state.metrics = metrics
     _exact_integer_bounds(app)
+    app.state.api_keys = ApiKeys(settings.api_key_pairs)
+    app.state.request_ids = RequestIdSigner(settings.request_id_secret)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    app.include_router(routes_recommendations.router)
-    app.include_router(routes_events.router)
-    app.include_router(routes_ops.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, signer=app.state.request_ids)  # outermost
+    keyed = {"dependencies": API_KEY, "responses": error_responses(401, 429)}
+    app.include_router(routes_recommendations.router, **keyed)
+    app.include_router(routes_events.router, **keyed)
+    app.include_router(routes_ops.router, **keyed)
+    app.include_router(routes_ops.health_router)
+    app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else keyed))
     app.include_router(routes_abtests.router)
+    app.include_router(routes_admin.router)
     return app
 
 

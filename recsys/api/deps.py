@@ -37,3 +37,17 @@ async def get_similar_service(request: Request) -> SimilarService:
 
 async def get_request_id(request: Request) -> str:
     return getattr(request.state, "request_id", "") or ""
+
+
+def impression_request_id(request: Request) -> str:
+    """The id an answer's impression is logged under: the request's own when the server made it, a new
+    server-signed one when the client named the request (``X-Request-ID``), so every impression id is
+    signed and unique. The route puts it on the request once it answers."""
+    if getattr(request.state, "client_request_id", None):
+        return request.app.state.request_ids.new()
+    return request.state.request_id
+
+
+async def client_named_request(request: Request) -> bool:
+    """True when the request id is the client's ``X-Request-ID`` (not signed by the server)."""
+    return bool(getattr(request.state, "client_request_id", None))

@@ -12,7 +12,6 @@ import logging
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -30,9 +29,10 @@ class OrjsonResponse(Response):
 
 
 class ApiError(Exception):
-    """An error with an HTTP status and a readable message."""
+    """An error with an HTTP status and a readable message (and, in ``headers``, answer headers)."""
 
     status_code = 500
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -89,7 +89,7 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
 
 async def _api_error_handler(request: Request, exc: ApiError) -> Response:
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else []
-    headers = {"Retry-After": "1"} if exc.status_code == 503 else getattr(exc, "headers", None)
+    headers = {"Retry-After": "1"} if exc.status_code == 503 else exc.headers
     return OrjsonResponse(error_body(request, exc.message, exc.field, errors), status_code=exc.status_code,
                           headers=headers)
 
@@ -102,13 +102,15 @@ def unreadable_body_message(cause: BaseException) -> str:
 
 
 async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> Response:
-    """FastAPI answers a body it cannot decode (not UTF-8) with an undocumented 400: make it the
-    documented 422 of every body route, with a message. Other HTTP errors keep FastAPI's answer."""
+    """Starlette's and FastAPI's own errors (unknown path, 405, a body cut off at the limit) in the same
+    shape. FastAPI answers a body it cannot decode (not UTF-8) with an undocumented 400: that becomes
+    the documented 422 of every body route, with a message."""
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
         detail = unreadable_body_message(exc.__cause__)
         return OrjsonResponse(error_body(request, detail, "body", [{"field": "body", "message": detail}]),
                               status_code=422)
-    return await http_exception_handler(request, exc)
+    return OrjsonResponse(error_body(request, str(exc.detail), None), status_code=exc.status_code,
+                          headers=exc.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -121,4 +123,6 @@ def error_responses(*codes: int) -> dict:
     """OpenAPI ``responses=`` entries for the error codes a route may answer."""
     from recsys.api.schemas import ErrorBody
 
-    return {code: {"model": ErrorBody} for code in codes}
+    json = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    # the content is explicit: on an HTML route FastAPI would document the model as text/html only
+    return {code: {"model": ErrorBody, "content": json} for code in codes}

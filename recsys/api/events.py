@@ -47,7 +47,10 @@ class EventService:
             raise InvalidInputError(f"unknown product_id {product_id}", field="product_id")
         return category
 
-    async def log_event(self, event: EventIn, request_id: str) -> dict:
+    async def log_event(self, event: EventIn, request_id: str, *, client_named: bool = False) -> dict:
+        """Store one event. The row's ``request_id`` is the one the event names (the list it credits), else
+        this request's own id unless the client named it (``client_named``: an unsigned id in an event row
+        would make it count for no A/B arm)."""
         s = self.state.settings
         event_type, price = event.event_type_name(), event.price_value()
         if event_type == PURCHASE and price is None:
@@ -59,7 +62,8 @@ class EventService:
             written = await self.state.db.insert_event({
                 "user_id": event.user_id, "product_id": event.product_id, "event_type": event_type,
                 "session_id": event.session_id, "timestamp": event.timestamp, "price": price,
-                "client_event_id": event.event_id, "request_id": event.request_id or request_id or None,
+                "client_event_id": event.event_id,
+                "request_id": event.request_id or (None if client_named else request_id) or None,
             })
         except DependencyDown:
             self.state.degraded("database")

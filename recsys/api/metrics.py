@@ -35,6 +35,12 @@ class ServingMetrics:
         self.degraded = Counter("recsys_degraded", "Answers given without a dependency", ["dependency"], registry=r)
         self.errors = Counter("recsys_errors", "Error answers (HTTP >= 400)", ["endpoint", "status"], registry=r)
         self.events = Counter("recsys_events_logged", "Events stored", ["event_type"], registry=r)
+        self.requests = Counter("recsys_requests", "Answers per endpoint, API key name and status",
+                                ["endpoint", "key", "status"], registry=r)
+        self.rate_limited = Counter("recsys_rate_limited", "Requests refused with 429, per API key name", ["key"],
+                                    registry=r)
+        self.rate_limit_skipped = Counter(
+            "recsys_rate_limit_unavailable", "Requests served without a rate-limit check (Redis down)", registry=r)
         for result in ("hit", "miss"):
             self.cache.labels(result=result)
         for source in SOURCES:
@@ -42,8 +48,9 @@ class ServingMetrics:
         for dep in DEPENDENCIES:
             self.degraded.labels(dependency=dep)
 
-    def observe_request(self, endpoint: str, seconds: float, status: int) -> None:
+    def observe_request(self, endpoint: str, seconds: float, status: int, key: str = "-") -> None:
         self.latency.labels(endpoint=endpoint).observe(seconds)
+        self.requests.labels(endpoint=endpoint, key=key, status=str(status)).inc()
         if status >= 400:
             self.errors.labels(endpoint=endpoint, status=str(status)).inc()
 

@@ -1,9 +1,12 @@
-"""Pure ASGI middleware: a request id on every answer, latency and error metrics.
+"""Pure ASGI middleware: a request id on every answer, one log line, latency and error metrics.
 
 The id is the client's ``X-Request-ID`` when it is a sane token, else a new
-one; it is put in ``request.state.request_id`` and in the ``X-Request-ID``
-answer header. An exception that escapes a route becomes a 500 JSON answer
-here, so even that answer carries the id.
+server-signed one (``recsys.abtest.request_ids``); it is put in
+``request.state.request_id`` and in the ``X-Request-ID`` answer header (a route
+may replace it before answering: ``/recommendations`` always answers with a signed
+id). An exception that escapes a route becomes a 500 JSON answer here, so even
+that answer carries the id. The log line and ``recsys_requests_total`` name the
+caller's API key by its name (``request.state.api_key_name``), never the key.
 """
 
 from __future__ import annotations
@@ -11,20 +14,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 import orjson
 from starlette.datastructures import MutableHeaders
 
+from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -42,16 +41,19 @@ def endpoint_label(scope: dict) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app, metrics: ServingMetrics):
+    def __init__(self, app, metrics: ServingMetrics, signer: RequestIdSigner):
         self.app = app
         self.metrics = metrics
+        self.signer = signer
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope.get("headers", [])) or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        client_id = incoming_request_id(scope.get("headers", []))
+        state["client_request_id"] = client_id
+        state["request_id"] = client_id or self.signer.new()
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -61,23 +63,28 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = state["request_id"]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error, request %s", request_id)
+            log.exception("unhandled error, request %s", state["request_id"])
             status = 500
             if not response_started:
-                await _send_500(send, request_id)
+                await send_error(send, 500, "internal error", state["request_id"])
         finally:
-            self.metrics.observe_request(endpoint_label(scope), time.perf_counter() - started, status)
+            seconds, endpoint = time.perf_counter() - started, endpoint_label(scope)
+            key_name = state.get("api_key_name") or "-"
+            self.metrics.observe_request(endpoint, seconds, status, key_name)
+            log.info("%s %s %d %.1fms key=%s request_id=%s client_request_id=%s", scope.get("method"),
+                     scope.get("path"), status, 1000 * seconds, key_name, state["request_id"], client_id or "-")
 
 
-async def _send_500(send, request_id: str) -> None:
-    body = orjson.dumps({"detail": "internal error", "field": None, "errors": [], "request_id": request_id})
+async def send_error(send, status: int, detail: str, request_id: str) -> None:
+    """An error answer in the API's error shape, sent by a middleware (no route ran)."""
+    body = orjson.dumps({"detail": detail, "field": None, "errors": [], "request_id": request_id})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (REQUEST_ID_HEADER.encode(), request_id.encode())]
-    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,17 +1,19 @@
-"""A/B test routes: create, list, read, stop, dashboard. HTTP only; the work is ``recsys.abtest.service``.
+"""A/B test routes: create, list, read, refresh, stop, dashboard. HTTP only; the work is ``recsys.abtest.service``.
 
-Mutating endpoints need ``Authorization: Bearer <RECSYS_ADMIN_TOKEN>``: 401 without
-a bearer token, 403 with a wrong one, and 403 for every token while no admin token
-is configured (admin endpoints are then off).
+Every one needs the admin credential (``auth.py``): ``Authorization: Bearer
+<RECSYS_ADMIN_TOKEN>`` or the login cookie; 401 without, 403 with a wrong token, and
+403 for every token while no admin token is configured (the endpoints are then off).
+A browser without the cookie is sent from the dashboard to the login form.
+
+Reads serve the stored results (written by the hourly DAG ``recsys_ab_results`` or by
+``POST /ab-tests/{id}/refresh``): a GET never recomputes them.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import HTMLResponse
 
 from recsys.abtest import service
@@ -19,10 +21,11 @@ from recsys.abtest.dashboard import render_dashboard
 from recsys.abtest.store import InvalidTestError, TestConflictError, UnknownTestError
 from recsys.api.ab_admin import ABAdmin
 from recsys.api.ab_schemas import ABTestCreate, ABTestCreated, ABTestList, ABTestView
+from recsys.api.auth import ADMIN, ADMIN_PAGE
 from recsys.api.schemas import id_path
 from recsys.api.deps import get_request_id, get_state, serving_state
 from recsys.api.errors import (
-    ApiError, ConflictError, DependencyDown, InvalidInputError, NotFoundError, OrjsonResponse, error_responses,
+    ConflictError, DependencyDown, InvalidInputError, NotFoundError, OrjsonResponse, error_responses,
 )
 from recsys.api.refresh import refresh_model
 from recsys.api.state import ServingState
@@ -32,27 +35,6 @@ router = APIRouter(tags=["ab-tests"])
 State = Annotated[ServingState, Depends(get_state)]
 RequestId = Annotated[str, Depends(get_request_id)]
 TestId = Annotated[int, id_path("the A/B test's id")]
-_bearer = HTTPBearer(auto_error=False, description="RECSYS_ADMIN_TOKEN")
-
-
-class Unauthorized(ApiError):
-    status_code = 401
-    headers = {"WWW-Authenticate": "Bearer"}
-
-
-class Forbidden(ApiError):
-    status_code = 403
-
-
-def require_admin(request: Request,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    token = serving_state(request).settings.admin_token
-    if credentials is None:
-        raise Unauthorized("admin endpoint: send 'Authorization: Bearer <RECSYS_ADMIN_TOKEN>'")
-    if not token:
-        raise Forbidden("admin endpoints are disabled: RECSYS_ADMIN_TOKEN is not set on the server")
-    if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
-        raise Forbidden("wrong admin token")
 
 
 def get_admin(request: Request) -> ABAdmin:
@@ -64,7 +46,7 @@ def get_admin(request: Request) -> ABAdmin:
 
 
 Admin = Annotated[ABAdmin, Depends(get_admin)]
-ADMIN = [Depends(require_admin)]
+_READ_ERRORS = error_responses(401, 403, 404, 422)
 
 
 async def _call(admin: ABAdmin, fn, *args, state: ServingState | None = None, **kwargs):
@@ -92,13 +74,8 @@ def _view(request: Request, test: dict, request_id: str) -> dict:
     return {**service.view_of(test), "metrics_dashboard": url, "request_id": request_id}
 
 
-def _refresh(admin: ABAdmin, test_id: int) -> dict:
-    return service.refresh_test(admin.engine, test_id, redis=admin.redis,
-                                max_age_seconds=admin.settings.ab_results_refresh_seconds, settings=admin.settings)
-
-
 @router.post("/models/ab-test", status_code=201, response_model=ABTestCreated, dependencies=ADMIN,
-             responses=error_responses(401, 403, 404, 409, 422))
+             responses=error_responses(400, 401, 403, 404, 409, 413, 422))
 async def create_ab_test(body: ABTestCreate, request: Request, admin: Admin, state: State, request_id: RequestId):
     test = await _call(admin, lambda: service.start_test(
         admin.engine, treatment_model_id=body.treatment_model_id, control_model_id=body.control_model_id,
@@ -110,25 +87,31 @@ async def create_ab_test(body: ABTestCreate, request: Request, admin: Admin, sta
                                                 "request_id")}, status_code=201)
 
 
-@router.get("/ab-tests", response_model=ABTestList)
-async def list_ab_tests(request: Request, admin: Admin, state: State, request_id: RequestId):
-    def run():
-        for test in service.store.running_tests(admin.engine):
-            _refresh(admin, test["test_id"])
-        return service.store.list_tests(admin.engine)
-
-    tests = await _call(admin, run, state=state)
+@router.get("/ab-tests", response_model=ABTestList, dependencies=ADMIN, responses=error_responses(401, 403))
+async def list_ab_tests(request: Request, admin: Admin, request_id: RequestId):
+    """The tests with their stored results (newest first)."""
+    tests = await _call(admin, service.store.list_tests, admin.engine)
     return OrjsonResponse({"tests": [_view(request, t, request_id) for t in tests], "request_id": request_id})
 
 
-@router.get("/ab-tests/{test_id}", response_model=ABTestView, responses=error_responses(404, 422))
-async def get_ab_test(test_id: TestId, request: Request, admin: Admin, state: State, request_id: RequestId):
-    test = await _call(admin, _refresh, admin, test_id, state=state)
+@router.get("/ab-tests/{test_id}", response_model=ABTestView, dependencies=ADMIN, responses=_READ_ERRORS)
+async def get_ab_test(test_id: TestId, request: Request, admin: Admin, request_id: RequestId):
+    """The test with its stored results (``results.computed_at`` tells their age)."""
+    test = await _call(admin, service.store.get_test, admin.engine, test_id)
+    return OrjsonResponse(_view(request, test, request_id))
+
+
+@router.post("/ab-tests/{test_id}/refresh", response_model=ABTestView, dependencies=ADMIN, responses=_READ_ERRORS)
+async def refresh_ab_test(test_id: TestId, request: Request, admin: Admin, state: State, request_id: RequestId):
+    """Recompute a running test's results now (flushing the logged impressions first); the hourly DAG
+    does the same every hour. A test past its end is closed and decided."""
+    test = await _call(admin, lambda: service.refresh_test(admin.engine, test_id, redis=admin.redis,
+                                                           settings=state.settings), state=state)
     return OrjsonResponse(_view(request, test, request_id))
 
 
 @router.post("/ab-tests/{test_id}/stop", response_model=ABTestView, dependencies=ADMIN,
-             responses=error_responses(401, 403, 404, 422))
+             responses=_READ_ERRORS)
 async def stop_ab_test(test_id: TestId, request: Request, admin: Admin, state: State, request_id: RequestId):
     test = await _call(admin, lambda: service.stop_test(admin.engine, test_id, redis=admin.redis,
                                                         settings=state.settings), state=state)
@@ -137,8 +120,11 @@ async def stop_ab_test(test_id: TestId, request: Request, admin: Admin, state: S
 
 
 @router.get("/ab-tests/{test_id}/dashboard", response_class=HTMLResponse, name="ab_test_dashboard",
-            responses={200: {"content": {"text/html": {}}}, **error_responses(404, 422)})
-async def ab_test_dashboard(test_id: TestId, request: Request, admin: Admin, state: State,
-                            request_id: RequestId):
-    test = await _call(admin, _refresh, admin, test_id, state=state)
+            dependencies=ADMIN_PAGE,
+            responses={200: {"content": {"text/html": {}}},
+                       **_READ_ERRORS, 303: {**error_responses(303)[303],
+                                             "description": "no credentials: to the login form"}})
+async def ab_test_dashboard(test_id: TestId, request: Request, admin: Admin, request_id: RequestId):
+    """The test's page over its stored results (a person logs in at ``/admin/login``)."""
+    test = await _call(admin, service.store.get_test, admin.engine, test_id)
     return HTMLResponse(render_dashboard(_view(request, test, request_id)))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from recsys.api.deps import get_recommender, get_request_id, get_similar_service, get_state
+from recsys.api.deps import get_recommender, get_request_id, get_similar_service, get_state, impression_request_id
 from recsys.api.errors import OrjsonResponse, error_responses
 from recsys.api.item_lists import SimilarService, trending_items
 from recsys.api.schemas import NumItems, RecommendationsResponse, SimilarResponse, TrendingResponse, id_query
@@ -19,12 +19,16 @@ RequestId = Annotated[str, Depends(get_request_id)]
 
 @router.get("", response_model=RecommendationsResponse, responses=error_responses(422))
 async def recommendations(
-    user_id: Annotated[int, id_query("the user's id")],
+    request: Request,
+    user_id: Annotated[int, id_query("the user's id, as the calling backend authenticated it")],
     recommender: Annotated[RecommendationService, Depends(get_recommender)],
-    request_id: RequestId,
     num_items: NumItems = 10,
 ):
+    """The user's list. ``request_id`` is signed by the server: send it back with the clicks and
+    purchases of this list (``POST /events/click``) so that they count for the list's A/B arm."""
+    request_id = impression_request_id(request)
     rec = await recommender.recommend(user_id, num_items, request_id=request_id)
+    request.state.request_id = request_id
     items = [{"product_id": c.product_id, "score": c.score, "reason": c.reason} for c in rec.items]
     return OrjsonResponse({"items": items, "model_version": rec.model_version, "source": rec.source,
                            "request_id": request_id})

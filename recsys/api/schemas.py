@@ -83,8 +83,16 @@ class SimilarResponse(BaseModel):
 
 
 # --- events --------------------------------------------------------------------
+EXAMPLE_EVENT = {"user_id": 42, "product_id": 101, "timestamp": 1764547200000, "session_id": "s-42-1",
+                 "event_id": "shop-ev-42-1", "request_id": "3f9c2a71d04b8e65a1c0d2e3f4a5b6c7"}
+
+
+def _example(**extra) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [{**EXAMPLE_EVENT, **extra}]})
+
+
 class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _example()
 
     user_id: PositiveId
     product_id: PositiveId
@@ -119,6 +127,8 @@ class ClickEventIn(EventIn):
 
 
 class PurchaseEventIn(EventIn):
+    model_config = _example(price=49.5)
+
     price: Price
 
     def event_type_name(self) -> str:
@@ -129,6 +139,8 @@ class PurchaseEventIn(EventIn):
 
 
 class GenericEventIn(EventIn):
+    model_config = _example(event_type="VIEW")
+
     event_type: Literal[CLIENT_EVENT_TYPES] = Field(
         description="VIEW, WISHLIST, ADD_TO_CART, RETURN (CLICK, PURCHASE too); IMPRESSION is logged by the server")
     price: Price | None = None

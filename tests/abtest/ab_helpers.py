@@ -15,8 +15,10 @@ from sqlalchemy import insert
 from recsys.artifacts import model_key
 from recsys.constants import KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_TRENDING
 from recsys.abtest.assignment import assign_arm
+from recsys.abtest.request_ids import RequestIdSigner
 from recsys.db.models import ABImpression, Product, RecommendationModel, UserEvent
 from recsys.model.embedding_files import publish_arrays
+from recsys.settings import default
 
 REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TOKEN = "s3cret-admin"
@@ -24,6 +26,7 @@ N_ITEMS = 40
 ITEMS = list(range(1, N_ITEMS + 1))
 USERS = list(range(1, 301))
 CATS = ("Home", "Books", "Shoes", "Toys")
+SIGNER = RequestIdSigner(default("request_id_secret"))  # the tests' settings keep the development secret
 
 
 def now_ms() -> int:
@@ -95,12 +98,13 @@ def seed_traffic(engine, test: dict, per_arm: int, ctr: dict[str, float], at: dt
         clicked = round(ctr[arm] * per_arm)
         for k, user in enumerate(ids):
             ts = int(at.timestamp() * 1000) + 60_000 + k
-            imps.append({"impression_id": f"{ts}-{user}", "request_id": f"r{ts}-{user}", "user_id": user,
+            rid = SIGNER.new()  # what the API issues
+            imps.append({"impression_id": f"{ts}-{user}", "request_id": rid, "user_id": user,
                          "timestamp": ts, "test_id": test["test_id"], "arm": arm,
                          "model_id": test[f"{arm}_model_id"], "source": "personalized", "products": [1, 2, 3]})
             if k < clicked:
                 events.append({"user_id": user, "product_id": 2, "event_type": "CLICK", "timestamp": ts + 5_000, "price": None,
-                               "request_id": f"r{ts}-{user}"})
+                               "request_id": rid})
                 events.append({"user_id": user, "product_id": 2, "event_type": "PURCHASE", "timestamp": ts + 9_000,
                                "price": 12.0, "request_id": None})
     with engine.begin() as conn:

@@ -19,7 +19,7 @@ def anyio_backend():
 def ab_settings(pg_url, tmp_path):
     return Settings(database_url=pg_url, redis_url=REDIS_URL, artifact_uri=str(tmp_path / "artifacts"),
                     var_dir=tmp_path / "var", api_refresh_seconds=3600, admin_token=TOKEN,
-                    personalized_min_events=0, ab_results_refresh_seconds=0, ab_min_detectable_effect=1.0)
+                    personalized_min_events=0, ab_min_detectable_effect=1.0)
 
 
 @pytest.fixture

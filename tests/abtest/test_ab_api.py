@@ -27,7 +27,12 @@ async def test_mutating_endpoints_need_the_admin_token(ab_api):
     assert r.status_code == 403 and r.json()["detail"] == "wrong admin token"
     assert (await ab_api.post("/ab-tests/1/stop")).status_code == 401
     assert (await ab_api.post("/ab-tests/1/stop", headers=auth("nope"))).status_code == 403
-    assert (await ab_api.get("/ab-tests")).status_code == 200  # reading needs no token
+    for path in ("/ab-tests", "/ab-tests/1", "/ab-tests/1/dashboard"):  # reading needs the token too
+        r = await ab_api.get(path, headers=auth("nope"))
+        assert r.status_code == 403, path
+    assert (await ab_api.get("/ab-tests")).status_code == 401
+    assert (await ab_api.post("/ab-tests/1/refresh")).status_code == 401
+    assert (await ab_api.get("/ab-tests", headers=auth())).status_code == 200
 
 
 async def test_without_a_configured_token_admin_endpoints_are_off(ab_world, ab_settings, ab_store):
@@ -55,7 +60,7 @@ async def test_create_validations_and_overlap(ab_api, ab_world):
     assert r.status_code == 201, r.text
     created = ABTestCreated.model_validate(r.json())
     assert created.metrics_dashboard == f"http://api.test/ab-tests/{created.test_id}/dashboard"
-    assert (await ab_api.get(created.metrics_dashboard)).status_code == 200
+    assert (await ab_api.get(created.metrics_dashboard, headers=auth())).status_code == 200
     r = await start(ab_api, treatment="m-control")  # an A/A test would be fine, but one runs already
     assert r.status_code == 409 and "running" in r.json()["detail"]
     with ab_world.connect() as conn:
@@ -65,7 +70,7 @@ async def test_create_validations_and_overlap(ab_api, ab_world):
     stopped = await ab_api.post(f"/ab-tests/{created.test_id}/stop", headers=auth())
     assert stopped.status_code == 200 and stopped.json()["status"] == "STOPPED"
     assert (await ab_api.post(f"/ab-tests/{created.test_id}/stop", headers=auth())).status_code == 422
-    assert (await ab_api.get("/ab-tests/999")).status_code == 404
+    assert (await ab_api.get("/ab-tests/999", headers=auth())).status_code == 404
     r = await start(ab_api, treatment="m-control")  # A/A: the same model in both arms
     assert r.status_code == 201
 
@@ -106,12 +111,13 @@ async def test_clicks_with_the_request_id_count_for_the_arm(ab_api, ab_world):
         event = {"user_id": user, "product_id": body["items"][0]["product_id"], "timestamp": now_ms(),
                  "request_id": body["request_id"]}
         assert (await ab_api.post("/events/click", json=event)).status_code == 200
-    r = await ab_api.get(f"/ab-tests/{test_id}")
+    r = await ab_api.post(f"/ab-tests/{test_id}/refresh", headers=auth())
     view = ABTestView.model_validate(r.json())
     arm = view.results["arms"]["treatment"]
     assert (arm["impressions"], arm["clicked_impressions"], arm["ctr"]) == (5, 5, 1.0)
     assert view.results["arms"]["control"]["impressions"] == 0 and view.winner == "inconclusive"
-    listed = (await ab_api.get("/ab-tests")).json()["tests"]
+    assert (await ab_api.get(f"/ab-tests/{test_id}", headers=auth())).json()["results"] == view.results
+    listed = (await ab_api.get("/ab-tests", headers=auth())).json()["tests"]
     assert [t["test_id"] for t in listed] == [test_id] and listed[0]["treatment_ctr"] == 1.0
 
 
@@ -135,7 +141,7 @@ async def test_a_cache_hit_in_a_test_stays_one_round_trip(ab_api, ab_world, redi
     for _ in range(3):
         r = await ab_api.get("/recommendations", params={"user_id": user})
         assert r.json()["model_version"] == "m-treat"
-    assert trips[0] == 3 and sql[0] == 0
+    assert trips[0] == 3 * 2 and sql[0] == 0  # per request: the key's token bucket, then the pipelined read
     # the impressions rode along with the next request's read: all but the last are in the stream
     assert redis_client.xlen(KEY_IMPRESSIONS) == 3
 

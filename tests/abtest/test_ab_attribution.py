@@ -66,3 +66,13 @@ def test_empty_inputs_and_missing_columns():
     assert attribute(impressions(), events([]), MIN).empty
     with pytest.raises(AttributionInputError, match="request_id"):
         attribute(impressions(), ev.drop(columns=["request_id"]), MIN)
+
+
+def test_an_event_naming_an_unsigned_request_id_is_attributed_to_nothing():
+    signed = {"r1", "r2", "r3", "mine"}  # what the server signed (RequestIdSigner.verify in production)
+    ev = events([(1, 11, "CLICK", 12 * MIN, None, "r1"), (1, 12, "CLICK", 12 * MIN, None, "forged"),
+                 (1, 13, "CLICK", 11 * MIN, None, "mine"), (1, 13, "CLICK", 11 * MIN, None, None)])
+    got = attribute(impressions(), ev, 60 * MIN, trusted=signed.__contains__)["impression_id"].tolist()
+    # by request id; a forged id: nothing (not even the window); a signed id of no list here, or none: the window
+    assert got == ["i1", None, "i2", "i2"]
+    assert attribute(impressions(), ev, 60 * MIN)["impression_id"].tolist() == ["i1", "i1", "i2", "i2"]

@@ -5,13 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 
-from ab_helpers import seed_traffic
+from ab_helpers import TOKEN, seed_traffic
+from asgi_client import ServerThread
 from recsys.abtest import results as R
 from recsys.abtest import service
 from recsys.abtest.dashboard import fmt_p, fmt_pct, render_dashboard
@@ -21,36 +19,6 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium; "
                              "scripts/ensure_services.sh installs it where apt-get is available)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerThread:
-    """The API under a real uvicorn server in a thread (its own event loop)."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the API did not start")
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
 
 
 def test_render_without_results_and_escaping():
@@ -72,8 +40,7 @@ def test_dashboard_in_chromium_shows_the_computed_numbers(ab_world, ab_settings,
     seed_traffic(ab_world, test, 120, {"control": 0.2, "treatment": 0.4})
     seed_traffic(ab_world, test, 60, {"control": 0.25, "treatment": 0.45}, at=now - dt.timedelta(hours=2))
     expected = R.update_results(ab_world, test["test_id"], as_of=now, settings=ab_settings)
-    settings = ab_settings.model_copy(update={"ab_results_refresh_seconds": 3600})  # the page shows these results
-    app = create_app(settings, store=ab_store, refresh_in_background=False)
+    app = create_app(ab_settings, store=ab_store, refresh_in_background=False)  # the page shows the stored results
     errors: list[str] = []
     with ServerThread(app) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
@@ -81,8 +48,21 @@ def test_dashboard_in_chromium_shows_the_computed_numbers(ab_world, ab_settings,
         page = browser.new_page(viewport={"width": 1100, "height": 1000})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        response = page.goto(f"{base}/ab-tests/{test['test_id']}/dashboard", wait_until="load")
-        assert response.status == 200
+        # a person without the cookie is sent to the login form, and back to the dashboard after it
+        page.goto(f"{base}/ab-tests/{test['test_id']}/dashboard", wait_until="load")
+        assert page.url.startswith(f"{base}/admin/login")
+        page.fill("#token", "wrong")
+        with page.expect_navigation():
+            page.click("#login")
+        assert page.locator("#message").inner_text() == "wrong admin token"
+        assert errors == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
+        errors.clear()  # that 401 was the point; the pages after it must load cleanly
+        page.fill("#token", TOKEN)
+        with page.expect_navigation() as nav:
+            page.click("#login")
+        assert nav.value.status == 200 and page.url == f"{base}/ab-tests/{test['test_id']}/dashboard"
+        cookie = next(c for c in page.context.cookies() if c["name"] == "recsys_admin")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         arms = expected["arms"]
         for arm in ("control", "treatment"):
             cell = page.locator(f"#ctr-{arm}")

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from ab_helpers import start
+from ab_helpers import auth, start
 from recsys.abtest.calibration import repeat
 from recsys.abtest.simulate import Shoppers, run_simulation, visit_schedule
 from recsys.data.synthetic import generate_shop
@@ -69,7 +69,7 @@ async def test_simulated_shoppers_drive_the_api(ab_api, ab_world):
     out = await run_simulation("http://api.test", shoppers, list(range(1, 61)), hours=1, visits_per_hour=2,
                                num_items=5, concurrency=4, seed=9, client=ab_api)
     assert out["requests"] == out["visits"] > 60 and out["errors"] == 0
-    view = (await ab_api.get(f"/ab-tests/{test_id}")).json()
+    view = (await ab_api.post(f"/ab-tests/{test_id}/refresh", headers=auth())).json()
     arms = view["results"]["arms"]
     assert arms["control"]["impressions"] + arms["treatment"]["impressions"] == out["impressions"]
     assert arms["control"]["clicks"] + arms["treatment"]["clicks"] == out["clicks"]

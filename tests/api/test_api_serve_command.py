@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from api_helpers import REDIS_URL, write_lists
+from asgi_client import KEY_HEADERS
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -53,7 +54,7 @@ def test_serve_runs_workers_with_summed_metrics(catalog_engine, redis_client, pg
     try:
         health = wait_healthy(url, proc)
         assert health.json()["status"] == "ok" and health.headers["x-request-id"]
-        with httpx.Client(base_url=url, timeout=5) as client:
+        with httpx.Client(base_url=url, timeout=5, headers=KEY_HEADERS) as client:
             for user in range(1, 21):
                 r = client.get("/recommendations", params={"user_id": user})
                 assert r.status_code == 200 and r.json()["source"] == "trending"

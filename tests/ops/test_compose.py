@@ -359,7 +359,8 @@ def test_the_code_reader_finds_reads():
 
 
 # variables that matter to one process only: name -> the services that must set it
-ONLY_FOR = {"PROMETHEUS_MULTIPROC_DIR": {"api"}}  # read by `recsys serve` (cli.py) and recsys/api/metrics.py
+ONLY_FOR = {"PROMETHEUS_MULTIPROC_DIR": {"api"},  # read by `recsys serve` (cli.py) and recsys/api/metrics.py
+            "RECSYS_CLIENT_API_KEY": set()}  # `recsys simulate` on a client machine: no service of the stack
 
 
 def test_every_variable_the_code_reads_is_set():
@@ -377,3 +378,67 @@ def test_the_impression_flusher_follows_the_stream_and_its_health_check_reads_it
     assert heartbeat in " ".join(svc["healthcheck"]["test"])
     assert depends_on("impressions-flusher") == {"redis": "service_healthy",
                                                  "recsys-migrate": "service_completed_successfully"}
+
+
+# --- security (README "Security") --------------------------------------------
+
+
+def test_published_ports_bind_to_localhost_unless_configured():
+    for name, svc in SERVICES.items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("${RECSYS_BIND_ADDRESS:-127.0.0.1}:"), f"{name} publishes {port} on every interface"
+            assert interpolate(str(port), resolved_env()).startswith("127.0.0.1:"), name
+            env = {**resolved_env(), "RECSYS_BIND_ADDRESS": "0.0.0.0"}
+            assert interpolate(str(port), env).startswith("0.0.0.0:"), name
+    assert env_example()["RECSYS_BIND_ADDRESS"] == "127.0.0.1"
+
+
+def test_prometheus_runs_without_the_lifecycle_api():
+    command = SERVICES["prometheus"]["command"]
+    assert not any("lifecycle" in part or "admin-api" in part for part in command)
+
+
+def credentials(service: str) -> tuple[str, str]:
+    env = environment(service)
+    return env.get("AWS_ACCESS_KEY_ID", ""), env.get("AWS_SECRET_ACCESS_KEY", "")
+
+
+def test_object_store_credentials_read_only_for_the_api_write_only_for_airflow():
+    example = resolved_env()
+    root = (example["MINIO_ROOT_USER"], example["MINIO_ROOT_PASSWORD"])
+    reader = (example["RECSYS_S3_READER_ACCESS_KEY"], example["RECSYS_S3_READER_SECRET_KEY"])
+    writer = (example["RECSYS_S3_WRITER_ACCESS_KEY"], example["RECSYS_S3_WRITER_SECRET_KEY"])
+    for name in ("api", "impressions-flusher", "pipeline-exporter"):
+        assert credentials(name) == reader, name
+    for name in AIRFLOW | {"airflow-init"}:
+        assert credentials(name) == writer, name
+        conn = environment(name)["AIRFLOW_CONN_RECSYS_S3"]
+        assert f'"login": "{writer[0]}"' in conn and f'"password": "{writer[1]}"' in conn, name
+    for name in SERVICES:  # the root credentials stay with MinIO and its init job
+        values = set(environment(name).values())
+        if name not in ("minio", "minio-init"):
+            assert root[1] not in " ".join(values), f"{name} gets the MinIO root password"
+
+
+def test_minio_init_creates_the_read_and_write_users_and_policies():
+    script = (ROOT / "docker/minio/create-bucket.sh").read_text()
+    for command in ("mc admin policy create recsys", "mc admin user add recsys", "mc admin policy attach recsys"):
+        assert command in script
+    read = re.search(r"policy recsys-read '(\[.*?\])'", script).group(1)
+    write = re.search(r"policy recsys-write '(\[.*?\])'", script).group(1)
+    assert "s3:GetObject" in read and "Put" not in read and "Delete" not in read
+    assert "s3:PutObject" in write and "s3:DeleteObject" in write
+    assert 'user "${RECSYS_S3_READER_ACCESS_KEY}" "${RECSYS_S3_READER_SECRET_KEY}" recsys-read' in script
+    assert 'user "${RECSYS_S3_WRITER_ACCESS_KEY}" "${RECSYS_S3_WRITER_SECRET_KEY}" recsys-write' in script
+    init = environment("minio-init")
+    assert {"RECSYS_S3_READER_ACCESS_KEY", "RECSYS_S3_WRITER_ACCESS_KEY"} <= set(init)
+
+
+def test_the_api_needs_keys_and_a_request_id_secret_in_production():
+    env = environment("api")
+    assert env["RECSYS_ENVIRONMENT"] == "production" and env["RECSYS_API_KEYS"]
+    assert environment("airflow-scheduler")["RECSYS_REQUEST_ID_SECRET"] == env["RECSYS_REQUEST_ID_SECRET"]
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = {m.group(1) for m in VAR.finditer(text) if m.group(2) in (":?", "?")}
+    assert {"RECSYS_API_KEYS", "RECSYS_REQUEST_ID_SECRET", "RECSYS_S3_READER_SECRET_KEY",
+            "RECSYS_S3_WRITER_SECRET_KEY"} <= required

@@ -1,0 +1,81 @@
+"""Per-key rate limits: a token bucket per API key name in Redis, one atomic script, one round trip.
+
+The bucket ``ratelimit:{name}`` holds ``RECSYS_RATE_LIMIT_BURST`` tokens and refills at
+``RECSYS_RATE_LIMIT_PER_SECOND`` (``RECSYS_RATE_LIMITS`` sets both for one key name); the clock is Redis's (``TIME``), so every API worker
+and node shares one bucket per key. An empty bucket answers 429 with ``Retry-After``
+(whole seconds until a token is back). With Redis down (or its circuit open) the
+request is served unchecked and counted (``recsys_rate_limit_unavailable_total``):
+failing open keeps the shop's pages up when the limiter's store is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+
+from redis.exceptions import RedisError
+
+from recsys.api.errors import ApiError
+from recsys.constants import KEY_RATE_LIMIT
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] the bucket; ARGV rate (tokens/s), burst. Returns {allowed 0|1, milliseconds until one token}.
+TOKEN_BUCKET_LUA = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens, ts = tonumber(b[1]) or burst, tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local allowed, wait_ms = 0, 0
+if tokens >= 1 then
+  tokens, allowed = tokens - 1, 1
+else
+  wait_ms = math.ceil((1 - tokens) / rate * 1000)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, wait_ms}
+"""
+
+
+class RateLimited(ApiError):
+    status_code = 429
+
+    def __init__(self, name: str, retry_after: int):
+        super().__init__(f"rate limit of API key {name!r} exceeded: retry in {retry_after} s")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class RateLimiter:
+    """``charge(name)`` takes one token of the key's bucket or raises ``RateLimited``."""
+
+    def __init__(self, redis_store, metrics, per_second: float, burst: int,
+                 per_key: dict[str, tuple[float, int]] | None = None):
+        self.redis = redis_store  # RedisStore: its client and circuit breaker
+        self.metrics = metrics
+        self.default = (per_second, burst)
+        self.per_key = dict(per_key or {})
+        self._script = redis_store.client.register_script(TOKEN_BUCKET_LUA)
+
+    async def charge(self, name: str) -> None:
+        per_second, burst = self.per_key.get(name, self.default)
+        if per_second <= 0:
+            return
+        breaker = self.redis.breaker
+        if not breaker.available():
+            self.metrics.rate_limit_skipped.inc()
+            return
+        try:
+            allowed, wait_ms = await self._script(keys=[KEY_RATE_LIMIT.format(name=name)],
+                                                  args=[per_second, burst])
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            breaker.record_failure()
+            self.metrics.rate_limit_skipped.inc()
+            log.warning("rate limit of %s not checked (Redis: %s): request served", name, exc)
+            return
+        if not int(allowed):
+            self.metrics.rate_limited.labels(key=name).inc()
+            raise RateLimited(name, max(1, math.ceil(int(wait_ms) / 1000)))
