@@ -15,7 +15,7 @@ router = APIRouter(prefix="/events", tags=["events"])
 Service = Annotated[EventService, Depends(get_event_service)]
 RequestId = Annotated[str, Depends(get_request_id)]
 ClientNamed = Annotated[bool, Depends(client_named_request)]
-_ERRORS = error_responses(400, 409, 413, 422, 503)
+_ERRORS = error_responses(409, 413, 422, 503)  # a body that is not UTF-8 is a 422 too
 
 
 @router.post("/click", response_model=EventLogged, responses=_ERRORS)

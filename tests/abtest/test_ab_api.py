@@ -147,27 +147,31 @@ async def test_a_cache_hit_in_a_test_stays_one_round_trip(ab_api, ab_world, redi
 
 
 async def test_the_dashboard_opens_after_impressions_served_without_a_test(ab_api, ab_world, redis_client):
-    """Issue 10: traffic while no test runs (impressions with no test_id), then a test and its dashboard."""
+    """Issue 10: traffic while no test runs (impressions with no test_id), then a test, its refresh
+    (which flushes the impressions first) and its dashboard."""
     for user in range(1, 6):
         r = await ab_api.get("/recommendations", params={"user_id": user, "num_items": 3})
         assert r.status_code == 200 and r.json()["model_version"] == "m-control"
     created = await start(ab_api, fraction=0.5)
     assert created.status_code == 201, created.text
     test_id = created.json()["test_id"]
-    r = await ab_api.get(f"/ab-tests/{test_id}/dashboard")
+    refreshed = await ab_api.post(f"/ab-tests/{test_id}/refresh", headers=auth())
+    assert refreshed.status_code == 200, refreshed.text
+    r = await ab_api.get(f"/ab-tests/{test_id}/dashboard", headers=auth())
     assert r.status_code == 200, r.text
-    assert (await ab_api.get(f"/ab-tests/{test_id}")).status_code == 200
+    assert (await ab_api.get(f"/ab-tests/{test_id}", headers=auth())).status_code == 200
     with ab_world.connect() as conn:
         before = dict(conn.execute(select(ABImpression.user_id, ABImpression.test_id)).all())
     assert before == {u: None for u in range(1, 6)}  # flushed like any others, with no test
     assert redis_client.xlen(KEY_IMPRESSIONS) == 0
     for user in range(1, 4):  # traffic in the test flows behind them
         await ab_api.get("/recommendations", params={"user_id": user, "num_items": 3})
-    assert (await ab_api.get(f"/ab-tests/{test_id}/dashboard")).status_code == 200
+    assert (await ab_api.post(f"/ab-tests/{test_id}/refresh", headers=auth())).status_code == 200
+    assert (await ab_api.get(f"/ab-tests/{test_id}/dashboard", headers=auth())).status_code == 200
     with ab_world.connect() as conn:
         in_test = conn.execute(select(func.count()).select_from(ABImpression)
                                .where(ABImpression.test_id == test_id)).scalar()
-    assert in_test == 3  # the dashboard sends the buffered impressions first
+    assert in_test == 3  # the refresh sends the buffered impressions first
 
 
 async def test_an_unknown_field_of_a_test_is_a_422_naming_it(ab_api, ab_world):

@@ -18,6 +18,14 @@ from recsys.db.errors import is_connectivity_error, is_input_error
 
 pytestmark = pytest.mark.anyio
 TOO_BIG = MAX_DB_INT + 1  # 9223372036854775808
+ADMIN_TOKEN = "isolation-admin-token-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def api_settings(api_settings):
+    """The A/B reads need the admin token before their path is validated."""
+    return api_settings.model_copy(update={"admin_token": ADMIN_TOKEN})
 
 
 def click(user_id: int, **extra) -> dict:
@@ -29,8 +37,8 @@ def click(user_id: int, **extra) -> dict:
     ("get", "/recommendations", {"params": {"user_id": 1, "num_items": TOO_BIG}}, "num_items"),
     ("get", "/recommendations/similar", {"params": {"product_id": TOO_BIG}}, "product_id"),
     ("get", "/recommendations/trending", {"params": {"num_items": 101}}, "num_items"),
-    ("get", f"/ab-tests/{TOO_BIG}", {}, "test_id"),
-    ("get", f"/ab-tests/{TOO_BIG}/dashboard", {}, "test_id"),
+    ("get", f"/ab-tests/{TOO_BIG}", {"headers": ADMIN}, "test_id"),
+    ("get", f"/ab-tests/{TOO_BIG}/dashboard", {"headers": ADMIN}, "test_id"),
     ("post", "/events/click", {"json": click(TOO_BIG)}, "user_id"),
     ("post", "/events/click", {"json": {**click(1), "product_id": TOO_BIG}}, "product_id"),
     ("post", "/events/click", {"json": {**click(1), "timestamp": TOO_BIG}}, "timestamp"),

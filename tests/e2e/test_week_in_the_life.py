@@ -40,7 +40,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
-ADMIN_TOKEN = "week-admin-token"
+ADMIN_TOKEN = "week-admin-token-0123456789"
+SHOP_KEY = "week-shop-key-0123456789abcdef"
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 WEEK = [TODAY - dt.timedelta(days=7 - i) for i in range(7)]  # the seven processed days, the last is yesterday
 SHOPPERS = 60  # users who ask for recommendations each day
@@ -100,6 +101,8 @@ def env(database, s3_endpoint, tmp_path_factory):
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "RECSYS_ADMIN_TOKEN": ADMIN_TOKEN,
+        "RECSYS_API_KEYS": f"shop-backend:{SHOP_KEY}",
+        "RECSYS_REQUEST_ID_SECRET": "week-request-id-secret-0123456789",  # the API signs, the hourly DAG checks
         "RECSYS_NO_COMPONENTS": "16",
         "RECSYS_EPOCHS": "5",
         "RECSYS_TRAIN_THREADS": "1",
@@ -175,7 +178,7 @@ def api(env, redis_client, tmp_path_factory):
     else:
         proc.kill()
         pytest.fail(f"the API did not start: {log_path.read_text()[-3000:]}")
-    client = httpx.Client(base_url=base, timeout=10)
+    client = httpx.Client(base_url=base, timeout=10, headers={"X-API-Key": SHOP_KEY})
     yield client, log_path
     client.close()
     proc.terminate()
