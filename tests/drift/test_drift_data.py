@@ -25,7 +25,8 @@ def tiny():
         "event_type": ["VIEW", "CLICK", "VIEW", "PURCHASE", "VIEW", "VIEW"],
         "timestamp": [T] * 6,
     })
-    users = pd.DataFrame({"user_id": [1, 2, 3], "device_type": ["mobile", "desktop", None], "country": ["DE", "US", "DE"]})
+    users = pd.DataFrame({"user_id": [1, 2, 3], "device_type": ["mobile", "desktop", None],
+                          "country": ["DE", "US", "DE"]})
     created = pd.to_datetime(["2026-11-19", "2025-01-01", "2026-11-08"], utc=True)
     products = pd.DataFrame({"product_id": [10, 11, 12], "category": ["Books", "Toys", "Books"],
                              "price": [5.0, 120.0, 25.0], "created_at": created})
@@ -95,7 +96,8 @@ def test_a_stable_day_is_quiet(small_shop):
     assert "No feature drifted" in data_report_html(report_of(results))
 
 
-@pytest.mark.parametrize("shift, feature", [({"category": "Electronics"}, "category"), ({"device": "desktop"}, "device")])
+@pytest.mark.parametrize("shift, feature", [({"category": "Electronics"}, "category"),
+                                            ({"device": "desktop"}, "device")])
 def test_a_shifted_day_flags_the_shifted_feature(small_shop, shift, feature):
     shop = shift_day(small_shop, LAST_EVENT_DAY, factor=3, seed=1, **shift)
     results = {r["feature"]: r for r in compare_profiles(*profiles(shop, LAST_EVENT_DAY), threshold=0.2)}

@@ -109,7 +109,8 @@ def test_bad_day_is_refused(shop_engine, local_store, settings):
 def _train(engine, store, seed):
     from recsys.model.train import TrainParams, train_model
 
-    return train_model(engine, store, DAY, TrainParams(epochs=3, no_components=8, window_days=14, seed=seed))["model_id"]
+    params = TrainParams(epochs=3, no_components=8, window_days=14, seed=seed)
+    return train_model(engine, store, DAY, params)["model_id"]
 
 
 def test_output_drift_compares_the_new_model_with_live(shop_engine, local_store, settings):
