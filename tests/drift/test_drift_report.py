@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from recsys.constants import STEP_FAILED, STEP_SKIPPED, STEP_SUCCESS
 from recsys.data.loading import load_shop
@@ -31,6 +35,31 @@ def steps(engine, day=DAY):
     return {s["step"]: s for s in get_steps(engine, day)}
 
 
+def promtool_drift_alerts(engine, tmp_path) -> list[dict]:
+    """DataDriftDetected as the real rule gives it on the exporter's samples (held 10 minutes), checked by
+    promtool against the features whose PSI reaches the exported threshold; returns those."""
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not installed (scripts/ensure_services.sh installs Debian's prometheus)")
+    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "monitoring/alerts.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)  # the expressions are under test here, not the texts
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(rules))
+    samples = collect_samples(engine, now=NOW)
+    series = [{"series": s.name + "{" + ",".join(f'{k}="{v}"' for k, v in {**s.labels, "job": "p"}.items()) + "}",
+               "values": f"{s.value}x20"} for s in samples]
+    threshold = next(s.value for s in samples if s.name == "recsys_data_drift_psi_threshold")
+    expected = [{"exp_labels": {"severity": "warning", "team": "recsys", "component": "data", "job": "p", **s.labels}}
+                for s in samples if s.name == "recsys_data_drift_psi" and s.value >= threshold]
+    case = {"interval": "1m", "input_series": series,
+            "alert_rule_test": [{"eval_time": "10m", "alertname": "DataDriftDetected", "exp_alerts": expected}]}
+    (tmp_path / "t.yml").write_text(yaml.safe_dump({"rule_files": ["alerts.yml"], "tests": [case]}))
+    done = subprocess.run(["promtool", "test", "rules", "t.yml"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return expected
+
+
 def drift_metrics(engine):
     out = {}
     for s in collect_samples(engine, now=NOW):
@@ -39,7 +68,7 @@ def drift_metrics(engine):
     return out
 
 
-def test_a_stable_day_writes_a_quiet_report(shop_engine, local_store, settings):
+def test_a_stable_day_writes_a_quiet_report(shop_engine, local_store, settings, tmp_path):
     extract_day(shop_engine, local_store, DAY)
     out = drift_report(shop_engine, local_store, DAY, settings)
     assert out["drifted"] == [] and out["events"] > 0 and out["reference_events"] > 5 * out["events"]
@@ -59,9 +88,11 @@ def test_a_stable_day_writes_a_quiet_report(shop_engine, local_store, settings):
     assert set(psi) == {"event_type", "category", "price_band", "device", "country", "new_product", "activity"}
     assert max(psi.values()) < 0.2
     assert len(json.dumps(out)) < 2000  # small enough for XCom
+    assert promtool_drift_alerts(shop_engine, tmp_path) == []  # the alert stays quiet
 
 
-def test_a_drifting_day_is_flagged_in_the_report_the_record_and_the_metric(engine, small_shop, local_store, settings):
+def test_a_drifting_day_is_flagged_in_the_report_the_record_the_metric_and_the_alert(engine, small_shop, local_store,
+                                                                                    settings, tmp_path):
     load_shop(engine, shift_day(small_shop, DAY, factor=3, category="Electronics", seed=1))
     extract_day(engine, local_store, DAY)
     out = drift_report(engine, local_store, DAY, settings)
@@ -75,6 +106,8 @@ def test_a_drifting_day_is_flagged_in_the_report_the_record_and_the_metric(engin
     metrics = drift_metrics(engine)
     assert metrics[("recsys_data_drift_psi", ("category",))] >= metrics[("recsys_data_drift_psi_threshold", ())]
     assert metrics[("recsys_data_drift_features_drifted", ())] == len(out["drifted"])
+    fired = promtool_drift_alerts(engine, tmp_path)  # the real rule fires on these samples
+    assert {a["exp_labels"]["feature"] for a in fired} == set(out["drifted"])
 
     again = drift_report(engine, local_store, DAY, settings)  # a re-run overwrites the same keys
     assert again == out and len(local_store.list("drift/")) == 3
