@@ -25,6 +25,7 @@ Exported gauges (absent when there is nothing to report):
 | ``recsys_recommendation_coverage{role}``, ``recsys_recommendation_avg_popularity{role}`` | catalogue coverage, mean popularity of recommended products, same step |
 | ``recsys_recommendation_overlap_jaccard`` | mean Jaccard@10 of the two models' lists, same step |
 | ``recsys_recommendation_gini_change``, ``recsys_recommendation_gini_jump_threshold`` | new minus LIVE Gini, and the change that step calls a concentration jump |
+| ``recsys_recommendation_concentration_jump`` | 1 when that step flagged a concentration jump (Gini rise or coverage fall), else 0 |
 | ``recsys_ctr{model}`` | clicks / impressions in ``user_events`` over the last 24 h; ``model`` = the LIVE model id |
 | ``recsys_ctr_baseline`` | clicks / impressions over the 7 days before those 24 h |
 | ``recsys_ctr_impressions{window}`` | the impressions behind each (``current`` / ``baseline``) |
@@ -85,6 +86,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "recsys_recommendation_overlap_jaccard": ("mean Jaccard@k of the new and LIVE models' lists", ()),
     "recsys_recommendation_gini_change": ("Gini of the new model's recommendations minus the LIVE model's", ()),
     "recsys_recommendation_gini_jump_threshold": ("Gini change called a concentration jump", ()),
+    "recsys_recommendation_concentration_jump": ("1 if the latest output-drift check flagged a concentration jump",
+                                                 ()),
     "recsys_ctr": ("clicks / impressions over the last 24 h", ("model",)),
     "recsys_ctr_baseline": ("clicks / impressions over the 7 days before the last 24 h", ()),
     "recsys_ctr_impressions": ("impressions behind recsys_ctr (current) and recsys_ctr_baseline", ("window",)),
@@ -162,6 +165,8 @@ def output_drift_samples(d: dict) -> list[Sample]:
     for key in ("overlap_jaccard", "gini_change", "gini_jump_threshold"):
         if (v := _number(d.get(key))) is not None:
             out.append(Sample(f"recsys_recommendation_{key}", {}, v))
+    if isinstance(d.get("concentration_jump"), bool):
+        out.append(Sample("recsys_recommendation_concentration_jump", {}, float(d["concentration_jump"])))
     return out
 
 

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     drift_gini_jump: float = Field(
         default=0.1, gt=0, lt=1,
         description="output drift: a new model whose recommendation Gini exceeds LIVE's by this is a concentration jump")
+    drift_coverage_drop: float = Field(
+        default=0.5, gt=0, lt=1,
+        description="output drift: a new model whose catalogue coverage falls by this fraction of LIVE's is a "
+                    "concentration jump too")
     drift_sample_users: int = Field(
         default=2000, ge=1, description="output drift: active users (seeded sample) whose lists both models make")
 

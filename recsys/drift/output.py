@@ -10,9 +10,12 @@ and ``product_id -> popularity`` (events in the trending window). Per model:
 - ``avg_popularity``: mean popularity of the recommended products, over all slots.
 
 Between the two: ``overlap_jaccard``, the mean over common users of the Jaccard index of their two
-top-k sets, and ``concentration_jump``: the new model's Gini exceeds the LIVE model's by at least
-the threshold (``RECSYS_DRIFT_GINI_JUMP``): the model that suddenly recommends the same products to
-everyone.
+top-k sets, and ``concentration_jump``, the model that suddenly recommends the same products to
+everyone: the new model's Gini exceeds the LIVE model's by at least ``gini_jump``
+(``RECSYS_DRIFT_GINI_JUMP``), or its coverage falls by at least the fraction ``coverage_drop`` of
+the LIVE model's (``RECSYS_DRIFT_COVERAGE_DROP``). The second test matters when the LIVE model
+already concentrates its lists: a Gini over the whole catalogue is then close to 1 and cannot rise
+by much, while the number of distinct products recommended still falls tenfold.
 """
 
 from __future__ import annotations
@@ -67,13 +70,19 @@ def mean_jaccard(a: Mapping[int, Sequence[int]], b: Mapping[int, Sequence[int]],
 
 
 def compare_outputs(new: Mapping[int, Sequence[int]], live: Mapping[int, Sequence[int]],
-                    popularity: Mapping[int, float], catalog_size: int, k: int, gini_jump: float) -> dict:
-    """Both models' metrics, their overlap, the Gini change and the concentration-jump flag."""
-    if not 0 < gini_jump < 1:
-        raise ValueError(f"gini_jump must be in (0, 1), got {gini_jump!r}")
+                    popularity: Mapping[int, float], catalog_size: int, k: int, gini_jump: float,
+                    coverage_drop: float) -> dict:
+    """Both models' metrics, their overlap, the Gini change, the coverage ratio and the concentration jump
+    (``jump_reasons``: ``"gini"`` and/or ``"coverage"``)."""
+    for name, value in (("gini_jump", gini_jump), ("coverage_drop", coverage_drop)):
+        if not 0 < value < 1:
+            raise ValueError(f"{name} must be in (0, 1), got {value!r}")
     new_m = output_metrics(new, popularity, catalog_size, k)
     live_m = output_metrics(live, popularity, catalog_size, k)
     change = new_m["gini"] - live_m["gini"]
+    ratio = new_m["coverage"] / live_m["coverage"] if live_m["coverage"] else None  # None: LIVE's lists are empty
+    dropped = ratio is not None and ratio <= 1 - coverage_drop
+    reasons = [name for name, hit in (("gini", change >= gini_jump), ("coverage", dropped)) if hit]
     return {
         "k": k,
         "new": new_m,
@@ -81,5 +90,8 @@ def compare_outputs(new: Mapping[int, Sequence[int]], live: Mapping[int, Sequenc
         "overlap_jaccard": mean_jaccard(new, live, k),
         "gini_change": change,
         "gini_jump_threshold": gini_jump,
-        "concentration_jump": bool(change >= gini_jump),
+        "coverage_ratio": ratio,
+        "coverage_drop_threshold": coverage_drop,
+        "jump_reasons": reasons,
+        "concentration_jump": bool(reasons),
     }

@@ -103,9 +103,11 @@ def output_report_html(report: dict) -> str:
     body = [
         f"<p>New model <b>{escape(report['new_model_id'])}</b> against LIVE model <b>{escape(report['live_model_id'])}"
         f"</b> on {escape(report['day'])}: top {report['k']} of {report['new']['users']} sampled active users.</p>",
-        f"<p>Concentration: Gini change {report['gini_change']:+.4f} (threshold "
-        f"{report['gini_jump_threshold']}, RECSYS_DRIFT_GINI_JUMP): "
-        f"{_flag(jump, 'CONCENTRATION JUMP', 'no concentration jump')}</p>",
+        f"<p>Concentration: {_flag(jump, 'CONCENTRATION JUMP', 'no concentration jump')} "
+        f"{escape(', '.join(report['jump_reasons']))}</p><ul>"
+        f"<li>Gini change {report['gini_change']:+.4f} (a jump from {report['gini_jump_threshold']}, "
+        f"RECSYS_DRIFT_GINI_JUMP)</li><li>coverage of the new model / LIVE's: {_num(report['coverage_ratio'])} "
+        f"(a jump at or below {1 - report['coverage_drop_threshold']:.2f}, RECSYS_DRIFT_COVERAGE_DROP)</li></ul>",
         f"<p>Overlap of users' lists (mean Jaccard@{report['k']}): {_num(report['overlap_jaccard'])}</p>",
         f"<table><tr><th>metric</th><th>what</th><th>LIVE</th><th>new</th></tr>{rows}</table>",
     ]

@@ -165,7 +165,7 @@ def build_output_report(engine: Engine, store: ArtifactStore, day: dt.date, new_
     sample = sample.sort_values(COL_USER).reset_index(drop=True)
     popularity = dict(zip(new.products[COL_ITEM].tolist(), new.products["popularity"].tolist()))
     result = compare_outputs(_sample_lists(engine, day, new, sample), _sample_lists(engine, day, live, sample),
-                             popularity, len(new.products), k, settings.drift_gini_jump)
+                             popularity, len(new.products), k, settings.drift_gini_jump, settings.drift_coverage_drop)
     return {"day": day.isoformat(), "new_model_id": new_model_id, "live_model_id": live_model_id, **result}
 
 
@@ -204,11 +204,13 @@ def output_drift(engine: Engine, store: ArtifactStore, day: dt.date, new_model_i
         "html_key": html_key, "html_uri": html_uri, "json_key": json_key, "json_uri": json_uri,
         "users": new["users"], "overlap_jaccard": report["overlap_jaccard"],
         "gini_change": report["gini_change"], "gini_jump_threshold": report["gini_jump_threshold"],
-        "concentration_jump": report["concentration_jump"],
+        "coverage_ratio": report["coverage_ratio"], "coverage_drop_threshold": report["coverage_drop_threshold"],
+        "concentration_jump": report["concentration_jump"], "jump_reasons": report["jump_reasons"],
         **{f"{name}_{role}": m[name] for role, m in (("new", new), ("live", live))
            for name in ("gini", "coverage", "avg_popularity", "top_share")},
     }
     record_step(engine, day, STEP_OUTPUT, STEP_SUCCESS, summary)
-    log.info("output drift of %s vs LIVE %s on %s: %s (Gini %+.3f%s)", new_model_id, live_model_id, day, html_uri,
-             report["gini_change"], ", CONCENTRATION JUMP" if report["concentration_jump"] else "")
+    log.info("output drift of %s vs LIVE %s on %s: %s (Gini %+.3f, coverage x%s%s)", new_model_id, live_model_id,
+             day, html_uri, report["gini_change"], report["coverage_ratio"],
+             f", CONCENTRATION JUMP ({', '.join(report['jump_reasons'])})" if report["concentration_jump"] else "")
     return summary

@@ -65,8 +65,8 @@ def test_jaccard_matches_the_slow_reference_and_handles_partial_overlap():
 def test_same_twenty_products_for_everyone_is_a_concentration_jump():
     popularity = {p: (1000.0 if 100 <= p < 120 else 5.0) for p in range(CATALOG)}
     live, new = diverse_lists(), same_twenty()
-    out = compare_outputs(new, live, popularity, CATALOG, K, gini_jump=0.1)
-    assert out["concentration_jump"] is True
+    out = compare_outputs(new, live, popularity, CATALOG, K, gini_jump=0.1, coverage_drop=0.5)
+    assert out["concentration_jump"] is True and out["jump_reasons"] == ["gini", "coverage"]
     assert out["new"]["coverage"] == 20 / CATALOG and out["live"]["coverage"] > 0.9
     assert out["new"]["top_share"] == 1.0
     assert out["new"]["gini"] > 0.95 and out["gini_change"] > 0.5
@@ -74,29 +74,43 @@ def test_same_twenty_products_for_everyone_is_a_concentration_jump():
     assert out["overlap_jaccard"] < 0.05
 
 
+def test_same_twenty_against_an_already_concentrated_live_model_is_a_jump_by_coverage():
+    """LIVE recommends 200 products, mostly 50 of them: its Gini over the catalogue is already high,
+    so the Gini cannot rise by the threshold, but coverage falls tenfold."""
+    rng = np.random.default_rng(6)
+    weights = np.r_[np.full(50, 30.0), np.ones(150)]
+    live = {u: rng.choice(200, K, replace=False, p=weights / weights.sum()).tolist() for u in range(1, 301)}
+    out = compare_outputs(same_twenty(), live, {}, 5000, K, gini_jump=0.1, coverage_drop=0.5)
+    assert out["live"]["gini"] > 0.95 and out["gini_change"] < 0.1
+    assert out["coverage_ratio"] == pytest.approx(20 / (out["live"]["coverage"] * 5000))
+    assert out["coverage_ratio"] < 0.2
+    assert out["concentration_jump"] is True and out["jump_reasons"] == ["coverage"]
+
+
 def test_a_similar_diverse_model_is_quiet():
     popularity = {p: 1.0 for p in range(CATALOG)}
-    out = compare_outputs(diverse_lists(seed=4), diverse_lists(seed=5), popularity, CATALOG, K, gini_jump=0.1)
-    assert out["concentration_jump"] is False
-    assert abs(out["gini_change"]) < 0.05
+    out = compare_outputs(diverse_lists(seed=4), diverse_lists(seed=5), popularity, CATALOG, K, gini_jump=0.1, coverage_drop=0.5)
+    assert out["concentration_jump"] is False and out["jump_reasons"] == []
+    assert abs(out["gini_change"]) < 0.05 and 0.9 < out["coverage_ratio"] < 1.1
 
 
 def test_the_jump_follows_the_threshold():
     popularity = {}
     live, new = diverse_lists(), same_twenty()
-    change = compare_outputs(new, live, popularity, CATALOG, K, gini_jump=0.1)["gini_change"]
-    assert compare_outputs(new, live, popularity, CATALOG, K, gini_jump=min(change + 0.01, 0.99))[
-        "concentration_jump"] is False
+    change = compare_outputs(new, live, popularity, CATALOG, K, gini_jump=0.1, coverage_drop=0.5)["gini_change"]
+    quiet = compare_outputs(new, live, popularity, CATALOG, K, gini_jump=min(change + 0.01, 0.99), coverage_drop=0.99)
+    assert quiet["concentration_jump"] is False and quiet["jump_reasons"] == []
 
 
 @pytest.mark.parametrize("kwargs, words", [
     ({"k": 0}, "k must be"),
     ({"catalog_size": 5}, "smaller than"),
     ({"gini_jump": 1.5}, "gini_jump"),
+    ({"coverage_drop": 0}, "coverage_drop"),
 ])
 def test_bad_inputs_are_refused(kwargs, words):
     args = {"new": diverse_lists(10), "live": diverse_lists(10), "popularity": {}, "catalog_size": CATALOG,
-            "k": K, "gini_jump": 0.1, **kwargs}
+            "k": K, "gini_jump": 0.1, "coverage_drop": 0.5, **kwargs}
     with pytest.raises(ValueError, match=words):
         compare_outputs(**args)
 

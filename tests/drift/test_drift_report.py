@@ -159,7 +159,8 @@ def test_output_drift_compares_the_new_model_with_live(shop_engine, local_store,
     assert out["compared"] and out["live_model_id"] == first and out["users"] == 300
     assert out["html_key"] == "drift/date=2026-11-20/output.html"
     assert 0 < out["coverage_new"] <= 1 and 0 <= out["gini_new"] < 1 and 0 < out["overlap_jaccard"] <= 1
-    assert out["concentration_jump"] is False  # two models of the same data and settings
+    assert out["concentration_jump"] is False and out["jump_reasons"] == []  # same data and settings
+    assert 0.5 < out["coverage_ratio"] < 2
     html = local_store.get_bytes(out["html_key"]).decode()
     assert second in html and first in html and "no concentration jump" in html
     report = json.loads(local_store.get_bytes(out["json_key"]))
@@ -168,6 +169,7 @@ def test_output_drift_compares_the_new_model_with_live(shop_engine, local_store,
     assert metrics[("recsys_recommendation_gini", ("new",))] == pytest.approx(out["gini_new"])
     assert metrics[("recsys_recommendation_gini_change", ())] == pytest.approx(out["gini_change"])
     assert metrics[("recsys_recommendation_gini_jump_threshold", ())] == settings.drift_gini_jump
+    assert metrics[("recsys_recommendation_concentration_jump", ())] == 0.0
 
     with pytest.raises(Exception, match="unknown model id"):
         output_drift(shop_engine, local_store, DAY, "01NOSUCHMODEL0000000000000", settings=settings)

@@ -102,7 +102,7 @@ def test_drift_records_become_drift_gauges_and_malformed_values_are_left_out(eng
                               "psi_threshold": 0.2, "drifted": ["category"]}),
         "output_drift": ("SUCCESS", {"gini_new": 0.9, "gini_live": 0.5, "coverage_new": 0.04, "coverage_live": 0.9,
                                      "avg_popularity_new": 80.0, "avg_popularity_live": 20.0, "overlap_jaccard": 0.1,
-                                     "gini_change": 0.4, "gini_jump_threshold": 0.1}),
+                                     "gini_change": 0.4, "gini_jump_threshold": 0.1, "concentration_jump": True}),
     })
     s = as_dict(collect_samples(engine, now=NOW))
     psi = {labels[0][1]: v for (name, labels), v in s.items() if name == "recsys_data_drift_psi"}
@@ -115,6 +115,7 @@ def test_drift_records_become_drift_gauges_and_malformed_values_are_left_out(eng
     assert s[("recsys_recommendation_gini_change", ())] == 0.4
     assert s[("recsys_recommendation_gini_jump_threshold", ())] == 0.1
     assert s[("recsys_recommendation_overlap_jaccard", ())] == 0.1
+    assert s[("recsys_recommendation_concentration_jump", ())] == 1.0
 
     add_runs(engine, day + dt.timedelta(days=1), {  # next night: output check skipped, drift record broken
         "drift": ("SUCCESS", {"psi": "not a dict"}),
