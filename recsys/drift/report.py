@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 
 import pandas as pd
 from sqlalchemy import Engine, select
@@ -119,6 +120,7 @@ def drift_report(engine: Engine, store: ArtifactStore, day: dt.date, settings: S
     """Write the data-drift report of ``day``; returns its keys/URIs and the key figures."""
     _check_day(day)
     settings = settings or get_settings()
+    started = time.perf_counter()
     try:
         report, profile = build_data_report(engine, store, day, settings)
         json_key, json_uri = _put(store, day, "report.json", json.dumps(report, indent=1, allow_nan=False))
@@ -132,6 +134,7 @@ def drift_report(engine: Engine, store: ArtifactStore, day: dt.date, settings: S
         "json_uri": json_uri, "events": report["events"], "reference_events": report["reference"]["events"],
         "psi_threshold": report["psi_threshold"], "drifted": report["drifted"],
         "psi": {f["feature"]: f["psi"] for f in report["features"]},
+        "duration_seconds": round(time.perf_counter() - started, 3),
     }
     record_step(engine, day, STEP_DATA, STEP_SUCCESS, summary)
     log.info("data drift report of %s: %s (drifted: %s)", day, html_uri, ", ".join(report["drifted"]) or "none")
@@ -185,6 +188,7 @@ def output_drift(engine: Engine, store: ArtifactStore, day: dt.date, new_model_i
     """
     _check_day(day)
     settings = settings or get_settings()
+    started = time.perf_counter()
     try:
         live_model_id = live_model_id or _live_model_id(engine)
         if live_model_id is None or live_model_id == new_model_id:
@@ -208,6 +212,7 @@ def output_drift(engine: Engine, store: ArtifactStore, day: dt.date, new_model_i
         "concentration_jump": report["concentration_jump"], "jump_reasons": report["jump_reasons"],
         **{f"{name}_{role}": m[name] for role, m in (("new", new), ("live", live))
            for name in ("gini", "coverage", "avg_popularity", "top_share")},
+        "duration_seconds": round(time.perf_counter() - started, 3),
     }
     record_step(engine, day, STEP_OUTPUT, STEP_SUCCESS, summary)
     log.info("output drift of %s vs LIVE %s on %s: %s (Gini %+.3f, coverage x%s%s)", new_model_id, live_model_id,
