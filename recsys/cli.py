@@ -87,6 +87,8 @@ def cmd_models(args) -> int:
     engine = get_engine()
     if args.action == "candidate":
         return cmd_models_candidate(engine, args.model_id)
+    if args.action == "compare":
+        return cmd_models_compare(engine, args.model_id, args.other_id, as_json=args.json)
     if args.action in ("promote", "trust") and not args.model_id:
         print(f"models {args.action} needs MODEL_ID", file=sys.stderr)
         return 2
@@ -120,6 +122,27 @@ def _models_action(engine, args) -> int:
         _print(rollout.promote_live(engine, get_store(), get_redis(), args.model_id, reason="promoted by hand (CLI)"))
     elif args.action == "rollback":
         _print(rollout.rollback_live(engine, get_store(), get_redis()))
+    return 0
+
+
+def cmd_models_compare(engine, a_id: str | None, b_id: str | None, as_json: bool = False) -> int:
+    """Two registry rows side by side: params, training window, samples, validation metrics, B - A."""
+    from recsys import registry
+    from recsys.model.compare import compare_rows, format_table
+
+    if not a_id or not b_id:
+        print("models compare needs two MODEL_IDs: models compare A B", file=sys.stderr)
+        return 2
+    try:
+        a, b = (registry.model_to_dict(registry.get_model(engine, m)) for m in (a_id, b_id))
+    except registry.UnknownModelError as exc:
+        print(f"error: {exc} (python -m recsys models list shows the known ids)", file=sys.stderr)
+        return 2
+    rows = compare_rows(a, b)
+    if as_json:
+        _print([{"field": f, "a": x, "b": y, "b_minus_a": d} for f, x, y, d in rows])
+    else:
+        print(format_table(rows, a_id, b_id), flush=True)
     return 0
 
 
@@ -289,10 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     models = sub.add_parser("models", help="the model registry")
-    models.add_argument("action", choices=["list", "history", "verify", "trust", "promote", "rollback", "candidate"],
+    models.add_argument("action", choices=["list", "history", "verify", "trust", "promote", "rollback", "candidate",
+                                           "compare"],
                         help="verify [MODEL_ID]: check the files' SHA-256 (default the LIVE model); trust MODEL_ID: "
-                             "record the checksums of a model registered before checksums existed")
+                             "record the checksums of a model registered before checksums existed; compare A B: "
+                             "two models side by side")
     models.add_argument("model_id", nargs="?")
+    models.add_argument("other_id", nargs="?", help="compare: the second model (B)")
+    models.add_argument("--json", action="store_true", help="compare: rows as JSON")
     models.set_defaults(func=cmd_models)
     sim = sub.add_parser("simulate", help="drive a running API with simulated shoppers (A/B traffic)")
     sim.add_argument("--users", type=int, default=500, help="simulated shoppers")

@@ -49,6 +49,8 @@ STEP_SUCCESS = "SUCCESS"
 STEP_FAILED = "FAILED"
 STEP_SKIPPED = "SKIPPED"
 STEP_STATUSES = (STEP_SUCCESS, STEP_FAILED, STEP_SKIPPED)
+STEP_DRIFT = "drift"                # recsys.drift.report.drift_report: its details feed the drift metrics
+STEP_OUTPUT_DRIFT = "output_drift"  # recsys.drift.report.output_drift
 
 # --- segments (geography x device x value) ----------------------------------
 REGIONS = ("US", "EU", "APAC", "OTHER")

@@ -20,6 +20,14 @@ Exported gauges (absent when there is nothing to report):
 | ``recsys_pipeline_step_duration_seconds{step}`` | ``details.duration_seconds`` of each step of the latest run |
 | ``recsys_rows_extracted`` | ``details.rows`` of the latest run's ``extract`` step |
 | ``recsys_validation_failures`` | failed expectations of the latest ``validate`` step: ``len(details.failed)`` |
+| ``recsys_data_drift_psi{feature}`` | PSI of each feature in the latest ``drift`` step (``recsys.drift``: the day against the days before) |
+| ``recsys_data_drift_psi_threshold`` | the PSI at which that step flags a feature (``RECSYS_DRIFT_PSI_THRESHOLD`` of the run) |
+| ``recsys_data_drift_features_drifted`` | features that step flagged |
+| ``recsys_recommendation_gini{role}`` | Gini of recommendation counts in the latest ``output_drift`` step, ``role`` = ``new`` / ``live`` |
+| ``recsys_recommendation_coverage{role}``, ``recsys_recommendation_avg_popularity{role}`` | catalogue coverage, mean popularity of recommended products, same step |
+| ``recsys_recommendation_overlap_jaccard`` | mean Jaccard@10 of the two models' lists, same step |
+| ``recsys_recommendation_gini_change``, ``recsys_recommendation_gini_jump_threshold`` | new minus LIVE Gini, and the change that step calls a concentration jump |
+| ``recsys_recommendation_concentration_jump`` | 1 when that step flagged a concentration jump (Gini rise or coverage fall), else 0 |
 | ``recsys_ctr{model}`` | clicks / impressions in ``user_events`` over the last 24 h; ``model`` = the LIVE model id |
 | ``recsys_ctr_baseline`` | clicks / impressions over the 7 days before those 24 h |
 | ``recsys_ctr_impressions{window}`` | the impressions behind each (``current`` / ``baseline``) |
@@ -51,7 +59,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, func, select
 
-from recsys.constants import AB_RUNNING, CLICK, IMPRESSION, MS_PER_DAY, STATUS_LIVE, STEP_FAILED
+from recsys.constants import (
+    AB_RUNNING, CLICK, IMPRESSION, MS_PER_DAY, STATUS_LIVE, STEP_DRIFT, STEP_FAILED, STEP_OUTPUT_DRIFT,
+)
 from recsys.db.models import ABTest, PipelineRun, RecommendationModel, UserEvent
 
 log = logging.getLogger(__name__)
@@ -73,6 +83,18 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "recsys_pipeline_step_duration_seconds": ("duration of each step of the latest run", ("step",)),
     "recsys_rows_extracted": ("events extracted by the latest run", ()),
     "recsys_validation_failures": ("failed expectations in the latest validation", ()),
+    "recsys_data_drift_psi": ("population stability index of each feature, latest drift report", ("feature",)),
+    "recsys_data_drift_psi_threshold": ("PSI at which the drift report flags a feature", ()),
+    "recsys_data_drift_features_drifted": ("features flagged by the latest drift report", ()),
+    "recsys_recommendation_gini": ("Gini of recommendation counts, latest output-drift check", ("role",)),
+    "recsys_recommendation_coverage": ("catalogue coverage of the recommendations, latest output-drift check", ("role",)),
+    "recsys_recommendation_avg_popularity": ("mean popularity of recommended products, latest output-drift check",
+                                             ("role",)),
+    "recsys_recommendation_overlap_jaccard": ("mean Jaccard@k of the new and LIVE models' lists", ()),
+    "recsys_recommendation_gini_change": ("Gini of the new model's recommendations minus the LIVE model's", ()),
+    "recsys_recommendation_gini_jump_threshold": ("Gini change called a concentration jump", ()),
+    "recsys_recommendation_concentration_jump": ("1 if the latest output-drift check flagged a concentration jump",
+                                                 ()),
     "recsys_ctr": ("clicks / impressions over the last 24 h", ("model",)),
     "recsys_ctr_baseline": ("clicks / impressions over the 7 days before the last 24 h", ()),
     "recsys_ctr_impressions": ("impressions behind recsys_ctr (current) and recsys_ctr_baseline", ("window",)),
@@ -130,6 +152,34 @@ def run_samples(engine: Engine) -> list[Sample]:
     if "validate" in details:
         listed = details["validate"].get("failed")
         out.append(Sample("recsys_validation_failures", {}, float(len(listed) if isinstance(listed, list) else 0)))
+    out += drift_samples(details.get(STEP_DRIFT, {}))
+    return out + output_drift_samples(details.get(STEP_OUTPUT_DRIFT, {}))
+
+
+def drift_samples(d: dict) -> list[Sample]:
+    """The data-drift figures of a ``drift`` step record (``recsys.drift.report.drift_report``)."""
+    psi = d.get("psi") if isinstance(d.get("psi"), dict) else {}
+    out = [Sample("recsys_data_drift_psi", {"feature": f}, v) for f, raw in sorted(psi.items())
+           if (v := _number(raw)) is not None]
+    if (threshold := _number(d.get("psi_threshold"))) is not None:
+        out.append(Sample("recsys_data_drift_psi_threshold", {}, threshold))
+    if isinstance(d.get("drifted"), list):
+        out.append(Sample("recsys_data_drift_features_drifted", {}, float(len(d["drifted"]))))
+    return out
+
+
+def output_drift_samples(d: dict) -> list[Sample]:
+    """The model-output figures of an ``output_drift`` step record (absent when it compared nothing)."""
+    out = []
+    for name in ("gini", "coverage", "avg_popularity"):
+        for role in ("new", "live"):
+            if (v := _number(d.get(f"{name}_{role}"))) is not None:
+                out.append(Sample(f"recsys_recommendation_{name}", {"role": role}, v))
+    for key in ("overlap_jaccard", "gini_change", "gini_jump_threshold"):
+        if (v := _number(d.get(key))) is not None:
+            out.append(Sample(f"recsys_recommendation_{key}", {}, v))
+    if isinstance(d.get("concentration_jump"), bool):
+        out.append(Sample("recsys_recommendation_concentration_jump", {}, float(d["concentration_jump"])))
     return out
 
 

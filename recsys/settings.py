@@ -112,6 +112,21 @@ class Settings(BaseSettings):
     max_per_category: int = Field(default=3, ge=1, description="diversity: at most this many items of one category in a list")
     volume_band: float = Field(default=0.5, gt=0, lt=1, description="day volume must be within +-band of the trailing mean")
     bot_events_per_minute: int = Field(default=60, ge=1, description="validation flags users above this rate as bots")
+    # drift reports (recsys.drift): the day's events against the days before, the new model's lists against LIVE's
+    drift_reference_days: int = Field(
+        default=7, ge=1, le=90, description="drift report: the day's events are compared with the N days before it")
+    drift_psi_threshold: float = Field(
+        default=0.2, gt=0,
+        description="drift report: a feature whose population stability index (PSI) reaches this is flagged")
+    drift_gini_jump: float = Field(
+        default=0.1, gt=0, lt=1,
+        description="output drift: a new model whose recommendation Gini exceeds LIVE's by this is a concentration jump")
+    drift_coverage_drop: float = Field(
+        default=0.5, gt=0, lt=1,
+        description="output drift: a new model whose catalogue coverage falls by this fraction of LIVE's is a "
+                    "concentration jump too")
+    drift_sample_users: int = Field(
+        default=2000, ge=1, description="output drift: active users (seeded sample) whose lists both models make")
 
     # Airflow (read when the DAG file is parsed: environment only)
     dag_retries: int = Field(default=2, ge=0, description="retries of every nightly task")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -104,3 +105,53 @@ def test_models_verify_and_a_refused_rollback_through_the_cli(cli_env, redis_cli
     assert done.returncode == 1 and done.stderr.startswith("error: ")
     assert f"{first}/model.npz (missing)" in done.stderr and f"{first}/item_vectors.npy (mismatch)" in done.stderr
     assert registry.get_live(cli_env).model_id == second
+MODEL_A, MODEL_B, UNKNOWN = "01AAAAAAAAAAAAAAAAAAAAAAAA", "01BBBBBBBBBBBBBBBBBBBBBBBB", "01NOSUCHMODEL0000000000000"
+
+
+@pytest.fixture
+def registry_env(engine, monkeypatch, tmp_path):
+    """The real CLI in a subprocess against the test database, with two registered models."""
+    import datetime as dt
+    from pathlib import Path
+
+    from recsys import registry
+
+    for model_id, day, epochs, ndcg in ((MODEL_A, 19, 30, 0.21), (MODEL_B, 20, 10, 0.18)):
+        window = [f"2026-10-{day}", f"2026-11-{day - 1}"]
+        registry.register_model(engine, model_id=model_id, model_type="HYBRID", train_date=dt.date(2026, 11, day),
+                                params={"epochs": epochs, "loss": "bpr", "train_days": window},
+                                samples=1000 + day, artifact_uri=f"s3://b/models/{model_id}/")
+        protocol = {"day": f"2026-11-{day}", "users": 40 + day, "positives": 99}
+        registry.set_metrics(engine, model_id, {"new": {"ndcg@10": ndcg, "auc": 0.9}, "protocol": protocol})
+    env = {**os.environ, "RECSYS_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+           "RECSYS_VAR_DIR": str(tmp_path)}
+    return env, Path(__file__).resolve().parents[1]
+
+
+def run_cli(env_root, *args):
+    env, root = env_root
+    return subprocess.run([sys.executable, "-m", "recsys", *args], capture_output=True, text=True, env=env, cwd=root,
+                          timeout=120)
+
+
+def test_models_compare_prints_params_window_samples_and_metrics_side_by_side(registry_env):
+    out = run_cli(registry_env, "models", "compare", MODEL_A, MODEL_B)
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()[1:]}
+    assert lines["params.epochs"] == ["30", "10", "-20"]
+    assert lines["params.loss"] == ["bpr", "bpr"]
+    assert lines["samples"] == ["1019", "1020", "+1"]
+    assert lines["training"] == ["window", "2026-10-19", "..", "2026-11-18", "2026-10-20", "..", "2026-11-19"]
+    assert lines["metrics.ndcg@10"] == ["0.21", "0.18", "-0.03"]
+    assert lines["validation.users"] == ["59", "60", "+1"]
+
+    as_json = run_cli(registry_env, "models", "compare", MODEL_A, MODEL_B, "--json")
+    rows = {r["field"]: r for r in json.loads(as_json.stdout)}
+    assert rows["metrics.auc"] == {"field": "metrics.auc", "a": 0.9, "b": 0.9, "b_minus_a": 0.0}
+
+
+@pytest.mark.parametrize("ids", [(MODEL_A, UNKNOWN), (UNKNOWN, MODEL_A), (UNKNOWN,)])
+def test_models_compare_of_an_unknown_or_missing_id_exits_2_with_a_message(registry_env, ids):
+    out = run_cli(registry_env, "models", "compare", *ids)
+    assert out.returncode == 2 and out.stdout == ""
+    assert (f"unknown model id '{UNKNOWN}'" in out.stderr if len(ids) == 2 else "needs two MODEL_IDs" in out.stderr)

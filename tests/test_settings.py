@@ -29,7 +29,9 @@ def test_environment_variables_are_read(monkeypatch):
 @pytest.mark.parametrize(
     "env, value",
     [("RECSYS_LOSS", "hinge"), ("RECSYS_PROMOTION_POLICY", "yolo"), ("RECSYS_EPOCHS", "0"), ("RECSYS_EPOCHS", "many"),
-     ("RECSYS_ITEM_FEATURES", "name,colour"), ("RECSYS_USER_FEATURES", "shoe_size")],
+     ("RECSYS_ITEM_FEATURES", "name,colour"), ("RECSYS_USER_FEATURES", "shoe_size"),
+     ("RECSYS_DRIFT_REFERENCE_DAYS", "0"), ("RECSYS_DRIFT_PSI_THRESHOLD", "0"), ("RECSYS_DRIFT_GINI_JUMP", "1.5"),
+     ("RECSYS_DRIFT_COVERAGE_DROP", "1")],
 )
 def test_bad_values_are_refused_with_the_field_named(monkeypatch, env, value):
     monkeypatch.setenv(env, value)

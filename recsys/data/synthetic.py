@@ -12,6 +12,9 @@ popularity ranking misses what a model of users and item features can learn.
 Everything is vectorised numpy (sampling runs per chunk of users over the whole
 catalogue with one cumulative sum), and every random step draws from child
 generators of ``seed``: the same arguments give the same shop.
+
+A day with drift (a category's share or the device mix shifted) is made from a generated shop
+by ``recsys.data.shift.shift_day``; ``generate_shop`` itself never shifts anything.
 """
 
 from __future__ import annotations

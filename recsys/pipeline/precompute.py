@@ -233,14 +233,21 @@ def embedding_payload(vector: np.ndarray, model_id: str) -> dict:
     return {"model_version": model_id, "vector": np.round(vector.astype(float), 6).tolist()}
 
 
+def recommend_block(engine: Engine, day: dt.date, scorer: Scorer,
+                    block: pd.DataFrame) -> tuple[np.ndarray, list[list[Candidate]]]:
+    """The user vectors and re-ranked lists of a block of ``active_users`` rows, as cached (nothing written)."""
+    vectors = scorer.model.user_vectors(block, block.set_index(COL_USER)["value_segment"])
+    history = _history(engine, block[COL_USER].tolist(), day, scorer.settings.trending_days)
+    return vectors, _user_lists(scorer, block, vectors, history)
+
+
 def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.DataFrame) -> int:
     """Score, re-rank and write the lists (and LIVE embeddings) of ``users``; returns users written."""
     s, ttl = scorer.settings, scorer.settings.recs_ttl_seconds
     for start in range(0, len(users), s.precompute_block_size):
         block = users.iloc[start : start + s.precompute_block_size]
         ids = block[COL_USER].tolist()
-        vectors = scorer.model.user_vectors(block, block.set_index(COL_USER)["value_segment"])
-        lists = _user_lists(scorer, block, vectors, _history(engine, ids, day, s.trending_days))
+        vectors, lists = recommend_block(engine, day, scorer, block)
         updated = dt.datetime.now(dt.timezone.utc).isoformat()
         write_json(redis, ((scorer.recs_key(uid), recs_payload(items, scorer.model_id, updated))
                            for uid, items in zip(ids, lists)), ttl=ttl)

@@ -97,6 +97,36 @@ def test_a_clean_run_reports_zero_and_durations(engine):
     assert s[("recsys_validation_failures", ())] == 0.0
 
 
+def test_drift_records_become_drift_gauges_and_malformed_values_are_left_out(engine):
+    day = dt.date(2026, 11, 21)
+    add_runs(engine, day, {
+        "drift": ("SUCCESS", {"psi": {"category": 0.31, "device": 0.02, "country": None, "bad": "x"},
+                              "psi_threshold": 0.2, "drifted": ["category"]}),
+        "output_drift": ("SUCCESS", {"gini_new": 0.9, "gini_live": 0.5, "coverage_new": 0.04, "coverage_live": 0.9,
+                                     "avg_popularity_new": 80.0, "avg_popularity_live": 20.0, "overlap_jaccard": 0.1,
+                                     "gini_change": 0.4, "gini_jump_threshold": 0.1, "concentration_jump": True}),
+    })
+    s = as_dict(collect_samples(engine, now=NOW))
+    psi = {labels[0][1]: v for (name, labels), v in s.items() if name == "recsys_data_drift_psi"}
+    assert psi == {"category": 0.31, "device": 0.02}
+    assert s[("recsys_data_drift_psi_threshold", ())] == 0.2
+    assert s[("recsys_data_drift_features_drifted", ())] == 1.0
+    assert s[("recsys_recommendation_gini", (("role", "new"),))] == 0.9
+    assert s[("recsys_recommendation_coverage", (("role", "live"),))] == 0.9
+    assert s[("recsys_recommendation_avg_popularity", (("role", "new"),))] == 80.0
+    assert s[("recsys_recommendation_gini_change", ())] == 0.4
+    assert s[("recsys_recommendation_gini_jump_threshold", ())] == 0.1
+    assert s[("recsys_recommendation_overlap_jaccard", ())] == 0.1
+    assert s[("recsys_recommendation_concentration_jump", ())] == 1.0
+
+    add_runs(engine, day + dt.timedelta(days=1), {  # next night: output check skipped, drift record broken
+        "drift": ("SUCCESS", {"psi": "not a dict"}),
+        "output_drift": ("SKIPPED", {"reason": "no other LIVE model to compare with"}),
+    })
+    names = {name for name, _ in as_dict(collect_samples(engine, now=NOW))}
+    assert not {n for n in names if n.startswith(("recsys_data_drift", "recsys_recommendation"))}
+
+
 def test_records_written_by_the_runs_module_are_read(engine):
     from recsys.pipeline.runs import record_failure, record_step
 
