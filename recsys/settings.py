@@ -14,7 +14,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from recsys.constants import ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
+from recsys.constants import EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, USER_FEATURE_GROUPS
+from recsys.ranking.seen import seen_event_types
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +31,15 @@ DEFAULT_COMPLEMENTS: dict[str, list[str]] = {
     "Garden": ["Home"],
     "Toys": ["Books"],
 }
+
+
+def check_ranking_metric(name: str) -> str:
+    """``precision@k``, ``recall@k``, ``ndcg@k`` or ``map@k`` (k >= 1), the metrics a list can be ranked by."""
+    metric, _, k = name.strip().lower().partition("@")
+    if metric not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"a ranking metric is one of {', '.join(m + '@k' for m in RANKING_METRICS)} "
+                         f"(k >= 1), got {name!r}")
+    return f"{metric}@{int(k)}"
 
 
 def _known(values: list[str], known: tuple[str, ...], field: str) -> list[str]:
@@ -76,6 +86,14 @@ class Settings(BaseSettings):
     max_per_category: int = Field(default=3, ge=1, description="diversity: at most this many items of one category in a list")
     volume_band: float = Field(default=0.5, gt=0, lt=1, description="day volume must be within +-band of the trailing mean")
     bot_events_per_minute: int = Field(default=60, ge=1, description="validation flags users above this rate as bots")
+    exclude_seen: str = Field(
+        default=EXCLUDE_PURCHASED,
+        description="products never recommended again (and not counted as hits by evaluation): purchased, "
+                    "interacted (any event but IMPRESSION) or comma-separated event types")
+    selection_metric: str = Field(
+        default="ndcg@10", description="model selection: the validation metric the best candidate is picked by")
+    selection_budget_seconds: float = Field(
+        default=900.0, gt=0, description="model selection: time box for training and scoring every candidate")
 
     # Airflow (read when the DAG file is parsed: environment only)
     dag_retries: int = Field(default=2, ge=0, description="retries of every nightly task")
@@ -152,6 +170,22 @@ class Settings(BaseSettings):
         if v not in ("demote", "drop", "keep"):
             raise ValueError("rerank_out_of_stock must be 'demote', 'drop' or 'keep'")
         return v
+
+    @field_validator("exclude_seen")
+    @classmethod
+    def _exclude_seen(cls, v: str) -> str:
+        seen_event_types(v)  # ValueError names the accepted values
+        return v.strip()
+
+    @field_validator("selection_metric")
+    @classmethod
+    def _selection_metric(cls, v: str) -> str:
+        return check_ranking_metric(v)
+
+    @property
+    def exclude_seen_types(self) -> tuple[str, ...]:
+        """The event types of ``exclude_seen`` (``recsys.ranking.seen.seen_event_types``)."""
+        return seen_event_types(self.exclude_seen)
 
     @field_validator("loss")
     @classmethod
