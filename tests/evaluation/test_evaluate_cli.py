@@ -72,6 +72,10 @@ def test_rees46_sample_end_to_end(tmp_path, capsys):
     else:
         assert not png.exists() and "matplotlib" in result["plot_note"]
     assert "| model | precision@5" in out_json.with_suffix(".md").read_text()
+    # twelve minutes of training: the validation period is a third of it, not a whole day
+    selection = result["selection"]
+    assert selection["validation_users"] > 0 and "of the training period" in selection["validation_split"]
+    assert all(row["validation"] for row in selection["candidates"] if row["family"] != "als")
 
 
 def test_tiny_csv_with_a_column_mapping(tmp_path, csv_log, capsys):
