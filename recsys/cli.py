@@ -167,7 +167,7 @@ def cmd_models_candidate(engine, model_id: str | None) -> int:
 
 def cmd_simulate(args) -> int:
     """Drive a running API with simulated shoppers of the synthetic shop (A/B traffic)."""
-    from recsys.abtest.simulate import simulate_command
+    from recsys.lab.simulate import simulate_command
 
     return simulate_command(args)
 
@@ -296,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--split-date", default=None, help="train before this date (or ISO date-time, UTC), test after")
     split.add_argument("--test-days", type=int, default=None, help="the last N days are the test")
     split.add_argument("--test-file", default=None, help="a second log in the same format is the test set")
+    split.add_argument("--test-fraction", type=float, default=None,
+                       help="time split: the newest fraction of events (default 0.2); per-customer: of each "
+                            "customer's positive events")
+    ev.add_argument("--protocol", choices=["time", "per-customer"], default="time",
+                    help="time: one cut-off for everyone; per-customer: each customer's newest events are the test")
+    ev.add_argument("--exclude-seen", default=None,
+                    help="purchased, interacted or event types: excluded from candidates and truth "
+                         "(default RECSYS_EXCLUDE_SEEN)")
+    ev.add_argument("--no-selection", action="store_true", help="skip the model selection table and its auto row")
+    ev.add_argument("--selection-metric", default=None, help="default RECSYS_SELECTION_METRIC (ndcg@10)")
+    ev.add_argument("--selection-budget", type=float, default=None,
+                    help="seconds for the selection on validation (default RECSYS_SELECTION_BUDGET_SECONDS)")
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--json", default=None, help="result file (default bench/results/<dataset>.json)")
     ev.add_argument("--models", default=None, help="comma-separated subset (default: all)")

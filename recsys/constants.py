@@ -19,6 +19,14 @@ MAX_DB_INT = 2**63 - 1  # every integer id or timestamp the API or the flusher a
 
 # implicit-feedback weight of each event type in training (RETURN cancels)
 EVENT_WEIGHTS = {VIEW: 1.0, CLICK: 2.0, WISHLIST: 2.0, ADD_TO_CART: 3.0, PURCHASE: 5.0, RETURN: -5.0, IMPRESSION: 0.0}
+# positive events: the training signal and the truth of every evaluation (nightly hold-out day, `evaluate`)
+POSITIVE_EVENTS = tuple(t for t, w in EVENT_WEIGHTS.items() if w > 0)
+# what counts as already seen (RECSYS_EXCLUDE_SEEN): never recommended again, never counted as a hit
+EXCLUDE_PURCHASED = "purchased"
+EXCLUDE_INTERACTED = "interacted"
+SEEN_PRESETS = {EXCLUDE_PURCHASED: (PURCHASE,), EXCLUDE_INTERACTED: tuple(t for t in EVENT_TYPES if t != IMPRESSION)}
+# the latest events of a user that seed the session (API) and its offline replay (evaluation)
+HISTORY_EVENTS = 50
 
 # --- columns of an extracted event partition --------------------------------
 COL_EVENT_ID = "event_id"
@@ -43,6 +51,7 @@ MODEL_TYPE_HYBRID = "HYBRID"
 USER_FEATURE_GROUPS = ("country", "language", "device_type", "segment")
 ITEM_FEATURE_GROUPS = ("category", "price", "name")
 DEFAULT_K = 10
+RANKING_METRICS = ("precision", "recall", "ndcg", "map")  # "<metric>@<k>" ranks models (model selection)
 
 # --- nightly step records (pipeline_runs.status) ----------------------------
 STEP_SUCCESS = "SUCCESS"

@@ -17,7 +17,8 @@ import re
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from recsys.constants import ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
+from recsys.constants import EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, USER_FEATURE_GROUPS
+from recsys.ranking.seen import seen_event_types
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -38,6 +39,15 @@ DEFAULT_COMPLEMENTS: dict[str, list[str]] = {
     "Garden": ["Home"],
     "Toys": ["Books"],
 }
+
+
+def check_ranking_metric(name: str) -> str:
+    """``precision@k``, ``recall@k``, ``ndcg@k`` or ``map@k`` (k >= 1), the metrics a list can be ranked by."""
+    metric, _, k = name.strip().lower().partition("@")
+    if metric not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"a ranking metric is one of {', '.join(m + '@k' for m in RANKING_METRICS)} "
+                         f"(k >= 1), got {name!r}")
+    return f"{metric}@{int(k)}"
 
 
 def _known(values: list[str], known: tuple[str, ...], field: str) -> list[str]:
@@ -127,6 +137,14 @@ class Settings(BaseSettings):
                     "concentration jump too")
     drift_sample_users: int = Field(
         default=2000, ge=1, description="output drift: active users (seeded sample) whose lists both models make")
+    exclude_seen: str = Field(
+        default=EXCLUDE_PURCHASED,
+        description="products never recommended again (and not counted as hits by evaluation): purchased, "
+                    "interacted (any event but IMPRESSION) or comma-separated event types")
+    selection_metric: str = Field(
+        default="ndcg@10", description="model selection: the validation metric the best candidate is picked by")
+    selection_budget_seconds: float = Field(
+        default=900.0, gt=0, description="model selection: time box for training and scoring every candidate")
 
     # Airflow (read when the DAG file is parsed: environment only)
     dag_retries: int = Field(default=2, ge=0, description="retries of every nightly task")
@@ -277,6 +295,22 @@ class Settings(BaseSettings):
         if v not in ("demote", "drop", "keep"):
             raise ValueError("rerank_out_of_stock must be 'demote', 'drop' or 'keep'")
         return v
+
+    @field_validator("exclude_seen")
+    @classmethod
+    def _exclude_seen(cls, v: str) -> str:
+        seen_event_types(v)  # ValueError names the accepted values
+        return v.strip()
+
+    @field_validator("selection_metric")
+    @classmethod
+    def _selection_metric(cls, v: str) -> str:
+        return check_ranking_metric(v)
+
+    @property
+    def exclude_seen_types(self) -> tuple[str, ...]:
+        """The event types of ``exclude_seen`` (``recsys.ranking.seen.seen_event_types``)."""
+        return seen_event_types(self.exclude_seen)
 
     @field_validator("loss")
     @classmethod

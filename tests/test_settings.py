@@ -51,3 +51,22 @@ def test_readme_lists_every_variable():
     text = README.read_text()
     missing = [f"RECSYS_{name.upper()}" for name in Settings.model_fields if f"`RECSYS_{name.upper()}`" not in text]
     assert missing == [], f"README configuration table lacks {missing} (python scripts/config_table.py)"
+
+
+@pytest.mark.parametrize(("value", "types"), [
+    ("purchased", ("PURCHASE",)),
+    ("interacted", ("CLICK", "VIEW", "PURCHASE", "WISHLIST", "RETURN", "ADD_TO_CART")),
+    (" view, Purchase ", ("VIEW", "PURCHASE")),
+])
+def test_exclude_seen_names_event_types(monkeypatch, value, types):
+    monkeypatch.setenv("RECSYS_EXCLUDE_SEEN", value)
+    assert Settings().exclude_seen_types == types
+    assert Settings(_env_file=None).exclude_seen_types == types
+
+
+@pytest.mark.parametrize(("env", "value"), [("RECSYS_EXCLUDE_SEEN", "bought"), ("RECSYS_EXCLUDE_SEEN", ","),
+                                            ("RECSYS_SELECTION_METRIC", "auc"), ("RECSYS_SELECTION_METRIC", "ndcg@0")])
+def test_bad_exclude_seen_and_selection_metric_are_refused(monkeypatch, env, value):
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValidationError, match=env.removeprefix("RECSYS_").lower()):
+        Settings()

@@ -80,7 +80,8 @@ class EventService:
     async def _update_session(self, event: EventIn, event_type: str, category: str, n_events: int) -> None:
         s = self.state.settings
         args = update_args(event_type, event.product_id, category, event.session_id, now_ms=self.state.now_ms(),
-                           session_ttl=s.session_ttl_seconds, n_events=n_events, counter_ttl=s.active_days * 86400)
+                           session_ttl=s.session_ttl_seconds, n_events=n_events, counter_ttl=s.active_days * 86400,
+                           seen_types=s.exclude_seen_types)
         try:
             await self.state.redis.record_event(event.user_id, args)
         except DependencyDown as exc:

@@ -30,11 +30,11 @@ from recsys.api.redis_store import UserView
 from recsys.api.session_state import SessionState, parse_session, seed_fields
 from recsys.api.state import ServingState
 from recsys.api.tiers import CATEGORY, PERSONALIZED, TRENDING, category_tier, personalized, trending_tier
+from recsys.constants import HISTORY_EVENTS
 from recsys.ranking.reasons import SOURCE_MODEL, reason_for
 from recsys.ranking.rerank import Candidate, boost_popular
 
 log = logging.getLogger(__name__)
-HISTORY_EVENTS = 50  # latest events read to seed a user's recent categories
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class RecommendationService:
             log.warning("user %s not seeded: %s", user_id, exc)
             self.state.degraded("database")
             return view.n_events, view.session
-        fields = seed_fields(recent, self.state.catalog.category_of)
+        fields = seed_fields(recent, self.state.catalog.category_of, self.settings.exclude_seen_types)
         if redis_ok:
             s = self.settings
             try:
@@ -189,8 +189,8 @@ class RecommendationService:
         vector = await self._user_vector(user_id, redis_ok, emb)
         if vector is None:
             return None
-        top = emb.score_user(vector, self.settings.recs_per_user, exclude=session.purchased)
         ctx = self.state.context(session)
+        top = emb.score_user(vector, self.settings.recs_per_user, exclude=ctx.already_seen())
         # precompute's popular-products boost, with the popularity the fallback lists carry
         items = boost_popular([ctx.candidate(pid, score) for pid, score in top], self.settings.rerank_trending_weight)
         reasons = [reason_for(c, SOURCE_MODEL) for c in items]

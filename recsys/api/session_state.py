@@ -4,6 +4,8 @@ Hash fields (lists joined by the unit separator ``\\x1f``, most recent first):
 - ``cats``    recent categories the user browsed (view, click, wishlist, cart), distinct, at most 5
 - ``viewed``  recent product ids browsed, distinct, at most 20
 - ``bought``  recent purchases, distinct, at most 10 (a RETURN removes its product)
+- ``seen``    recent products of the other "seen" event types (``RECSYS_EXCLUDE_SEEN``, e.g. VIEW
+  with ``interacted``), distinct, at most 50; empty with the default ``purchased``
 - ``sid``     the last client session id; ``ts`` epoch ms of the last update
 The hash lives ``settings.session_ttl_seconds`` after its last event; a user
 without one gets it seeded from the database (``seed_fields``, ``SEED_USER_LUA``).
@@ -30,11 +32,13 @@ SEP = "\x1f"
 MAX_CATEGORIES = 5
 MAX_VIEWED = 20
 MAX_BOUGHT = 10
+MAX_SEEN = 50
 BROWSE_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART})
 COUNTED_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE, RETURN})  # not IMPRESSION
 
 # KEYS: session hash, counter. ARGV: event_type, product_id, category, session_id, now_ms,
-# session ttl, the user's event count ('' = unknown), counter ttl. The counter only grows.
+# session ttl, the user's event count ('' = unknown), counter ttl, the seen event types other than
+# PURCHASE as ",A,B," (',' = none). The counter only grows.
 UPDATE_SESSION_LUA = """
 local key = KEYS[1]
 local function push(field, value, maxn)
@@ -66,6 +70,7 @@ elseif etype ~= 'IMPRESSION' then
   push('cats', ARGV[3], %(max_cats)d)
   push('viewed', ARGV[2], %(max_viewed)d)
 end
+if string.find(ARGV[9] or ',', ',' .. etype .. ',', 1, true) then push('seen', ARGV[2], %(max_seen)d) end
 if ARGV[4] ~= '' then redis.call('HSET', key, 'sid', ARGV[4]) end
 redis.call('HSET', key, 'ts', ARGV[5])
 redis.call('EXPIRE', key, tonumber(ARGV[6]))
@@ -76,7 +81,7 @@ if ARGV[7] ~= '' then
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
 end
 return 1
-""" % {"max_bought": MAX_BOUGHT, "max_cats": MAX_CATEGORIES, "max_viewed": MAX_VIEWED}
+""" % {"max_bought": MAX_BOUGHT, "max_cats": MAX_CATEGORIES, "max_viewed": MAX_VIEWED, "max_seen": MAX_SEEN}
 
 
 # A user's first sight (a GET): KEYS: session hash, counter. ARGV: the user's event count, counter ttl,
@@ -98,6 +103,7 @@ class SessionState:
     categories: tuple[str, ...] = ()
     viewed: tuple[int, ...] = ()
     purchased: tuple[int, ...] = ()
+    seen: tuple[int, ...] = ()  # other seen event types' products (``RECSYS_EXCLUDE_SEEN``)
     session_id: str | None = None
     updated_at_ms: int | None = None
     exists: bool = False  # the hash exists (seeded or written by an event)
@@ -105,6 +111,10 @@ class SessionState:
     @property
     def empty(self) -> bool:
         return not (self.categories or self.viewed or self.purchased)
+
+    def already_seen(self, seen_types: tuple[str, ...] = (PURCHASE,)) -> set[int]:
+        """Products never to recommend again: the purchases (when PURCHASE is a seen type) and ``seen``."""
+        return set(self.purchased if PURCHASE in seen_types else ()) | set(self.seen)
 
 
 EMPTY_SESSION = SessionState()
@@ -138,18 +148,24 @@ def parse_session(raw: Mapping | None) -> SessionState:
         categories=tuple(_split(h.get("cats"))),
         viewed=_ids(h.get("viewed")),
         purchased=_ids(h.get("bought")),
+        seen=_ids(h.get("seen")),
         session_id=_text(h["sid"]) if h.get("sid") is not None else None,
         updated_at_ms=int(_text(ts)) if ts is not None and _text(ts).isdigit() else None,
         exists=True,
     )
 
 
+def _other_seen(seen_types: Sequence[str]) -> list[str]:
+    return [t for t in seen_types if t != PURCHASE]  # purchases are ``bought`` (a RETURN cancels one)
+
+
 def update_args(event_type: str, product_id: int, category: str, session_id: str | None, *, now_ms: int,
-                session_ttl: int, n_events: int | None, counter_ttl: int) -> list[str]:
+                session_ttl: int, n_events: int | None, counter_ttl: int,
+                seen_types: Sequence[str] = (PURCHASE,)) -> list[str]:
     """ARGV of ``UPDATE_SESSION_LUA`` for one event."""
     count = "" if n_events is None else str(n_events)
     return [event_type, str(product_id), category or "", session_id or "", str(now_ms), str(session_ttl),
-            count, str(counter_ttl)]
+            count, str(counter_ttl), f",{','.join(_other_seen(seen_types))},"]
 
 
 def _distinct(values: Iterable) -> list:
@@ -161,13 +177,16 @@ def _distinct(values: Iterable) -> list:
     return out
 
 
-def seed_fields(recent: Sequence[tuple[int, str]], category_of) -> dict[str, str]:
+def seed_fields(recent: Sequence[tuple[int, str]], category_of,
+                seen_types: Sequence[str] = (PURCHASE,)) -> dict[str, str]:
     """Hash fields from a user's recent events ``[(product_id, event_type)]``, newest first."""
     returned = {pid for pid, et in recent if et == RETURN}
     browsed = [(pid, et) for pid, et in recent if et in BROWSE_EVENTS]
     cats = _distinct(category_of(pid) for pid, _ in browsed)[:MAX_CATEGORIES]
     viewed = _distinct(pid for pid, _ in browsed)[:MAX_VIEWED]
     bought = _distinct(pid for pid, et in recent if et == PURCHASE and pid not in returned)[:MAX_BOUGHT]
+    other = set(_other_seen(seen_types))
+    seen = _distinct(pid for pid, et in recent if et in other)[:MAX_SEEN]
     fields = {"seeded": "1"}  # marks a user whose history was read, even an empty one
     if cats:
         fields["cats"] = SEP.join(cats)
@@ -175,6 +194,8 @@ def seed_fields(recent: Sequence[tuple[int, str]], category_of) -> dict[str, str
         fields["viewed"] = SEP.join(map(str, viewed))
     if bought:
         fields["bought"] = SEP.join(map(str, bought))
+    if seen:
+        fields["seen"] = SEP.join(map(str, seen))
     return fields
 
 

@@ -68,4 +68,4 @@ class ServingState:
         s = self.settings
         return ServeContext(catalog=self.catalog, lists=self.lists, session=session, rules=self.rules,
                             now_ms=self.now_ms(), new_days=s.new_product_days,
-                            new_arrival_slots=s.tier3_new_arrivals)
+                            new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types)

@@ -21,7 +21,7 @@ from itertools import islice
 from recsys.api.catalog import CatalogSnapshot
 from recsys.api.fallbacks import FallbackLists, RankedList
 from recsys.api.session_state import SessionState
-from recsys.constants import REASON_LIKE_YOU
+from recsys.constants import PURCHASE, REASON_LIKE_YOU
 from recsys.ranking.reasons import (
     SOURCE_CROSS_SELL,
     SOURCE_MODEL,
@@ -51,6 +51,10 @@ class ServeContext:
     now_ms: int
     new_days: int
     new_arrival_slots: int = 3
+    seen_types: tuple[str, ...] = (PURCHASE,)  # RECSYS_EXCLUDE_SEEN
+
+    def already_seen(self) -> set[int]:
+        return self.session.already_seen(self.seen_types)
 
     def candidate(self, pid: int, score: float, reason: str = "") -> Candidate:
         return self.catalog.candidate(pid, score, now_ms=self.now_ms, new_days=self.new_days,
@@ -89,7 +93,7 @@ def cross_sell_products(ctx: ServeContext) -> list[int]:
 
 def finish(ctx: ServeContext, products: Sequence[int], scores: Sequence[float], sources: Sequence[str], n: int,
            *, cached_reasons: Sequence[str] = (), skip_viewed: bool = False) -> list[Candidate]:
-    """Add cross-sell (at the lowest score), drop duplicates and purchases (and, for fallback lists,
+    """Add cross-sell (at the lowest score), drop duplicates and seen products (and, for fallback lists,
     what the user just viewed), re-rank with the session, keep ``n``.
 
     ``sources[i]`` is the list ``products[i]`` came from. Re-ranking reads no reason, so only
@@ -97,7 +101,7 @@ def finish(ctx: ServeContext, products: Sequence[int], scores: Sequence[float], 
     there is one) in place of the generic "Customers like you".
     """
     floor = min(scores, default=0.0)
-    excluded = set(ctx.session.purchased) | (set(ctx.session.viewed) if skip_viewed else set())
+    excluded = ctx.already_seen() | (set(ctx.session.viewed) if skip_viewed else set())
     first: dict[int, int] = {}  # product id -> position of its first occurrence
     for i, pid in enumerate([*products, *cross_sell_products(ctx)]):
         if pid not in excluded and pid not in first:

@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MS_PER_DAY
-from recsys.model.baselines import PopularityModel
+from recsys.evaluation.popularity import PopularityModel
 from recsys.model.features import require_columns
 
 

@@ -52,11 +52,37 @@ def hybrid_config(args, settings):
     return dataclasses.replace(config, params=dataclasses.replace(config.params, **overrides))
 
 
+def _metric(name: str) -> str:
+    from recsys.settings import check_ranking_metric
+
+    try:
+        return check_ranking_metric(name)
+    except ValueError as exc:
+        raise EvaluationError(f"--selection-metric: {exc}") from exc
+
+
+def _split_logs(args, logs, protocol):
+    """The logs to split and the cut-off, from ``--protocol`` and the split options."""
+    from recsys.evaluation.protocol import PER_CUSTOMER, Cutoff, choose_cutoff, per_customer_logs
+
+    if args.protocol == PER_CUSTOMER:
+        if args.test_file or args.split_date or args.test_days:
+            raise EvaluationError("--protocol per-customer splits each customer's own events: "
+                                  "no --test-file, --split-date or --test-days")
+        fraction = 0.2 if args.test_fraction is None else args.test_fraction
+        return per_customer_logs(logs, fraction, protocol.positive_events), Cutoff(PER_CUSTOMER, str(fraction), None)
+    if args.test_file:
+        return logs, Cutoff("test-file", str(args.test_file), None)
+    split_at = parse_when(args.split_date) if args.split_date else None
+    return logs, choose_cutoff(logs.events, split_at=split_at, test_days=args.test_days,
+                               test_fraction=args.test_fraction)
+
+
 def run(args) -> tuple[dict, dict]:
     """Read, split, evaluate, write; returns the result and the written paths."""
     from recsys.evaluation.logs import read_logs
     from recsys.evaluation.models import MODEL_NAMES, BaselineConfig
-    from recsys.evaluation.protocol import POSITIVE_EVENTS, Cutoff, Protocol, build_eval_split, choose_cutoff
+    from recsys.evaluation.protocol import POSITIVE_EVENTS, Protocol, build_eval_split
     from recsys.evaluation.report import write_outputs
     from recsys.evaluation.runner import RunOptions, run_evaluation
     from recsys.settings import get_settings
@@ -64,24 +90,23 @@ def run(args) -> tuple[dict, dict]:
     settings = get_settings()
     hybrid = hybrid_config(args, settings)
     protocol = Protocol(k=args.k, positive_events=_names(args.positive_events, "--positive-events") or POSITIVE_EVENTS,
-                        cold_max_items=args.cold_max_items, train_days=args.train_days, seed=hybrid.params.seed)
+                        cold_max_items=args.cold_max_items, train_days=args.train_days, seed=hybrid.params.seed,
+                        exclude_seen=args.exclude_seen or settings.exclude_seen)
+    metric = settings.selection_metric if args.selection_metric is None else _metric(args.selection_metric)
     options = RunOptions(models=_names(args.models, "--models") or MODEL_NAMES, hybrid=hybrid,
                          baselines=BaselineConfig(trending_days=settings.trending_days),
-                         tune_minutes=args.tune_minutes if args.tune else None, progress=not args.quiet)
+                         tune_minutes=args.tune_minutes if args.tune else None, progress=not args.quiet,
+                         selection=not args.no_selection, selection_metric=metric,
+                         selection_budget_seconds=args.selection_budget or settings.selection_budget_seconds)
     logs = read_logs(args.dataset, args.format, args.columns, args.test_file)
-    if args.test_file:
-        cutoff = Cutoff("test-file", str(args.test_file), None)
-    else:
-        split_at = parse_when(args.split_date) if args.split_date else None
-        cutoff = choose_cutoff(logs.events, split_at=split_at, test_days=args.test_days)
-    split = build_eval_split(logs, cutoff, protocol)
+    split = build_eval_split(*_split_logs(args, logs, protocol), protocol)
     result = run_evaluation(split, options)
     out = Path(args.json) if args.json else DEFAULT_OUT_DIR / f"{Path(args.dataset).stem}.json"
     return result, write_outputs(result, out, plots=not args.no_plots)
 
 
 def evaluate_command(args) -> int:
-    from recsys.evaluation.report import main_table
+    from recsys.evaluation.report import main_table, selection_table
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -91,6 +116,8 @@ def evaluate_command(args) -> int:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
     print("\n".join(main_table(result)))
+    if result.get("selection"):
+        print("\n".join(["", *selection_table(result)]))
     if result.get("tuning"):
         print("tuned hybrid configuration:", json.dumps(result["tuning"]["best"]))
     for kind, path in paths.items():

@@ -1,6 +1,6 @@
 """Every compared model by name, fitted on the training side of an ``EvalSplit``.
 
-- ``random``, ``popularity``: ``recsys.model.baselines``.
+- ``random``, ``popularity``: ``recsys.evaluation.popularity``.
 - ``trending``, ``item-knn``, ``als``: ``recsys.evaluation.baselines``.
 - ``lightfm-cf``: plain LightFM WARP on ids only (no user or item attributes), ``PLAIN_LIGHTFM``
   (the pipeline's parameters before tuning; ``BaselineConfig.lightfm`` overrides them): tuning the
@@ -21,8 +21,8 @@ from recsys.constants import COL_TIMESTAMP, COL_USER, ITEM_FEATURE_GROUPS, USER_
 from recsys.evaluation.baselines import ALSModel, ItemKNNModel, TrendingModel
 from recsys.evaluation.protocol import EvalSplit
 from recsys.evaluation.reranking import ServingReranker, serving_rules
-from recsys.model.baselines import PopularityModel, RandomModel
-from recsys.model.evaluate import Split
+from recsys.evaluation.popularity import PopularityModel, RandomModel
+from recsys.evaluation.holdout import Split
 from recsys.model.features import check_feature_names
 from recsys.model.train import TrainParams, fit_hybrid
 from recsys.settings import default, get_settings

@@ -3,11 +3,18 @@
 - Split: training events strictly before the cut-off, test events at or after it
   (or a fixed test log). The cut-off is a given date/time, the start of the last N
   UTC days, or (default) the time that leaves the last 20% of events for the test.
+  Per customer (``per_customer_logs``): each customer's newest ``fraction`` of positive events
+  (whole timestamps: a basket stays together) and what follows them are the test; the rest of the
+  log, every other customer's later events included, is training.
+- Validation (``validation_split``): the training side carved again the same way, so model
+  selection and tuning never read the test: its newest days (time split) or each customer's
+  newest ``fraction`` of training events (per-customer split).
 - Training signal: per (user, product) the summed ``EVENT_WEIGHTS`` of events with a
   positive weight (RETURN and IMPRESSION are not training signal), as in production.
 - Truth: the products a user had a positive event on (``positive_events``) in the test.
-- Excluded: products the user PURCHASEd before the cut-off are neither candidates
-  nor truth ("new products for known customers"); users left without truth are dropped.
+- Excluded: products the user had a "seen" event on before the cut-off (``exclude_seen``, as
+  ``RECSYS_EXCLUDE_SEEN``: by default PURCHASE, "new products for known customers") are neither
+  candidates nor truth; users left without truth are dropped.
 - Counted: users and products with training interactions (the main table). Products
   first seen in the test form a separate "new items" slice ranked among themselves.
 - Groups: cold users have at most ``cold_max_items`` distinct training products, warm users more.
@@ -16,21 +23,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_PRICE, COL_TIMESTAMP, COL_USER, DEFAULT_K, EVENT_TYPES, \
-    EVENT_WEIGHTS, MS_PER_DAY, PURCHASE
+    EVENT_WEIGHTS, EXCLUDE_PURCHASED, MS_PER_DAY, POSITIVE_EVENTS, PURCHASE
 from recsys.evaluation.errors import EmptyTestSetError, EmptyTrainingSetError, EvaluationError
 from recsys.evaluation.logs import EventLogs
-from recsys.model.evaluate import Split, build_split
+from recsys.evaluation.holdout import Split, build_split
+from recsys.ranking.seen import seen_event_types
 from recsys.timeutil import day_start_ms, ms_to_datetime
 
-POSITIVE_EVENTS = tuple(t for t, w in EVENT_WEIGHTS.items() if w > 0)
-EXCLUDED_EVENTS = (PURCHASE,)
 DEFAULT_TEST_FRACTION = 0.2
+PER_CUSTOMER = "per-customer"
 COLD, WARM = "cold", "warm"
 
 
@@ -41,8 +49,13 @@ class Protocol:
     cold_max_items: int = 10
     train_days: int | None = None  # training window before the cut-off; None = all history
     seed: int = 42
+    exclude_seen: str = EXCLUDE_PURCHASED  # what counts as already seen (RECSYS_EXCLUDE_SEEN)
 
     def __post_init__(self):
+        try:
+            seen_event_types(self.exclude_seen)
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from exc
         unknown = [t for t in self.positive_events if t not in EVENT_TYPES]
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise EvaluationError(f"k must be a positive integer, got {self.k!r}")
@@ -51,6 +64,10 @@ class Protocol:
                                   f"got {list(self.positive_events)}")
         if self.cold_max_items < 0 or (self.train_days is not None and self.train_days < 1):
             raise EvaluationError("cold_max_items must be >= 0 and train_days >= 1")
+
+    @property
+    def seen_types(self) -> tuple[str, ...]:
+        return seen_event_types(self.exclude_seen)
 
 
 @dataclass(frozen=True)
@@ -162,7 +179,7 @@ def build_eval_split(logs: EventLogs, cutoff: Cutoff, protocol: Protocol = Proto
     if test.empty:
         raise EmptyTestSetError(f"no test events at or after the cut-off ({cutoff.how} {cutoff.value})")
     catalogue = logs.products[logs.products[COL_ITEM].isin(frame[COL_ITEM])]
-    main = build_split(frame, _pairs(test, protocol.positive_events), _pairs(history, EXCLUDED_EVENTS),
+    main = build_split(frame, _pairs(test, protocol.positive_events), _pairs(history, protocol.seen_types),
                        logs.users, catalogue)
     main.excluded = [np.array(x) for x in main.excluded]  # own copies: the slices are views of large arrays
     if len(main.users) == 0:
@@ -191,7 +208,8 @@ def describe(split: EvalSplit, cutoff: Cutoff, test: pd.DataFrame) -> dict:
         "training_signal": "summed event weights per (user, product) of events with a positive weight "
                            f"{ {t: EVENT_WEIGHTS[t] for t in POSITIVE_EVENTS} }; RETURN and IMPRESSION ignored",
         "positives": list(p.positive_events),
-        "excluded": f"products the user had a {'/'.join(EXCLUDED_EVENTS)} event on before the cut-off "
+        "exclude_seen": p.exclude_seen,
+        "excluded": f"products the user had a {'/'.join(p.seen_types)} event on before the cut-off "
                     "(neither candidates nor truth)",
         "counted": "users and products with training interactions; products first seen in the test "
                    "are in the new-items slice only",
@@ -204,3 +222,48 @@ def describe(split: EvalSplit, cutoff: Cutoff, test: pd.DataFrame) -> dict:
         "new_items": 0 if new is None else int(len(new.products)),
         "new_item_users": 0 if new is None else int(len(new.users)),
     }
+
+
+def per_customer_logs(logs: EventLogs, fraction: float = DEFAULT_TEST_FRACTION,
+                      positive_events: tuple[str, ...] = POSITIVE_EVENTS) -> EventLogs:
+    """``logs`` split per customer (see the module doc): ``events`` the training side, ``test_events`` the test.
+
+    A customer's cut is the time of its positive event at position ``max(1, floor(n * (1 - fraction)))``
+    (n its positive events, oldest first); customers whose events all share their first time stay in
+    training only."""
+    if not 0.0 < fraction < 1.0:
+        raise EvaluationError(f"test fraction must be in (0, 1), got {fraction}")
+    events = logs.events
+    positive = events.loc[events[COL_EVENT_TYPE].isin(positive_events), [COL_USER, COL_TIMESTAMP]]
+    positive = positive.sort_values([COL_USER, COL_TIMESTAMP], kind="stable").reset_index(drop=True)
+    stamps = positive.groupby(COL_USER)[COL_TIMESTAMP]
+    first, n, position = stamps.transform("first"), stamps.transform("size"), stamps.cumcount()
+    at_cut = (position == np.maximum(1, np.floor(n * (1.0 - fraction))).astype(np.int64)) \
+        & (positive[COL_TIMESTAMP] > first)
+    cut = positive[at_cut].set_index(COL_USER)[COL_TIMESTAMP]
+    user_cut = events[COL_USER].map(cut).fillna(np.inf).to_numpy()
+    test = events[COL_TIMESTAMP].to_numpy() >= user_cut
+    return EventLogs(events[~test], events[test], logs.users, logs.products, logs.source)
+
+
+def validation_split(split: EvalSplit, validation_days: int | None = None) -> tuple[EvalSplit, str]:
+    """The training side of ``split`` carved again as the split was (see the module doc); with a time
+    split the last ``validation_days`` (default: as long as the test period, at most a third of the
+    training span) are the validation period."""
+    train, how = split.train_events, split.info["split"]["how"]
+    training = EventLogs(train, None, split.users, split.products, {})
+    if how == PER_CUSTOMER:
+        fraction = float(split.info["split"]["value"])
+        logs = per_customer_logs(training, fraction, split.protocol.positive_events)
+        cutoff = Cutoff(PER_CUSTOMER, str(fraction), None)
+        return build_eval_split(logs, cutoff, split.protocol), \
+            f"each customer's newest {fraction:.0%} of training events"
+    start, end = int(train[COL_TIMESTAMP].min()), int(train[COL_TIMESTAMP].max()) + 1
+    if validation_days is None:  # whole days, unless the log is shorter than three days
+        test_days = split.info["split"]["test_days"]
+        days = min(math.ceil(test_days) if test_days else math.inf, (end - start) / MS_PER_DAY / 3)
+        validation_days = int(days) if days >= 1 else float(f"{days:.3g}")
+    cut = end - int(validation_days * MS_PER_DAY)
+    val = build_eval_split(training, Cutoff("validation", f"last {validation_days} days of training", cut),
+                           split.protocol)
+    return val, f"last {validation_days} days of the training period"

@@ -85,7 +85,7 @@ def protocol_lines(protocol: dict) -> list[str]:
         f"test {s['test_period'][0]} .. {s['test_period'][1]}",
         f"- positives: {', '.join(protocol['positives'])} events in the test period; training signal: "
         f"{protocol['training_signal']}",
-        f"- excluded: {protocol['excluded']}",
+        f"- excluded (exclude-seen `{protocol.get('exclude_seen', 'purchased')}`): {protocol['excluded']}",
         f"- counted ({protocol['counted']}): {protocol['users']} users, {protocol['items']} products, "
         f"{protocol['positive_pairs']} positive pairs, {protocol['excluded_pairs']} excluded pairs; "
         f"k = {protocol['k']}",
@@ -106,10 +106,45 @@ def tuning_lines(tuning: dict | None) -> list[str]:
     return lines
 
 
+SELECTION_COLUMNS = ("precision@{k}", "recall@{k}", "ndcg@{k}", "map@{k}", "coverage")
+
+
+def _seconds(row: dict) -> str:
+    return "–" if row.get("fit_seconds") is None else f"{row['fit_seconds']:.1f}"
+
+
+def selection_table(results: dict) -> list[str]:
+    """The ``auto`` row beside every candidate: test metrics as served (production re-ranking), the
+    validation metric the choice was made on, and what the time box skipped."""
+    sel, k = results["selection"], results["protocol"]["k"]
+    cols = [c.format(k=k) for c in SELECTION_COLUMNS]
+    metric = sel["metric"]
+    lines = [f"Model selection by validation {metric} ({sel['validation_split']}, {sel['validation_users']} users, "
+             f"{sel['seconds']:.0f} s of a {sel['budget_seconds']:.0f} s budget); test metrics as served "
+             "(production re-ranking for every row):", "",
+             f"| row | family | validation {metric} | " + " | ".join(cols) + " | fit s |",
+             "|---" * (len(cols) + 4) + "|"]
+    auto = sel["auto"]
+    lines.append(f"| **auto** (= {auto['chosen']}) | {auto['family']} | – | "
+                 + " | ".join(_fmt(auto.get(c)) for c in cols) + f" | {_seconds(auto)} |")
+    for row in sel["candidates"]:
+        test = sel["test"].get(row["name"], {})
+        name = f"{row['name']} (chosen)" if row["chosen"] else row["name"]
+        if not test.get("available", True):
+            lines.append(f"| {name} | {row['family']} | unavailable: {test['reason']} |" + " |" * (len(cols) + 1))
+            continue
+        validation = row["skipped"] or _fmt((row["validation"] or {}).get(metric))
+        lines.append(f"| {name} | {row['family']} | {validation} | " + " | ".join(_fmt(test.get(c)) for c in cols)
+                     + f" | {_seconds(test)} |")
+    return lines
+
+
 def markdown(results: dict, title: str = "Offline evaluation") -> str:
     lines = [f"# {title}", "", *protocol_lines(results["protocol"]), "", *main_table(results),
              *ablation_lines(results), "", "## Per group", "", *slice_table(results),
              *tuning_lines(results.get("tuning"))]
+    if results.get("selection"):
+        lines += ["", "## Model selection", "", *selection_table(results)]
     if results.get("plot"):
         lines += ["", f"![precision, recall and NDCG at k = 1..20]({Path(results['plot']).name})"]
     return "\n".join(lines) + "\n"

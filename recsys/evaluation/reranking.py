@@ -1,10 +1,10 @@
 """The production re-ranking, applied offline to the hybrid's lists as a user would get them.
 
-1. Precompute (``recsys.pipeline.precompute``): the best ``CANDIDATE_FACTOR x recs_per_user``
-   products (purchases masked), the popular-products boost ``boost_popular_rows`` (weight
-   ``trending_weight``, popularity = events per product over the last ``trending_days`` before the
-   cut-off), ``rerank_rows`` (out-of-stock products last, at most ``max_per_category`` per category
-   per block), cut to ``recs_per_user``.
+1. Precompute: the best ``CANDIDATE_FACTOR x recs_per_user`` products (seen products masked),
+   then ``recsys.ranking.rerank.precompute_rows``, the function ``recsys.pipeline.precompute`` calls:
+   the popular-products boost (weight ``trending_weight``, popularity = events per product over the
+   last ``trending_days`` before the cut-off), out-of-stock products last, at most
+   ``max_per_category`` per category per block, cut to ``recs_per_user``.
 2. Serving (Tier 1): ``recsys.ranking.rerank.rerank`` with the rules of the settings
    (``recsys.api.tiers.rerank_config``) and the user's session as the API seeds it from the
    latest ``HISTORY_EVENTS`` events before the cut-off (``recsys.api.session_state.seed_fields``):
@@ -21,12 +21,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MS_PER_DAY
-from recsys.pipeline.precompute import CANDIDATE_FACTOR
-from recsys.ranking.rerank import Candidate, RerankConfig, boost_popular_rows, rerank, rerank_rows
+from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, HISTORY_EVENTS, MS_PER_DAY
+from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, RerankConfig, precompute_rows, rerank
 from recsys.settings import get_settings
 
-HISTORY_EVENTS = 50  # as recsys.api.serving: the latest events that seed a session
 
 
 def recent_counts(events: pd.DataFrame, products: pd.DataFrame, now_ms: int, days: int) -> np.ndarray:
@@ -88,14 +86,13 @@ class ServingReranker:
                          age is not None and age < self.new_product_days, "", age, int(self.popularity[j]))
 
     def __call__(self, users: pd.DataFrame, cols: np.ndarray, scores: np.ndarray) -> list[np.ndarray]:
-        cols, scores = boost_popular_rows(cols, scores, self.popularity, self.trending_weight)
-        orders = rerank_rows(cols, np.isfinite(scores), self.codes, self.in_stock, self.rules.max_per_category,
-                             "demote")
+        cols, scores, kept_rows = precompute_rows(cols, scores, self.popularity, self.trending_weight, self.codes,
+                                                  self.in_stock, self.rules.max_per_category, self.recs_per_user)
         score_of = [dict(zip(c.tolist(), s.tolist())) for c, s in zip(cols, scores)]
         out = []
-        for i, (user, order) in enumerate(zip(users[COL_USER].tolist(), orders)):
+        for i, (user, kept) in enumerate(zip(users[COL_USER].tolist(), kept_rows)):
             browsed, bought = self.sessions.get(int(user), ((), []))
-            items = [self._candidate(j, score_of[i][j]) for j in order[: self.recs_per_user].tolist()]
+            items = [self._candidate(j, score_of[i][j]) for j in kept.tolist()]
             ranked = rerank(items, self.rules, session_categories=browsed, purchased_categories=bought)
             out.append(np.array([c.product_id for c in ranked], dtype=np.int64))
         return out

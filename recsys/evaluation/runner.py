@@ -18,8 +18,12 @@ from recsys.evaluation.baselines import ModelUnavailableError
 from recsys.evaluation.models import (
     FEATURE_FIELDS, MODEL_NAMES, BaselineConfig, HybridConfig, build_model, hybrid_reranker, lightfm_cf_params,
 )
-from recsys.evaluation.protocol import EvalSplit
+from recsys.evaluation.protocol import EvalSplit, validation_split
 from recsys.evaluation.scoring import measure
+from recsys.evaluation.errors import EvaluationError
+from recsys.evaluation.selection import (
+    CandidateSpec, candidate_specs, fallback_selection, select_model, served_metrics,
+)
 from recsys.evaluation.tuning import summary, tune_hybrid
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,9 @@ class RunOptions:
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     tune_minutes: float | None = None  # None: no tuning
     progress: bool = True
+    selection: bool = False  # the model selection table and its ``auto`` row (on in the CLI)
+    selection_metric: str = "ndcg@10"
+    selection_budget_seconds: float = 900.0
 
     def __post_init__(self):
         unknown = [m for m in self.models if m not in MODEL_NAMES]
@@ -105,6 +112,40 @@ def evaluate_one(name: str, split: EvalSplit, options: RunOptions, hybrid: Hybri
     return out
 
 
+def _served_on_test(spec: CandidateSpec, split: EvalSplit) -> dict:
+    started = time.perf_counter()
+    try:
+        model = spec.fit(split)
+    except ModelUnavailableError as exc:
+        return {"available": False, "reason": str(exc)}
+    fitted = time.perf_counter()
+    return served_metrics(spec, model, split, split.protocol.k) | {"fit_seconds": round(fitted - started, 2)}
+
+
+def run_selection(split: EvalSplit, options: RunOptions, hybrid: HybridConfig) -> dict:
+    """What the pipeline would choose (on a validation split carved from the training side only), every
+    candidate retrained on the whole training side and measured on the test as served, and the ``auto``
+    row: the chosen candidate retrained once more, as the pipeline would, and measured the same way."""
+    specs = candidate_specs(hybrid, options.baselines)
+    try:
+        val, described = validation_split(split)
+    except EvaluationError as exc:
+        log.warning("no model selection (%s): the default candidate is kept", exc)
+        selection, described, n_val = fallback_selection(specs, options.selection_metric, str(exc)), str(exc), 0
+    else:
+        log.info("model selection on %s (%d candidates, budget %.0f s)", described, len(specs),
+                 options.selection_budget_seconds)
+        selection = select_model(val, specs, metric=options.selection_metric,
+                                 budget_seconds=options.selection_budget_seconds,
+                                 on_row=lambda r: log.info("candidate %s: %s", r["name"], r["skipped"] or r["validation"]))
+        n_val = len(val.main.users)
+    test = {spec.name: _served_on_test(spec, split) for spec in _bar(options.progress, "candidates")(specs)}
+    chosen = next(spec for spec in specs if spec.name == selection.chosen["name"])
+    auto = _served_on_test(chosen, split) | {"chosen": chosen.name, "family": chosen.family}
+    return selection.as_dict() | {"validation_split": described, "validation_users": n_val,
+                                  "test": test, "auto": auto}
+
+
 def run_evaluation(split: EvalSplit, options: RunOptions = RunOptions()) -> dict:
     """Every model of ``options`` on ``split``; the hybrid (and LightFM CF's parameters) tuned first if asked."""
     hybrid, tuning = options.hybrid, None
@@ -120,9 +161,11 @@ def run_evaluation(split: EvalSplit, options: RunOptions = RunOptions()) -> dict
         if m.get("available", True):
             log.info("%s: precision@%d %.4f, ndcg@%d %.4f (fit %.1f s)", name, k, m[f"precision@{k}"], k,
                      m[f"ndcg@{k}"], m["fit_seconds"])
+    selection = run_selection(split, options, hybrid) if options.selection else None
     return {
         "protocol": split.info,
         "models": models,
+        "selection": selection,
         "config": {"hybrid": hybrid.as_dict(), "baselines": dataclasses.asdict(options.baselines)},
         "tuning": tuning,
     }

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.model import metrics as M
-from recsys.model.evaluate import Split
+from recsys.evaluation.holdout import Split
 from recsys.model.hybrid import HybridModel
 
 BLOCK_CELLS = 2**23  # scores held at once (32 MiB of float32)

@@ -25,11 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from recsys.constants import COL_TIMESTAMP, MS_PER_DAY
-from recsys.evaluation.logs import EventLogs
 from recsys.evaluation.models import (
     RERANK_FIELDS, FeatureSet, HybridConfig, fit_lightfm, hybrid_reranker, with_features,
 )
-from recsys.evaluation.protocol import Cutoff, EvalSplit, build_eval_split
+from recsys.evaluation.protocol import EvalSplit, validation_split
 from recsys.evaluation.scoring import measure
 
 FEATURE_SETS = (
@@ -69,20 +68,6 @@ RERANK_SETTINGS = {"max_per_category": "RECSYS_MAX_PER_CATEGORY",
 def setting_value(value) -> object:
     """A configuration value as its environment variable spells it (feature groups comma-separated)."""
     return ",".join(value) if isinstance(value, (tuple, list)) else value
-
-
-def validation_split(split: EvalSplit, validation_days: int | None = None) -> tuple[EvalSplit, str]:
-    """The training side of ``split`` split again in time (see the module doc)."""
-    train = split.train_events
-    start, end = int(train[COL_TIMESTAMP].min()), int(train[COL_TIMESTAMP].max()) + 1
-    if validation_days is None:
-        test_span = split.info["split"]["test_days"]
-        validation_days = max(1, min(math.ceil(test_span), int((end - start) / MS_PER_DAY / 3)))
-    cut = end - validation_days * MS_PER_DAY
-    logs = EventLogs(train, None, split.users, split.products, {})
-    val = build_eval_split(logs, Cutoff("validation", f"last {validation_days} days of training", cut),
-                           split.protocol)
-    return val, f"last {validation_days} days of the training period"
 
 
 def with_value(config: HybridConfig, dimension: str, value) -> HybridConfig:

@@ -111,7 +111,7 @@ def evaluate(engine, store, day: dt.date, model_id: str) -> dict:
 
 
 def _evaluate(engine, store, day: dt.date, model_id: str) -> dict:
-    from recsys.model.evaluate import evaluate_candidate
+    from recsys.evaluation.holdout import evaluate_candidate
 
     metrics = evaluate_candidate(engine, store, day, model_id)
     # XCom carries the headline numbers only; the full metrics are on the registry row

@@ -3,7 +3,8 @@
 A segment is ``region|device|value`` (``"EU|mobile|regular"``). For one segment:
 its users active in ``[day - active_days + 1, day]`` are scored in blocks
 (``user_vectors @ item_vectors.T``, top ``CANDIDATE_FACTOR * recs_per_user`` by
-argpartition), products they already PURCHASEd are dropped, products popular in
+argpartition), products they already saw are dropped (``RECSYS_EXCLUDE_SEEN``: by default
+the ones they PURCHASEd), products popular in
 the trending window get a boost (``rerank_trending_weight``), the list is
 re-ranked (per-category cap, out-of-stock last), cut to ``recs_per_user`` and
 each kept item gets its reason. Every key is written whole with one SET in pipelined chunks,
@@ -33,13 +34,13 @@ from recsys.model.features import value_segments
 from recsys.model.hybrid import HybridModel
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.ranking.reasons import SOURCE_MODEL, ReasonContext, reason_for
-from recsys.ranking.rerank import Candidate, boost_popular_rows, rerank_rows
+from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
 from recsys.settings import Settings, get_settings
 from recsys.timeutil import ms_to_datetime
 
 log = logging.getLogger(__name__)
-CANDIDATE_FACTOR = 3  # candidates scored per user = this x recs_per_user, before filtering and re-ranking
 SEGMENT_SEP = "|"
+BROWSED = (VIEW, CLICK)  # recent events whose categories explain a list ("Because you viewed ...")
 _US = {"US", "CA"}
 _EU = set("AT BE BG CH CY CZ DE DK EE ES FI FR GB GR HR HU IE IS IT LI LT LU LV MT NL NO PL PT RO SE SI SK".split())
 _APAC = set("AU CN HK ID IN JP KR MY NZ PH SG TH TW VN".split())
@@ -106,15 +107,18 @@ def active_segments(engine: Engine, day: dt.date, active_days: int | None = None
     return sorted(users["segment"].unique().tolist())
 
 
-def _history(engine: Engine, user_ids: list[int], day: dt.date, recent_days: int) -> pd.DataFrame:
-    """PURCHASEs up to the end of ``day`` and recent VIEW/CLICKs of these users."""
+def _history(engine: Engine, user_ids: list[int], day: dt.date, recent_days: int,
+             seen_types: tuple[str, ...]) -> pd.DataFrame:
+    """Seen events (``seen_types``) up to the end of ``day`` and recent VIEW/CLICKs of these users
+    (``recent``: within the last ``recent_days``)."""
     e = UserEvent
     recent, end = window_ms(day, recent_days)
-    stmt = select(e.user_id, e.product_id, e.event_type).where(
+    stmt = select(e.user_id, e.product_id, e.event_type, (e.timestamp >= recent).label("recent")).where(
         e.user_id.in_(user_ids), e.timestamp < end, e.product_id.is_not(None),
-        or_(e.event_type == PURCHASE, (e.event_type.in_((VIEW, CLICK))) & (e.timestamp >= recent)),
+        or_(e.event_type.in_(seen_types), (e.event_type.in_(BROWSED)) & (e.timestamp >= recent)),
     )
-    return read_frame(engine, stmt, [COL_USER, COL_ITEM, "event_type"])
+    history = read_frame(engine, stmt, [COL_USER, COL_ITEM, "event_type", "recent"])
+    return history.astype({"recent": bool})
 
 
 # --- scoring ------------------------------------------------------------------------
@@ -177,22 +181,24 @@ def top_candidates(scores: np.ndarray, n: int) -> list[np.ndarray]:
     return [row[np.isfinite(s)] for row, s in zip(best, best_scores)]
 
 
-def _mask_purchases(scores: np.ndarray, users: pd.DataFrame, products: pd.DataFrame, history: pd.DataFrame) -> None:
-    """Set -inf (in place) where a user already PURCHASEd the product."""
+def _mask_seen(scores: np.ndarray, users: pd.DataFrame, products: pd.DataFrame, history: pd.DataFrame,
+               seen_types: tuple[str, ...]) -> None:
+    """Set -inf (in place) where a user already had a ``seen_types`` event on the product (RECSYS_EXCLUDE_SEEN)."""
     col = pd.Series(np.arange(len(products)), index=products[COL_ITEM])
     row = pd.Series(np.arange(len(users)), index=users[COL_USER])
-    bought = history[(history["event_type"] == PURCHASE) & history[COL_ITEM].isin(col.index)]
-    scores[row[bought[COL_USER]].to_numpy(), col[bought[COL_ITEM]].to_numpy()] = -np.inf
+    seen = history[history["event_type"].isin(seen_types) & history[COL_ITEM].isin(col.index)]
+    scores[row[seen[COL_USER]].to_numpy(), col[seen[COL_ITEM]].to_numpy()] = -np.inf
 
 
 def _viewed_categories(history: pd.DataFrame, products: pd.DataFrame) -> dict[int, frozenset[str]]:
-    viewed = history[history["event_type"] != PURCHASE].merge(products[[COL_ITEM, "category"]], on=COL_ITEM)
+    browsed = history["event_type"].isin(BROWSED) & (history["recent"] if "recent" in history else True)
+    viewed = history[browsed].merge(products[[COL_ITEM, "category"]], on=COL_ITEM)
     return viewed.groupby(COL_USER)["category"].agg(lambda c: frozenset(map(str, c))).to_dict()
 
 
 def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
                 history: pd.DataFrame) -> list[list[Candidate]]:
-    """Re-ranked lists (with reasons) of a block of users; purchased products never appear.
+    """Re-ranked lists (with reasons) of a block of users; seen products (RECSYS_EXCLUDE_SEEN) never appear.
 
     The candidates' scores get the popular-products boost (``boost_popular_rows``), then the
     list is re-ranked with the stock and diversity rules (``rerank_rows``, the batch form of
@@ -200,20 +206,19 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
     """
     s, products = scorer.settings, scorer.products
     scores = vectors @ scorer.item_vectors.T
-    _mask_purchases(scores, users, products, history)
+    _mask_seen(scores, users, products, history, s.exclude_seen_types)
     cols, top_scores = top_matrix(scores, CANDIDATE_FACTOR * s.recs_per_user)
-    cols, top_scores = boost_popular_rows(cols, top_scores, scorer.popularity, s.rerank_trending_weight)
+    cols, top_scores, kept_rows = precompute_rows(
+        cols, top_scores, scorer.popularity, s.rerank_trending_weight, scorer.category_codes,
+        products["in_stock"].to_numpy(dtype=bool), s.max_per_category, s.recs_per_user)
     np.put_along_axis(scores, cols, top_scores, axis=1)  # the cached scores carry the boost
-    orders = rerank_rows(cols, np.isfinite(top_scores), scorer.category_codes,
-                         products["in_stock"].to_numpy(dtype=bool), s.max_per_category, "demote")
     viewed = _viewed_categories(history, products)
     ids = products[COL_ITEM].tolist()
     attrs = list(zip(products["category"].astype(str).tolist(), products["in_stock"].tolist(),
                      products["margin"].tolist(), products["is_new"].tolist(), [""] * len(products),
                      products["age_days"].tolist(), products["popularity"].tolist()))
     out = []
-    for i, (uid, order) in enumerate(zip(users[COL_USER].tolist(), orders)):
-        kept = order[: s.recs_per_user]
+    for i, (uid, kept) in enumerate(zip(users[COL_USER].tolist(), kept_rows)):
         items = [Candidate(ids[j], score, *attrs[j]) for j, score in zip(kept.tolist(), scores[i, kept].tolist())]
         ctx = ReasonContext(viewed_categories=viewed.get(uid, frozenset()))
         for item in items:  # objects built just above: set the reason in place rather than copy
@@ -237,7 +242,8 @@ def recommend_block(engine: Engine, day: dt.date, scorer: Scorer,
                     block: pd.DataFrame) -> tuple[np.ndarray, list[list[Candidate]]]:
     """The user vectors and re-ranked lists of a block of ``active_users`` rows, as cached (nothing written)."""
     vectors = scorer.model.user_vectors(block, block.set_index(COL_USER)["value_segment"])
-    history = _history(engine, block[COL_USER].tolist(), day, scorer.settings.trending_days)
+    s = scorer.settings
+    history = _history(engine, block[COL_USER].tolist(), day, s.trending_days, s.exclude_seen_types)
     return vectors, _user_lists(scorer, block, vectors, history)
 
 

@@ -258,3 +258,20 @@ def boost_popular_rows(columns: np.ndarray, scores: np.ndarray, popularity: np.n
     boosted = np.where(finite & (amount > 0), scores + (weight * spread) * amount, scores)
     order = np.argsort(-boosted, axis=1, kind="stable")
     return np.take_along_axis(columns, order, axis=1), np.take_along_axis(boosted, order, axis=1)
+
+
+CANDIDATE_FACTOR = 3  # candidates scored per user = this x the list length kept, before boosting and re-ranking
+
+
+def precompute_rows(columns: np.ndarray, scores: np.ndarray, popularity: np.ndarray, trending_weight: float,
+                    category_codes: np.ndarray, in_stock: np.ndarray, max_per_category: int | None,
+                    keep: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The list precompute caches for each user, from its best-scored candidates (``columns``, best first,
+    ``-inf`` for padding and seen products): the popular-products boost, then the stock and diversity rules,
+    then the first ``keep``. The one implementation behind precompute and offline evaluation.
+
+    Returns the boosted ``(columns, scores)`` and, per user, the kept product indexes in list order.
+    """
+    columns, scores = boost_popular_rows(columns, scores, popularity, trending_weight)
+    orders = rerank_rows(columns, np.isfinite(scores), category_codes, in_stock, max_per_category, "demote")
+    return columns, scores, [order[:keep] for order in orders]

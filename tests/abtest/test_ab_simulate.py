@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ab_helpers import auth, start
-from recsys.abtest.calibration import repeat
-from recsys.abtest.simulate import Shoppers, run_simulation, visit_schedule
+from recsys.lab.calibration import repeat
+from recsys.lab.simulate import Shoppers, run_simulation, visit_schedule
 from recsys.data.synthetic import generate_shop
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,8 @@ from recsys.api.session_state import (
     seed_fields,
     update_args,
 )
-from recsys.constants import CLICK, IMPRESSION, PURCHASE, RETURN, VIEW
+from recsys.constants import ADD_TO_CART, CLICK, EXCLUDE_INTERACTED, IMPRESSION, PURCHASE, RETURN, VIEW
+from recsys.ranking.seen import seen_event_types
 
 from api_helpers import REDIS_URL
 
@@ -142,3 +143,25 @@ async def test_seed_gives_every_key_it_writes_a_ttl_and_keeps_a_live_one(store, 
     redis_client.expire("session:10", 5000)  # a live session keeps its own lifetime
     await store.seed_user(10, 0, {"seeded": "1"}, session_ttl=600, counter_ttl=900)
     assert redis_client.ttl("session:10") > 600
+def test_seed_fields_keep_the_other_seen_event_types():
+    recent = [(1, VIEW), (2, CLICK), (3, PURCHASE), (1, ADD_TO_CART), (5, IMPRESSION)]
+    assert "seen" not in seed_fields(recent, lambda p: "Home")  # default: purchases only, in "bought"
+    fields = seed_fields(recent, lambda p: "Home", seen_event_types(EXCLUDE_INTERACTED))
+    state = parse_session(fields)
+    assert state.seen == (1, 2)  # newest first, distinct; the purchase stays in "bought"
+    assert state.already_seen(seen_event_types(EXCLUDE_INTERACTED)) == {1, 2, 3}
+    views_only = parse_session(seed_fields(recent, lambda p: "Home", (VIEW,)))
+    assert views_only.seen == (1,) and views_only.already_seen((VIEW,)) == {1}  # purchases not named: kept
+    assert parse_session(seed_fields(recent, lambda p: "Home")).already_seen() == {3}
+
+
+async def test_lua_update_records_seen_products_of_the_configured_types(store, redis_client):
+    interacted = seen_event_types(EXCLUDE_INTERACTED)
+    await store.record_event(7, update_args(VIEW, 1, "Shoes", "s1", now_ms=1, session_ttl=600, n_events=None,
+                                            counter_ttl=900, seen_types=interacted))
+    await store.record_event(7, update_args(PURCHASE, 2, "Shoes", "s1", now_ms=2, session_ttl=600, n_events=None,
+                                            counter_ttl=900, seen_types=interacted))
+    await store.record_event(7, _args(CLICK, 3, "Books"))  # default types: not "seen"
+    state = parse_session(redis_client.hgetall("session:7"))
+    assert state.seen == (1,) and state.purchased == (2,)
+    assert state.already_seen(interacted) == {1, 2}

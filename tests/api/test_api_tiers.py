@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from api_helpers import CATEGORIES, NEW_PRODUCT, OUT_OF_STOCK, catalog_rows, lists_json, now_ms, pid
@@ -71,6 +73,14 @@ def test_personalized_keeps_a_specific_cached_reason_and_drops_purchases():
     items = personalized(ctx(session), products, scores, ["Because you viewed Home", REASON_LIKE_YOU], 10)
     assert ids(items) == [pid("Home", 1)]
     assert items[0].reason == "Because you viewed Home"
+
+
+def test_personalized_drops_every_seen_product_with_exclude_seen_interacted():
+    products, scores = model_list([pid("Home", 1), pid("Home", 2), pid("Home", 3)])
+    session = SessionState(purchased=(pid("Home", 2),), seen=(pid("Home", 3),), exists=True)
+    interacted = Settings(exclude_seen="interacted").exclude_seen_types
+    items = personalized(dataclasses.replace(ctx(session), seen_types=interacted), products, scores, [], 10)
+    assert ids(items) == [pid("Home", 1)]
 
 
 # --- re-ranking rules, each switched on by its setting -------------------------------

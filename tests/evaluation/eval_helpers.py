@@ -29,3 +29,13 @@ def shop_logs() -> EventLogs:
     products = pd.DataFrame({"product_id": ids, "name": [f"{CATEGORIES[i % 3]} thing" for i in range(N_ITEMS)],
                              "category": [CATEGORIES[i % 3] for i in range(N_ITEMS)], "price": 3.0, "in_stock": True})
     return EventLogs(events, None, users, products, {})
+
+
+def synthetic_logs(n_users: int = 300, n_products: int = 120, days: int = 60, seed: int = 5) -> EventLogs:
+    """The synthetic shop of ``recsys.data.synthetic`` (views, clicks, carts, purchases) as event logs."""
+    import datetime as dt
+
+    from recsys.data.synthetic import generate_shop
+
+    shop = generate_shop(n_users=n_users, n_products=n_products, days=days, seed=seed, end_date=dt.date(2026, 11, 20))
+    return EventLogs(shop.events, None, shop.users, shop.products, {"dataset": "synthetic"})

@@ -72,6 +72,10 @@ def test_rees46_sample_end_to_end(tmp_path, capsys):
     else:
         assert not png.exists() and "matplotlib" in result["plot_note"]
     assert "| model | precision@5" in out_json.with_suffix(".md").read_text()
+    # twelve minutes of training: the validation period is a third of it, not a whole day
+    selection = result["selection"]
+    assert selection["validation_users"] > 0 and "of the training period" in selection["validation_split"]
+    assert all(row["validation"] for row in selection["candidates"] if row["family"] != "als")
 
 
 def test_tiny_csv_with_a_column_mapping(tmp_path, csv_log, capsys):
@@ -166,3 +170,50 @@ def test_tuning_and_reusing_the_tuned_configuration(tmp_path, csv_log, capsys):
     reused = json.loads(again.read_text())["models"]["hybrid"]
     assert reused["config"] == tuning["best"]
     assert reused["ndcg@3"] == pytest.approx(result["models"]["hybrid"]["ndcg@3"])  # seeded: same numbers
+
+
+def test_per_customer_protocol_with_exclude_seen_and_the_auto_row(tmp_path, csv_log, capsys):
+    out_json = tmp_path / "per_customer.json"
+    code, out, _ = run(capsys, "--dataset", csv_log, "--format", "csv", "--columns", MAPPING, "--k", 3,
+                       "--protocol", "per-customer", "--test-fraction", 0.3, "--exclude-seen", "interacted",
+                       "--models", "popularity", "--threads", 1, "--json", out_json, *FAST)
+    assert code == 0, out
+    result = json.loads(out_json.read_text())
+    p, selection = result["protocol"], result["selection"]
+    assert p["split"]["how"] == "per-customer" and p["split"]["value"] == "0.3" and p["split"]["cutoff"] is None
+    assert p["exclude_seen"] == "interacted" and "VIEW" in p["excluded"]
+    assert selection["validation_split"] == "each customer's newest 30% of training events"
+    assert selection["metric"] == "ndcg@10" and selection["auto"]["chosen"] == selection["chosen"]
+    assert set(selection["test"]) == {row["name"] for row in selection["candidates"]}
+    assert f"| **auto** (= {selection['chosen']}) |" in out
+    md = out_json.with_suffix(".md").read_text()
+    assert "exclude-seen `interacted`" in md and "## Model selection" in md
+
+
+def test_exclude_seen_defaults_to_the_setting_and_selection_can_be_switched_off(tmp_path, csv_log, capsys,
+                                                                                 monkeypatch):
+    from recsys.settings import get_settings
+
+    monkeypatch.setenv("RECSYS_EXCLUDE_SEEN", "VIEW,PURCHASE")
+    get_settings.cache_clear()
+    try:
+        out_json = tmp_path / "env.json"
+        code, out, _ = run(capsys, "--dataset", csv_log, "--format", "csv", "--columns", MAPPING, "--test-days", 3,
+                           "--k", 3, "--models", "popularity", "--no-selection", "--json", out_json, *FAST)
+    finally:
+        get_settings.cache_clear()
+    assert code == 0, out
+    result = json.loads(out_json.read_text())
+    assert result["protocol"]["exclude_seen"] == "VIEW,PURCHASE" and result["selection"] is None
+    assert "auto" not in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--protocol", "per-customer", "--split-date", "2024-05-05"], "per-customer splits each customer"),
+    (["--exclude-seen", "bought", "--test-days", "3"], "exclude_seen must be"),
+    (["--selection-metric", "auc", "--test-days", "3"], "--selection-metric"),
+    (["--protocol", "per-customer", "--test-fraction", "1.5"], "test fraction must be in"),
+])
+def test_bad_protocol_options_are_clear_errors(csv_log, capsys, args, message):
+    code, _, err = run(capsys, "--dataset", csv_log, "--format", "csv", "--columns", MAPPING, *args, *FAST)
+    assert code == 2 and message in err

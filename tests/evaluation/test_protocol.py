@@ -11,7 +11,8 @@ from recsys.constants import MS_PER_DAY, PURCHASE, RETURN, VIEW
 from recsys.evaluation.errors import EmptyTestSetError, EmptyTrainingSetError, EvaluationError
 from recsys.evaluation.logs import EventLogs
 from recsys.evaluation.protocol import (
-    COLD, WARM, Cutoff, Protocol, build_eval_split, choose_cutoff, interaction_frame,
+    COLD, PER_CUSTOMER, WARM, Cutoff, Protocol, build_eval_split, choose_cutoff, interaction_frame,
+    per_customer_logs, validation_split,
 )
 from recsys.timeutil import day_start_ms
 
@@ -146,3 +147,30 @@ def test_errors_for_empty_sides_and_large_k():
         build_eval_split(logs(), Cutoff("split-date", "toy", CUT), Protocol(k=5))
     with pytest.raises(EvaluationError, match="positive events"):
         Protocol(positive_events=("BOUGHT",))
+
+
+def test_per_customer_split_keeps_baskets_together_and_single_visit_customers_in_training():
+    events = [ev(1, 10, 0), ev(1, 11, 1), ev(1, 12, 2), ev(1, 13, 3), ev(1, 14, 4, VIEW), ev(1, 14, 5),
+              ev(2, 10, 0), ev(2, 11, 0),  # one visit: training only
+              ev(3, 10, 0), ev(3, 11, 6), ev(3, 12, 6)]  # the newest basket (day 6) is the test, whole
+    split_logs = per_customer_logs(logs(train=events, test=[]), fraction=0.2)
+    test = {(e.user_id, e.product_id) for e in split_logs.test_events.itertuples()}
+    assert test == {(1, 14), (3, 11), (3, 12)}  # user 1: 6 positives, the newest 20% = from position 4 on
+    assert len(split_logs.events) + len(split_logs.test_events) == len(events)
+    s = build_eval_split(split_logs, Cutoff(PER_CUSTOMER, "0.2", None), Protocol(k=1))
+    assert s.info["split"]["how"] == PER_CUSTOMER and truth_ids(s) == {3: [11, 12]}  # user 1 viewed 14 before
+    with pytest.raises(EvaluationError, match="test fraction"):
+        per_customer_logs(logs(), fraction=1.0)
+
+
+def test_validation_is_carved_from_training_the_way_the_test_was():
+    events = [ev(u, 10 + (d + u) % 6, d) for u in (1, 2, 3) for d in range(6)]
+    split_logs = per_customer_logs(logs(train=events, test=[]), fraction=0.3)
+    s = build_eval_split(split_logs, Cutoff(PER_CUSTOMER, "0.3", None), Protocol(k=1))
+    val, described = validation_split(s)
+    assert described == "each customer's newest 30% of training events"
+    assert val.info["split"]["how"] == PER_CUSTOMER
+    train_days = val.train_events.groupby("user_id")["timestamp"].max()
+    val_test = per_customer_logs(EventLogs(s.train_events, None, s.users, s.products, {}), 0.3).test_events
+    assert (val_test.groupby("user_id")["timestamp"].min() > train_days).all()  # each customer's newest
+    assert val_test["timestamp"].max() < split_logs.test_events["timestamp"].min()  # never the test's events

@@ -207,9 +207,9 @@ def trained(shop_engine, local_store):
     return out["model_id"]
 
 
-def _purchases(engine) -> dict[int, set[int]]:
+def _purchases(engine, types=(PURCHASE,)) -> dict[int, set[int]]:
     with engine.connect() as conn:
-        rows = conn.execute(select(UserEvent.user_id, UserEvent.product_id).where(UserEvent.event_type == PURCHASE))
+        rows = conn.execute(select(UserEvent.user_id, UserEvent.product_id).where(UserEvent.event_type.in_(types)))
         bought: dict[int, set[int]] = {}
         for uid, pid in rows:
             bought.setdefault(uid, set()).add(pid)
@@ -262,6 +262,22 @@ def test_precompute_end_to_end(shop_engine, local_store, redis_client, trained):
     reasons = {r for uid in users["user_id"].head(200) for r in
                json.loads(redis_client.get(KEY_RECS.format(user_id=uid)))["reasons"]}
     assert REASON_LIKE_YOU in reasons and any(r.startswith("Because you viewed") for r in reasons)
+
+
+def test_exclude_seen_interacted_drops_every_touched_product(shop_engine, local_store, redis_client, trained):
+    settings = SETTINGS.model_copy(update={"exclude_seen": "interacted"})
+    segment = P.active_segments(shop_engine, DAY, settings=settings)[0]
+    P.precompute_segment(shop_engine, local_store, redis_client, DAY, segment, settings=settings)
+    users = P.active_users(shop_engine, DAY, settings.active_days, settings)
+    touched = _purchases(shop_engine, settings.exclude_seen_types)
+    viewed = _purchases(shop_engine, (VIEW,))
+    ids = users.loc[users["segment"] == segment, "user_id"].tolist()
+    lists = {uid: set(json.loads(redis_client.get(KEY_RECS.format(user_id=uid)))["products"]) for uid in ids}
+    assert all(lists.values()) and not any(lists[u] & touched.get(u, set()) for u in ids)
+    assert any(viewed.get(u, set()) - _purchases(shop_engine).get(u, set()) for u in ids)  # views did exist
+    default = P.precompute_segment(shop_engine, local_store, redis_client, DAY, segment, settings=SETTINGS)
+    again = {uid: set(json.loads(redis_client.get(KEY_RECS.format(user_id=uid)))["products"]) for uid in ids}
+    assert default["users"] == len(ids) and any(again[u] & viewed.get(u, set()) for u in ids)  # default keeps them
 
 
 def test_precompute_lists_and_all(shop_engine, local_store, redis_client, trained):

@@ -1,6 +1,6 @@
 """End-to-end A/B experiment on a synthetic shop: real models, the real API, simulated shoppers.
 
-``python -m recsys.abtest.experiment --out result.json`` (needs PostgreSQL and Redis):
+``python -m recsys.lab.experiment --out result.json`` (needs PostgreSQL and Redis):
 1. a fresh database with the shop, a weak model (LIVE, control) and a stronger one
    (the treatment), both trained and published; their true CTR under the shoppers'
    hidden tastes is measured offline;
@@ -118,7 +118,7 @@ def api_process(env: dict, port: int, cwd: str | None = None):
 def ab_run(url: str, prep: dict, shoppers, users, *, treatment: str, control: str, args, seed: int) -> dict:
     """Create a test through the API, precompute its arm lists, simulate traffic, stop it; the final view."""
     from recsys.abtest.precompute import precompute_test_arms
-    from recsys.abtest.simulate import run_simulation
+    from recsys.lab.simulate import run_simulation
     from recsys.pipeline.precompute import active_segments
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -169,8 +169,8 @@ def main(argv=None) -> int:
                RECSYS_ADMIN_TOKEN=TOKEN, RECSYS_PERSONALIZED_MIN_EVENTS="0", RECSYS_API_REFRESH_SECONDS="5",
                RECSYS_AB_MIN_DETECTABLE_EFFECT=str(args.mde), RECSYS_VAR_DIR=str(work / "var"))
     os.environ.update({k: v for k, v in env.items() if k.startswith("RECSYS_")})
-    from recsys.abtest.calibration import repeat
-    from recsys.abtest.simulate import Shoppers
+    from recsys.lab.calibration import repeat
+    from recsys.lab.simulate import Shoppers
 
     prep = prepare(args, env)
     shoppers = Shoppers.from_shop(prep["shop"], seed=args.shop_seed)

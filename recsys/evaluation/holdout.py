@@ -3,9 +3,10 @@
 Protocol (one split, the same for every model):
 - training window: the candidate's ``[day - window_days + 1, day)``;
 - users: those with training interactions in that window and a positive event on ``day``;
-- truth: products they CLICKed, added to cart, PURCHASEd or WISHLISTed on ``day``;
-- candidates: every product, minus those the user PURCHASEd before ``day`` (also dropped
-  from the truth; users left without truth are dropped).
+- truth: products they had a positive event on (``recsys.constants.POSITIVE_EVENTS``) on ``day``;
+- candidates: every product, minus those the user had a "seen" event on before ``day``
+  (``RECSYS_EXCLUDE_SEEN``, by default PURCHASE; also dropped from the truth; users left
+  without truth are dropped).
 Users are scored in blocks of at most ``BLOCK_CELLS`` scores, so memory stays bounded.
 """
 
@@ -20,16 +21,16 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from recsys.artifacts import ArtifactStore
-from recsys.constants import ADD_TO_CART, CLICK, COL_ITEM, COL_USER, PURCHASE, WISHLIST
+from recsys.constants import COL_ITEM, COL_USER, POSITIVE_EVENTS, PURCHASE
 from recsys.db.models import UserEvent
 from recsys.model import metrics as M
-from recsys.model.baselines import PopularityModel
+from recsys.evaluation.popularity import PopularityModel
 from recsys.model.features import USER_COLUMNS, align_rows, value_segments
 from recsys.model.hybrid import HybridModel
 from recsys.model.train import TrainParams, load_products, load_training_frame, load_users
+from recsys.settings import get_settings
 from recsys.timeutil import day_bounds_ms
 
-POSITIVE_EVENTS = (CLICK, ADD_TO_CART, PURCHASE, WISHLIST)
 BLOCK_SIZE = 1024  # users per block at most...
 BLOCK_CELLS = 1 << 23  # ...and at most this many (user, product) scores (32 MB of float32) per block
 
@@ -53,8 +54,10 @@ def _pairs(engine: Engine, stmt) -> pd.DataFrame:
         return pd.DataFrame(conn.execute(stmt).all(), columns=[COL_USER, COL_ITEM])
 
 
-def load_holdout(engine: Engine, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Positive (user, product) pairs of ``day`` and, for those users, products PURCHASEd before ``day``."""
+def load_holdout(engine: Engine, day: dt.date,
+                 seen_types: tuple[str, ...] = (PURCHASE,)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Positive (user, product) pairs of ``day`` and, for those users, products seen before ``day``
+    (an event of ``seen_types``)."""
     start, end = day_bounds_ms(day)
     e = UserEvent
     day_users = select(e.user_id).where(e.timestamp >= start, e.timestamp < end, e.event_type.in_(POSITIVE_EVENTS))
@@ -62,7 +65,7 @@ def load_holdout(engine: Engine, day: dt.date) -> tuple[pd.DataFrame, pd.DataFra
         e.timestamp >= start, e.timestamp < end, e.event_type.in_(POSITIVE_EVENTS),
         e.user_id.is_not(None), e.product_id.is_not(None)))
     bought = _pairs(engine, select(e.user_id, e.product_id).distinct().where(
-        e.timestamp < start, e.event_type == PURCHASE, e.user_id.in_(day_users.scalar_subquery()),
+        e.timestamp < start, e.event_type.in_(seen_types), e.user_id.in_(day_users.scalar_subquery()),
         e.product_id.is_not(None)))
     return positives, bought
 
@@ -168,7 +171,8 @@ def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model
     frame = load_training_frame(engine, first, day)
     if frame.empty:
         raise ValueError(f"no training interactions between {first} and {last}: nothing to evaluate against")
-    positives, bought = load_holdout(engine, day)
+    seen = get_settings().exclude_seen_types
+    positives, bought = load_holdout(engine, day, seen)
     split = build_split(frame, positives, bought, load_users(engine), load_products(engine))
     if len(split.users) == 0:
         raise ValueError(f"no hold-out users on {day}: no positive events by users of the training window")
@@ -180,7 +184,7 @@ def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model
         "protocol": {
             "day": day.isoformat(), "k": k, "train_days": [first.isoformat(), last.isoformat()],
             "users": len(split.users), "items": len(split.products), "positives": split.n_positives,
-            "excluded_purchases": int(sum(len(x) for x in split.excluded)),
+            "excluded_seen": int(sum(len(x) for x in split.excluded)), "exclude_seen": list(seen),
             "positive_events": list(POSITIVE_EVENTS), "live_model_id": live_id,
         },
     }
