@@ -7,12 +7,16 @@ sequence of product ids (oldest first) as ``(product_ids, scores)``, best first.
 the offline evaluation). ``add_products`` gives products unseen in training a vector from
 their category and price band, so they can be recommended and read in a sequence.
 
+``score_next`` runs its product over every item on one BLAS thread (threadpoolctl): the API
+serves many requests at once, and a threaded matrix-vector product only spins on a busy machine.
+
 A product id neither in the vocabulary nor added, an empty sequence or a bad ``k`` is a
 ``ValueError`` naming the problem.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,9 +24,15 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from threadpoolctl import ThreadpoolController
 
 from recsys.sequential import config as C
 from recsys.sequential.attributes import category_index, price_band_index
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,10 @@ def score_next(runtime: SequentialRuntime, sequence: Sequence[int], k: int = 10,
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     state = encode(runtime, [sequence])[0]
-    scores = runtime.item_vectors @ state
+    # one request, one BLAS thread: a threaded product over 100K x 64 spins on a busy machine
+    # (bench/results/sequential_latency.md: 16-24 ms threaded vs 1.5 ms on one thread)
+    with _blas().limit(limits=1, user_api="blas"):
+        scores = runtime.item_vectors @ state
     drop = [runtime.rows[int(p)] for p in exclude if int(p) in runtime.rows]
     if drop:
         scores[drop] = -np.inf
