@@ -13,10 +13,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
-# the extra benchmark dependencies (implicit ALS, matplotlib, ANN index), so their tests run too
+# the extra benchmark dependencies (implicit ALS, matplotlib, ANN index) and the training-only ones of the
+# sequential model (torch CPU, onnx: requirements-train.txt), so their tests and benchmarks run too
 BENCH_STAMP := $(VENV)/.bench-installed
-$(BENCH_STAMP): $(STAMP) requirements-bench.txt
-	$(PY) -m pip install -q -r requirements-bench.txt
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt requirements-train.txt
+	$(PY) -m pip install -q -r requirements-bench.txt -r requirements-train.txt
 	@touch $(BENCH_STAMP)
 
 venv: $(STAMP)

@@ -2,13 +2,13 @@
 # `make bench`: every performance benchmark, then bench/README.md tables and bench/SCALE.md.
 #
 #   BENCH_QUICK=1     reduced sizes, a few minutes (development)
-#   BENCH_ONLY="serving ingest"   run only these (precompute ann serving api_memory ingest training nightly scale)
+#   BENCH_ONLY="serving ingest"   run only these (precompute ann serving api_memory ingest training nightly scale sequential)
 #   RECSYS_BENCH_REDIS_URL        Redis database the benchmarks flush and use (default redis://127.0.0.1:6379/10)
 #   RECSYS_BENCH_PG_ADMIN_URL     PostgreSQL where recsys_bench_* databases are created and dropped
 #   BENCH_<NAME>_ARGS             extra arguments of one benchmark, e.g. BENCH_NIGHTLY_ARGS="--max-seconds 3000"
 #
 # Needs PostgreSQL and Redis running (the Makefile target starts them), installs
-# requirements-bench.txt into the venv and wrk / redis-benchmark with apt when missing.
+# requirements-bench.txt and requirements-train.txt into the venv and wrk / redis-benchmark with apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -21,11 +21,11 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
-"$PY" -m pip install -q -r requirements-bench.txt
+"$PY" -m pip install -q -r requirements-bench.txt -r requirements-train.txt
 command -v wrk >/dev/null || apt_install wrk
 command -v redis-benchmark >/dev/null || apt_install redis-tools
 
-ALL="precompute ann serving api_memory ingest training nightly scale"
+ALL="precompute ann serving api_memory ingest training nightly scale sequential"
 ONLY=${BENCH_ONLY:-$ALL}
 failed=()
 started=$(date +%s)

@@ -8,6 +8,7 @@
 - ``hybrid``: the production model: ``recsys.model.train.fit_hybrid`` with the production
   parameters and feature groups (``TrainParams.user_features`` / ``item_features``) and the
   production re-ranking (``recsys.evaluation.reranking``).
+- ``sequential``: the session model of ``recsys.sequential`` (``recsys.evaluation.sequential_model``).
 
 Every model is fitted on the same training interactions, those of the protocol.
 """
@@ -27,7 +28,7 @@ from recsys.model.features import check_feature_names
 from recsys.model.train import TrainParams, fit_hybrid
 from recsys.settings import default, get_settings
 
-MODEL_NAMES = ("random", "popularity", "trending", "item-knn", "als", "lightfm-cf", "hybrid")
+MODEL_NAMES = ("random", "popularity", "trending", "item-knn", "als", "lightfm-cf", "hybrid", "sequential")
 RERANK_FIELDS = ("max_per_category", "freshness_weight", "new_days", "trending_weight")
 RUN_OPTIONS = ("window_days", "threads")  # TrainParams fields that are not part of a configuration
 FEATURE_FIELDS = ("user_features", "item_features")
@@ -158,4 +159,8 @@ def build_model(name: str, split: EvalSplit, hybrid: HybridConfig, baselines: Ba
         return fit_lightfm(split, lightfm_cf_params(hybrid, baselines))
     if name == "hybrid":
         return fit_lightfm(split, hybrid.params)
+    if name == "sequential":
+        from recsys.evaluation.sequential_model import fit_sequential_model
+
+        return fit_sequential_model(split, seed=seed, threads=hybrid.params.threads)
     raise ValueError(f"unknown model {name!r}; known: {list(MODEL_NAMES)}")

@@ -103,6 +103,8 @@ def evaluate_one(name: str, split: EvalSplit, options: RunOptions, hybrid: Hybri
         raw = measure(model, split.main, p.k, seed=p.seed, with_curves=False, with_auc=False)
         out["without_rerank"] = {key: v for key, v in raw.items() if "@" in key}
     out["fit_seconds"] = round(fitted - started, 2)
+    if getattr(model, "training_summary", None):  # epochs, early stopping (the sequential model)
+        out["training"] = model.training_summary
     out["eval_seconds"] = round(time.perf_counter() - fitted, 2)
     if name in ("hybrid", "lightfm-cf"):
         cf_params = lightfm_cf_params(hybrid, options.baselines)
