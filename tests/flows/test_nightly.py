@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from shop_dates import LAST_EVENT_DAY
-from recsys.pipeline import nightly
+from recsys.flows import nightly
 from recsys.pipeline.runs import get_steps
 from recsys.settings import Settings
 
