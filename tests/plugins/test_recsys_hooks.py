@@ -24,6 +24,7 @@ def test_a_manual_run_without_logical_date_processes_the_day_before_run_after(co
     context.update(dag_run=SimpleNamespace(run_after=dt.datetime(2026, 12, 5, 7, 30, tzinfo=UTC)),
                    params={"epochs": 5})
     assert recsys_hooks.run_day() == dt.date(2026, 12, 4)
+    assert recsys_hooks.run_instant() == dt.datetime(2026, 12, 5, 7, 30, tzinfo=UTC)  # the hourly DAG's hour end
     assert recsys_hooks.run_params() == {"epochs": 5}
 
 
