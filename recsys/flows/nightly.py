@@ -103,6 +103,9 @@ def promote_or_archive(engine, day: dt.date, model_id: str, params: dict | None)
     from recsys import registry
 
     run = RunParams.from_params(params)
+    if run.dry_run and _is_live(engine, model_id):  # train re-used the LIVE model (same day, same params)
+        return {"decision": "kept", "model_id": model_id, "reason": "dry run: the re-used model is LIVE, left as it is",
+                "dry_run": True, "day": day.isoformat()}
     if run.dry_run:
         registry.archive(engine, model_id, reason="dry run: evaluated, never promoted")
         return {"decision": "archived", "model_id": model_id, "reason": "dry run", "dry_run": True,
@@ -117,6 +120,13 @@ def promote_or_archive(engine, day: dt.date, model_id: str, params: dict | None)
     if decision["decision"] == registry.DECISION_CANDIDATE:
         decision = {**decision, **_start_ab_test(engine, model_id, decision.get("live_model_id"))}
     return {"model_id": model_id, "dry_run": False, **decision, "day": day.isoformat()}
+
+
+def _is_live(engine, model_id: str) -> bool:
+    from recsys import registry
+
+    live = registry.get_live(engine)
+    return live is not None and live.model_id == model_id
 
 
 def _start_ab_test(engine, model_id: str, live_model_id: str | None) -> dict:
