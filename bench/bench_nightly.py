@@ -32,7 +32,7 @@ EVENTS_PER_USER = 27.5  # synthetic shop over 30 days (measured)
 def airflow_env(home: str) -> dict[str, str]:
     return {"AIRFLOW_HOME": home, "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "RECSYS_DAG_DEADLINE_HOURS": "0", "RECSYS_DAG_RETRIES": "0"}
+            "RECSYS_DAG_RETRIES": "0"}
 
 
 def _clear_caches() -> None:

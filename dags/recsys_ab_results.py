@@ -4,9 +4,11 @@ The run for logical date L covers the hour [L - 1h, L): it flushes the impressio
 stream into the database, writes every running test's results as of L to ab_tests,
 closes the tests that ended (promoting a winning treatment through the registry,
 archiving a losing one) and precomputes the new LIVE model's lists after a promotion.
-Every task calls one function of recsys.abtest.hourly; clients come from
+A run without a logical date (a manual trigger from the UI, the CLI or the REST
+API) stands for its `run_after`: it covers the hour before the trigger.
+Every task calls one function of `recsys.flows.hourly`; clients come from
 plugins/recsys_hooks.py. Backfill:
-``airflow backfill create --dag-id recsys_ab_results --from-date A --to-date B``.
+`airflow backfill create --dag-id recsys_ab_results --from-date A --to-date B`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,6 @@ import datetime as dt
 
 from airflow.sdk import dag, task
 from recsys_alerts import task_defaults
-
-
-def _logical_date() -> dt.datetime:
-    from airflow.sdk import get_current_context
-
-    return get_current_context()["logical_date"]
 
 
 @dag(
@@ -34,9 +30,9 @@ def _logical_date() -> dt.datetime:
     default_args=task_defaults(),
 )
 def recsys_ab_results():
-    from recsys_hooks import engine, redis_client, store
+    from recsys_hooks import engine, redis_client, run_instant, skippable, store
 
-    from recsys.abtest import hourly
+    from recsys.flows import hourly
 
     @task
     def flush_impressions() -> dict:
@@ -44,18 +40,11 @@ def recsys_ab_results():
 
     @task
     def update_results(flushed: dict) -> dict:
-        return hourly.update_results(engine(), _logical_date())
+        return hourly.update_results(engine(), run_instant())
 
     @task
     def refresh_after_promotion(outcome: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from recsys.pipeline.nightly import Skip
-
-        try:
-            return hourly.refresh_after_promotion(engine(), store(), redis_client(), outcome)
-        except Skip as exc:
-            raise AirflowSkipException(str(exc)) from exc
+        return skippable(hourly.refresh_after_promotion, engine(), store(), redis_client(), outcome)
 
     refresh_after_promotion(update_results(flush_impressions()))
 

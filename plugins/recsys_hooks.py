@@ -62,16 +62,37 @@ def store():
     return open_store(uri)
 
 
-def run_day() -> dt.date:
-    """The UTC day this run processes: the day before its logical date."""
+def run_instant() -> dt.datetime:
+    """The instant this run stands for: its logical date, else (a manual trigger without one) its run_after."""
     from airflow.sdk import get_current_context
 
+    from recsys.timeutil import run_instant as instant
+
+    context = get_current_context()
+    return instant(context.get("logical_date"), getattr(context.get("dag_run"), "run_after", None))
+
+
+def run_day() -> dt.date:
+    """The UTC day this run processes: the day before its logical date, else before its run_after."""
     from recsys.timeutil import processed_day
 
-    return processed_day(get_current_context()["logical_date"])
+    return processed_day(run_instant())
 
 
 def run_params() -> dict:
+    """The run's params: the DAG's defaults, overridden by the trigger form or ``--conf``."""
     from airflow.sdk import get_current_context
 
     return dict(get_current_context()["params"])
+
+
+def skippable(step, *args):
+    """Call ``step``; its ``recsys.flows.steps.Skip`` marks the task skipped."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from recsys.flows.steps import Skip
+
+    try:
+        return step(*args)
+    except Skip as exc:
+        raise AirflowSkipException(str(exc)) from exc

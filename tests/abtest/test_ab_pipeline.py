@@ -12,13 +12,13 @@ from sqlalchemy import insert
 from recsys import registry
 from recsys.abtest import store
 from recsys.abtest.assignment import assign_arm
-from recsys.abtest.hourly import hour_of
+from recsys.flows.hourly import hour_of
 from recsys.abtest.precompute import precompute_test_arms
 from recsys.abtest.service import start_test
 from recsys.artifacts import model_key
 from recsys.cli import build_parser, cmd_models_candidate
 from recsys.db.models import RecommendationModel
-from recsys.pipeline import nightly
+from recsys.flows import nightly
 from recsys.pipeline.precompute import active_users
 from recsys.settings import Settings
 

@@ -44,13 +44,13 @@ def nightly(airflow_db, shop_engine, redis_client, s3_store, monkeypatch):
     monkeypatch.setenv("RECSYS_ARTIFACT_URI", "s3://recsys-test/artifacts")
     monkeypatch.setenv("RECSYS_NO_COMPONENTS", "16")
     monkeypatch.setenv("RECSYS_TRAINING_WINDOW_DAYS", "30")
-    monkeypatch.setenv("RECSYS_DAG_DEADLINE_HOURS", "0")  # see DEADLINE in the DAG file
     _clear_client_caches()
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(__import__("pathlib").Path(__file__).resolve().parents[2] / "dags"))
     assert bag.import_errors == {}
     dag = bag.dags["recsys_nightly"]
+    assert dag.deadline, "dag.test() runs with the default deadline (plugins/recsys_nightly_config.py)"
 
     def run(logical_date: dt.date, **conf):
         when = dt.datetime(logical_date.year, logical_date.month, logical_date.day, 1, tzinfo=dt.timezone.utc)
@@ -89,6 +89,16 @@ def _recs_snapshot(redis_client) -> dict:
     return snap
 
 
+def _deadlines_of(run) -> int:
+    """Deadline rows of a run: created when the run is, pruned when it succeeds."""
+    from airflow.models.deadline import Deadline
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(select(func.count()).select_from(Deadline).where(Deadline.dagrun_id == run.id))
+
+
 def _model_count(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM recommendation_models")).scalar_one()
@@ -97,7 +107,9 @@ def _model_count(engine) -> int:
 def test_backfill_three_days_then_rerun_changes_nothing(nightly, shop_engine, redis_client, s3_store):
     dates = [RUN_DATE - dt.timedelta(days=2), RUN_DATE - dt.timedelta(days=1), RUN_DATE]
     for logical in dates:
-        assert nightly(logical).state == "success", logical
+        run = nightly(logical)
+        assert run.state == "success", logical
+        assert _deadlines_of(run) == 0, "the succeeded run's deadline was not pruned"
 
     live_id, metrics = _live(shop_engine)
     assert metrics["new"]["ndcg@10"] > 0 and "popularity" in metrics

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from shop_dates import LAST_EVENT_DAY
-from recsys.pipeline import nightly
+from recsys.flows import nightly
 from recsys.pipeline.runs import get_steps
 from recsys.settings import Settings
 
@@ -65,3 +65,23 @@ def test_rerun_of_a_day_reuses_its_model_and_new_params_train_anew(shop_engine, 
     assert other["model_id"] != first["model_id"]
     next_day = nightly.train(shop_engine, local_store, DAY - dt.timedelta(days=1), FAST)
     assert next_day["model_id"] not in (first["model_id"], other["model_id"])
+
+
+def test_dry_run_of_the_live_models_day_leaves_the_live_model_alone(shop_engine, local_store):
+    """A dry run re-uses the model of the same day and params; when that model is LIVE it stays LIVE
+    (it used to fail: the registry refuses to archive the LIVE model)."""
+    from recsys import registry
+
+    nightly.extract(shop_engine, local_store, DAY)
+    trained = nightly.train(shop_engine, local_store, DAY, FAST)
+    nightly.evaluate(shop_engine, local_store, DAY, trained["model_id"])
+    nightly.promote_or_archive(shop_engine, DAY, trained["model_id"], {**FAST, "force_promotion": True})
+    assert registry.get_live(shop_engine).model_id == trained["model_id"]
+
+    again = nightly.train(shop_engine, local_store, DAY, {**FAST, "dry_run": True})
+    assert again["reused"] and again["model_id"] == trained["model_id"]
+    decision = nightly.promote_or_archive(shop_engine, DAY, again["model_id"], {**FAST, "dry_run": True})
+    assert decision["decision"] == "kept" and decision["dry_run"]
+    assert registry.get_live(shop_engine).model_id == trained["model_id"]
+    with pytest.raises(nightly.Skip):
+        nightly.publish(shop_engine, local_store, DAY, decision)

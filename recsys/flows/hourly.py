@@ -1,6 +1,7 @@
 """The hourly A/B run, one function per task of ``dags/recsys_ab_results.py``.
 
-The run with logical date ``L`` handles the hour ``[L - 1h, L)``: impressions are
+The run with logical date ``L`` (a run without one, such as a manual trigger,
+stands for its ``run_after``: ``recsys.timeutil.run_instant``) handles the hour ``[L - 1h, L)``: impressions are
 flushed, every test running in that hour gets its results as of ``L`` (older
 results never replace newer ones, so a backfill only closes what it should have
 closed), and a test whose end is before ``L`` is closed and decided. After a
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from recsys.flows.steps import Skip
 from recsys.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,6 @@ def update_results(engine, logical_date: dt.datetime) -> dict:
 
 def refresh_after_promotion(engine, store, redis, outcome: dict) -> dict:
     """Precompute every segment with the model an A/B test just promoted (else: nothing to do)."""
-    from recsys.pipeline.nightly import Skip
     from recsys.pipeline.precompute import precompute_all
 
     if not outcome.get("promoted"):

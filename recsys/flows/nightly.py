@@ -2,47 +2,23 @@
 
 Each function receives ready clients, the processed day and the run's params
 (the DAG's trigger form), calls the step modules and returns a small dict for
-XCom. This is where I/O and decisions meet; the DAG file is only wiring.
+XCom that names the processed ``day`` (ISO format), so the next task reads the
+day from what its upstream produced (``steps.day_of``) instead of recomputing
+it. This is where I/O and decisions meet; the DAG file is only wiring.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from recsys.flows.steps import Skip, recorded
 from recsys.settings import Settings, get_settings
 
+__all__ = ["RunParams", "Skip"]
+
 log = logging.getLogger(__name__)
-
-
-class Skip(Exception):
-    """Nothing to do for this task in this run (the DAG marks the task skipped)."""
-
-
-def _recorded(engine, day: dt.date, step: str, fn, *args):
-    """Run one step and leave its record in ``pipeline_runs`` (SUCCESS/SKIPPED/FAILED + duration).
-
-    Those records feed the pipeline metrics (ModelTrainingFailed, training duration).
-    """
-    from recsys.constants import STEP_SKIPPED, STEP_SUCCESS
-    from recsys.pipeline.runs import record_failure, record_step
-
-    started = time.perf_counter()
-    try:
-        result = fn(*args)
-    except Skip as exc:
-        record_step(engine, day, step, STEP_SKIPPED, {"reason": str(exc)})
-        raise
-    except Exception as exc:
-        record_failure(engine, day, step, exc)
-        raise
-    details = dict(result) if isinstance(result, dict) else {"count": len(result)}
-    details = {k: v for k, v in details.items() if isinstance(v, (str, int, float, bool, type(None)))}
-    details["duration_seconds"] = round(time.perf_counter() - started, 3)
-    record_step(engine, day, step, STEP_SUCCESS, details)
-    return result
 
 
 @dataclass(frozen=True)
@@ -70,31 +46,34 @@ class RunParams:
         )
 
 
-def extract(engine, store, day: dt.date) -> dict:
+def log_params(day: dt.date, params: dict | None) -> RunParams:
+    """The run's effective params (trigger form / ``--conf`` over the settings), written to the task log."""
+    run = RunParams.from_params(params)
+    log.info("processing %s with params %s", day, asdict(run))
+    return run
+
+
+def extract(engine, store, day: dt.date, params: dict | None = None) -> dict:
     from recsys.pipeline.extract import extract_day
 
+    log_params(day, params)
     return extract_day(engine, store, day)
 
 
 def validate(engine, store, day: dt.date) -> dict:
     from recsys.pipeline.validate import validate_day
 
-    return validate_day(engine, store, day)
+    return {**validate_day(engine, store, day), "day": day.isoformat()}
 
 
+@recorded("train")
 def train(engine, store, day: dt.date, params: dict | None) -> dict:
     """Train for ``day``; a re-run with the same params reuses the model already trained for it."""
-    return _recorded(engine, day, "train", _train, engine, store, day, params)
-
-
-def _train(engine, store, day: dt.date, params: dict | None) -> dict:
-    from dataclasses import asdict
-
     from recsys import registry
     from recsys.model.model_files import model_saved
     from recsys.model.train import TrainParams, train_model
 
-    run = RunParams.from_params(params)
+    run = log_params(day, params)
     train_params = TrainParams.from_settings(
         get_settings(), window_days=run.window_days, epochs=run.epochs, loss=run.loss
     )
@@ -102,36 +81,35 @@ def _train(engine, store, day: dt.date, params: dict | None) -> dict:
     if existing is not None and model_saved(store, existing.model_id):
         log.info("re-run for %s: reusing model %s trained with the same params", day, existing.model_id)
         return {"model_id": existing.model_id, "artifact_uri": existing.artifact_uri,
-                "samples": existing.training_samples_count, "reused": True}
-    return train_model(engine, store, day, train_params)
+                "samples": existing.training_samples_count, "reused": True, "day": day.isoformat()}
+    return {**train_model(engine, store, day, train_params), "day": day.isoformat()}
 
 
+@recorded("evaluate")
 def evaluate(engine, store, day: dt.date, model_id: str) -> dict:
-    return _recorded(engine, day, "evaluate", _evaluate, engine, store, day, model_id)
-
-
-def _evaluate(engine, store, day: dt.date, model_id: str) -> dict:
     from recsys.evaluation.holdout import evaluate_candidate
 
     metrics = evaluate_candidate(engine, store, day, model_id)
     # XCom carries the headline numbers only; the full metrics are on the registry row
     return {
         "model_id": model_id,
+        "day": day.isoformat(),
         **{f"{name}_ndcg@10": (m or {}).get("ndcg@10") for name, m in metrics.items() if name != "protocol"},
     }
 
 
+@recorded("promote_or_archive")
 def promote_or_archive(engine, day: dt.date, model_id: str, params: dict | None) -> dict:
-    return _recorded(engine, day, "promote_or_archive", _promote_or_archive, engine, model_id, params)
-
-
-def _promote_or_archive(engine, model_id: str, params: dict | None) -> dict:
     from recsys import registry
 
     run = RunParams.from_params(params)
+    if run.dry_run and _is_live(engine, model_id):  # train re-used the LIVE model (same day, same params)
+        return {"decision": "kept", "model_id": model_id, "reason": "dry run: the re-used model is LIVE, left as it is",
+                "dry_run": True, "day": day.isoformat()}
     if run.dry_run:
         registry.archive(engine, model_id, reason="dry run: evaluated, never promoted")
-        return {"decision": "archived", "model_id": model_id, "reason": "dry run", "dry_run": True}
+        return {"decision": "archived", "model_id": model_id, "reason": "dry run", "dry_run": True,
+                "day": day.isoformat()}
     decision = registry.decide(
         engine,
         model_id,
@@ -141,7 +119,14 @@ def _promote_or_archive(engine, model_id: str, params: dict | None) -> dict:
     )
     if decision["decision"] == registry.DECISION_CANDIDATE:
         decision = {**decision, **_start_ab_test(engine, model_id, decision.get("live_model_id"))}
-    return {"model_id": model_id, "dry_run": False, **decision}
+    return {"model_id": model_id, "dry_run": False, **decision, "day": day.isoformat()}
+
+
+def _is_live(engine, model_id: str) -> bool:
+    from recsys import registry
+
+    live = registry.get_live(engine)
+    return live is not None and live.model_id == model_id
 
 
 def _start_ab_test(engine, model_id: str, live_model_id: str | None) -> dict:
@@ -160,11 +145,8 @@ def _start_ab_test(engine, model_id: str, live_model_id: str | None) -> dict:
     return {"ab_test_id": test["test_id"]}
 
 
+@recorded("publish")
 def publish(engine, store, day: dt.date, decision: dict) -> dict:
-    return _recorded(engine, day, "publish", _publish, engine, store, decision)
-
-
-def _publish(engine, store, decision: dict) -> dict:
     from recsys.pipeline.publish import publish_model
 
     if decision.get("dry_run"):
@@ -172,11 +154,8 @@ def _publish(engine, store, decision: dict) -> dict:
     return publish_model(engine, store, decision["model_id"], keep=get_settings().keep_model_versions)
 
 
+@recorded("segments")
 def segments(engine, day: dt.date, decision: dict) -> list[str]:
-    return _recorded(engine, day, "segments", _segments, engine, day, decision)
-
-
-def _segments(engine, day: dt.date, decision: dict) -> list[str]:
     from recsys import registry
     from recsys.pipeline.precompute import active_segments
 
@@ -188,12 +167,8 @@ def _segments(engine, day: dt.date, decision: dict) -> list[str]:
     return active_segments(engine, day)
 
 
+@recorded("precompute:{segment}")
 def precompute_segment(engine, store, redis, day: dt.date, segment: str) -> dict:
-    return _recorded(engine, day, f"precompute:{segment}"[:64], _precompute_segment, engine, store, redis, day,
-                     segment)
-
-
-def _precompute_segment(engine, store, redis, day: dt.date, segment: str) -> dict:
     """The LIVE model's lists, then those of a running A/B test's other model for its arm's users."""
     from recsys.abtest.precompute import precompute_test_arms
     from recsys.pipeline.precompute import precompute_segment as run
@@ -203,11 +178,8 @@ def _precompute_segment(engine, store, redis, day: dt.date, segment: str) -> dic
     return {**out, "ab_test_id": arms["test_id"], "ab_users": arms["users"]}
 
 
+@recorded("lists")
 def lists(engine, store, redis, day: dt.date, decision: dict) -> dict:
-    return _recorded(engine, day, "lists", _lists, engine, store, redis, day, decision)
-
-
-def _lists(engine, store, redis, day: dt.date, decision: dict) -> dict:
     from recsys.pipeline.precompute import precompute_lists
 
     if decision.get("dry_run"):
