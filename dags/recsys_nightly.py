@@ -55,6 +55,14 @@ def recsys_nightly():
         return nightly.train(engine(), store(), day_of(validated), run_params())
 
     @task
+    def data_drift(validated: dict) -> dict:
+        return nightly.data_drift(engine(), store(), day_of(validated))
+
+    @task
+    def output_drift(evaluated: dict) -> dict:
+        return nightly.output_drift(engine(), store(), day_of(evaluated), evaluated["model_id"])
+
+    @task
     def evaluate(trained: dict) -> dict:
         return nightly.evaluate(engine(), store(), day_of(trained), trained["model_id"])
 
@@ -78,7 +86,11 @@ def recsys_nightly():
     def lists(decision: dict, published: dict) -> dict:
         return skippable(nightly.lists, engine(), store(), redis_client(), day_of(decision), decision)
 
-    decision = promote_or_archive(evaluate(train(validate(extract()))))
+    validated = validate(extract())
+    data_drift(validated)
+    evaluated = evaluate(train(validated))
+    output_drift(evaluated)
+    decision = promote_or_archive(evaluated)
     published = publish(decision)
     precompute.partial(decision=decision).expand(segment=segments(decision, published))
     lists(decision, published)

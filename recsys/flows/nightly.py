@@ -98,6 +98,23 @@ def evaluate(engine, store, day: dt.date, model_id: str) -> dict:
     }
 
 
+def data_drift(engine, store, day: dt.date) -> dict:
+    """The day's events against the days before (``drift/date=D/report.html``); records its own step."""
+    from recsys.drift.report import drift_report
+
+    return drift_report(engine, store, day)
+
+
+def output_drift(engine, store, day: dt.date, model_id: str) -> dict:
+    """The new model's lists against those of the model that was LIVE when it was evaluated (read from
+    its metrics, so the comparison holds whether or not promotion has already run); records its own step."""
+    from recsys import registry
+    from recsys.drift.report import output_drift as compare_outputs
+
+    protocol = (registry.get_model(engine, model_id).metrics or {}).get("protocol") or {}
+    return compare_outputs(engine, store, day, model_id, live_model_id=protocol.get("live_model_id"))
+
+
 @recorded("promote_or_archive")
 def promote_or_archive(engine, day: dt.date, model_id: str, params: dict | None) -> dict:
     from recsys import registry

@@ -118,6 +118,9 @@ def test_backfill_three_days_then_rerun_changes_nothing(nightly, shop_engine, re
         day = (logical - dt.timedelta(days=1)).isoformat()
         assert f"events/date={day}/events.parquet" in keys
         assert f"validation/date={day}/report.json" in keys
+        assert {f"drift/date={day}/report.html", f"drift/date={day}/report.json"} <= set(keys)
+    day = (dates[-1] - dt.timedelta(days=1)).isoformat()
+    assert {f"drift/date={day}/output.html", f"drift/date={day}/output.json"} <= set(keys)  # against the LIVE
     recorded = registry.get_artifacts(shop_engine, live_id)
     for name in ("model.npz", "model.json", *EMBEDDING_FILES, "metadata.json"):
         assert f"models/{live_id}/{name}" in keys
