@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 # Airflow reads its configuration when first imported: point it at a throw-away
@@ -33,29 +32,19 @@ os.environ.setdefault("RECSYS_RATE_LIMIT_BURST", "1000000")
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from recsys.clients import make_engine, normalise_database_url
+from recsys.clients import make_engine
 from recsys.db.migrate import upgrade
 from recsys.db.models import Base
+from pg_helpers import fresh_database
 from shop_dates import LAST_EVENT_DAY, REDIS_URL
-
-PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture(scope="session")
 def pg_url():
     """A fresh database for this pytest session, migrated with Alembic, dropped at the end."""
-    name = f"recsys_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(normalise_database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = normalise_database_url(PG_ADMIN_URL).rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("recsys_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from recsys import registry
 from recsys.model.embedding_files import EMBEDDING_FILES
+from pg_helpers import clear_client_caches
 from shop_dates import REDIS_URL, RUN_DATE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,17 +26,6 @@ def airflow_db():
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
 
 
-def _clear_client_caches():
-    import recsys_hooks
-
-    from recsys import clients, settings
-
-    settings.get_settings.cache_clear()
-    clients.get_engine.cache_clear()
-    clients.get_redis.cache_clear()
-    for fn in (recsys_hooks.engine, recsys_hooks.redis_client, recsys_hooks.store):
-        fn.cache_clear()
-
 
 @pytest.fixture
 def nightly(airflow_db, shop_engine, redis_client, s3_store, monkeypatch):
@@ -44,7 +34,7 @@ def nightly(airflow_db, shop_engine, redis_client, s3_store, monkeypatch):
     monkeypatch.setenv("RECSYS_ARTIFACT_URI", "s3://recsys-test/artifacts")
     monkeypatch.setenv("RECSYS_NO_COMPONENTS", "16")
     monkeypatch.setenv("RECSYS_TRAINING_WINDOW_DAYS", "30")
-    _clear_client_caches()
+    clear_client_caches()
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(__import__("pathlib").Path(__file__).resolve().parents[2] / "dags"))
@@ -57,7 +47,7 @@ def nightly(airflow_db, shop_engine, redis_client, s3_store, monkeypatch):
         return dag.test(logical_date=when, run_conf={"epochs": 5, **conf})
 
     yield run
-    _clear_client_caches()
+    clear_client_caches()
 
 
 def _live(engine):

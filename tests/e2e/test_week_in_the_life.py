@@ -23,23 +23,21 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from recsys.clients import make_engine, normalise_database_url
+from recsys.clients import make_engine
 from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.data.synthetic import Shop, generate_shop
-from recsys.db.migrate import upgrade
+from pg_helpers import clear_client_caches, fresh_database
 from shop_dates import REDIS_URL
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ADMIN_TOKEN = "week-admin-token-0123456789"
 SHOP_KEY = "week-shop-key-0123456789abcdef"
 TODAY = dt.datetime.now(dt.timezone.utc).date()
@@ -56,18 +54,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def database():
-    name = f"recsys_week_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(normalise_database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = normalise_database_url(PG_ADMIN_URL).rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield url, engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("recsys_week") as url:
+        engine = make_engine(url)
+        yield url, engine
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -113,26 +103,15 @@ def env(database, s3_endpoint, tmp_path_factory):
     }
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
-    _clear_client_caches()
+    clear_client_caches()
     yield values
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    _clear_client_caches()
+    clear_client_caches()
 
-
-def _clear_client_caches():
-    import recsys_hooks
-
-    from recsys import clients, settings
-
-    settings.get_settings.cache_clear()
-    clients.get_engine.cache_clear()
-    clients.get_redis.cache_clear()
-    for fn in (recsys_hooks.engine, recsys_hooks.redis_client, recsys_hooks.store):
-        fn.cache_clear()
 
 
 @pytest.fixture(scope="module")
