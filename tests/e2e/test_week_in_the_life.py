@@ -93,8 +93,8 @@ def env(database, s3_endpoint, tmp_path_factory):
         "RECSYS_ADMIN_TOKEN": ADMIN_TOKEN,
         "RECSYS_API_KEYS": f"shop-backend:{SHOP_KEY}",
         "RECSYS_REQUEST_ID_SECRET": "week-request-id-secret-0123456789",  # the API signs, the hourly DAG checks
-        "RECSYS_NO_COMPONENTS": "16",
-        "RECSYS_EPOCHS": "5",
+        "RECSYS_NO_COMPONENTS": "32",
+        "RECSYS_EPOCHS": "15",
         "RECSYS_TRAIN_THREADS": "1",
         "RECSYS_TRAINING_WINDOW_DAYS": "21",
         "RECSYS_API_REFRESH_SECONDS": "1",
@@ -262,7 +262,7 @@ def test_a_week_in_the_life(database, shop, api, dags, redis_client):
         shoppers = users[(i * SHOPPERS) % len(users):][:SHOPPERS]
         served = _serve_traffic(client, shoppers, i)
 
-        conf = {"epochs": 5}
+        conf = {"epochs": 15}
         if i == 1:  # during an incident an operator forces a quick one-epoch model live
             conf = {"epochs": 1, "force_promotion": True}
         if i >= 2:  # from mid-week a winning candidate waits for an A/B test against LIVE
