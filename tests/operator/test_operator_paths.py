@@ -179,11 +179,13 @@ def test_failing_task_pages_on_call(stack, webhook):
     run = stack.wait_run(DAG, _new_run(stack, known)["dag_run_id"], timeout=RUN_MINUTES * 60)
     assert run["state"] == "failed"
     tis = stack.api("GET", f"/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances").json()["task_instances"]
-    (failed,) = [ti["task_id"] for ti in tis if ti["state"] == "failed"]
-    title = f"{DAG}.{failed} failed (logical date {logical.isoformat()}T01:00:00"
-    alerts = wait_for(lambda: [t for t in webhook.alerts(":red_circle:") if title in t], timeout=60,
-                      what=f"the on-call alert of the failed {failed}", stack=stack)
-    assert len(alerts) == 1  # retries are 0 here: one failure, one page
+    failed = [ti["task_id"] for ti in tis if ti["state"] == "failed"]
+    assert "train" in failed, tis  # no events to train on (the day's drift report, beside it, fails too)
+    for task_id in failed:
+        title = f"{DAG}.{task_id} failed (logical date {logical.isoformat()}T01:00:00"
+        alerts = wait_for(lambda: [t for t in webhook.alerts(":red_circle:") if title in t], timeout=60,
+                          what=f"the on-call alert of the failed {task_id}", stack=stack)
+        assert len(alerts) == 1  # retries are 0 here: one failure, one page
 
 
 def test_rollback_from_the_readme(stack):
@@ -230,4 +232,6 @@ def test_rest_api_trigger_runs_on_the_compose_celery_executor(stack):
     # the worker logs each workload's TI id; tasks skipped because publish skipped never leave the scheduler
     ran = [ti for ti in tis if ti["state"] == "success" or ti["task_id"] == "publish"]
     missing = [ti["task_id"] for ti in ran if ti["id"] not in worker_log]
-    assert len(ran) == 6 and not missing, worker_log[-3000:]
+    assert {ti["task_id"] for ti in ran} == {"extract", "validate", "data_drift", "train", "evaluate", "output_drift",
+                                             "promote_or_archive", "publish"}, [ti["task_id"] for ti in ran]
+    assert not missing, worker_log[-3000:]
