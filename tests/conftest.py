@@ -31,13 +31,12 @@ os.environ.setdefault("RECSYS_RATE_LIMIT_PER_SECOND", "100000")
 os.environ.setdefault("RECSYS_RATE_LIMIT_BURST", "1000000")
 
 import pytest
-import redis
 from sqlalchemy import text
 
 from recsys.clients import make_engine
 from recsys.db.migrate import upgrade
 from recsys.db.models import Base
-from pg_helpers import fresh_database
+from pg_helpers import flushed_redis, fresh_database
 from shop_dates import LAST_EVENT_DAY, REDIS_URL
 
 @pytest.fixture(scope="session")
@@ -82,11 +81,8 @@ def sqlite_engine(tmp_path):
 
 @pytest.fixture
 def redis_client():
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with flushed_redis(REDIS_URL) as client:
+        yield client
 
 
 @pytest.fixture

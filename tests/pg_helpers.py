@@ -31,6 +31,20 @@ def fresh_database(prefix: str):
         admin.dispose()
 
 
+@contextmanager
+def flushed_redis(url: str):
+    """A client on the test Redis database ``url``, emptied before and after."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
 def clear_client_caches() -> None:
     """Forget the cached settings and clients (recsys and the Airflow hooks) after the environment changed."""
     import recsys_hooks

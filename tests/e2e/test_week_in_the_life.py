@@ -32,7 +32,7 @@ from sqlalchemy import text
 from recsys.clients import make_engine
 from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.data.synthetic import Shop, generate_shop
-from pg_helpers import clear_client_caches, fresh_database
+from pg_helpers import clear_client_caches, flushed_redis, fresh_database
 from shop_dates import REDIS_URL
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -128,13 +128,8 @@ def shop(database, env):
 
 @pytest.fixture(scope="module")
 def redis_client():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with flushed_redis(REDIS_URL) as client:  # module scope: the week's state stays between its days
+        yield client
 
 
 @pytest.fixture(scope="module")
