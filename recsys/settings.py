@@ -118,7 +118,12 @@ class Settings(BaseSettings):
     trending_days: int = Field(default=7, ge=1, description="window of the trending list")
     recs_per_user: int = Field(default=100, ge=1, le=500, description="items cached per user in recs:{user_id}")
     recs_ttl_seconds: int = Field(default=48 * 3600, ge=60, description="TTL of cached lists and embeddings")
-    precompute_block_size: int = Field(default=2048, ge=1, description="users scored per matrix product")
+    precompute_block_size: int = Field(default=2048, ge=1, description="users read, scored and written together")
+    precompute_tile_mb: int = Field(
+        default=256, ge=1, description="precompute: scores held per tile of a block (users x products float32)")
+    precompute_threads: int = Field(default=2, ge=1, description="precompute: tiles scored at once (one per core)")
+    precompute_shards: int = Field(
+        default=16, ge=1, le=4096, description="user-hash shards the nightly precompute maps over (equal shares)")
     max_per_category: int = Field(default=3, ge=1, description="diversity: at most this many items of one category in a list")
     volume_band: float = Field(default=0.5, gt=0, lt=1, description="day volume must be within +-band of the trailing mean")
     bot_events_per_minute: int = Field(default=60, ge=1, description="validation flags users above this rate as bots")

@@ -27,13 +27,14 @@ from recsys import registry
 from recsys.artifacts import ArtifactStore
 from recsys.constants import (
     CLICK, COL_ITEM, COL_USER, DEVICES, KEY_PRODUCT_EMBEDDING, KEY_RECS, KEY_RECS_MODEL, KEY_USER_EMBEDDING,
-    PURCHASE, REGIONS, VALUE_SEGMENTS, VIEW,
+    PURCHASE, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, REGIONS, VALUE_SEGMENTS, VIEW,
 )
 from recsys.db.models import User, UserEvent
 from recsys.model.features import value_segments
 from recsys.model.hybrid import HybridModel
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
-from recsys.ranking.reasons import SOURCE_MODEL, ReasonContext, reason_for
+from recsys.pipeline.topk import fused_top
+from recsys.ranking.reasons import NEW_ARRIVAL_MAX_INTERACTIONS
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
 from recsys.settings import Settings, get_settings
 from recsys.timeutil import ms_to_datetime
@@ -181,19 +182,33 @@ def top_candidates(scores: np.ndarray, n: int) -> list[np.ndarray]:
     return [row[np.isfinite(s)] for row, s in zip(best, best_scores)]
 
 
-def _mask_seen(scores: np.ndarray, users: pd.DataFrame, products: pd.DataFrame, history: pd.DataFrame,
-               seen_types: tuple[str, ...]) -> None:
-    """Set -inf (in place) where a user already had a ``seen_types`` event on the product (RECSYS_EXCLUDE_SEEN)."""
+def _seen_pairs(users: pd.DataFrame, products: pd.DataFrame, history: pd.DataFrame,
+                seen_types: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(user row, product column) of every ``seen_types`` event on a catalogue product (RECSYS_EXCLUDE_SEEN)."""
     col = pd.Series(np.arange(len(products)), index=products[COL_ITEM])
     row = pd.Series(np.arange(len(users)), index=users[COL_USER])
     seen = history[history["event_type"].isin(seen_types) & history[COL_ITEM].isin(col.index)]
-    scores[row[seen[COL_USER]].to_numpy(), col[seen[COL_ITEM]].to_numpy()] = -np.inf
+    return row[seen[COL_USER]].to_numpy(dtype=np.int64), col[seen[COL_ITEM]].to_numpy(dtype=np.int64)
 
 
-def _viewed_categories(history: pd.DataFrame, products: pd.DataFrame) -> dict[int, frozenset[str]]:
+def _viewed_pairs(users: pd.DataFrame, products: pd.DataFrame, history: pd.DataFrame,
+                  codes: np.ndarray) -> np.ndarray:
+    """``user row * n_codes + category code`` of the categories each user recently browsed (VIEW/CLICK)."""
     browsed = history["event_type"].isin(BROWSED) & (history["recent"] if "recent" in history else True)
-    viewed = history[browsed].merge(products[[COL_ITEM, "category"]], on=COL_ITEM)
-    return viewed.groupby(COL_USER)["category"].agg(lambda c: frozenset(map(str, c))).to_dict()
+    col = pd.Series(np.arange(len(products)), index=products[COL_ITEM])
+    row = pd.Series(np.arange(len(users)), index=users[COL_USER])
+    viewed = history[browsed & history[COL_ITEM].isin(col.index) & history[COL_USER].isin(row.index)]
+    cats = codes[col[viewed[COL_ITEM]].to_numpy(dtype=np.int64)]
+    return np.unique(row[viewed[COL_USER]].to_numpy(dtype=np.int64) * (codes.max(initial=0) + 1) + cats)
+
+
+def _candidates(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
+                history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's ``CANDIDATE_FACTOR * recs_per_user`` best unseen products, best first (``topk.fused_top``)."""
+    s = scorer.settings
+    rows, cols = _seen_pairs(users, scorer.products, history, s.exclude_seen_types)
+    return fused_top(vectors, scorer.item_vectors, CANDIDATE_FACTOR * s.recs_per_user, rows, cols,
+                     tile_bytes=s.precompute_tile_mb * 2**20, threads=s.precompute_threads)
 
 
 def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
@@ -202,29 +217,50 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
 
     The candidates' scores get the popular-products boost (``boost_popular_rows``), then the
     list is re-ranked with the stock and diversity rules (``rerank_rows``, the batch form of
-    ``rerank``); Candidates are built for the kept items only.
+    ``rerank``); Candidates are built for the kept items only, with the reasons of
+    ``reasons.reason_for`` computed for the whole block at once.
     """
     s, products = scorer.settings, scorer.products
-    scores = vectors @ scorer.item_vectors.T
-    _mask_seen(scores, users, products, history, s.exclude_seen_types)
-    cols, top_scores = top_matrix(scores, CANDIDATE_FACTOR * s.recs_per_user)
+    cols, top_scores = _candidates(scorer, users, vectors, history)
+    dtype = top_scores.dtype
+    codes = scorer.category_codes
+    in_stock = products["in_stock"].to_numpy()
     cols, top_scores, kept_rows = precompute_rows(
-        cols, top_scores, scorer.popularity, s.rerank_trending_weight, scorer.category_codes,
-        products["in_stock"].to_numpy(dtype=bool), s.max_per_category, s.recs_per_user)
-    np.put_along_axis(scores, cols, top_scores, axis=1)  # the cached scores carry the boost
-    viewed = _viewed_categories(history, products)
-    ids = products[COL_ITEM].tolist()
-    attrs = list(zip(products["category"].astype(str).tolist(), products["in_stock"].tolist(),
-                     products["margin"].tolist(), products["is_new"].tolist(), [""] * len(products),
-                     products["age_days"].tolist(), products["popularity"].tolist()))
-    out = []
-    for i, (uid, kept) in enumerate(zip(users[COL_USER].tolist(), kept_rows)):
-        items = [Candidate(ids[j], score, *attrs[j]) for j, score in zip(kept.tolist(), scores[i, kept].tolist())]
-        ctx = ReasonContext(viewed_categories=viewed.get(uid, frozenset()))
-        for item in items:  # objects built just above: set the reason in place rather than copy
-            item.reason = reason_for(item, SOURCE_MODEL, ctx)
-        out.append(items)
-    return out
+        cols, top_scores, scorer.popularity, s.rerank_trending_weight, codes,
+        in_stock.astype(bool), s.max_per_category, s.recs_per_user)
+    lengths = np.fromiter(map(len, kept_rows), dtype=np.int64, count=len(kept_rows))
+    kept = np.concatenate(kept_rows) if kept_rows else np.zeros(0, dtype=np.int64)
+    row = np.repeat(np.arange(len(kept_rows)), lengths)
+    m = len(products)
+    valid = np.isfinite(top_scores)  # the boosted score of (row, product), as the old dense matrix carried it
+    keys = (np.arange(len(cols))[:, None] * m + cols)[valid]
+    order = np.argsort(keys, kind="stable")
+    scores = top_scores[valid][order][np.searchsorted(keys[order], row * m + kept)].astype(dtype)
+    reasons = _reasons(products, codes, _viewed_pairs(users, products, history, codes), row, kept)
+    category = products["category"].astype(str).to_numpy()
+    columns = [products[c].to_numpy()[kept].tolist() for c in ("in_stock", "margin", "is_new")]
+    flat = list(map(Candidate, products[COL_ITEM].to_numpy()[kept].tolist(), scores.tolist(),
+                    category[kept].tolist(), *columns, reasons,
+                    products["age_days"].to_numpy()[kept].tolist(), products["popularity"].to_numpy()[kept].tolist()))
+    ends = np.cumsum(lengths).tolist()
+    return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+
+
+def _reasons(products: pd.DataFrame, codes: np.ndarray, viewed: np.ndarray, row: np.ndarray,
+             kept: np.ndarray) -> list[str]:
+    """``reason_for(item, SOURCE_MODEL, ReasonContext(viewed_categories=...))`` of each kept item, vectorised:
+    a browsed category > a new arrival with few interactions > "Customers like you"."""
+    n_codes = int(codes.max(initial=0)) + 1
+    names = pd.Series(products["category"].astype(str).to_numpy()).groupby(codes).first()
+    texts = np.array([REASON_VIEWED_CATEGORY.format(category=names.get(c, "")) for c in range(n_codes)]
+                     + [REASON_NEW_ARRIVAL, REASON_LIKE_YOU], dtype=object)
+    named = (names.reindex(range(n_codes), fill_value="") != "").to_numpy()
+    fresh = (products["is_new"].to_numpy(dtype=bool)
+             & (products["popularity"].to_numpy() < NEW_ARRIVAL_MAX_INTERACTIONS))
+    code = codes[kept]
+    browsed = np.isin(row * n_codes + code, viewed) & named[code]
+    which = np.where(browsed, code, np.where(fresh[kept], n_codes, n_codes + 1))
+    return texts[which].tolist()
 
 
 def recs_payload(items: list[Candidate], model_id: str, updated_at: str) -> dict:
