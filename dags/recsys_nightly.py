@@ -75,12 +75,12 @@ def recsys_nightly():
         return skippable(nightly.publish, engine(), store(), day_of(decision), decision)
 
     @task
-    def segments(decision: dict, published: dict) -> list[str]:
-        return skippable(nightly.segments, engine(), day_of(decision), decision)
+    def shards(decision: dict, published: dict) -> list[int]:
+        return skippable(nightly.shards, engine(), day_of(decision), decision)
 
     @task(max_active_tis_per_dagrun=4)
-    def precompute(decision: dict, segment: str) -> dict:
-        return nightly.precompute_segment(engine(), store(), redis_client(), day_of(decision), segment)
+    def precompute(decision: dict, shard: int) -> dict:
+        return nightly.precompute_shard(engine(), store(), redis_client(), day_of(decision), shard)
 
     @task
     def lists(decision: dict, published: dict) -> dict:
@@ -92,7 +92,7 @@ def recsys_nightly():
     output_drift(evaluated)
     decision = promote_or_archive(evaluated)
     published = publish(decision)
-    precompute.partial(decision=decision).expand(segment=segments(decision, published))
+    precompute.partial(decision=decision).expand(shard=shards(decision, published))
     lists(decision, published)
 
 

@@ -171,27 +171,28 @@ def publish(engine, store, day: dt.date, decision: dict) -> dict:
     return publish_model(engine, store, decision["model_id"], keep=get_settings().keep_model_versions)
 
 
-@recorded("segments")
-def segments(engine, day: dt.date, decision: dict) -> list[str]:
+@recorded("shards")
+def shards(engine, day: dt.date, decision: dict) -> list[int]:
+    """The precompute shards to map over: ``0 .. RECSYS_PRECOMPUTE_SHARDS - 1`` (equal shares of the users,
+    whatever their segments), none without a LIVE model."""
     from recsys import registry
-    from recsys.pipeline.precompute import active_segments
 
     if decision.get("dry_run"):
         raise Skip("dry run: live recommendations are left as they are")
     if registry.get_live(engine) is None:
         log.warning("no LIVE model yet: no personalised lists this run (fallback lists only)")
         return []
-    return active_segments(engine, day)
+    return list(range(get_settings().precompute_shards))
 
 
-@recorded("precompute:{segment}")
-def precompute_segment(engine, store, redis, day: dt.date, segment: str) -> dict:
+@recorded("precompute:{shard}")
+def precompute_shard(engine, store, redis, day: dt.date, shard: int) -> dict:
     """The LIVE model's lists, then those of a running A/B test's other model for its arm's users."""
     from recsys.abtest.precompute import precompute_test_arms
-    from recsys.pipeline.precompute import precompute_segment as run
+    from recsys.pipeline.precompute import precompute_shard as run
 
-    out = run(engine, store, redis, day, segment)
-    arms = precompute_test_arms(engine, store, redis, day, segment)
+    out = run(engine, store, redis, day, shard)
+    arms = precompute_test_arms(engine, store, redis, day, shard)
     return {**out, "ab_test_id": arms["test_id"], "ab_users": arms["users"]}
 
 

@@ -119,7 +119,6 @@ def ab_run(url: str, prep: dict, shoppers, users, *, treatment: str, control: st
     """Create a test through the API, precompute its arm lists, simulate traffic, stop it; the final view."""
     from recsys.abtest.precompute import precompute_test_arms
     from recsys.lab.simulate import run_simulation
-    from recsys.pipeline.precompute import active_segments
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     r = httpx.post(f"{url}/models/ab-test", headers=auth, timeout=30, json={
@@ -127,8 +126,8 @@ def ab_run(url: str, prep: dict, shoppers, users, *, treatment: str, control: st
         "treatment_fraction": args.fraction})
     r.raise_for_status()
     created = r.json()
-    arms = [precompute_test_arms(prep["engine"], prep["store"], prep["redis"], args.day, seg, prep["settings"])
-            for seg in active_segments(prep["engine"], args.day, settings=prep["settings"])]
+    arms = [precompute_test_arms(prep["engine"], prep["store"], prep["redis"], args.day, shard, prep["settings"])
+            for shard in range(prep["settings"].precompute_shards)]
     sim = asyncio.run(run_simulation(url, shoppers, users, hours=args.hours, visits_per_hour=args.visits_per_hour,
                                      num_items=10, concurrency=8, seed=seed))
     stopped = httpx.post(f"{url}/ab-tests/{created['test_id']}/stop", headers=auth, timeout=300)

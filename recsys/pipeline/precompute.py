@@ -1,10 +1,11 @@
-"""Precompute what the API serves from Redis: per-user lists by segment, and the shared lists.
+"""Precompute what the API serves from Redis: per-user lists by user-hash shard, and the shared lists.
 
-A segment is ``region|device|value`` (``"EU|mobile|regular"``). For one segment:
-its users active in ``[day - active_days + 1, day]`` are scored in blocks
-(``user_vectors @ item_vectors.T``, top ``CANDIDATE_FACTOR * recs_per_user`` by
-argpartition), products they already saw are dropped (``RECSYS_EXCLUDE_SEEN``: by default
-the ones they PURCHASEd), products popular in
+For one shard (``segments.shard_of``, ``RECSYS_PRECOMPUTE_SHARDS`` of them): its
+users active in ``[day - active_days + 1, day]`` are scored in blocks, products
+they already saw are excluded (``RECSYS_EXCLUDE_SEEN``: by default the ones they
+PURCHASEd) and the top ``CANDIDATE_FACTOR * recs_per_user`` are kept
+(``topk.fused_top``: tiles of ``user_vectors @ item_vectors.T`` in threads),
+products popular in
 the trending window get a boost (``rerank_trending_weight``), the list is
 re-ranked (per-category cap, out-of-stock last), cut to ``recs_per_user`` and
 each kept item gets its reason. Every key is written whole with one SET in pipelined chunks,
@@ -26,13 +27,16 @@ from sqlalchemy import Engine, func, or_, select
 from recsys import registry
 from recsys.artifacts import ArtifactStore
 from recsys.constants import (
-    CLICK, COL_ITEM, COL_USER, DEVICES, KEY_PRODUCT_EMBEDDING, KEY_RECS, KEY_RECS_MODEL, KEY_USER_EMBEDDING,
-    PURCHASE, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, REGIONS, VALUE_SEGMENTS, VIEW,
+    CLICK, COL_ITEM, COL_USER, KEY_PRODUCT_EMBEDDING, KEY_RECS, KEY_RECS_MODEL, KEY_USER_EMBEDDING,
+    PURCHASE, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
 )
 from recsys.db.models import User, UserEvent
 from recsys.model.features import value_segments
 from recsys.model.hybrid import HybridModel
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
+from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment: re-exported)
+    PrecomputeError, check_shard, parse_segment, segment_of, shard_of,
+)
 from recsys.pipeline.topk import fused_top
 from recsys.ranking.reasons import NEW_ARRIVAL_MAX_INTERACTIONS
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
@@ -40,50 +44,12 @@ from recsys.settings import Settings, get_settings
 from recsys.timeutil import ms_to_datetime
 
 log = logging.getLogger(__name__)
-SEGMENT_SEP = "|"
 BROWSED = (VIEW, CLICK)  # recent events whose categories explain a list ("Because you viewed ...")
-_US = {"US", "CA"}
-_EU = set("AT BE BG CH CY CZ DE DK EE ES FI FR GB GR HR HU IE IS IT LI LT LU LV MT NL NO PL PT RO SE SI SK".split())
-_APAC = set("AU CN HK ID IN JP KR MY NZ PH SG TH TW VN".split())
-_MOBILE = {"mobile", "phone", "smartphone", "tablet", "ios", "android"}
-
-
-class PrecomputeError(RuntimeError):
-    """Precompute cannot run (no LIVE model, unknown segment, no events)."""
-
-
-# --- segments (pure) ------------------------------------------------------------
-def region_of(country: str | None) -> str:
-    """US / EU / APAC / OTHER from an ISO country code (missing or unknown: OTHER)."""
-    code = country.strip().upper() if isinstance(country, str) else ""
-    return "US" if code in _US else "EU" if code in _EU else "APAC" if code in _APAC else "OTHER"
-
-
-def device_of(device: str | None) -> str:
-    """mobile (phones, tablets) or desktop (anything else, also missing)."""
-    return "mobile" if isinstance(device, str) and device.strip().lower() in _MOBILE else "desktop"
-
-
-def segment_of(country: str | None, device: str | None, value: str) -> str:
-    """``region|device|value``, e.g. ``"EU|mobile|regular"``."""
-    if value not in VALUE_SEGMENTS:
-        raise ValueError(f"value segment must be one of {VALUE_SEGMENTS}, not {value!r}")
-    return SEGMENT_SEP.join((region_of(country), device_of(device), value))
-
-
-def parse_segment(segment: str) -> tuple[str, str, str]:
-    parts = tuple(segment.split(SEGMENT_SEP))
-    if len(parts) != 3 or parts[0] not in REGIONS or parts[1] not in DEVICES or parts[2] not in VALUE_SEGMENTS:
-        raise PrecomputeError(
-            f"bad segment {segment!r}: expected region|device|value with region in {REGIONS}, "
-            f"device in {DEVICES}, value in {VALUE_SEGMENTS}"
-        )
-    return parts  # type: ignore[return-value]
 
 
 # --- reading ----------------------------------------------------------------------
 def active_users(engine: Engine, day: dt.date, active_days: int, settings: Settings) -> pd.DataFrame:
-    """Users with events in the active window: user columns, ``value_segment`` and ``segment``."""
+    """Users with events in the active window: user columns, ``value_segment``, ``segment`` and ``shard``."""
     start, end = window_ms(day, active_days)
     e, u = UserEvent, User
     ids = select(e.user_id).distinct().where(e.timestamp >= start, e.timestamp < end, e.user_id.is_not(None))
@@ -97,6 +63,7 @@ def active_users(engine: Engine, day: dt.date, active_days: int, settings: Setti
     users["value_segment"] = value_segments(bought, users).to_numpy()
     users["segment"] = [segment_of(c, d, v) for c, d, v in
                         zip(users["country"], users["device_type"], users["value_segment"])]
+    users["shard"] = shard_of(users[COL_USER].to_numpy(), settings.precompute_shards).astype(np.int64)
     return users
 
 
@@ -300,18 +267,21 @@ def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.D
 
 
 # --- the nightly steps ----------------------------------------------------------------
-def precompute_segment(engine: Engine, store: ArtifactStore, redis, day: dt.date, segment: str,
-                       model_id: str | None = None, settings: Settings | None = None) -> dict:
-    """Write ``recs:{user_id}`` for every active user of ``segment`` with the LIVE model (or ``model_id``)."""
-    parse_segment(segment)
+def precompute_shard(engine: Engine, store: ArtifactStore, redis, day: dt.date, shard: int,
+                     model_id: str | None = None, settings: Settings | None = None) -> dict:
+    """Write ``recs:{user_id}`` for every active user of ``shard`` (``0 .. RECSYS_PRECOMPUTE_SHARDS - 1``)
+    with the LIVE model (or ``model_id``)."""
     settings = settings or get_settings()
+    shard = check_shard(shard, settings.precompute_shards)
     started = time.perf_counter()
     scorer = Scorer.load(engine, store, day, model_id, settings)
     users = active_users(engine, day, settings.active_days, settings)
-    n = score_users(engine, redis, day, scorer, users[users["segment"] == segment].reset_index(drop=True))
+    n = score_users(engine, redis, day, scorer, users[users["shard"] == shard].reset_index(drop=True))
     seconds = time.perf_counter() - started
-    log.info("precomputed %d users of %s with %s in %.2fs", n, segment, scorer.model_id, seconds)
-    return {"segment": segment, "users": n, "model_id": scorer.model_id, "seconds": round(seconds, 3)}
+    log.info("precomputed %d users of shard %d/%d with %s in %.2fs", n, shard, settings.precompute_shards,
+             scorer.model_id, seconds)
+    return {"shard": shard, "shards": settings.precompute_shards, "users": n, "model_id": scorer.model_id,
+            "seconds": round(seconds, 3)}
 
 
 def precompute_lists(engine: Engine, store: ArtifactStore, redis, day: dt.date,

@@ -90,17 +90,16 @@ def two_models(shop_engine, local_store):
 
 def test_precompute_writes_the_treatment_list_for_its_users_only(shop_engine, local_store, redis_client, two_models):
     settings = Settings(recs_per_user=10, active_days=7, precompute_block_size=256)
-    assert precompute_test_arms(shop_engine, local_store, redis_client, DAY, "EU|mobile|regular",
-                                settings)["test_id"] is None
+    assert precompute_test_arms(shop_engine, local_store, redis_client, DAY, 0, settings)["test_id"] is None
     test = start_test(shop_engine, treatment_model_id="m-copy", control_model_id=two_models,
                       treatment_fraction=0.3, settings=settings)
     users = active_users(shop_engine, DAY, 7, settings)
-    segment = users["segment"].value_counts().index[0]
-    out = precompute_test_arms(shop_engine, local_store, redis_client, DAY, segment, settings)
-    in_segment = users.loc[users["segment"] == segment, "user_id"].tolist()
-    treated = [u for u in in_segment if assign_arm(test["test_id"], u, 0.3) == "treatment"]
-    assert out["users"] == len(treated) > 0 and out["models"] == {"m-copy": len(treated)}
-    for u in in_segment:
+    shard = int(users["shard"].value_counts().index[0])
+    out = precompute_test_arms(shop_engine, local_store, redis_client, DAY, shard, settings)
+    in_shard = users.loc[users["shard"] == shard, "user_id"].tolist()
+    treated = [u for u in in_shard if assign_arm(test["test_id"], u, 0.3) == "treatment"]
+    assert out["users"] == len(treated) > 0 and out["models"] == {"m-copy": len(treated)} and out["shard"] == shard
+    for u in users["user_id"].tolist():
         cached = redis_client.get(f"recs:m-copy:{u}")
         assert (cached is not None) == (u in treated)
         if cached is not None:

@@ -38,8 +38,8 @@ def test_nightly_task_order(dagbag):
     dag = dagbag.dags["recsys_nightly"]
     for upstream, downstream in zip(NIGHTLY_ORDER, NIGHTLY_ORDER[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
-    assert dag.get_task("segments").downstream_task_ids == {"precompute"}
-    assert {"segments", "lists"} <= dag.get_task("publish").downstream_task_ids
+    assert dag.get_task("shards").downstream_task_ids == {"precompute"}
+    assert {"shards", "lists"} <= dag.get_task("publish").downstream_task_ids
     # the drift reports hang off the main line: a failed report fails the run but promotes or blocks nothing
     assert dag.get_task("validate").downstream_task_ids == {"data_drift", "train"}
     assert dag.get_task("evaluate").downstream_task_ids == {"output_drift", "promote_or_archive"}

@@ -54,7 +54,7 @@ def test_dry_run_archives_and_skips_publishing(shop_engine, local_store):
         nightly.publish(shop_engine, local_store, DAY, decision)
     assert _steps(shop_engine)["publish"]["status"] == "SKIPPED"
     with pytest.raises(nightly.Skip):
-        nightly.segments(shop_engine, DAY, decision)
+        nightly.shards(shop_engine, DAY, decision)
 
 
 def test_rerun_of_a_day_reuses_its_model_and_new_params_train_anew(shop_engine, local_store):

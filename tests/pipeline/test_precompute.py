@@ -1,4 +1,4 @@
-"""Precompute: segments, list builders (pure), and the whole step on the small shop with a tiny model."""
+"""Precompute: segments and shards, list builders (pure), and the whole step on the small shop with a tiny model."""
 
 from __future__ import annotations
 
@@ -57,6 +57,22 @@ def test_bad_segments_are_refused():
             P.parse_segment(bad)
 
 
+def test_shards_are_a_fixed_hash_with_equal_shares():
+    ids = [1, 2, 3, 10**6, 2**63 - 1]
+    want = [((u * 0x9E3779B97F4A7C15) % 2**64 >> 32) % 16 for u in ids]  # the documented formula, in Python ints
+    assert P.shard_of(ids, 16).tolist() == want and P.shard_of(7, 1).tolist() == [0]
+    rng = np.random.default_rng(0)
+    for users in (np.arange(1, 100_001), rng.integers(1, 2**62, 100_000)):
+        shares = np.bincount(P.shard_of(users, 16), minlength=16) / len(users)
+        assert np.abs(shares * 16 - 1).max() < 0.05  # every shard within 5% of an equal share
+    with pytest.raises(ValueError, match="shards must be"):
+        P.shard_of(ids, 0)
+    assert P.check_shard(3, 16) == 3
+    for bad in (16, -1, "3", 1.0, True):
+        with pytest.raises(P.PrecomputeError, match="bad shard"):
+            P.check_shard(bad, 16)
+
+
 def test_window_ms():
     start, end = window_ms(DAY, 7)
     assert end == day_bounds_ms(DAY)[1] and start == day_bounds_ms(DAY - dt.timedelta(days=6))[0]
@@ -85,6 +101,7 @@ def test_active_users_window_and_segments(engine):
     assert users["user_id"].tolist() == [1, 2, 9]
     assert users["segment"].tolist() == ["EU|mobile|new", "US|desktop|whale", "OTHER|desktop|new"]
     assert P.active_segments(engine, DAY, active_days=7, settings=SETTINGS) == sorted(users["segment"])
+    assert users["shard"].tolist() == P.shard_of([1, 2, 9], SETTINGS.precompute_shards).tolist()
     assert P.active_users(engine, DAY, 1, SETTINGS)["user_id"].tolist() == [2]
 
 
@@ -234,14 +251,15 @@ def test_precompute_end_to_end(shop_engine, local_store, redis_client, trained):
     assert len(segments) > 3 and users["user_id"].is_unique
 
     started, written = time.perf_counter(), 0
-    for seg in segments:
-        out = P.precompute_segment(shop_engine, local_store, redis_client, DAY, seg, settings=SETTINGS)
-        assert out["segment"] == seg and out["model_id"] == model_id
-        assert out["users"] == int((users["segment"] == seg).sum())
+    for shard in range(SETTINGS.precompute_shards):  # the unit of work: a user-hash shard, whatever the segment
+        out = P.precompute_shard(shop_engine, local_store, redis_client, DAY, shard, settings=SETTINGS)
+        assert out["shard"] == shard and out["model_id"] == model_id
+        assert out["users"] == int((users["shard"] == shard).sum())
         written += out["users"]
     rate = written / (time.perf_counter() - started)
-    print(f"\nprecompute: {written} users in {len(segments)} segments, {rate:.0f} users/s (incl. per-segment loads)")
-    assert written == len(users)  # the segments partition the active users
+    print(f"\nprecompute: {written} users in {SETTINGS.precompute_shards} shards, {rate:.0f} users/s "
+          "(incl. per-shard loads)")
+    assert written == len(users)  # the shards partition the active users
 
     bought, category, stock = _purchases(shop_engine), _categories(shop_engine), _in_stock(shop_engine)
     assert len(redis_client.keys("recs:*")) == len(users)
@@ -266,16 +284,16 @@ def test_precompute_end_to_end(shop_engine, local_store, redis_client, trained):
 
 def test_exclude_seen_interacted_drops_every_touched_product(shop_engine, local_store, redis_client, trained):
     settings = SETTINGS.model_copy(update={"exclude_seen": "interacted"})
-    segment = P.active_segments(shop_engine, DAY, settings=settings)[0]
-    P.precompute_segment(shop_engine, local_store, redis_client, DAY, segment, settings=settings)
     users = P.active_users(shop_engine, DAY, settings.active_days, settings)
+    shard = int(users["shard"].value_counts().index[0])
+    P.precompute_shard(shop_engine, local_store, redis_client, DAY, shard, settings=settings)
     touched = _purchases(shop_engine, settings.exclude_seen_types)
     viewed = _purchases(shop_engine, (VIEW,))
-    ids = users.loc[users["segment"] == segment, "user_id"].tolist()
+    ids = users.loc[users["shard"] == shard, "user_id"].tolist()
     lists = {uid: set(json.loads(redis_client.get(KEY_RECS.format(user_id=uid)))["products"]) for uid in ids}
     assert all(lists.values()) and not any(lists[u] & touched.get(u, set()) for u in ids)
     assert any(viewed.get(u, set()) - _purchases(shop_engine).get(u, set()) for u in ids)  # views did exist
-    default = P.precompute_segment(shop_engine, local_store, redis_client, DAY, segment, settings=SETTINGS)
+    default = P.precompute_shard(shop_engine, local_store, redis_client, DAY, shard, settings=SETTINGS)
     again = {uid: set(json.loads(redis_client.get(KEY_RECS.format(user_id=uid)))["products"]) for uid in ids}
     assert default["users"] == len(ids) and any(again[u] & viewed.get(u, set()) for u in ids)  # default keeps them
 
@@ -310,14 +328,15 @@ def test_precompute_lists_and_all(shop_engine, local_store, redis_client, traine
 def test_precompute_for_a_non_live_model_and_errors(shop_engine, local_store, redis_client):
     params = TrainParams(window_days=21, epochs=2, no_components=8, threads=1, seed=5)
     model_id = train_model(shop_engine, local_store, DAY, params)["model_id"]
-    seg = P.active_segments(shop_engine, DAY, active_days=SETTINGS.active_days)[0]
+    shard = int(P.active_users(shop_engine, DAY, SETTINGS.active_days, SETTINGS)["shard"].iloc[0])
     with pytest.raises(P.PrecomputeError, match="no LIVE model"):
-        P.precompute_segment(shop_engine, local_store, redis_client, DAY, seg, settings=SETTINGS)
-    with pytest.raises(P.PrecomputeError, match="bad segment"):
-        P.precompute_segment(shop_engine, local_store, redis_client, DAY, "EU|mobile", settings=SETTINGS)
+        P.precompute_shard(shop_engine, local_store, redis_client, DAY, shard, settings=SETTINGS)
+    for bad in (SETTINGS.precompute_shards, -1, "EU|mobile|new"):
+        with pytest.raises(P.PrecomputeError, match="bad shard"):
+            P.precompute_shard(shop_engine, local_store, redis_client, DAY, bad, model_id=model_id, settings=SETTINGS)
     with pytest.raises(registry.UnknownModelError):
-        P.precompute_segment(shop_engine, local_store, redis_client, DAY, seg, model_id="nope", settings=SETTINGS)
-    out = P.precompute_segment(shop_engine, local_store, redis_client, DAY, seg, model_id=model_id, settings=SETTINGS)
+        P.precompute_shard(shop_engine, local_store, redis_client, DAY, shard, model_id="nope", settings=SETTINGS)
+    out = P.precompute_shard(shop_engine, local_store, redis_client, DAY, shard, model_id=model_id, settings=SETTINGS)
     assert out["users"] > 0
     keys = {k.decode() for k in redis_client.keys("recs:*")}
     assert len(keys) == out["users"] and all(k.startswith(f"recs:{model_id}:") for k in keys)

@@ -174,3 +174,25 @@ def test_user_lists_without_recent_flags_or_history():
                     pd.DataFrame({COL_USER: pd.Series(dtype="int64"), COL_ITEM: pd.Series(dtype="int64"),
                                   "event_type": pd.Series(dtype=str)})):
         assert P._user_lists(scorer, users, vectors, history) == reference_user_lists(scorer, users, vectors, history)
+
+
+# --- the pipeline: a trained model on the small shop ------------------------------------------------------
+def test_recommend_block_matches_the_previous_path_on_a_trained_model(shop_engine, local_store):
+    import datetime as dt
+
+    from recsys import registry
+    from recsys.model.train import TrainParams, train_model
+
+    day = dt.date(2026, 11, 20)  # the small shop's last day (tests/conftest.py)
+    model_id = train_model(shop_engine, local_store, day, TrainParams(window_days=21, epochs=3, no_components=16,
+                                                                       threads=1, seed=3))["model_id"]
+    registry.promote(shop_engine, model_id, reason="test")
+    for exclude in ("purchased", "interacted"):
+        settings = Settings(recs_per_user=20, active_days=7, exclude_seen=exclude, precompute_threads=2)
+        scorer = P.Scorer.load(shop_engine, local_store, day, None, settings)
+        block = P.active_users(shop_engine, day, settings.active_days, settings).head(300)
+        vectors, got = P.recommend_block(shop_engine, day, scorer, block)
+        history = P._history(shop_engine, block[COL_USER].tolist(), day, settings.trending_days,
+                             settings.exclude_seen_types)
+        assert got == reference_user_lists(scorer, block, vectors, history)  # one tile: the same product, to the bit
+        assert any(c.reason.startswith("Because you viewed") for items in got for c in items)
