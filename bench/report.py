@@ -111,10 +111,16 @@ def findings(results: dict) -> str:
     pre = results.get("precompute")
     if pre:
         big = max(pre["sizes"], key=lambda x: x["products"])
-        out.append(f"- Precompute at {num(big['products'])} products runs at {pct(big['ratio_to_numpy']['score_top'])} "
-                   "of the bare matrix product when it also picks the top candidates: the argpartition over every "
-                   "product (single-threaded) costs more than the arithmetic. The default block of 2,048 users would "
-                   f"need {sig(16 * 2048 * big['products'] / 2**30)} GiB there.")
+        if "fused_top" in big["ratio_to_numpy"]:
+            out.append(f"- Precompute at {num(big['products'])} products: picking the top candidates with the "
+                       f"previous argpartition over the dense block ran at {pct(big['ratio_to_numpy']['score_top'])} of "
+                       f"the bare matrix product, the fused top-k at {pct(big['ratio_to_numpy']['fused_top'])} and the "
+                       f"whole block core at {pct(big['ratio_to_numpy']['lists'])}; the threshold pass (one max and one "
+                       "comparison per score) replaces the selection over every product.")
+        else:
+            out.append(f"- Precompute at {num(big['products'])} products runs at {pct(big['ratio_to_numpy']['score_top'])} "
+                       "of the bare matrix product when it also picks the top candidates: the argpartition over every "
+                       "product (single-threaded) costs more than the arithmetic.")
     ing = results.get("ingest")
     if ing:
         lv = ing["levels"]

@@ -85,24 +85,35 @@ def serving(r: dict) -> str:
 
 
 def precompute(r: dict) -> str:
-    rows = [[num(s["products"]), s["block_users"], med(s["users_per_s"]["numpy"]),
-             med(s["users_per_s"]["score_top"]), med(s["users_per_s"]["lists"]),
-             sig(s["ratio_to_numpy"]["score_top"]), sig(s["ratio_to_numpy"]["lists"]), sig(s["numpy_gflops"]),
-             num(s["block_working_set_mib"])] for s in r["sizes"]]
+    def rate(s: dict, name: str) -> str:
+        return med(s["users_per_s"][name]) if name in s["users_per_s"] else "-"
+
+    def rel(s: dict, name: str) -> str:
+        return sig(s["ratio_to_numpy"][name]) if name in s["ratio_to_numpy"] else "-"
+
+    rows = [[num(s["products"]), s["block_users"], med(s["users_per_s"]["numpy"]), rate(s, "score_top"),
+             rate(s, "fused_top"), rate(s, "faiss_knn"), rate(s, "lists"), rel(s, "score_top"), rel(s, "fused_top"),
+             rel(s, "faiss_knn"), rel(s, "lists"), sig(s["numpy_gflops"])] for s in r["sizes"]]
     slopes = ", ".join(f"{k} {sig(v['loglog_slope'])}" for k, v in r["scaling"].items() if v["loglog_slope"])
+    tiles = (f"tiles of {r['settings']['tile_mb']} MB in {r['settings']['threads']} threads"
+             if "tile_mb" in r["settings"] else "tiles")
     return "\n\n".join([
         "## 2. Precompute: users scored per second",
-        f"Vectors of the production size ({r['sizes'][0]['dim']} = 64 LightFM components + bias), "
+        f"Vectors of the production size ({r['sizes'][0]['dim']} = {r['sizes'][0]['dim'] - 1} LightFM components + bias), "
         f"{r['sizes'][0]['candidates']} candidates per user (3 x recs_per_user), {r['settings']['recs_per_user']} "
         f"kept. `numpy`: bare `users @ items.T` of the block (the arithmetic limit; {r['reference']['process']}). "
-        "`score+top`: that product plus precompute's `top_matrix` (argpartition + sort). `lists`: precompute's "
-        "whole per-block core `_user_lists` (purchase mask, top candidates, stock and diversity re-ranking, "
-        "Candidates and reasons), no database or Redis I/O. Runs alternate on the same block.",
-        table(["products", "block", "numpy users/s", "score+top users/s", "lists users/s", "score+top / numpy",
-               "lists / numpy", "numpy GFLOP/s (best)", "block working set MiB"], rows),
+        "`score+top (old)`: that product plus the previous `top_matrix` (argpartition + sort over the dense block). "
+        f"`fused top`: `topk.fused_top`, what precompute runs now ({tiles}; per tile the product, a threshold "
+        "from strided group maxima, a stable sort of ~300 candidates per user). `faiss.knn`: faiss's exhaustive "
+        "inner-product search with its own top-k, for comparison (not used: slower here). `lists`: precompute's "
+        "whole per-block core `_user_lists` (seen mask, fused top, stock and diversity re-ranking, Candidates and "
+        "reasons), no database or Redis I/O. Runs alternate on the same block.",
+        table(["products", "block", "numpy users/s", "score+top (old)", "fused top", "faiss.knn", "lists users/s",
+               "old / numpy", "fused / numpy", "faiss / numpy", "lists / numpy", "numpy GFLOP/s (best)"], rows),
         f"Scaling (log-log slope of users/s against products; -1 = linear in the catalogue): {slopes}. "
-        f"The default block of {r['settings']['default_block']} users needs 16 bytes per score (scores, their "
-        "negation, argpartition's int64 indexes): 32 GiB at 1M products, so the block is cut to fit 2 GiB."])
+        f"The dense references (`numpy`, `score+top`) need 16 bytes per score for a block of "
+        f"{r['settings']['default_block']} users (scores, their negation, argpartition's int64 indexes): 32 GiB at "
+        "1M products, so the block is cut to fit 2 GiB; `fused top` and `lists` hold at most threads x tile."])
 
 
 def ann(r: dict) -> str:

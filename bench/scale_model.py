@@ -71,9 +71,19 @@ def _ivf_choice(ann: dict) -> dict:
 
 
 def _lists_overhead(pre: dict) -> float:
-    """Seconds per user that precompute spends after scoring (re-ranking, Candidates, reasons): lists - score_top."""
+    """Seconds per user that precompute spends after scoring (re-ranking, Candidates, reasons): lists minus the
+    candidate selection it runs (``fused_top``; ``score_top`` in results from before the fused top-k)."""
     row = min(pre["sizes"], key=lambda r: r["products"])
-    return max(0.0, 1 / row["users_per_s"]["lists"]["median"] - 1 / row["users_per_s"]["score_top"]["median"])
+    top = "fused_top" if "fused_top" in row["users_per_s"] else "score_top"
+    return max(0.0, 1 / row["users_per_s"]["lists"]["median"] - 1 / row["users_per_s"][top]["median"])
+
+
+def shards(per_user_seconds: float, workers: int) -> dict:
+    """The nightly fan-out at USERS: ``RECSYS_PRECOMPUTE_SHARDS`` (at least one shard per worker, a power of two)
+    and one shard's cost on one worker from the per-user unit costs."""
+    count = 1 << max(0, math.ceil(math.log2(max(workers, 1))))
+    return {"count": count, "users_per_shard": USERS // count,
+            "hours_per_shard": USERS / count * per_user_seconds / 3600}
 
 
 def memory(r: dict) -> dict:
@@ -106,6 +116,7 @@ def precompute(r: dict) -> dict:
             "ivf": ivf, "ivf_users_per_s": ivf_rate, "post_seconds_per_user": post, "write_seconds_per_user": write,
             "ann_users_per_s": 1 / per_user_ann, "ann_hours_per_worker": hours_ann,
             "workers_for_window": math.ceil(hours_ann / PRECOMPUTE_WINDOW_HOURS),
+            "shards": shards(per_user_ann, math.ceil(hours_ann / PRECOMPUTE_WINDOW_HOURS)),
             "ivf_build_seconds": ann["ivf"]["build_seconds"], "ann_products": ann["products"],
             "worst_case": ann.get("ivf_gaussian_worst_case"), "dag_users_per_s": dag_rate,
             "dag_users": nightly.get("recs_keys"), "dag_products": (nightly.get("shop") or {}).get("products"),

@@ -155,11 +155,10 @@ def _where(m: dict) -> str:
     return "\n\n".join([
         "## 4. What runs where",
         "- **Airflow** (CeleryExecutor or KubernetesExecutor): the nightly DAG as today — extract, validate, "
-        "train, evaluate, promote, publish — plus one `build_ann_index` task after publish. Precompute fans out "
-        "as mapped tasks over `(segment, shard)` pairs instead of the 24 segments alone (a segment of 100M users "
-        "holds millions): e.g. 24 segments x 16 hash shards of `user_id`, `max_active_tis_per_dagrun` = the "
-        "worker count above. Each worker loads the item index once and streams its users' history from the day's "
-        "Parquet partitions (not the OLTP database).",
+        "train, evaluate, promote, publish — plus one `build_ann_index` task after publish. Precompute already fans "
+        "out as mapped tasks over user-hash shards of `user_id` (`RECSYS_PRECOMPUTE_SHARDS`, equal shares whatever "
+        f"the segments): {_shards(m)} Each worker loads the item index once and streams its users' history from "
+        "the day's Parquet partitions (not the OLTP database).",
         "- **Redis Cluster** for the cached lists, sessions and counters. The API reads a user's keys in one "
         "pipelined round trip; in a cluster that only holds if they share a hash slot, so the key formats need a "
         "hash tag on the user id (`recs:{123}`, `session:{123}`, `user:events:{123}`; today `recs:123`).",
@@ -170,6 +169,16 @@ def _where(m: dict) -> str:
         "database for event writes only (PostgreSQL primary; events could go through a queue to absorb peaks).",
         "- **PostgreSQL**: events (see bench 3 for one node's durable commit rate), registry, A/B tests; "
         "training reads the aggregated window (a read replica or the Parquet partitions)."])
+
+
+def _shards(m: dict) -> str:
+    sh = m["precompute"].get("shards")
+    if not sh:
+        return "one shard per worker."
+    return (f"at {num(USERS)} users, {num(sh['count'])} shards (at least one per worker above, "
+            f"`max_active_tis_per_dagrun` = the worker count) of {num(sh['users_per_shard'])} users each, "
+            f"**{sig(sh['hours_per_shard'])} hours per shard on one worker** (the per-user costs of section 2: "
+            "scoring, re-ranking and reasons, Redis writes).")
 
 
 def _check(m: dict) -> str:
