@@ -191,20 +191,19 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
     """
     s, products = scorer.settings, scorer.products
     cols, top_scores = _candidates(scorer, users, vectors, history)
-    dtype = top_scores.dtype
     codes = scorer.category_codes
-    in_stock = products["in_stock"].to_numpy()
-    cols, top_scores, kept_rows = precompute_rows(
-        cols, top_scores, scorer.popularity, s.rerank_trending_weight, codes,
-        in_stock.astype(bool), s.max_per_category, s.recs_per_user)
+    # re-ranked by candidate slot (row * width + rank) rather than by product: the same keys, so the same order,
+    # and each kept item's boosted score is then a plain lookup by slot
+    slots = np.arange(cols.size).reshape(cols.shape)
+    slot_cols, slot_scores, kept_rows = precompute_rows(
+        slots, top_scores, scorer.popularity[cols].ravel(), s.rerank_trending_weight, codes[cols].ravel(),
+        products["in_stock"].to_numpy(dtype=bool)[cols].ravel(), s.max_per_category, s.recs_per_user)
+    boosted = np.empty(cols.size, dtype=top_scores.dtype)  # as the old dense matrix carried them: float32 again
+    boosted[slot_cols.ravel()] = slot_scores.ravel()
     lengths = np.fromiter(map(len, kept_rows), dtype=np.int64, count=len(kept_rows))
-    kept = np.concatenate(kept_rows) if kept_rows else np.zeros(0, dtype=np.int64)
-    row = np.repeat(np.arange(len(kept_rows)), lengths)
-    m = len(products)
-    valid = np.isfinite(top_scores)  # the boosted score of (row, product), as the old dense matrix carried it
-    keys = (np.arange(len(cols))[:, None] * m + cols)[valid]
-    order = np.argsort(keys, kind="stable")
-    scores = top_scores[valid][order][np.searchsorted(keys[order], row * m + kept)].astype(dtype)
+    kept_slots = np.concatenate(kept_rows) if kept_rows else np.zeros(0, dtype=np.int64)
+    row, kept = kept_slots // max(cols.shape[1], 1), cols.ravel()[kept_slots]
+    scores = boosted[kept_slots]
     reasons = _reasons(products, codes, _viewed_pairs(users, products, history, codes), row, kept)
     category = products["category"].astype(str).to_numpy()
     columns = [products[c].to_numpy()[kept].tolist() for c in ("in_stock", "margin", "is_new")]
