@@ -78,6 +78,26 @@ def _lists_overhead(pre: dict) -> float:
     return max(0.0, 1 / row["users_per_s"]["lists"]["median"] - 1 / row["users_per_s"][top]["median"])
 
 
+def _machine_note(pre: dict, ann: dict) -> dict | None:
+    """How bench 2 ran, when not on the machine (CPU flags, platform) of bench 2b: its unit costs are then mixed
+    with costs from another machine."""
+    a, b = pre["machine"], ann["machine"]
+    if (a.get("cpu_flags"), a.get("platform")) == (b.get("cpu_flags"), b.get("platform")):
+        return None
+    blas = (pre.get("reference") or {}).get("blas") or [{}]
+    return {"flags": a.get("cpu_flags"), "blas_kernel": blas[0].get("architecture"),
+            "load": a.get("loadavg_1_5_15"), "gflops": min(x["numpy_gflops"] for x in pre["sizes"])}
+
+
+def _fused_over_old(pre: dict) -> float | None:
+    """Fused top-k / the previous argpartition selection at the largest catalogue of bench 2 (same run)."""
+    big = max(pre["sizes"], key=lambda x: x["products"])
+    rates = big["users_per_s"]
+    if "fused_top" not in rates:
+        return None
+    return rates["fused_top"]["median"] / rates["score_top"]["median"]
+
+
 def shards(per_user_seconds: float, workers: int) -> dict:
     """The nightly fan-out at USERS: ``RECSYS_PRECOMPUTE_SHARDS`` (at least one shard per worker, a power of two)
     and one shard's cost on one worker from the per-user unit costs."""
@@ -117,6 +137,8 @@ def precompute(r: dict) -> dict:
             "ann_users_per_s": 1 / per_user_ann, "ann_hours_per_worker": hours_ann,
             "workers_for_window": math.ceil(hours_ann / PRECOMPUTE_WINDOW_HOURS),
             "shards": shards(per_user_ann, math.ceil(hours_ann / PRECOMPUTE_WINDOW_HOURS)),
+            "machine_note": _machine_note(r["precompute"], ann),
+            "fused_over_old_1m": _fused_over_old(r["precompute"]),
             "ivf_build_seconds": ann["ivf"]["build_seconds"], "ann_products": ann["products"],
             "worst_case": ann.get("ivf_gaussian_worst_case"), "dag_users_per_s": dag_rate,
             "dag_users": nightly.get("recs_keys"), "dag_products": (nightly.get("shop") or {}).get("products"),

@@ -93,16 +93,30 @@ def _precompute(m: dict) -> str:
         f"smallest nprobe with recall@10 ≥ {MIN_RECALL} (nprobe={ivf['nprobe']}, recall@10 "
         f"{sig(ivf['recall_at_10'])}, true top 10 within its 300 candidates {sig(ivf['recall_top10_in_300'])}) "
         f"at {sig(p['ivf_users_per_s'])} users/s; after scoring, re-ranking and reasons cost "
-        f"{sig(p['post_seconds_per_user'] * 1e3)} ms per user (bench 2, lists minus score+top) and the Redis "
+        f"{sig(p['post_seconds_per_user'] * 1e3)} ms per user (bench 2, lists minus the candidate selection) and the Redis "
         f"writes {sig(p['write_seconds_per_user'] * 1e3)} ms per user (bench 5).",
         table(["method", "users/s per worker", "recall@10", f"hours for {num(USERS)} users, one worker",
                f"workers for a {PRECOMPUTE_WINDOW_HOURS:g} h window"], rows),
-        f"Exact scoring is out of reach at 10M products (the top-k selection, not the matrix product, is most "
-        f"of its cost: bench 2). With the ANN index the night needs **{num(p['workers_for_window'])} two-core "
+        f"Exact scoring is out of reach at 10M products{_fused_note(p)}. With the ANN index the night needs **{num(p['workers_for_window'])} two-core "
         f"workers for a {PRECOMPUTE_WINDOW_HOURS:g}-hour precompute window** (fewer with a third of the users "
         f"active). The IVF index over 10M products builds in {sig(p['ivf_build_seconds'] / 60)} minutes on 2 cores: "
         "one task after training, stored as an artifact next to the model, loaded by every worker.",
         _dag_rate(p), _worst_case(m)])
+
+
+def _fused_note(p: dict) -> str:
+    x = p.get("fused_over_old_1m")
+    note = p.get("machine_note")
+    text = ("" if x is None else
+            f" (bench 2b's exact row is the previous argpartition selection; precompute's fused top-k picks the same "
+            f"candidates {sig(x)}x as fast at 1M products in one run of bench 2, still orders of magnitude short of "
+            "the IVF rate)")
+    if note:
+        text += (f". Bench 2 ran on another machine than benches 2b and 5 (CPU flags {', '.join(note['flags'])}, "
+                 f"OpenBLAS kernel {note['blas_kernel']}, numpy at {sig(note['gflops'])} GFLOP/s, load "
+                 f"{' / '.join(sig(v) for v in note['load'])} on 2 cores, shared with other runs): the per-user cost "
+                 "after scoring above comes from it and is higher than it would be on theirs")
+    return text
 
 
 def _dag_rate(p: dict) -> str:
