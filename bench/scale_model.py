@@ -81,12 +81,12 @@ def _lists_overhead(pre: dict) -> float:
 def _machine_note(pre: dict, ann: dict) -> dict | None:
     """How bench 2 ran, when not on the machine (CPU flags, platform) of bench 2b: its unit costs are then mixed
     with costs from another machine."""
-    a, b = pre["machine"], ann["machine"]
+    a, b = pre.get("machine") or {}, ann.get("machine") or {}
     if (a.get("cpu_flags"), a.get("platform")) == (b.get("cpu_flags"), b.get("platform")):
         return None
     blas = (pre.get("reference") or {}).get("blas") or [{}]
     return {"flags": a.get("cpu_flags"), "blas_kernel": blas[0].get("architecture"),
-            "load": a.get("loadavg_1_5_15"), "gflops": min(x["numpy_gflops"] for x in pre["sizes"])}
+            "load": a.get("loadavg_1_5_15") or [], "gflops": min(x["numpy_gflops"] for x in pre["sizes"])}
 
 
 def _fused_over_old(pre: dict) -> float | None:

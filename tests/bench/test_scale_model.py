@@ -53,6 +53,26 @@ def test_model_multiplies_the_unit_costs_out():
     assert tr["thread_speedup_1_to_2"] == pytest.approx(7.0 / 4.0)
 
 
+def test_fused_results_shards_and_another_machine():
+    results = fake_results()
+    row = results["precompute"]["sizes"][0]
+    row["users_per_s"]["fused_top"] = s(40_000.0)  # precompute now selects with the fused top-k
+    row["numpy_gflops"] = 5.0
+    results["precompute"]["machine"] = {"cpu_flags": ["avx2"], "platform": "B", "loadavg_1_5_15": [9.0, 8.0, 7.0]}
+    results["ann"]["machine"] = {"cpu_flags": ["avx512f"], "platform": "A"}
+    pre = scale_model.model(results)["precompute"]
+    assert pre["post_seconds_per_user"] == pytest.approx(1 / 2000.0 - 1 / 40_000.0)  # lists minus fused_top
+    assert pre["fused_over_old_1m"] == pytest.approx(4.0)
+    sh = pre["shards"]
+    assert sh["count"] >= pre["workers_for_window"] and sh["count"] & (sh["count"] - 1) == 0  # a power of two
+    per_user = 1 / 1000.0 + pre["post_seconds_per_user"] + 0.2 / 1000
+    assert sh["hours_per_shard"] == pytest.approx(100_000_000 / sh["count"] * per_user / 3600)
+    text = render(scale_model.model(results))
+    assert "hours per shard on one worker" in text and "Bench 2 ran on another machine" in text
+    results["ann"]["machine"] = results["precompute"]["machine"]
+    assert "another machine" not in render(scale_model.model(results))
+
+
 def test_model_names_the_missing_results():
     results = fake_results()
     del results["ann"]
