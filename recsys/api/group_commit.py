@@ -1,0 +1,128 @@
+"""Group commit: concurrent requests' writes go to the database together, one transaction per batch.
+
+Each caller ``await``s :meth:`GroupCommit.submit`, which resolves only after the
+write function returned for the batch holding its item, that is after that
+batch's transaction committed. One batch is in flight per process: while it
+commits, new items queue, and the next batch leaves the moment the write
+returns (up to ``max_batch`` items, oldest first). When the writer was idle it
+waits at most ``max_wait_s`` for companions (or until ``max_batch`` are queued),
+so a lone event sees about one commit of latency.
+
+The write function returns one result per item, in order: a value, or an
+exception for that item alone (a row the database refused). If it raises, every
+item of the batch gets that exception (the transaction failed: nothing of it is
+known to be stored). Items with the same ``key`` (a client event id) never share a
+batch: a later one waits for the next batch, so it meets the first one's committed
+row exactly as a retry would.
+
+The worker task exists only while items are queued; it ends when the queue is
+empty and the next ``submit`` starts a new one, so nothing is left running when
+the event loop ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+WriteBatch = Callable[[list[T]], Awaitable[Sequence["R | BaseException"]]]
+
+
+class GroupCommit(Generic[T, R]):
+    def __init__(self, write: WriteBatch, *, max_batch: int = 256, max_wait_s: float = 0.001,
+                 key: Callable[[T], Hashable | None] = lambda item: None):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if max_wait_s < 0:
+            raise ValueError(f"max_wait_s must be >= 0, got {max_wait_s}")
+        self.write, self.max_batch, self.max_wait_s, self.key = write, max_batch, max_wait_s, key
+        self._queue: deque[tuple[T, asyncio.Future]] = deque()
+        self._full: asyncio.Event | None = None  # made with the worker task, in the running loop
+        self._task: asyncio.Task | None = None
+        self.batches = 0  # batches written (for tests and logs)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, item: T) -> R:
+        """Queue ``item``; its result once the batch holding it is written (or that batch's exception)."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._task is None or self._task.done():
+            self._full = asyncio.Event()
+            self._task = asyncio.create_task(self._run())
+        if len(self._queue) >= self.max_batch:
+            self._full.set()
+        return await future
+
+    async def drain(self) -> None:
+        """Wait until every queued item is written (app shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        await self._gather()
+        while self._queue:
+            await self._write(self._take())
+
+    async def _gather(self) -> None:
+        """Idle writer: give concurrent requests ``max_wait_s`` (or until a batch is full) to join."""
+        if len(self._queue) >= self.max_batch:
+            return
+        if self.max_wait_s == 0:
+            await asyncio.sleep(0)  # the requests ready in this loop iteration still join
+            return
+        try:
+            await asyncio.wait_for(self._full.wait(), self.max_wait_s)
+        except asyncio.TimeoutError:
+            pass
+
+    def _take(self) -> list[tuple[T, asyncio.Future]]:
+        """Up to ``max_batch`` queued items, oldest first; an item whose key is already in the batch stays
+        queued (in order) for the next one."""
+        batch, keys, held = [], set(), []
+        while self._queue and len(batch) < self.max_batch:
+            item, future = self._queue.popleft()
+            k = self.key(item)
+            if k is not None and k in keys:
+                held.append((item, future))
+                continue
+            if k is not None:
+                keys.add(k)
+            batch.append((item, future))
+        self._queue.extendleft(reversed(held))
+        return batch
+
+    async def _write(self, batch: list[tuple[T, asyncio.Future]]) -> None:
+        self.batches += 1
+        try:
+            results = await self.write([item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"the batch writer returned {len(results)} results for {len(batch)} items")
+        except asyncio.CancelledError:
+            for _, future in batch:
+                if not future.done():
+                    future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - the transaction failed: every waiter of the batch gets it
+            log.debug("batch of %d failed: %s", len(batch), exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+__all__ = ["GroupCommit"]
