@@ -13,21 +13,17 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 from sqlalchemy import text
 
-from api_helpers import REDIS_URL, now_ms, pid, write_lists
+from api_helpers import now_ms, pid, write_lists
 from asgi_client import KEY_HEADERS
-from test_api_serve_command import wait_healthy
+from serve_helpers import start_serve, stop, wait_healthy
 
-ROOT = Path(__file__).resolve().parents[2]
 PORTS = range(18300, 18400)  # this suite's port range for servers it starts
 CONCURRENCY = 32
 pytestmark = pytest.mark.integration
@@ -85,14 +81,8 @@ async def load_and_kill(url: str, worker: psutil.Process) -> tuple[list[str], in
 def test_kill_9_of_a_worker_mid_load_loses_no_acknowledged_event(catalog_engine, redis_client, pg_url, tmp_path):
     write_lists(redis_client)
     port = free_port_in_range()
-    multiproc = tmp_path / "prom"
-    multiproc.mkdir()
-    env = {**os.environ, "RECSYS_DATABASE_URL": pg_url, "RECSYS_REDIS_URL": REDIS_URL,
-           "RECSYS_ARTIFACT_URI": str(tmp_path / "artifacts"), "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-           "RECSYS_INGEST_BATCH_WAIT_MS": "5"}  # batches of many events waiting for their commit
-    proc = subprocess.Popen([sys.executable, "-m", "recsys", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "2", "--log-level", "warning"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # a wait of 5 ms: batches of many events waiting for their commit when the worker dies
+    proc = start_serve(pg_url, tmp_path, port, RECSYS_INGEST_BATCH_WAIT_MS="5")
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
@@ -101,9 +91,7 @@ def test_kill_9_of_a_worker_mid_load_loses_no_acknowledged_event(catalog_engine,
         assert len(workers) == 2, [c.cmdline() for c in workers]
         acked, acked_at_kill, errors = asyncio.run(load_and_kill(url, workers[0]))
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        proc.stderr.close()
+        stop(proc)
     with catalog_engine.connect() as conn:
         stored = set(conn.execute(text("SELECT client_event_id FROM user_events WHERE client_event_id LIKE 'kill-%'"))
                      .scalars())
