@@ -64,13 +64,21 @@ async def drive(url: str, stop: asyncio.Event, acked: list[str], errors: dict[st
         await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
 
 
-async def load_and_kill(url: str, worker: psutil.Process) -> tuple[list[str], int, dict[str, int]]:
+def busiest(workers: list[psutil.Process], port: int) -> psutil.Process:
+    """The worker holding the most client connections (the kernel need not spread them evenly)."""
+    def held(p: psutil.Process) -> int:
+        return sum(c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED for c in p.net_connections())
+
+    return max(workers, key=held)
+
+
+async def load_and_kill(url: str, workers: list[psutil.Process], port: int) -> tuple[list[str], int, dict[str, int]]:
     stop, acked, errors = asyncio.Event(), [], {}
     load = asyncio.create_task(drive(url, stop, acked, errors))
     deadline = time.monotonic() + 20
-    while len(acked) < 200 and time.monotonic() < deadline:
+    while len(acked) < 100 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    os.kill(worker.pid, signal.SIGKILL)  # mid-load: the worker has batches queued and in flight
+    os.kill(busiest(workers, port).pid, signal.SIGKILL)  # mid-load: batches queued and in flight
     acked_at_kill = len(acked)
     await asyncio.sleep(2)
     stop.set()
@@ -89,13 +97,13 @@ def test_kill_9_of_a_worker_mid_load_loses_no_acknowledged_event(catalog_engine,
         workers = [c for c in psutil.Process(proc.pid).children()
                    if "resource_tracker" not in " ".join(c.cmdline())]  # uvicorn's spawned workers
         assert len(workers) == 2, [c.cmdline() for c in workers]
-        acked, acked_at_kill, errors = asyncio.run(load_and_kill(url, workers[0]))
+        acked, acked_at_kill, errors = asyncio.run(load_and_kill(url, workers, port))
     finally:
         stop(proc)
     with catalog_engine.connect() as conn:
         stored = set(conn.execute(text("SELECT client_event_id FROM user_events WHERE client_event_id LIKE 'kill-%'"))
                      .scalars())
     missing = set(acked) - stored
-    assert acked_at_kill >= 200 and len(acked) > acked_at_kill, (acked_at_kill, len(acked), errors)
+    assert acked_at_kill >= 100 and len(acked) > acked_at_kill, (acked_at_kill, len(acked), errors)
     assert missing == set(), f"{len(missing)} acknowledged events missing of {len(acked)} (errors {errors})"
     assert len(set(acked)) == len(acked)
