@@ -27,7 +27,7 @@ from bench.fixtures import REDIS_URL, bench_database, bench_redis, serve_ready_s
 from bench.loadgen import Server
 from recsys.clients import make_engine
 
-API_PORT = 18090
+API_PORT = int(os.environ.get("RECSYS_BENCH_INGEST_PORT", "18090"))  # another port when benches run side by side
 
 
 def chosen_server_config() -> dict:

@@ -164,6 +164,8 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = Field(default=2.0, gt=0, description="API database timeout (events answer 503 after it)")
     ingest_batch_max: int = Field(
         default=256, ge=1, le=2000, description="events: at most this many events per group-commit transaction")
+    ingest_batches_in_flight: int = Field(
+        default=2, ge=1, le=8, description="events: group-commit transactions one worker writes at once")
     ingest_batch_wait_ms: float = Field(
         default=1.0, ge=0, le=100,
         description="events: an idle writer waits at most this long for more events before it commits (a busy "

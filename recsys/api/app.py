@@ -88,7 +88,8 @@ async def _open_state(settings: Settings, metrics: ServingMetrics, redis_client:
         settings=settings, redis=RedisStore(redis, CircuitBreaker("redis", BREAKER_COOLDOWN_SECONDS),
                                             ImpressionBuffer(stream_max_len=settings.impression_stream_max_len)),
         db=DbStore(engine, CircuitBreaker("database", BREAKER_COOLDOWN_SECONDS), batch_max=settings.ingest_batch_max,
-                   batch_wait_ms=settings.ingest_batch_wait_ms), store=store,
+                   batch_wait_ms=settings.ingest_batch_wait_ms, batches_in_flight=settings.ingest_batches_in_flight),
+        store=store,
         metrics=metrics, rules=rerank_config(settings))
 
     async def close() -> None:

@@ -60,12 +60,12 @@ def make_async_engine(url: str, timeout_seconds: float = 2.0) -> AsyncEngine:
 
 class DbStore:
     def __init__(self, engine: AsyncEngine, breaker: CircuitBreaker | None = None, *, batch_max: int = 256,
-                 batch_wait_ms: float = 1.0):
+                 batch_wait_ms: float = 1.0, batches_in_flight: int = 2):
         self.engine = engine
         self.breaker = breaker or CircuitBreaker("database")
         self.dialect = engine.dialect.name
         self.events: GroupCommit[Mapping, EventWrite] = GroupCommit(
-            self._write_events, max_batch=batch_max, max_wait_s=batch_wait_ms / 1000,
+            self._write_events, max_batch=batch_max, max_wait_s=batch_wait_ms / 1000, max_in_flight=batches_in_flight,
             key=lambda row: row.get("client_event_id") or None)
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:

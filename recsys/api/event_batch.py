@@ -94,6 +94,9 @@ def _resolve(row: Mapping, stored: dict[str, tuple[int, tuple]]) -> Written:
 
 
 async def _write_postgresql(conn: AsyncConnection, rows: Sequence[Mapping]) -> list[Written]:
+    """Rows go in client-id order: two transactions inserting the same ids wait in one order, never deadlock."""
+    order = sorted(range(len(rows)), key=lambda i: rows[i].get("client_event_id") or "")
+    rows = [rows[i] for i in order]
     users = _seen_rows(rows)
     await conn.execute(_PG_USERS, {"user_id": [u["user_id"] for u in users],
                                    "first": [u["first_seen_at"] for u in users],
@@ -103,7 +106,11 @@ async def _write_postgresql(conn: AsyncConnection, rows: Sequence[Mapping]) -> l
     inserted = {int(i) for i in (await conn.execute(_PG_EVENTS, params)).scalars()}
     old = [r["client_event_id"] for r, i in zip(rows, ids) if i not in inserted]
     stored = await _stored(conn, old) if old else {}
-    return [(i, True, True) if i in inserted else _resolve(r, stored) for r, i in zip(rows, ids)]
+    written = [(i, True, True) if i in inserted else _resolve(r, stored) for r, i in zip(rows, ids)]
+    out: list[Written] = [()] * len(rows)
+    for position, w in zip(order, written):
+        out[position] = w
+    return out
 
 
 async def _write_core(conn: AsyncConnection, dialect: str, rows: Sequence[Mapping]) -> list[Written]:

@@ -19,10 +19,11 @@ from recsys.db.models import User, UserEvent
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def api_settings(api_settings):
-    """A long gathering wait, so that the concurrent requests of a test meet in one batch."""
-    return api_settings.model_copy(update={"ingest_batch_wait_ms": 100.0})
+def one_batch_of(api, n: int):
+    """The next ``n`` requests meet in one batch: it leaves when it is full (the wait is long)."""
+    events = api.app.state.serving.db.events
+    events.max_batch, events.max_wait_s = n, 30.0
+    return events
 
 
 def event(user_id: int, k: int, **extra) -> dict:
@@ -40,10 +41,11 @@ def rows(engine, **where) -> list:
 
 async def test_concurrent_events_share_one_transaction_and_are_counted_per_user(api, catalog_engine, redis_client):
     bodies = [event(u, k, **({"event_id": f"b-{u}-{k}"} if k % 2 else {})) for u in (31, 32, 33) for k in range(8)]
+    batcher = one_batch_of(api, len(bodies))
     replies = await asyncio.gather(*(api.post("/events", json=b) for b in bodies))
     assert [r.status_code for r in replies] == [200] * len(bodies)
     assert all(r.json()["status"] == "logged" and not r.json()["duplicate"] for r in replies)
-    assert api.app.state.serving.db.events.batches == 1
+    assert batcher.batches == 1
     event_ids = [r.json()["event_id"] for r in replies]
     for body, event_id in zip(bodies, event_ids):  # every answer names its own row
         (row,) = rows(catalog_engine, event_id=event_id)
@@ -59,6 +61,7 @@ async def test_concurrent_events_share_one_transaction_and_are_counted_per_user(
 async def test_the_same_event_id_twice_in_one_batch_is_logged_once_then_duplicate_or_conflict(api, catalog_engine):
     same = event(40, 0, event_id="dup-40")
     other = {**same, "product_id": pid("Home", 2)}
+    batcher = one_batch_of(api, 5)
     replies = await asyncio.gather(*(api.post("/events", json=b) for b in (same, event(41, 1), same, other, same)))
     codes = [r.status_code for r in replies]
     assert codes == [200, 200, 200, 409, 200]
@@ -67,16 +70,18 @@ async def test_the_same_event_id_twice_in_one_batch_is_logged_once_then_duplicat
     assert first["event_id"] == retry["event_id"] == again["event_id"]
     assert replies[3].json()["field"] == "event_id"
     assert len(rows(catalog_engine, client_event_id="dup-40")) == 1
+    assert batcher.batches == 4  # one with the first "dup-40", then one for each of its repeats
 
 
 async def test_a_row_the_database_refuses_fails_alone_in_its_batch(api, catalog_engine):
     good = [event(50 + k, k, event_id=f"good-{k}") for k in range(9)]
     bad = event(60, 0, session_id="nul\x00byte")  # passes the schema, PostgreSQL refuses it
+    batcher = one_batch_of(api, 10)
     replies = await asyncio.gather(*(api.post("/events", json=b) for b in [*good[:4], bad, *good[4:]]))
     codes = [r.status_code for r in replies]
     assert codes == [200] * 4 + [422] + [200] * 5
     assert "refused a value" in replies[4].json()["detail"]
-    assert api.app.state.serving.db.events.batches == 1  # one batch, bisected to find the bad row
+    assert batcher.batches == 1  # one batch, bisected to find the bad row
     assert len(rows(catalog_engine)) == 9 and rows(catalog_engine, user_id=60) == []
     assert api.app.state.serving.db.breaker.available()
 
@@ -91,9 +96,10 @@ async def test_a_failed_transaction_answers_503_to_every_request_in_it_and_store
 
     monkeypatch.setattr(db_store, "write_event_batch", fails_after_writing)
     bodies = [event(70 + k, k, event_id=f"lost-{k}") for k in range(6)]
+    batcher = one_batch_of(api, 6)
     replies = await asyncio.gather(*(api.post("/events", json=b) for b in bodies))
     assert [r.status_code for r in replies] == [503] * 6
-    assert api.app.state.serving.db.events.batches == 1
+    assert batcher.batches == 1
     assert rows(catalog_engine) == []
     monkeypatch.setattr(db_store, "write_event_batch", real)
     retried = await asyncio.gather(*(api.post("/events", json=b) for b in bodies))  # the client's retry

@@ -77,7 +77,7 @@ async def test_a_full_batch_leaves_without_waiting_the_whole_wait():
 async def test_requests_arriving_during_a_commit_go_in_the_next_batch_as_soon_as_it_returns():
     write = Recorder()
     write.gate = asyncio.Event()
-    batcher = GroupCommit(write, max_batch=100, max_wait_s=0)
+    batcher = GroupCommit(write, max_batch=100, max_wait_s=0, max_in_flight=1)
     first = asyncio.ensure_future(batcher.submit("a"))
     while not write.batches:
         await asyncio.sleep(0)
@@ -87,6 +87,23 @@ async def test_requests_arriving_during_a_commit_go_in_the_next_batch_as_soon_as
     write.gate.set()
     assert await first == "ok a" and await asyncio.gather(*later) == ["ok b", "ok c", "ok d"]
     assert write.batches == [["a"], ["b", "c", "d"]]
+
+
+async def test_at_most_max_in_flight_batches_are_written_at_once_and_a_key_in_one_waits():
+    write = Recorder()
+    write.gate = asyncio.Event()
+    batcher = GroupCommit(write, max_batch=100, max_wait_s=0, max_in_flight=2, key=lambda x: x.split("#")[0])
+    futures = [asyncio.ensure_future(batcher.submit("k#1"))]
+    await asyncio.sleep(0.02)
+    futures += [asyncio.ensure_future(batcher.submit(x)) for x in ("k#2", "m#1")]
+    await asyncio.sleep(0.02)
+    assert write.batches == [["k#1"], ["m#1"]]  # a second writer, but "k#2" waits for the batch holding "k#1"
+    futures.append(asyncio.ensure_future(batcher.submit("n#1")))
+    await asyncio.sleep(0.02)
+    assert len(write.batches) == 2 and len(batcher) == 2  # both writers busy
+    write.gate.set()
+    assert await asyncio.gather(*futures) == ["ok k#1", "ok k#2", "ok m#1", "ok n#1"]
+    assert sorted(map(sorted, write.batches[2:])) == [["k#2", "n#1"]]
 
 
 async def test_the_same_key_never_shares_a_batch():
@@ -111,5 +128,7 @@ async def test_drain_waits_for_queued_items_and_no_task_outlives_the_queue():
 def test_bounds_are_checked():
     with pytest.raises(ValueError, match="max_batch"):
         GroupCommit(Recorder(), max_batch=0)
+    with pytest.raises(ValueError, match="max_in_flight"):
+        GroupCommit(Recorder(), max_in_flight=0)
     with pytest.raises(ValueError, match="max_wait_s"):
         GroupCommit(Recorder(), max_wait_s=-1)
