@@ -7,6 +7,10 @@ databases. A failure becomes ``DependencyDown("database")`` (503, or the read's
 fallback); a circuit breaker keeps reads from waiting on a database that just
 became unreachable, and only that opens it: one request's bad value is its own
 422 and never degrades the other clients.
+
+Events are written by a group commit (``group_commit.GroupCommit`` over
+``event_batch.write_event_batch``): one transaction per batch of concurrent
+events, each request answered after its batch committed.
 """
 
 from __future__ import annotations
