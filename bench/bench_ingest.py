@@ -6,7 +6,7 @@ the same rows as single-row INSERT transactions straight into PostgreSQL (the
 reference: this database's durable commit rate). After every API run the rows are
 counted: every acknowledged event must be in ``user_events`` (by its client event id).
 
-``python -m bench.bench_ingest [--events 5000] [--levels 8,32,64] [--repeats 3]``
+``python -m bench.bench_ingest [--events 5000] [--levels 8,32,64] [--repeats 3] [--baseline old-ingest.json]``
 """
 
 from __future__ import annotations
@@ -90,12 +90,34 @@ def pg_settings(engine) -> dict:
                 ("synchronous_commit", "fsync", "wal_sync_method", "shared_buffers", "max_connections")}
 
 
+def baseline_of(path: str) -> dict:
+    """The medians of an earlier ``ingest.json`` (the code before a change, same machine), for before/after."""
+    doc = json.loads(Path(path).read_text())
+    return {"git_commit": doc["machine"].get("git_commit"), "date": doc["date"], "command": doc["command"],
+            "loadavg_end": doc.get("loadavg_end"), "nothing_lost": doc["nothing_lost"],
+            "levels": {c: {"api_events_per_s": v["api"]["events_per_s"]["median"],
+                           "pg_events_per_s": v["pg"]["events_per_s"]["median"],
+                           "ratio_api_to_pg": v["ratio_api_to_pg"], "api_p50_ms": v["api"]["p50_ms"]["median"],
+                           "api_p99_ms": v["api"]["p99_ms"]["median"]} for c, v in doc["levels"].items()}}
+
+
+def ingest_settings() -> dict:
+    """The group-commit settings the API ran with (their defaults: the bench sets none of them)."""
+    from recsys.settings import Settings
+
+    names = ("ingest_batch_max", "ingest_batches_in_flight", "ingest_batch_wait_ms")
+    return {n: Settings.model_fields[n].default for n in names if n in Settings.model_fields}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1500 if quick() else 5000)
     parser.add_argument("--levels", default="8,32" if quick() else "8,32,64")
     parser.add_argument("--repeats", type=int, default=2 if quick() else 3)
+    parser.add_argument("--baseline", default="", help="ingest.json of the code before a change (same machine, "
+                                                       "run just before): kept under 'baseline' for a before/after table")
     args = parser.parse_args(argv)
+    baseline = baseline_of(args.baseline) if args.baseline else None
     started, info, config = time.perf_counter(), machine(), chosen_server_config()
     with tempfile.TemporaryDirectory(prefix="recsys-bench-ingest-") as tmp, bench_database("ingest") as url, \
             bench_redis() as redis_client:
@@ -112,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
             levels = {int(c): measure_level(args, shop, engine, int(c), Path(tmp)) for c in args.levels.split(",")}
         settings = pg_settings(engine)
         engine.dispose()
-    write_result("ingest", {"machine": info, "server": config, "postgres": settings, "events_per_run": args.events,
+    write_result("ingest", {"machine": info, "server": config, "ingest_settings": ingest_settings(),
+                            "postgres": settings, "events_per_run": args.events, "baseline": baseline,
                             "levels": {str(k): v for k, v in levels.items()},
                             "nothing_lost": all(v["nothing_lost"] for v in levels.values())},
                  started, "python -m bench.bench_ingest " + " ".join(argv or []))

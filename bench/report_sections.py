@@ -161,7 +161,29 @@ def ingest(r: dict) -> str:
         f"wal_sync_method={pg['wal_sync_method']}: an acknowledged event is on disk.",
         table(["concurrency", "API events/s", "PostgreSQL INSERT commits/s", "API / PG", "API p50 ms",
                "API p99 ms", "sent", "acknowledged", "rows stored", "missing", "nothing lost"], rows),
-        f"**Nothing lost over all runs: {'yes' if r['nothing_lost'] else 'NO'}.**"])
+        f"**Nothing lost over all runs: {'yes' if r['nothing_lost'] else 'NO'}.**", *ingest_before_after(r)])
+
+
+def ingest_before_after(r: dict) -> list[str]:
+    """Before (the baseline run of the code before group commit, same machine, same command) and after."""
+    base = r.get("baseline")
+    if not base:
+        return []
+    rows = []
+    for c, v in r["levels"].items():
+        b = base["levels"].get(c)
+        if b:
+            after = v["api"]["events_per_s"]["median"]
+            rows.append([c, num(b["api_events_per_s"]), num(after), sig(after / b["api_events_per_s"]),
+                         num(b["pg_events_per_s"]), num(v["pg"]["events_per_s"]["median"]),
+                         sig(b["ratio_api_to_pg"]), sig(v["ratio_api_to_pg"])])
+    settings = ", ".join(f"`RECSYS_{k.upper()}={v}`" for k, v in (r.get("ingest_settings") or {}).items())
+    return [f"Before / after group commit ({settings}): the before run is the code of commit "
+            f"{base['git_commit']} on the same machine, run just before ({base['date']}, load average at its end "
+            f"{base['loadavg_end']}; this run's {r.get('loadavg_end')}); PostgreSQL's own rate in each run shows how "
+            "loaded the machine was.",
+            table(["concurrency", "API events/s before", "after", "after / before", "PG commits/s before",
+                   "PG after", "API / PG before", "API / PG after"], rows)]
 
 
 def training(r: dict) -> str:
