@@ -44,7 +44,9 @@ def client(mode: str, args, shop, prefix: str, concurrency: int, acked_file: str
            "--dsn", dsn, "--events", str(args.events), "--concurrency", str(concurrency),
            "--users", str(shop.users), "--products", str(shop.products), "--prefix", prefix,
            "--acked-file", acked_file]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True, timeout=1800)
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:  # e.g. too many connections for the reference's pool: say so
+        raise RuntimeError(f"ingest_client --mode {mode} -c {concurrency} failed: {out.stderr[-1500:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
