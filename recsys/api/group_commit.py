@@ -23,6 +23,7 @@ the event loop ends.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -60,7 +61,8 @@ class GroupCommit(Generic[T, R]):
         self._queue.append((item, future))
         if self._task is None or self._task.done():
             self._full, self._wake = asyncio.Event(), asyncio.Event()
-            self._task = asyncio.create_task(self._run())
+            # a fresh context: the worker must not carry the first request's ids into its log lines
+            self._task = asyncio.create_task(self._run(), context=contextvars.Context())
         if len(self._queue) >= self.max_batch:
             self._full.set()
         self._wake.set()
