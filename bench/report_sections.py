@@ -156,12 +156,17 @@ def ingest(r: dict) -> str:
         f"`POST /events` ({srv.get('workers')} worker(s), {srv.get('loop')}/{srv.get('http')}) from an aiohttp "
         f"load generator in its own process, {num(r['events_per_run'])} events per run, each with a client "
         "event id; reference, alternately: the same rows as single-row INSERT transactions straight into "
-        "PostgreSQL (asyncpg, one commit each). After every API run the rows are counted by client event id. "
+        "PostgreSQL (asyncpg, one commit each; on a shared server its pool may be smaller than the concurrency: "
+        f"pools per level {ingest_pools(r)}). After every API run the rows are counted by client event id. "
         f"PostgreSQL: synchronous_commit={pg['synchronous_commit']}, fsync={pg['fsync']}, "
         f"wal_sync_method={pg['wal_sync_method']}: an acknowledged event is on disk.",
         table(["concurrency", "API events/s", "PostgreSQL INSERT commits/s", "API / PG", "API p50 ms",
                "API p99 ms", "sent", "acknowledged", "rows stored", "missing", "nothing lost"], rows),
         f"**Nothing lost over all runs: {'yes' if r['nothing_lost'] else 'NO'}.**", *ingest_before_after(r)])
+
+
+def ingest_pools(r: dict) -> str:
+    return "; ".join(f"{c}: {', '.join(str(p) for p in v['pg'].get('pool') or ['='])}" for c, v in r["levels"].items())
 
 
 def ingest_before_after(r: dict) -> list[str]:
