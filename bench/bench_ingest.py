@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
                             "postgres": settings, "events_per_run": args.events, "baseline": baseline,
                             "levels": {str(k): v for k, v in levels.items()},
                             "nothing_lost": all(v["nothing_lost"] for v in levels.values())},
-                 started, "python -m bench.bench_ingest " + " ".join(argv or []))
+                 started, "python -m bench.bench_ingest " + " ".join(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
