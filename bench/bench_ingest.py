@@ -6,7 +6,7 @@ the same rows as single-row INSERT transactions straight into PostgreSQL (the
 reference: this database's durable commit rate). After every API run the rows are
 counted: every acknowledged event must be in ``user_events`` (by its client event id).
 
-``python -m bench.bench_ingest [--events 5000] [--levels 8,32,64] [--repeats 3]``
+``python -m bench.bench_ingest [--events 5000] [--levels 8,32,64] [--repeats 3] [--baseline old-ingest.json]``
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from bench.fixtures import REDIS_URL, bench_database, bench_redis, serve_ready_s
 from bench.loadgen import Server
 from recsys.clients import make_engine
 
-API_PORT = 18090
+API_PORT = int(os.environ.get("RECSYS_BENCH_INGEST_PORT", "18090"))  # another port when benches run side by side
 
 
 def chosen_server_config() -> dict:
@@ -38,13 +38,23 @@ def chosen_server_config() -> dict:
     return {"workers": 1, "loop": "uvloop", "http": "httptools"}
 
 
-def client(mode: str, args, shop, prefix: str, concurrency: int, acked_file: str) -> dict:
+def free_connections(engine) -> int:
+    """Connections PostgreSQL can still accept (max_connections less the reserved and the open ones)."""
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity)")).scalar())
+
+
+def client(mode: str, args, shop, prefix: str, concurrency: int, acked_file: str, pool: int = 0) -> dict:
     dsn = shop.url.replace("postgresql+psycopg://", "postgresql://")
     cmd = [sys.executable, "-m", "bench.ingest_client", "--mode", mode, "--url", f"http://127.0.0.1:{API_PORT}",
            "--dsn", dsn, "--events", str(args.events), "--concurrency", str(concurrency),
            "--users", str(shop.users), "--products", str(shop.products), "--prefix", prefix,
-           "--acked-file", acked_file]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True, timeout=1800)
+           "--acked-file", acked_file, "--pool", str(pool)]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:  # e.g. too many connections for the reference's pool: say so
+        raise RuntimeError(f"ingest_client --mode {mode} -c {concurrency} failed: {out.stderr[-1500:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -67,7 +77,9 @@ def measure_level(args, shop, engine, concurrency: int, tmp: Path) -> dict:
         for mode in ("api", "pg"):
             prefix = f"bench-c{concurrency}-r{rep}-{mode}"
             acked_file = str(tmp / f"{prefix}.txt")
-            res = client(mode, args, shop, prefix, concurrency, acked_file)
+            # on a shared server the reference may get fewer connections than clients (kept in the results)
+            pool = min(concurrency, free_connections(engine) - 4) if mode == "pg" else 0
+            res = {**client(mode, args, shop, prefix, concurrency, acked_file, pool), "pool": pool or None}
             check = count_check(engine, prefix, acked_file)
             runs[mode].append(res)
             if mode == "api":
@@ -77,7 +89,7 @@ def measure_level(args, shop, engine, concurrency: int, tmp: Path) -> dict:
     out = {mode: {"events_per_s": summary([r["events_per_s"] for r in rs]),
                   "p50_ms": summary([r["p50_ms"] for r in rs]), "p99_ms": summary([r["p99_ms"] for r in rs]),
                   "sent": sum(r["sent"] for r in rs), "acked": sum(r["acked"] for r in rs),
-                  "errors": [r["errors"] for r in rs]} for mode, rs in runs.items()}
+                  "errors": [r["errors"] for r in rs], "pool": [r["pool"] for r in rs]} for mode, rs in runs.items()}
     out["ratio_api_to_pg"] = ratio(out["api"]["events_per_s"], out["pg"]["events_per_s"])
     out["count_checks"] = checks
     out["nothing_lost"] = all(c["ok"] for c in checks)
@@ -90,12 +102,34 @@ def pg_settings(engine) -> dict:
                 ("synchronous_commit", "fsync", "wal_sync_method", "shared_buffers", "max_connections")}
 
 
+def baseline_of(path: str) -> dict:
+    """The medians of an earlier ``ingest.json`` (the code before a change, same machine), for before/after."""
+    doc = json.loads(Path(path).read_text())
+    return {"git_commit": doc["machine"].get("git_commit"), "date": doc["date"], "command": doc["command"],
+            "loadavg_end": doc.get("loadavg_end"), "nothing_lost": doc["nothing_lost"],
+            "levels": {c: {"api_events_per_s": v["api"]["events_per_s"]["median"],
+                           "pg_events_per_s": v["pg"]["events_per_s"]["median"],
+                           "ratio_api_to_pg": v["ratio_api_to_pg"], "api_p50_ms": v["api"]["p50_ms"]["median"],
+                           "api_p99_ms": v["api"]["p99_ms"]["median"]} for c, v in doc["levels"].items()}}
+
+
+def ingest_settings() -> dict:
+    """The group-commit settings the API ran with (their defaults: the bench sets none of them)."""
+    from recsys.settings import Settings
+
+    names = ("ingest_batch_max", "ingest_batches_in_flight", "ingest_batch_wait_ms")
+    return {n: Settings.model_fields[n].default for n in names if n in Settings.model_fields}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1500 if quick() else 5000)
     parser.add_argument("--levels", default="8,32" if quick() else "8,32,64")
     parser.add_argument("--repeats", type=int, default=2 if quick() else 3)
+    parser.add_argument("--baseline", default="", help="ingest.json of the code before a change (same machine, "
+                                                       "run just before): kept under 'baseline' for a before/after table")
     args = parser.parse_args(argv)
+    baseline = baseline_of(args.baseline) if args.baseline else None
     started, info, config = time.perf_counter(), machine(), chosen_server_config()
     with tempfile.TemporaryDirectory(prefix="recsys-bench-ingest-") as tmp, bench_database("ingest") as url, \
             bench_redis() as redis_client:
@@ -112,10 +146,11 @@ def main(argv: list[str] | None = None) -> None:
             levels = {int(c): measure_level(args, shop, engine, int(c), Path(tmp)) for c in args.levels.split(",")}
         settings = pg_settings(engine)
         engine.dispose()
-    write_result("ingest", {"machine": info, "server": config, "postgres": settings, "events_per_run": args.events,
+    write_result("ingest", {"machine": info, "server": config, "ingest_settings": ingest_settings(),
+                            "postgres": settings, "events_per_run": args.events, "baseline": baseline,
                             "levels": {str(k): v for k, v in levels.items()},
                             "nothing_lost": all(v["nothing_lost"] for v in levels.values())},
-                 started, "python -m bench.bench_ingest " + " ".join(argv or []))
+                 started, "python -m bench.bench_ingest " + " ".join(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

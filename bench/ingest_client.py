@@ -91,7 +91,8 @@ async def via_api(args) -> dict:
 async def via_pg(args) -> dict:
     import asyncpg
 
-    pool = await asyncpg.create_pool(args.dsn, min_size=args.concurrency, max_size=args.concurrency)
+    size = args.pool or args.concurrency
+    pool = await asyncpg.create_pool(args.dsn, min_size=size, max_size=size)
     sql = ('INSERT INTO user_events (user_id, product_id, event_type, session_id, "timestamp", price, '
            "client_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
 
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--products", type=int, required=True)
     parser.add_argument("--prefix", required=True, help="client event ids are PREFIX-<i>")
     parser.add_argument("--acked-file", default="")
+    parser.add_argument("--pool", type=int, default=0,
+                        help="--mode pg: connections (default: --concurrency; fewer when the server has no more free)")
     args = parser.parse_args(argv)
     result = asyncio.run(via_api(args) if args.mode == "api" else via_pg(args))
     print(json.dumps(result), flush=True)

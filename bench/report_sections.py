@@ -167,12 +167,39 @@ def ingest(r: dict) -> str:
         f"`POST /events` ({srv.get('workers')} worker(s), {srv.get('loop')}/{srv.get('http')}) from an aiohttp "
         f"load generator in its own process, {num(r['events_per_run'])} events per run, each with a client "
         "event id; reference, alternately: the same rows as single-row INSERT transactions straight into "
-        "PostgreSQL (asyncpg, one commit each). After every API run the rows are counted by client event id. "
+        "PostgreSQL (asyncpg, one commit each; on a shared server its pool may be smaller than the concurrency: "
+        f"pools per level {ingest_pools(r)}). After every API run the rows are counted by client event id. "
         f"PostgreSQL: synchronous_commit={pg['synchronous_commit']}, fsync={pg['fsync']}, "
         f"wal_sync_method={pg['wal_sync_method']}: an acknowledged event is on disk.",
         table(["concurrency", "API events/s", "PostgreSQL INSERT commits/s", "API / PG", "API p50 ms",
                "API p99 ms", "sent", "acknowledged", "rows stored", "missing", "nothing lost"], rows),
-        f"**Nothing lost over all runs: {'yes' if r['nothing_lost'] else 'NO'}.**"])
+        f"**Nothing lost over all runs: {'yes' if r['nothing_lost'] else 'NO'}.**", *ingest_before_after(r)])
+
+
+def ingest_pools(r: dict) -> str:
+    return "; ".join(f"{c}: {', '.join(str(p) for p in v['pg'].get('pool') or ['='])}" for c, v in r["levels"].items())
+
+
+def ingest_before_after(r: dict) -> list[str]:
+    """Before (the baseline run of the code before group commit, same machine, same command) and after."""
+    base = r.get("baseline")
+    if not base:
+        return []
+    rows = []
+    for c, v in r["levels"].items():
+        b = base["levels"].get(c)
+        if b:
+            after = v["api"]["events_per_s"]["median"]
+            rows.append([c, num(b["api_events_per_s"]), num(after), sig(after / b["api_events_per_s"]),
+                         num(b["pg_events_per_s"]), num(v["pg"]["events_per_s"]["median"]),
+                         sig(b["ratio_api_to_pg"]), sig(v["ratio_api_to_pg"])])
+    settings = ", ".join(f"`RECSYS_{k.upper()}={v}`" for k, v in (r.get("ingest_settings") or {}).items())
+    return [f"Before / after group commit ({settings}): the before run is the code of commit "
+            f"{base['git_commit']} on the same machine, run just before ({base['date']}, load average at its end "
+            f"{base['loadavg_end']}; this run's {r.get('loadavg_end')}); PostgreSQL's own rate in each run shows how "
+            "loaded the machine was.",
+            table(["concurrency", "API events/s before", "after", "after / before", "PG commits/s before",
+                   "PG after", "API / PG before", "API / PG after"], rows)]
 
 
 def training(r: dict) -> str:

@@ -167,6 +167,14 @@ class Settings(BaseSettings):
     event_max_age_days: int = Field(default=30, ge=1, description="older event timestamps are refused")
     redis_timeout_seconds: float = Field(default=0.25, gt=0, description="API Redis timeout before falling back")
     db_timeout_seconds: float = Field(default=2.0, gt=0, description="API database timeout (events answer 503 after it)")
+    ingest_batch_max: int = Field(
+        default=256, ge=1, le=2000, description="events: at most this many events per group-commit transaction")
+    ingest_batches_in_flight: int = Field(
+        default=2, ge=1, le=8, description="events: group-commit transactions one worker writes at once")
+    ingest_batch_wait_ms: float = Field(
+        default=1.0, ge=0, le=100,
+        description="events: an idle writer waits at most this long for more events before it commits (a busy "
+                    "writer sends the next batch the moment the previous commit returns)")
     # serving re-ranking (recsys.ranking.rerank); a weight of 0 switches a rule off
     rerank_out_of_stock: str = Field(default="demote", description="out-of-stock items: demote, drop or keep")
     rerank_margin_weight: float = Field(default=0.05, ge=0, description="high-margin boost (0 = off)")

@@ -87,7 +87,9 @@ async def _open_state(settings: Settings, metrics: ServingMetrics, redis_client:
     state = ServingState(
         settings=settings, redis=RedisStore(redis, CircuitBreaker("redis", BREAKER_COOLDOWN_SECONDS),
                                             ImpressionBuffer(stream_max_len=settings.impression_stream_max_len)),
-        db=DbStore(engine, CircuitBreaker("database", BREAKER_COOLDOWN_SECONDS)), store=store,
+        db=DbStore(engine, CircuitBreaker("database", BREAKER_COOLDOWN_SECONDS), batch_max=settings.ingest_batch_max,
+                   batch_wait_ms=settings.ingest_batch_wait_ms, batches_in_flight=settings.ingest_batches_in_flight),
+        store=store,
         metrics=metrics, rules=rerank_config(settings))
 
     async def close() -> None:
@@ -127,6 +129,7 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
                     t.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await t
+            await state.db.drain()
             await _flush_on_shutdown(state)
             admin = getattr(app.state, "ab_admin", None)
             if admin is not None:

@@ -7,15 +7,17 @@ databases. A failure becomes ``DependencyDown("database")`` (503, or the read's
 fallback); a circuit breaker keeps reads from waiting on a database that just
 became unreachable, and only that opens it: one request's bad value is its own
 422 and never degrades the other clients.
+
+Events are written by a group commit (``group_commit.GroupCommit`` over
+``event_batch.write_event_batch``): one transaction per batch of concurrent
+events, each request answered after its batch committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import func, select, text
@@ -24,10 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.errors import DependencyDown, InvalidInputError
+from recsys.api.event_batch import EventWrite, write_event_batch
+from recsys.api.group_commit import GroupCommit
 from recsys.api.session_state import COUNTED_EVENTS
 from recsys.constants import MS_PER_DAY, STATUS_LIVE
 from recsys.db.errors import is_connectivity_error, is_input_error, short_reason
-from recsys.db.models import ABTest, Product, RecommendationModel, User, UserEvent, UserProductInteraction
+from recsys.db.models import ABTest, Product, RecommendationModel, UserEvent, UserProductInteraction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,27 +62,15 @@ def make_async_engine(url: str, timeout_seconds: float = 2.0) -> AsyncEngine:
     )
 
 
-def _insert(dialect: str, table):
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
-
-
-@dataclass(frozen=True)
-class EventWrite:
-    inserted: bool  # False: the client event id was already logged (a retry)
-    event_id: int | None
-    n_events: int  # the user's events after this one (impressions excluded)
-    same_event: bool = True  # False: the client event id names a different event
-
-
 class DbStore:
-    def __init__(self, engine: AsyncEngine, breaker: CircuitBreaker | None = None):
+    def __init__(self, engine: AsyncEngine, breaker: CircuitBreaker | None = None, *, batch_max: int = 256,
+                 batch_wait_ms: float = 1.0, batches_in_flight: int = 2):
         self.engine = engine
         self.breaker = breaker or CircuitBreaker("database")
         self.dialect = engine.dialect.name
+        self.events: GroupCommit[Mapping, EventWrite] = GroupCommit(
+            self._write_events, max_batch=batch_max, max_wait_s=batch_wait_ms / 1000, max_in_flight=batches_in_flight,
+            key=lambda row: row.get("client_event_id") or None)
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call``; only a connectivity failure opens the breaker (``recsys.db.errors``).
@@ -113,37 +105,32 @@ class DbStore:
         return await self._read(lambda c: c.scalar(text("SELECT 1"))) == 1
 
     async def insert_event(self, row: Mapping) -> EventWrite:
-        """Store one event (and its user, if new) and count the user's events, in one transaction."""
+        """Store one event (and its user, if new) and count the user's events; returns after the commit of
+        the batch holding it (``group_commit``). Its own bad value: ``InvalidInputError``; the batch's
+        transaction failed: ``DependencyDown``."""
+        return await self.events.submit(row)
 
+    async def drain(self) -> None:
+        """Wait for the queued events' batches (app shutdown)."""
+        await self.events.drain()
+
+    async def _write_events(self, rows: list[Mapping]) -> list[EventWrite | Exception]:
+        """One transaction for ``rows``. A row the database refuses is found by bisecting (each half in
+        its own transaction) and gets its 422; the others are written. A half whose transaction fails
+        otherwise gets its 503, the halves already committed keep their answer."""
         async def run():
             async with self.engine.begin() as conn:
-                seen = dt.datetime.fromtimestamp(row["timestamp"] / 1000, tz=dt.timezone.utc)
-                await conn.execute(_insert(self.dialect, User.__table__)
-                                   .values(user_id=row["user_id"], first_seen_at=seen, last_seen_at=seen)
-                                   .on_conflict_do_nothing(index_elements=["user_id"]))
-                stmt = _insert(self.dialect, _EVENTS).values(**row)
-                if row.get("client_event_id"):
-                    stmt = stmt.on_conflict_do_nothing(index_elements=["client_event_id"])
-                event_id = (await conn.execute(stmt.returning(_EVENTS.c.event_id))).scalar()
-                inserted, same = event_id is not None, True
-                if not inserted:
-                    event_id, same = await self._existing(conn, row)
-                n = await conn.scalar(select(func.count()).select_from(_EVENTS).where(
-                    _EVENTS.c.user_id == row["user_id"], _EVENTS.c.event_type.in_(_COUNTED)))
-                return EventWrite(inserted=inserted, event_id=event_id, n_events=int(n or 0), same_event=same)
+                return await write_event_batch(conn, self.dialect, rows)
 
-        return await self._guard(run)
-
-    @staticmethod
-    async def _existing(conn: AsyncConnection, row: Mapping) -> tuple[int | None, bool]:
-        found = (await conn.execute(select(_EVENTS.c.event_id, _EVENTS.c.user_id, _EVENTS.c.product_id,
-                                           _EVENTS.c.event_type)
-                                    .where(_EVENTS.c.client_event_id == row["client_event_id"]))).first()
-        if found is None:
-            return None, False
-        same = (found.user_id, found.product_id, found.event_type) == (
-            row["user_id"], row["product_id"], row["event_type"])
-        return int(found.event_id), same
+        try:
+            return await self._guard(run)
+        except InvalidInputError as exc:
+            if len(rows) == 1:
+                return [exc]
+        except DependencyDown as exc:
+            return [exc] * len(rows)
+        mid = len(rows) // 2
+        return await self._write_events(rows[:mid]) + await self._write_events(rows[mid:])
 
     async def product_category(self, product_id: int) -> str | None:
         """The product's category ("" when it has none); None when the product is unknown."""

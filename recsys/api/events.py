@@ -2,7 +2,9 @@
 
 An event answered ``logged`` is in the database: the insert (with the user's
 row when the user is new, so the nightly validation knows them) commits
-first, and a database failure answers 503 so that the client retries. A
+first, in the batch of concurrent events its worker's group commit writes
+together (``DbStore.insert_event``), and a failure of that transaction answers
+503 so that the client retries. A
 client ``event_id`` is stored as ``client_event_id`` (unique): a retry is
 answered ``logged`` with ``duplicate: true`` and changes nothing; the same id
 for a different event is a 409. The Redis session update comes after the

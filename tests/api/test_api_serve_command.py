@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from api_helpers import REDIS_URL, write_lists
+from api_helpers import write_lists
 from asgi_client import KEY_HEADERS
+from serve_helpers import start_serve, stop, wait_healthy
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
@@ -25,31 +20,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 60) -> httpx.Response:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            r = httpx.get(url + "/health", timeout=1)
-            if r.status_code == 200:
-                return r
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("the server did not become healthy")
-
-
 def test_serve_runs_workers_with_summed_metrics(catalog_engine, redis_client, pg_url, tmp_path):
     write_lists(redis_client)
     port = free_port()
-    multiproc = tmp_path / "prom"
-    multiproc.mkdir()
-    env = {**os.environ, "RECSYS_DATABASE_URL": pg_url, "RECSYS_REDIS_URL": REDIS_URL,
-           "RECSYS_ARTIFACT_URI": str(tmp_path / "artifacts"), "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
-    proc = subprocess.Popen([sys.executable, "-m", "recsys", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "2", "--log-level", "warning"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = start_serve(pg_url, tmp_path, port)
     url = f"http://127.0.0.1:{port}"
     try:
         health = wait_healthy(url, proc)
@@ -62,6 +36,4 @@ def test_serve_runs_workers_with_summed_metrics(catalog_engine, redis_client, pg
         assert 'recsys_request_latency_seconds_count{endpoint="/recommendations"} 20.0' in text
         assert 'recsys_recommendation_source_total{source="trending"} 20.0' in text
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        proc.stderr.close()
+        stop(proc)

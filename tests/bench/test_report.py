@@ -22,3 +22,20 @@ def test_formatting():
     assert table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
     assert short_function("/root/.pyenv/versions/3.11.7/lib/python3.11/dataclasses.py:1453(replace)") == \
         "dataclasses.py:1453(replace)"
+
+
+def test_ingest_before_after_compares_the_same_concurrency_of_both_runs():
+    from bench.report_sections import ingest_before_after
+
+    level = {"api": {"events_per_s": {"median": 900.0}}, "pg": {"events_per_s": {"median": 1000.0}},
+             "ratio_api_to_pg": 0.9}
+    run = {"levels": {"64": level, "8": level}, "loadavg_end": [1, 1, 1],
+           "ingest_settings": {"ingest_batch_max": 256},
+           "baseline": {"git_commit": "abc1234", "date": "d", "loadavg_end": [2, 2, 2],
+                        "levels": {"64": {"api_events_per_s": 300.0, "pg_events_per_s": 1200.0,
+                                          "ratio_api_to_pg": 0.25}}}}
+    text, rows = ingest_before_after(run)
+    assert "abc1234" in text and "`RECSYS_INGEST_BATCH_MAX=256`" in text
+    assert rows.splitlines()[2] == "| 64 | 300 | 900 | 3.00 | 1,200 | 1,000 | 0.250 | 0.900 |"
+    assert len(rows.splitlines()) == 3  # concurrency 8 has no baseline: no row
+    assert ingest_before_after({**run, "baseline": None}) == []
