@@ -1,8 +1,9 @@
 """Precompute what the API serves from Redis: per-user lists by segment, and the shared lists.
 
 A segment is ``region|device|value`` (``"EU|mobile|regular"``). For one segment:
-its users active in ``[day - active_days + 1, day]`` are scored in blocks
-(``user_vectors @ item_vectors.T``, top ``CANDIDATE_FACTOR * recs_per_user`` by
+its users active in ``[day - active_days + 1, day]`` (those the model knows, for a family
+without cold start) are scored in blocks (``user_vectors @ item_vectors.T`` for any family of
+``recsys.model.families``: for item-kNN the history rows times the neighbour matrix), top ``CANDIDATE_FACTOR * recs_per_user`` by
 argpartition), products they already saw are dropped (``RECSYS_EXCLUDE_SEEN``: by default
 the ones they PURCHASEd), products popular in
 the trending window get a boost (``rerank_trending_weight``), the list is
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sqlalchemy import Engine, func, or_, select
 
 from recsys import registry
@@ -30,8 +32,8 @@ from recsys.constants import (
     PURCHASE, REGIONS, VALUE_SEGMENTS, VIEW,
 )
 from recsys.db.models import User, UserEvent
+from recsys.model.families import load_model, servable_users
 from recsys.model.features import value_segments
-from recsys.model.hybrid import HybridModel
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.ranking.reasons import SOURCE_MODEL, ReasonContext, reason_for
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
@@ -124,14 +126,26 @@ def _history(engine: Engine, user_ids: list[int], day: dt.date, recent_days: int
 # --- scoring ------------------------------------------------------------------------
 @dataclass
 class Scorer:
-    """One model ready to score: item vectors and product attributes in catalogue order."""
+    """One model (any family, ``recsys.model.families``) ready to score: item vectors (for item-kNN the
+    sparse neighbour columns) and product attributes in catalogue order."""
 
     model_id: str
     is_live: bool
-    model: HybridModel
+    model: object
     products: pd.DataFrame
-    item_vectors: np.ndarray
+    item_vectors: np.ndarray | sp.spmatrix
     settings: Settings
+
+    @property
+    def has_vectors(self) -> bool:
+        """Dense user/item vectors exist (``embedding:*`` keys are written); not for item-kNN."""
+        return self.model.served_as == "vectors"
+
+    def scores(self, vectors) -> np.ndarray:
+        """(n, m) float32 scores of a block's user vectors for the catalogue: ``vectors @ item_vectors.T``
+        (for item-kNN: the users' history rows times the neighbour matrix)."""
+        scores = vectors @ self.item_vectors.T
+        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
 
     @property
     def category_codes(self) -> np.ndarray:
@@ -153,7 +167,7 @@ class Scorer:
                 raise PrecomputeError("no LIVE model to precompute with: train and promote one first")
             model_id = live.model_id
         row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
-        model = HybridModel.load(store, model_id, row.artifacts)  # ArtifactIntegrityError for an altered file
+        model = load_model(store, row)  # any family; ArtifactIntegrityError for an altered file
         products = load_catalog(engine, day, settings)
         if products.empty:
             raise PrecomputeError("the catalogue is empty: nothing to recommend")
@@ -205,7 +219,7 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
     ``rerank``); Candidates are built for the kept items only.
     """
     s, products = scorer.settings, scorer.products
-    scores = vectors @ scorer.item_vectors.T
+    scores = scorer.scores(vectors)
     _mask_seen(scores, users, products, history, s.exclude_seen_types)
     cols, top_scores = top_matrix(scores, CANDIDATE_FACTOR * s.recs_per_user)
     cols, top_scores, kept_rows = precompute_rows(
@@ -250,6 +264,7 @@ def recommend_block(engine: Engine, day: dt.date, scorer: Scorer,
 def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.DataFrame) -> int:
     """Score, re-rank and write the lists (and LIVE embeddings) of ``users``; returns users written."""
     s, ttl = scorer.settings, scorer.settings.recs_ttl_seconds
+    users = servable_users(scorer.model, users, COL_USER)  # a family without cold start: its known users
     for start in range(0, len(users), s.precompute_block_size):
         block = users.iloc[start : start + s.precompute_block_size]
         ids = block[COL_USER].tolist()
@@ -257,7 +272,7 @@ def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.D
         updated = dt.datetime.now(dt.timezone.utc).isoformat()
         write_json(redis, ((scorer.recs_key(uid), recs_payload(items, scorer.model_id, updated))
                            for uid, items in zip(ids, lists)), ttl=ttl)
-        if scorer.is_live:  # embedding:{user_id} belongs to the LIVE model only
+        if scorer.is_live and scorer.has_vectors:  # embedding:{user_id} belongs to the LIVE model only
             write_json(redis, ((KEY_USER_EMBEDDING.format(user_id=uid), embedding_payload(vec, scorer.model_id))
                                for uid, vec in zip(ids, vectors)), ttl=ttl)
     return len(users)
@@ -292,6 +307,10 @@ def _write_lists(engine: Engine, redis, day: dt.date, settings: Settings, live: 
         log.warning("no LIVE model: product embeddings not written")
         return {**write_lists(engine, redis, day, settings), "product_embeddings": 0, "model_id": None}
     out = write_lists(engine, redis, day, settings, catalog=live.products)
+    if not live.has_vectors:
+        log.info("LIVE model %s (%s) has no product vectors: product embeddings not written", live.model_id,
+                 live.model.served_as)
+        return {**out, "product_embeddings": 0, "model_id": live.model_id}
     n = write_json(redis, ((KEY_PRODUCT_EMBEDDING.format(product_id=pid), embedding_payload(vec, live.model_id))
                            for pid, vec in zip(live.products[COL_ITEM].tolist(), live.item_vectors)),
                    ttl=settings.recs_ttl_seconds)
