@@ -149,8 +149,8 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="model selection: time box for training and scoring every candidate")
     selection_candidates: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(SELECTION_CANDIDATES),
-        description="model selection in the nightly run: comma-separated candidates, the first is the fallback "
-                    f"({', '.join(SELECTION_CANDIDATES)}; fewer for small shops and tests)")
+        description="model selection in the nightly run: comma-separated candidates, in order; the first is the "
+                    "fallback when there is nothing to choose on (fewer for small shops and tests)")
     selection_validation_days: int = Field(
         default=1, ge=1, description="model selection in the nightly run: the newest days of the training window "
                                      "that candidates are scored on (never the day being evaluated)")
