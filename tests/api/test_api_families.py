@@ -153,3 +153,15 @@ def test_an_altered_published_file_is_refused(pipeline, tmp_path):
             load_embeddings(store, model_id, tmp_path, registry.get_artifacts(pipeline["engine"], model_id))
     finally:
         path.write_bytes(original)
+
+
+async def test_similar_items_come_from_the_served_model(api, pipeline):
+    """A trained product's similar items: the model's own neighbours (item-kNN: its neighbour row; factor
+    models: the cosine of the item vectors), answered under the model's version."""
+    serving = api.app.state.serving.embeddings
+    product = int(serving.item_ids[0])
+    neighbours = serving.similar_items(product, 10)
+    assert neighbours and product not in {p for p, _ in neighbours}
+    assert [s for _, s in neighbours] == sorted((s for _, s in neighbours), reverse=True)
+    r = await api.get("/recommendations/similar", params={"product_id": product, "num_items": 10})
+    assert r.status_code == 200 and r.json()["items"] and r.json()["model_version"] == pipeline["model_id"]
