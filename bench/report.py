@@ -11,6 +11,7 @@ from bench.common import BENCH_DIR
 from bench.report_api_memory import api_memory, api_memory_headline
 from bench.report_format import load_results, num, pct, short_function, sig, table
 from bench.report_sections import ann, ingest, nightly, precompute, scale, serving, training
+from bench.report_selection import selection
 from bench.serving_baseline import before_after, change_finding
 
 
@@ -148,7 +149,8 @@ def main() -> None:
     head = (BENCH_DIR / "README.head.md").read_text()
     parts = [head.rstrip(), headline(results), findings(results), machine_section(results)]
     sections = (("serving", serving), ("api_memory", api_memory), ("precompute", precompute), ("ann", ann),
-                ("ingest", ingest), ("training", training), ("nightly", nightly), ("scale_simulation", scale))
+                ("ingest", ingest), ("training", training), ("nightly", nightly), ("selection", selection),
+                ("scale_simulation", scale))
     for name, section in sections:
         if name in results:
             parts.append(section(results[name]))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bench.common import RESULTS_DIR
 
-OWN_RESULTS = ("precompute", "ann", "serving", "api_memory", "ingest", "training", "nightly", "scale_simulation")
+OWN_RESULTS = ("precompute", "ann", "serving", "api_memory", "ingest", "training", "nightly", "selection",
+               "scale_simulation")
 
 
 def load_results(folder: Path = RESULTS_DIR) -> dict[str, dict]:

@@ -17,7 +17,9 @@ import re
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from recsys.constants import EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, USER_FEATURE_GROUPS
+from recsys.constants import (
+    EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, SELECTION_CANDIDATES, USER_FEATURE_GROUPS,
+)
 from recsys.ranking.seen import seen_event_types
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -150,6 +152,19 @@ class Settings(BaseSettings):
         default="ndcg@10", description="model selection: the validation metric the best candidate is picked by")
     selection_budget_seconds: float = Field(
         default=900.0, gt=0, description="model selection: time box for training and scoring every candidate")
+    selection_candidates: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(SELECTION_CANDIDATES),
+        description="model selection in the nightly run: comma-separated candidates, in order; the first is the "
+                    "fallback when there is nothing to choose on (fewer for small shops and tests)")
+    selection_validation_days: int = Field(
+        default=1, ge=1, description="model selection in the nightly run: the newest days of the training window "
+                                     "that candidates are scored on (never the day being evaluated)")
+    tuning_interval_days: int = Field(
+        default=7, ge=0, description="weekly tuning: days between two hyper-parameter searches (0 = never)")
+    tuning_budget_seconds: float = Field(
+        default=1200.0, gt=0, description="weekly tuning: time box of one search (all families together)")
+    tuning_families: int = Field(
+        default=2, ge=1, description="weekly tuning: how many leading families of the last selection are searched")
 
     # Airflow (read when the DAG file is parsed: environment only)
     dag_retries: int = Field(default=2, ge=0, description="retries of every nightly task")
@@ -223,7 +238,7 @@ class Settings(BaseSettings):
         default=1_000_000, ge=1000,
         description="XADD MAXLEN ~ of stream:impressions: a stuck flusher loses the oldest impressions (counted), not the cache")
 
-    @field_validator("user_features", "item_features", mode="before")
+    @field_validator("user_features", "item_features", "selection_candidates", mode="before")
     @classmethod
     def _feature_list(cls, v):
         if isinstance(v, str):
@@ -294,6 +309,13 @@ class Settings(BaseSettings):
     @classmethod
     def _item_features(cls, v: list[str]) -> list[str]:
         return _known(v, ITEM_FEATURE_GROUPS, "item_features")
+
+    @field_validator("selection_candidates")
+    @classmethod
+    def _selection_candidates(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("selection_candidates: name at least one candidate")
+        return _known(v, SELECTION_CANDIDATES, "selection_candidates")
 
     @field_validator("promotion_policy")
     @classmethod

@@ -25,7 +25,7 @@ apt_install() {
 command -v wrk >/dev/null || apt_install wrk
 command -v redis-benchmark >/dev/null || apt_install redis-tools
 
-ALL="precompute ann serving api_memory ingest training nightly scale sequential"
+ALL="precompute ann serving api_memory ingest training nightly selection scale sequential"
 ONLY=${BENCH_ONLY:-$ALL}
 failed=()
 started=$(date +%s)

@@ -21,6 +21,10 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(_REPO / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("RECSYS_DAG_RETRIES", "0")  # a failed task fails the run at once in tests
+# nightly runs in tests train the production default only (one candidate: no selection fits); the tests of
+# model selection set their own candidates (tests/pipeline/test_model_choice.py, tests/dags/test_nightly_e2e.py)
+os.environ.setdefault("RECSYS_SELECTION_CANDIDATES", "hybrid-default")
+os.environ.setdefault("RECSYS_TUNING_INTERVAL_DAYS", "0")  # no weekly search unless a test asks for one
 # every API of the suite knows the tests' key (tests/asgi_client.py sends it); the token bucket is
 # checked on every request, but sized so that no functional test is throttled (test_api_security.py
 # tests the limit with a small one)

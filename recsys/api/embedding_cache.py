@@ -39,15 +39,17 @@ from recsys.model.embedding_files import (
     open_folder,
     published_format,
 )
+from recsys.model.neighbour_files import NEIGHBOUR_FILES, open_neighbour_folder
 
 log = logging.getLogger(__name__)
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 LOCK, TMP = ".lock+", ".tmp+"
 MANIFEST = "sha256.json"  # the checksums a cached folder was verified against
+SERVED_FILES = tuple(dict.fromkeys(EMBEDDING_FILES + NEIGHBOUR_FILES))  # vector and item-kNN layouts
 
 
 def _recorded(checksums) -> dict[str, str]:
-    return {name: (checksums or {}).get(name) for name in EMBEDDING_FILES}
+    return {name: (checksums or {}).get(name) for name in SERVED_FILES if (checksums or {}).get(name)}
 
 
 def _verified_for(folder: Path, checksums) -> bool:
@@ -80,14 +82,18 @@ def _locked(path: Path, wait: bool = True) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _download(store: ArtifactStore, model_id: str, folder: Path, checksums) -> None:
+def _download(store: ArtifactStore, model_id: str, folder: Path, checksums, fmt: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP}{model_id}+", dir=folder.parent))
     try:
-        download_files(store, model_id, tmp, checksums)
-        arrays = open_folder(tmp)
-        for side in ("user_ids", "item_ids"):
-            check_increasing(arrays[side], f"{store.uri(model_key(model_id, side + '.npy'))}")
-        del arrays
+        if fmt == "neighbours":  # an item-kNN model (ids are checked by open_neighbour_folder)
+            download_files(store, model_id, tmp, checksums, NEIGHBOUR_FILES)
+            open_neighbour_folder(tmp)  # checks; the maps are dropped at once
+        else:
+            download_files(store, model_id, tmp, checksums)
+            arrays = open_folder(tmp)
+            for side in ("user_ids", "item_ids"):
+                check_increasing(arrays[side], f"{store.uri(model_key(model_id, side + '.npy'))}")
+            del arrays
         (tmp / MANIFEST).write_text(json.dumps(_recorded(checksums)))
         if folder.is_dir():  # an unverified or outdated copy: replaced by the verified one
             shutil.rmtree(folder)
@@ -119,7 +125,7 @@ def ensure_local(store: ArtifactStore, model_id: str, root: Path, checksums) -> 
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root / f"{LOCK}{model_id}"):
         if not (folder.is_dir() and _verified_for(folder, checksums)):  # else another worker did it meanwhile
-            _download(store, model_id, folder, checksums)
+            _download(store, model_id, folder, checksums, fmt)
             log.info("embeddings of %s downloaded to %s", model_id, folder)
     return folder
 

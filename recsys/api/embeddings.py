@@ -10,7 +10,9 @@ by an earlier version (one ``embeddings.npz``) is read whole into memory, as bef
 The score of user u for item i is ``user_vectors[u] @ item_vectors[i]``. Item
 similarity is the cosine of the item embeddings without the bias column, computed
 per query from ``item_norms``. Items never seen in training have vectors from their
-features (hybrid), so new products are scored too.
+features (hybrid), so new products are scored too. An item-kNN model is published as a
+neighbour matrix instead; ``load_embeddings`` returns a ``recsys.api.neighbours.NeighbourScores``
+for it, with the same methods.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from recsys.api.embedding_cache import ensure_local
 from recsys.artifacts import ArtifactStore
 from recsys.model.embedding_files import (
     LEGACY_FILE,
+    NEIGHBOUR_MARKER,
     EmbeddingsError,
     arrays_from_npz,
     body_norms,
@@ -35,10 +38,10 @@ from recsys.model.embedding_files import (
     read_legacy,
 )
 
-__all__ = ["EmbeddingsError", "ModelEmbeddings", "load_embeddings"]
+__all__ = ["EmbeddingsError", "ModelEmbeddings", "load_embeddings", "top_items"]
 
 
-def _row(ids: np.ndarray, key) -> int | None:
+def row_of(ids: np.ndarray, key) -> int | None:
     """Position of ``key`` in the strictly increasing ``ids``, None when absent."""
     try:
         key = operator.index(key)
@@ -46,6 +49,22 @@ def _row(ids: np.ndarray, key) -> int | None:
         return None
     i = int(np.searchsorted(ids, key))
     return i if i < len(ids) and int(ids[i]) == key else None
+
+
+def top_items(item_ids: np.ndarray, scores: np.ndarray, k: int,
+              exclude: Collection[int]) -> list[tuple[int, float]]:
+    """The ``k`` best ``(item id, score)`` of ``scores`` (one per ``item_ids``), best first, ``exclude`` left out."""
+    scores = scores.astype(np.float64, copy=True)
+    for pid in exclude:
+        i = row_of(item_ids, pid)
+        if i is not None:
+            scores[i] = -np.inf
+    k = min(k, int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return []
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(item_ids[i]), float(scores[i])) for i in top]
 
 
 @dataclass(frozen=True)
@@ -87,24 +106,14 @@ class ModelEmbeddings:
         return int(self.item_vectors.shape[1])
 
     def has_item(self, product_id: int) -> bool:
-        return _row(self.item_ids, product_id) is not None
+        return row_of(self.item_ids, product_id) is not None
 
     def user_vector(self, user_id: int) -> np.ndarray | None:
-        i = _row(self.user_ids, user_id)
+        i = row_of(self.user_ids, user_id)
         return None if i is None else np.array(self.user_vectors[i])
 
     def _top(self, scores: np.ndarray, k: int, exclude: Collection[int]) -> list[tuple[int, float]]:
-        scores = scores.astype(np.float64, copy=True)
-        for pid in exclude:
-            i = _row(self.item_ids, pid)
-            if i is not None:
-                scores[i] = -np.inf
-        k = min(k, int(np.isfinite(scores).sum()))
-        if k <= 0:
-            return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self.item_ids[i]), float(scores[i])) for i in top]
+        return top_items(self.item_ids, scores, k, exclude)
 
     def score_user(self, vector: np.ndarray, k: int, exclude: Collection[int] = ()) -> list[tuple[int, float]]:
         """The ``k`` best items for a user vector, best first, ``exclude`` left out."""
@@ -115,7 +124,7 @@ class ModelEmbeddings:
 
     def similar_items(self, product_id: int, k: int, exclude: Collection[int] = ()) -> list[tuple[int, float]]:
         """Items closest to ``product_id`` by cosine; empty when the model does not know it."""
-        i = _row(self.item_ids, product_id)
+        i = row_of(self.item_ids, product_id)
         if i is None:
             return []
         query = np.array(self.item_vectors[i], dtype=np.float32)
@@ -132,6 +141,10 @@ def load_embeddings(store: ArtifactStore, model_id: str, cache_root: Path, check
     (downloaded and verified against ``checksums``, the registry's record, on first use), or a
     verified legacy ``embeddings.npz`` read whole. Blocking: call it in a thread."""
     folder = ensure_local(store, model_id, Path(cache_root), checksums)
+    if folder is not None and (folder / NEIGHBOUR_MARKER).exists():  # an item-kNN model
+        from recsys.api.neighbours import NeighbourScores
+
+        return NeighbourScores.from_folder(model_id, folder)
     if folder is not None:
         return ModelEmbeddings.from_folder(model_id, folder)
     return ModelEmbeddings.from_arrays(model_id, **read_legacy(store, model_id, checksums))

@@ -30,11 +30,12 @@ def model_status_of(row: Mapping | None) -> dict:
     """The ``/models/status`` body of a registry row (None: no LIVE model)."""
     if not row:
         return {"status": NO_MODEL, "model_version": None, "version": None, "last_trained_at": None,
-                "training_accuracy": None, "metrics": {}}
+                "training_accuracy": None, "metrics": {}, "model_type": None, "selection": None}
     metrics = row.get("metrics") or {}
     return {"status": row.get("status"), "model_version": row.get("model_id"), "version": row.get("version"),
             "last_trained_at": _iso(row.get("created_at")), "training_accuracy": training_accuracy(metrics),
-            "metrics": metrics}
+            "metrics": metrics, "model_type": row.get("model_type"),
+            "selection": (row.get("params") or {}).get("selection")}
 
 
 async def model_status(state: ServingState) -> dict:

@@ -151,21 +151,24 @@ def evaluate_model(model, split: Split, k: int = 10, block_size: int = BLOCK_SIZ
     }
 
 
-def _live_model(engine: Engine, store: ArtifactStore, model_id: str) -> tuple[str | None, HybridModel | None]:
+def _live_model(engine: Engine, store: ArtifactStore, model_id: str) -> tuple[str | None, object | None]:
     from recsys import registry
+    from recsys.model.families import load_model
 
     live = registry.get_live(engine)
     if live is None or live.model_id == model_id:
         return None, None
-    return live.model_id, HybridModel.load(store, live.model_id, live.artifacts)
+    return live.model_id, load_model(store, live)
 
 
 def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model_id: str, k: int = 10) -> dict:
     """Metrics of ``model_id``, the LIVE model and popularity on hold-out ``day``; stored on the registry row."""
     from recsys import registry
 
+    from recsys.model.families import load_model
+
     row = registry.get_model(engine, model_id)
-    new = HybridModel.load(store, model_id, row.artifacts)
+    new = load_model(store, row)  # any family
     window_days = int((row.params or {}).get("window_days", TrainParams().window_days))
     first, last = TrainParams(window_days=window_days).train_days(day)
     frame = load_training_frame(engine, first, day)

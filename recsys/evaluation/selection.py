@@ -32,10 +32,11 @@ from recsys.evaluation.models import (
 )
 from recsys.evaluation.protocol import EvalSplit
 from recsys.evaluation.scoring import measure
+from recsys.constants import MODEL_FAMILIES, SELECTION_CANDIDATES
 from recsys.settings import check_ranking_metric
 
-FAMILIES = ("hybrid", "lightfm-cf", "als", "item-knn")
-DEFAULT_CANDIDATE = "hybrid-default"
+FAMILIES = MODEL_FAMILIES
+DEFAULT_CANDIDATE = SELECTION_CANDIDATES[0]
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class RunParams:
     force_promotion: bool
     dry_run: bool
     promotion_policy: str
+    family: str | None = None  # pin a model family (recsys.model.families); None = model selection
 
     @classmethod
     def from_params(cls, params: dict | None, settings: Settings | None = None) -> "RunParams":
@@ -43,7 +44,19 @@ class RunParams:
             force_promotion=bool(params.get("force_promotion", False)),
             dry_run=bool(params.get("dry_run", False)),
             promotion_policy=str(params.get("promotion_policy", settings.promotion_policy)),
+            family=_family(params.get("family")),
         )
+
+
+def _family(value) -> str | None:
+    """A pinned family from the trigger form: empty or ``auto`` means model selection."""
+    from recsys.constants import MODEL_FAMILIES
+
+    if value in (None, "", "auto"):
+        return None
+    if value not in MODEL_FAMILIES:
+        raise ValueError(f"family must be 'auto' or one of {list(MODEL_FAMILIES)}, not {value!r}")
+    return str(value)
 
 
 def log_params(day: dt.date, params: dict | None) -> RunParams:
@@ -68,21 +81,24 @@ def validate(engine, store, day: dt.date) -> dict:
 
 @recorded("train")
 def train(engine, store, day: dt.date, params: dict | None) -> dict:
-    """Train for ``day``; a re-run with the same params reuses the model already trained for it."""
+    """Select a family on the window's validation split (or take the pinned one), train it for ``day`` and
+    register it; a re-run with the same params reuses the model already trained for it."""
     from recsys import registry
     from recsys.model.model_files import model_saved
-    from recsys.model.train import TrainParams, train_model
+    from recsys.model.train import TrainParams
+    from recsys.pipeline.model_choice import selection_key, train_chosen
 
     run = log_params(day, params)
-    train_params = TrainParams.from_settings(
-        get_settings(), window_days=run.window_days, epochs=run.epochs, loss=run.loss
-    )
-    existing = registry.find_trained(engine, day, asdict(train_params))
+    settings = get_settings()
+    train_params = TrainParams.from_settings(settings, window_days=run.window_days, epochs=run.epochs, loss=run.loss)
+    key = {**asdict(train_params), "selection_key": selection_key(settings, run.family)}
+    existing = registry.find_trained(engine, day, key)
     if existing is not None and model_saved(store, existing.model_id):
         log.info("re-run for %s: reusing model %s trained with the same params", day, existing.model_id)
         return {"model_id": existing.model_id, "artifact_uri": existing.artifact_uri,
                 "samples": existing.training_samples_count, "reused": True, "day": day.isoformat()}
-    return {**train_model(engine, store, day, train_params), "day": day.isoformat()}
+    return {**train_chosen(engine, store, day, train_params, settings, pinned=run.family),
+            "day": day.isoformat()}
 
 
 @recorded("evaluate")

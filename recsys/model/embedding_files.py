@@ -29,6 +29,7 @@ USER_IDS, USER_VECTORS = "user_ids.npy", "user_vectors.npy"
 ITEM_IDS, ITEM_VECTORS, ITEM_NORMS = "item_ids.npy", "item_vectors.npy", "item_norms.npy"
 EMBEDDING_FILES = (USER_IDS, USER_VECTORS, ITEM_IDS, ITEM_VECTORS, ITEM_NORMS)  # write order
 LEGACY_FILE = "embeddings.npz"
+NEIGHBOUR_MARKER = "neighbour_data.npy"  # the last file of an item-kNN model's (recsys.model.neighbour_files)
 ARRAYS = ("user_ids", "user_vectors", "item_ids", "item_vectors")
 BLOCK_ROWS = 262_144  # rows built and written at a time: 100 MB of float32 at 97 components
 CHECK_BLOCK = 4_194_304  # ids compared at a time when checking the order
@@ -89,10 +90,11 @@ def write_arrays(folder: Path, user_ids, user_vectors, item_ids, item_vectors) -
         write_side(folder, side, ids[order], lambda a, b, v=vectors, o=order: v[o[a:b]], vectors.shape[1])
 
 
-def upload_files(store: ArtifactStore, model_id: str, folder: Path) -> list[str]:
-    """Stream the ``EMBEDDING_FILES`` of ``folder`` to ``models/<model_id>/`` (``item_norms.npy`` last)."""
-    keys = [model_key(model_id, name) for name in EMBEDDING_FILES]
-    for name, key in zip(EMBEDDING_FILES, keys):
+def upload_files(store: ArtifactStore, model_id: str, folder: Path,
+                 files: tuple[str, ...] = EMBEDDING_FILES) -> list[str]:
+    """Stream ``files`` of ``folder`` to ``models/<model_id>/`` in order (``item_norms.npy`` last)."""
+    keys = [model_key(model_id, name) for name in files]
+    for name, key in zip(files, keys):
         store.upload(folder / name, key)
     return keys
 
@@ -124,16 +126,22 @@ def check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
         raise EmbeddingsError(f"{where}: item_norms {norms.dtype} {norms.shape} do not match {len(items)} items")
 
 
-def open_folder(folder: Path, mmap_mode: str | None = "r") -> dict[str, np.ndarray]:
-    """The five arrays of a folder of ``EMBEDDING_FILES`` (memory-mapped read-only by default), checked."""
+def load_folder(folder: Path, names: tuple[str, ...], mmap_mode: str | None = "r") -> dict[str, np.ndarray]:
+    """``{name without .npy: array}`` of the ``.npy`` files ``names`` in ``folder`` (memory-mapped by default)."""
     arrays = {}
-    for name in EMBEDDING_FILES:
+    for name in names:
         try:
             arrays[name.removesuffix(".npy")] = np.load(folder / name, mmap_mode=mmap_mode, allow_pickle=False)
         except FileNotFoundError as exc:
             raise EmbeddingsError(f"{folder} lacks {name}") from exc
         except ValueError as exc:  # not an .npy file, or a truncated one
             raise EmbeddingsError(f"{folder / name} is not a readable .npy array: {exc}") from exc
+    return arrays
+
+
+def open_folder(folder: Path, mmap_mode: str | None = "r") -> dict[str, np.ndarray]:
+    """The five arrays of a folder of ``EMBEDDING_FILES`` (memory-mapped read-only by default), checked."""
+    arrays = load_folder(folder, EMBEDDING_FILES, mmap_mode)
     check_arrays(arrays, str(folder))
     return arrays
 
@@ -157,18 +165,22 @@ def arrays_from_npz(data: bytes, where: str) -> dict[str, np.ndarray]:
 
 
 def published_format(store: ArtifactStore, model_id: str) -> str | None:
-    """``"npy"`` (this version's files), ``"npz"`` (an earlier version's) or None (not published)."""
+    """``"npy"`` (this version's files), ``"neighbours"`` (an item-kNN model's), ``"npz"`` (an earlier
+    version's) or None (not published)."""
     if store.exists(model_key(model_id, ITEM_NORMS)):
         return "npy"
+    if store.exists(model_key(model_id, NEIGHBOUR_MARKER)):
+        return "neighbours"
     if store.exists(model_key(model_id, LEGACY_FILE)):
         return "npz"
     return None
 
 
-def download_files(store: ArtifactStore, model_id: str, folder: Path, checksums) -> None:
-    """Every file of ``EMBEDDING_FILES`` into ``folder``, streamed, then checked against ``checksums``;
+def download_files(store: ArtifactStore, model_id: str, folder: Path, checksums,
+                   files: tuple[str, ...] = EMBEDDING_FILES) -> None:
+    """Every file of ``files`` into ``folder``, streamed, then checked against ``checksums``;
     ``EmbeddingsError`` for a missing one, ``ArtifactIntegrityError`` for an unrecorded or altered one."""
-    for name in EMBEDDING_FILES:
+    for name in files:
         uri = store.uri(model_key(model_id, name))
         try:
             store.download(model_key(model_id, name), folder / name)

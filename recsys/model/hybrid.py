@@ -42,6 +42,8 @@ def _check_ids(df: pd.DataFrame, column: str, what: str) -> np.ndarray:
 class HybridModel:
     """The fitted LightFM model, its feature spaces, token vocabulary and training-time user segments."""
 
+    served_as, cold_start_users = "vectors", True  # recsys.model.families
+
     def __init__(
         self,
         model: Any,

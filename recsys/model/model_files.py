@@ -117,6 +117,40 @@ def save_model(model: HybridModel, store: ArtifactStore, model_id: str) -> dict[
     return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
 
 
+def save_arrays(store: ArtifactStore, model_id: str, arrays: Mapping[str, np.ndarray],
+                meta: dict) -> dict[str, str]:
+    """A model of another family than the hybrid as ``model.npz`` (``arrays``) then ``model.json``
+    (``meta``, with ``format``); returns their ``{name: sha256}`` for the registry."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    files = {MODEL_ARRAYS: buf.getvalue(), MODEL_META: json.dumps({"format": FORMAT, **meta}, default=str).encode()}
+    for name, data in files.items():
+        store.put_bytes(model_key(model_id, name), data)
+    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+
+
+def load_arrays(store: ArtifactStore, model_id: str, checksums: Mapping[str, str] | None,
+                family: str) -> tuple[dict[str, np.ndarray], dict]:
+    """The verified arrays and metadata written by ``save_arrays`` for a model of ``family``."""
+    files = {}
+    for name in MODEL_FILES:
+        key = model_key(model_id, name)
+        if not store.exists(key):
+            raise ModelArtifactError(f"no model artifact {store.uri(key)} for model {model_id}")
+        files[name] = verify_bytes(store.get_bytes(key), checksums, name, store.uri(key))
+    where = store.uri(model_key(model_id, MODEL_META))
+    try:
+        meta = json.loads(files[MODEL_META])
+        with np.load(io.BytesIO(files[MODEL_ARRAYS]), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (TypeError, ValueError, OSError) as exc:
+        raise ModelArtifactError(f"{where}: not a saved {family} model ({type(exc).__name__}: {exc})") from exc
+    if meta.get("format") != FORMAT or meta.get("family") != family:
+        raise ModelArtifactError(f"{where}: a {meta.get('family', 'hybrid')!r} model of format "
+                                 f"{meta.get('format')!r}, not a {family!r} model of format {FORMAT}")
+    return arrays, meta
+
+
 def model_saved(store: ArtifactStore, model_id: str) -> bool:
     """The model's files are in the store (this version's, or an earlier version's pickle)."""
     return store.exists(model_key(model_id, MODEL_META)) or store.exists(model_key(model_id, LEGACY_MODEL))

@@ -1,4 +1,4 @@
-"""Train the hybrid LightFM model on a window of events and register it (status TRAINING).
+"""Train a model (the hybrid LightFM, or any family of ``recsys.model.families``) on a window of events and register it (status TRAINING).
 
 The training window for day ``D`` is ``[D - window_days + 1, D)``: it ends the day
 before ``D``, because ``D`` itself is the temporal hold-out that evaluate scores.
@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Engine, Float, case, cast, func, literal, select
 
 from recsys.artifacts import ArtifactStore, model_key
-from recsys.constants import COL_ITEM, COL_USER, EVENT_WEIGHTS, MODEL_TYPE_HYBRID, PURCHASE
+from recsys.constants import COL_ITEM, COL_USER, EVENT_WEIGHTS, PURCHASE
 from recsys.db.models import Product, User, UserEvent
 from recsys.model.features import (
     ITEM_COLUMNS,
@@ -229,12 +229,18 @@ def fit_hybrid(frame: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
 
 
 # --- the nightly step ------------------------------------------------------------
-def train_model(engine: Engine, store: ArtifactStore, day: dt.date, params: TrainParams) -> dict:
+def train_model(engine: Engine, store: ArtifactStore, day: dt.date, params: TrainParams, *,
+                family: str = "hybrid", config: dict | None = None, record: dict | None = None) -> dict:
     """Train on ``[day - window_days + 1, day)``, save ``models/<id>/model.npz`` + ``model.json``,
-    register as TRAINING with the files' checksums."""
+    register as TRAINING (``model_type`` of the family) with the files' checksums.
+
+    ``family``/``config``: a family of ``recsys.model.families`` and its recorded configuration
+    (without one, the hybrid with ``params``); ``record``: more keys for the row's ``params``
+    (the model selection's table)."""
     from ulid import ULID
 
     from recsys import registry
+    from recsys.model.families import family_of, fit_family
 
     first, last = params.train_days(day)
     started = time.perf_counter()
@@ -242,17 +248,23 @@ def train_model(engine: Engine, store: ArtifactStore, day: dt.date, params: Trai
     if frame.empty:
         raise NoTrainingDataError(f"no interactions between {first} and {last} (training window for {day})")
     train_days = [first.isoformat(), last.isoformat()]
-    model = fit_hybrid(frame, load_users(engine), load_products(engine), params,
-                       info={"train_days": train_days, "params": asdict(params)})
+    info = {"train_days": train_days, "params": asdict(params), "family": family}
+    users, products = load_users(engine), load_products(engine)
+    if config is None and family == "hybrid":
+        model = fit_hybrid(frame, users, products, params, info=info)
+    else:
+        model = fit_family(family, frame, users, products, config or {}, seed=params.seed,
+                           threads=params.threads, info=info)
     model_id = str(ULID())
     from recsys.model.model_files import MODEL_META
 
     checksums = model.save(store, model_id)
     uri = store.uri(model_key(model_id, MODEL_META))
     seconds = round(time.perf_counter() - started, 3)
-    registry.register_model(engine, model_id=model_id, model_type=MODEL_TYPE_HYBRID, train_date=day,
-                            params={**asdict(params), "train_days": train_days, "train_seconds": seconds},
+    registry.register_model(engine, model_id=model_id, model_type=family_of(family).model_type, train_date=day,
+                            params={**asdict(params), "family": family, "config": config, **(record or {}),
+                                    "train_days": train_days, "train_seconds": seconds},
                             samples=len(frame), artifact_uri=uri, artifacts=checksums)
-    log.info("trained %s on %d pairs (%s..%s) in %.1fs", model_id, len(frame), first, last, seconds)
+    log.info("trained %s (%s) on %d pairs (%s..%s) in %.1fs", model_id, family, len(frame), first, last, seconds)
     return {"model_id": model_id, "artifact_uri": uri, "samples": int(len(frame)), "train_days": train_days,
-            "train_seconds": seconds}
+            "train_seconds": seconds, "family": family}

@@ -1,11 +1,12 @@
 """Precompute what the API serves from Redis: per-user lists by user-hash shard, and the shared lists.
 
 For one shard (``segments.shard_of``, ``RECSYS_PRECOMPUTE_SHARDS`` of them): its
-users active in ``[day - active_days + 1, day]`` are scored in blocks, products
-they already saw are excluded (``RECSYS_EXCLUDE_SEEN``: by default the ones they
-PURCHASEd) and the top ``CANDIDATE_FACTOR * recs_per_user`` are kept
-(``topk.fused_top``: tiles of ``user_vectors @ item_vectors.T`` in threads),
-products popular in
+users active in ``[day - active_days + 1, day]`` (those the model knows, for a family
+without cold start) are scored in blocks, products they already saw are excluded
+(``RECSYS_EXCLUDE_SEEN``: by default the ones they PURCHASEd) and the top
+``CANDIDATE_FACTOR * recs_per_user`` are kept (``topk.fused_top``: tiles of
+``user_vectors @ item_vectors.T`` in threads, for any vector family of ``recsys.model.families``;
+for item-kNN the history rows times the neighbour matrix, then ``topk.select_top``), products popular in
 the trending window get a boost (``rerank_trending_weight``), the list is
 re-ranked (per-category cap, out-of-stock last), cut to ``recs_per_user`` and
 each kept item gets its reason. Every key is written whole with one SET in pipelined chunks,
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sqlalchemy import Engine, func, or_, select
 
 from recsys import registry
@@ -33,13 +35,13 @@ from recsys.constants import (
     PURCHASE, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
 )
 from recsys.db.models import User, UserEvent
+from recsys.model.families import load_model, servable_users
 from recsys.model.features import value_segments
-from recsys.model.hybrid import HybridModel
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment: re-exported)
     PrecomputeError, check_shard, parse_segment, segment_of, shard_of,
 )
-from recsys.pipeline.topk import fused_top
+from recsys.pipeline.topk import fused_top, select_top
 from recsys.ranking.reasons import NEW_ARRIVAL_MAX_INTERACTIONS
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
 from recsys.settings import Settings, get_settings
@@ -94,14 +96,26 @@ def _history(engine: Engine, user_ids: list[int], day: dt.date, recent_days: int
 # --- scoring ------------------------------------------------------------------------
 @dataclass
 class Scorer:
-    """One model ready to score: item vectors and product attributes in catalogue order."""
+    """One model (any family, ``recsys.model.families``) ready to score: item vectors (for item-kNN the
+    sparse neighbour columns) and product attributes in catalogue order."""
 
     model_id: str
     is_live: bool
-    model: HybridModel
+    model: object
     products: pd.DataFrame
-    item_vectors: np.ndarray
+    item_vectors: np.ndarray | sp.spmatrix
     settings: Settings
+
+    @property
+    def has_vectors(self) -> bool:
+        """Dense user/item vectors exist (``embedding:*`` keys are written); not for item-kNN."""
+        return not sp.issparse(self.item_vectors)  # item-kNN's neighbour matrix is sparse (served_as "neighbours")
+
+    def scores(self, vectors) -> np.ndarray:
+        """(n, m) float32 scores of a block's user vectors for the catalogue: ``vectors @ item_vectors.T``
+        (for item-kNN: the users' history rows times the neighbour matrix)."""
+        scores = vectors @ self.item_vectors.T
+        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
 
     @property
     def category_codes(self) -> np.ndarray:
@@ -123,7 +137,7 @@ class Scorer:
                 raise PrecomputeError("no LIVE model to precompute with: train and promote one first")
             model_id = live.model_id
         row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
-        model = HybridModel.load(store, model_id, row.artifacts)  # ArtifactIntegrityError for an altered file
+        model = load_model(store, row)  # any family; ArtifactIntegrityError for an altered file
         products = load_catalog(engine, day, settings)
         if products.empty:
             raise PrecomputeError("the catalogue is empty: nothing to recommend")
@@ -176,6 +190,10 @@ def _candidates(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
     """Each user's ``CANDIDATE_FACTOR * recs_per_user`` best unseen products, best first (``topk.fused_top``)."""
     s = scorer.settings
     rows, cols = _seen_pairs(users, scorer.products, history, s.exclude_seen_types)
+    if not scorer.has_vectors:  # item-kNN: sparse history rows x neighbour matrix, a dense block of scores
+        scores = np.ascontiguousarray(scorer.scores(vectors))
+        scores[rows, cols] = -np.inf
+        return select_top(scores, CANDIDATE_FACTOR * s.recs_per_user)
     return fused_top(vectors, scorer.item_vectors, CANDIDATE_FACTOR * s.recs_per_user, rows, cols,
                      tile_bytes=s.precompute_tile_mb * 2**20, threads=s.precompute_threads)
 
@@ -268,6 +286,7 @@ def recommend_block(engine: Engine, day: dt.date, scorer: Scorer,
 def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.DataFrame) -> int:
     """Score, re-rank and write the lists (and LIVE embeddings) of ``users``; returns users written."""
     s, ttl = scorer.settings, scorer.settings.recs_ttl_seconds
+    users = servable_users(scorer.model, users, COL_USER)  # a family without cold start: its known users
     for start in range(0, len(users), s.precompute_block_size):
         block = users.iloc[start : start + s.precompute_block_size]
         ids = block[COL_USER].tolist()
@@ -275,7 +294,7 @@ def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.D
         updated = dt.datetime.now(dt.timezone.utc).isoformat()
         write_json(redis, ((scorer.recs_key(uid), recs_payload(items, scorer.model_id, updated))
                            for uid, items in zip(ids, lists)), ttl=ttl)
-        if scorer.is_live:  # embedding:{user_id} belongs to the LIVE model only
+        if scorer.is_live and scorer.has_vectors:  # embedding:{user_id} belongs to the LIVE model only
             write_json(redis, ((KEY_USER_EMBEDDING.format(user_id=uid), embedding_payload(vec, scorer.model_id))
                                for uid, vec in zip(ids, vectors)), ttl=ttl)
     return len(users)
@@ -313,6 +332,10 @@ def _write_lists(engine: Engine, redis, day: dt.date, settings: Settings, live: 
         log.warning("no LIVE model: product embeddings not written")
         return {**write_lists(engine, redis, day, settings), "product_embeddings": 0, "model_id": None}
     out = write_lists(engine, redis, day, settings, catalog=live.products)
+    if not live.has_vectors:
+        log.info("LIVE model %s (%s) has no product vectors: product embeddings not written", live.model_id,
+                 live.model.served_as)
+        return {**out, "product_embeddings": 0, "model_id": live.model_id}
     n = write_json(redis, ((KEY_PRODUCT_EMBEDDING.format(product_id=pid), embedding_payload(vec, live.model_id))
                            for pid, vec in zip(live.products[COL_ITEM].tolist(), live.item_vectors)),
                    ttl=settings.recs_ttl_seconds)

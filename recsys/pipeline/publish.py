@@ -1,9 +1,11 @@
 """Publish a model: its embeddings and metadata next to ``model.npz``/``model.json``, then prune old versions.
 
-Files under ``models/<model_id>/``:
+Files under ``models/<model_id>/`` (a factor model: hybrid, lightfm-cf, als; an item-kNN model
+publishes its neighbour matrix instead, ``recsys.model.neighbour_files``):
 - ``user_ids.npy``, ``user_vectors.npy`` (every user of the users table), ``item_ids.npy``,
   ``item_vectors.npy`` (every product), ``item_norms.npy``: plain ``.npy`` files sorted by id, vectors
-  float32 as in ``HybridModel`` (``recsys.model.embedding_files``). The vectors are built ``BLOCK_ROWS``
+  float32 as in ``HybridModel`` (``recsys.model.embedding_files``); a family without cold start
+  (als) publishes the users it was trained on only. The vectors are built ``BLOCK_ROWS``
   rows at a time into a memory-mapped local temporary file, which is then uploaded (streamed).
 - ``metadata.json``: the registry row (with its params and metrics), the array shapes and the files,
   written last.
@@ -37,8 +39,9 @@ from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import COL_ITEM, COL_USER, STATUS_CANDIDATE, STATUS_LIVE
 from recsys.integrity import folder_checksums
 from recsys.model.embedding_files import BLOCK_ROWS, EMBEDDING_FILES, upload_files, write_side
-from recsys.model.hybrid import HybridModel
+from recsys.model.families import load_model, servable_users
 from recsys.model.model_files import model_file_names
+from recsys.model.neighbour_files import NEIGHBOUR_FILES, write_neighbour_files
 from recsys.model.train import load_products, load_users
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ METADATA_FILE = "metadata.json"
 MODELS_PREFIX = "models/"
 
 
-def write_model_embeddings(model: HybridModel, users: pd.DataFrame, products: pd.DataFrame, folder: Path,
+def write_model_embeddings(model, users: pd.DataFrame, products: pd.DataFrame, folder: Path,
                            block: int = BLOCK_ROWS) -> None:
     """The ``EMBEDDING_FILES`` of ``model`` for these users and products in ``folder``, sorted by id,
     ``block`` rows of vectors at a time."""
@@ -56,6 +59,16 @@ def write_model_embeddings(model: HybridModel, users: pd.DataFrame, products: pd
                lambda a, b: model.user_vectors(users.iloc[a:b]), model.dim, block)
     write_side(folder, "item", products[COL_ITEM].to_numpy(dtype=np.int64),
                lambda a, b: model.item_vectors(products.iloc[a:b]), model.dim, block)
+
+
+def write_served_files(model, users: pd.DataFrame, products: pd.DataFrame, folder: Path) -> tuple[str, ...]:
+    """The files serving reads for ``model`` in ``folder``, by its family's served form
+    (``recsys.model.families``); returns their names in write order."""
+    if model.served_as == "neighbours":
+        write_neighbour_files(model.arrays(), folder)
+        return NEIGHBOUR_FILES
+    write_model_embeddings(model, users, products, folder)
+    return EMBEDDING_FILES
 
 
 def model_folders(store: ArtifactStore) -> set[str]:
@@ -97,15 +110,17 @@ def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int
 
         rollback_depth = get_settings().rollback_depth
     row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
-    model = HybridModel.load(store, model_id, row.artifacts)  # ArtifactIntegrityError for an altered file
-    users, products = load_users(engine), load_products(engine)
+    model = load_model(store, row)  # any family; ArtifactIntegrityError for an altered file
+    users, products = servable_users(model, load_users(engine), COL_USER), load_products(engine)
     with tempfile.TemporaryDirectory(prefix="recsys-publish-") as tmp:
-        write_model_embeddings(model, users, products, Path(tmp))
-        checksums = folder_checksums(Path(tmp), EMBEDDING_FILES)
-        keys = [*upload_files(store, model_id, Path(tmp)), model_key(model_id, METADATA_FILE)]
+        files = write_served_files(model, users, products, Path(tmp))
+        checksums = folder_checksums(Path(tmp), files)
+        keys = [*upload_files(store, model_id, Path(tmp), files), model_key(model_id, METADATA_FILE)]
     metadata = {
         "model": registry.model_to_dict(row),
         "params": row.params,
+        "model_type": row.model_type,
+        "served_as": model.served_as,
         "dim": model.dim,
         "users": int(len(users)),
         "items": int(len(products)),

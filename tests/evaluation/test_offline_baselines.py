@@ -84,7 +84,7 @@ def two_tastes() -> pd.DataFrame:
 
 
 def test_als_scores_the_users_own_taste_higher():
-    pytest.importorskip("implicit", reason="implicit is an extra benchmark dependency (requirements-bench.txt)")
+    pytest.importorskip("implicit", reason="implicit (the als family) is in requirements.txt")
     model = ALSModel.fit(two_tastes(), factors=8, iterations=10, regularization=0.01, alpha=5.0, threads=1)
     catalogue = products(*range(100, 110), *range(200, 210))
     scores = model.score(pd.DataFrame({"user_id": [1, 30, 999]}), catalogue)

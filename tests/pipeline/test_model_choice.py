@@ -1,0 +1,122 @@
+"""Model selection and weekly tuning in the nightly train step, on the synthetic shop (real PostgreSQL):
+the candidates' table on the registry row and in ``GET /models/status``, a pinned family, re-run reuse,
+a stored tuned configuration used, and a search older than the interval triggering a new one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pg_helpers import clear_client_caches
+from shop_dates import LAST_EVENT_DAY
+from recsys import registry
+from recsys.flows import nightly
+
+pytestmark = [pytest.mark.integration]
+DAY = LAST_EVENT_DAY
+FAST = {"epochs": 3, "window_days": 14}
+
+
+@pytest.fixture
+def env(monkeypatch):
+    def set_env(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(f"RECSYS_{name.upper()}", str(value))
+        clear_client_caches()
+    yield set_env
+    monkeypatch.undo()
+    clear_client_caches()
+
+
+def test_selection_runs_two_families_records_the_table_and_a_rerun_reuses_the_model(shop_engine, local_store, env,
+                                                                                     caplog):
+    env(selection_candidates="hybrid-default,item-knn", no_components=8)
+    with caplog.at_level("INFO", logger="recsys.pipeline.model_choice"):
+        trained = nightly.train(shop_engine, local_store, DAY, FAST)
+    row = registry.get_model(shop_engine, trained["model_id"])
+    table = row.params["selection"]
+    assert table["metric"] == "ndcg@10" and table["validation_users"] > 0
+    assert table["validation_split"] == "last 1 day(s) of the training window"
+    assert [r["name"] for r in table["candidates"]] == ["hybrid-default", "item-knn"]
+    assert all(r["validation"]["ndcg@10"] is not None and r["fit_seconds"] is not None for r in table["candidates"])
+    chosen = [r for r in table["candidates"] if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["validation"]["ndcg@10"] == max(
+        r["validation"]["ndcg@10"] for r in table["candidates"])
+    assert row.params["family"] == chosen[0]["family"] and row.params["config"] == chosen[0]["config"]
+    assert row.model_type.lower() == chosen[0]["family"]
+    assert "model selection by ndcg@10" in caplog.text and "CHOSEN" in caplog.text
+
+    again = nightly.train(shop_engine, local_store, DAY, FAST)
+    assert again["reused"] and again["model_id"] == trained["model_id"]
+    env(selection_candidates="hybrid-default,item-knn,als", no_components=8)  # another candidate list: trains anew
+    assert not nightly.train(shop_engine, local_store, DAY, FAST).get("reused")
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_status_endpoint_shows_the_selection(shop_engine, local_store, env, tmp_path):
+    from asgi_client import open_client
+    from recsys.api.app import create_app
+    from recsys.api.schemas import ModelStatus
+    from recsys.settings import Settings
+
+    env(selection_candidates="hybrid-default,item-knn", no_components=8)
+    trained = nightly.train(shop_engine, local_store, DAY, FAST)
+    registry.promote(shop_engine, trained["model_id"], reason="test")
+    settings = Settings(database_url=shop_engine.url.render_as_string(hide_password=False),
+                        artifact_uri=str(tmp_path / "artifacts"), var_dir=tmp_path / "var", api_refresh_seconds=3600)
+    client, close = await open_client(create_app(settings, refresh_in_background=False))
+    try:
+        status = ModelStatus.model_validate((await client.get("/models/status")).json())
+    finally:
+        await close()
+    assert status.model_version == trained["model_id"]
+    assert [r["name"] for r in status.selection["candidates"]] == ["hybrid-default", "item-knn"]
+    assert status.selection["chosen"] == trained["candidate"]
+
+
+def test_a_pinned_family_is_trained_without_selection(shop_engine, local_store, env):
+    env(selection_candidates="hybrid-default,item-knn")
+    trained = nightly.train(shop_engine, local_store, DAY, {**FAST, "family": "als"})
+    row = registry.get_model(shop_engine, trained["model_id"])
+    assert row.model_type == "als" and row.params["family"] == "als"
+    (only,) = row.params["selection"]["candidates"]
+    assert only["chosen"] and only["skipped"] == "not run: family pinned to 'als'"
+    again = nightly.train(shop_engine, local_store, DAY, {**FAST, "family": "als"})
+    assert again["reused"] and again["model_id"] == trained["model_id"]
+    with pytest.raises(ValueError, match="family must be 'auto' or one of"):
+        nightly.train(shop_engine, local_store, DAY, {**FAST, "family": "gru"})
+
+
+def _register_tuning(engine, searched_on: dt.date, neighbours: int) -> None:
+    """A model row of an earlier night carrying a tuning record (as the nightly run leaves it)."""
+    record = {"searched_on": searched_on.isoformat(), "metric": "ndcg@10", "budget_seconds": 1.0,
+              "candidates": {"item-knn": {"family": "item-knn", "config": {"neighbours": neighbours},
+                                          "validation": 0.2, "default_validation": 0.1, "trials": 3}}}
+    registry.register_model(engine, model_id=f"01TUNED{searched_on:%Y%m%d}", model_type="item-knn",
+                            train_date=searched_on, params={"tuning": record}, samples=1, artifact_uri="x")
+
+
+def test_a_stored_tuned_configuration_is_used_until_the_next_search(shop_engine, local_store, env):
+    env(selection_candidates="item-knn", tuning_interval_days=7)
+    _register_tuning(shop_engine, DAY - dt.timedelta(days=3), neighbours=7)
+    trained = nightly.train(shop_engine, local_store, DAY, FAST)
+    row = registry.get_model(shop_engine, trained["model_id"])
+    assert row.params["config"] == {"neighbours": 7}  # the tuned value, not the default 100
+    assert row.params["tuning"]["searched_on"] == (DAY - dt.timedelta(days=3)).isoformat()  # carried, no search
+
+
+def test_a_search_older_than_the_interval_triggers_a_new_one(shop_engine, local_store, env):
+    env(selection_candidates="item-knn", tuning_interval_days=7, tuning_budget_seconds=3, tuning_families=1)
+    _register_tuning(shop_engine, DAY - dt.timedelta(days=7), neighbours=7)
+    trained = nightly.train(shop_engine, local_store, DAY, FAST)
+    tuning = registry.get_model(shop_engine, trained["model_id"]).params["tuning"]
+    assert tuning["searched_on"] == DAY.isoformat()
+    searched = tuning["candidates"]["item-knn"]
+    assert searched["trials"] >= 1 and searched["default_validation"] is not None
+    assert searched["validation"] >= searched["default_validation"]
