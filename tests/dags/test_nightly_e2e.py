@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import text
@@ -19,12 +17,6 @@ from pg_helpers import clear_client_caches
 from shop_dates import REDIS_URL, RUN_DATE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def airflow_db():
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-
 
 
 @pytest.fixture
