@@ -77,29 +77,39 @@ def asset_extra(asset: Asset, facts: dict, where) -> dict:
 
 
 def report(step_io: Callable, step: str, facts: dict) -> None:
-    """Set the running task's inlets/outlets to what ``step`` read and wrote; fill its asset events.
+    """Fill the running task's asset events, then set its inlets/outlets to what ``step`` read and wrote.
 
-    Lineage is observability: a failure here is logged and never fails the task (the DagBag test
-    checks that every task of both DAGs has its entry in ``recsys.lineage``)."""
+    Observability never fails a task that did its work: a failure here is logged (the DagBag test
+    checks that every task of both DAGs has its entry in ``recsys.lineage``, the unit tests the extras)."""
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    task, here = context["task"], where()
+    for asset in task.outlets:
+        if isinstance(asset, Asset):
+            try:
+                context["outlet_events"][asset].extra = asset_extra(asset, facts, here)
+            except Exception:
+                log.warning("asset %s: no extra for step %s", asset.name, step, exc_info=True)
     try:
-        _report(step_io, step, facts)
+        inputs, outputs = step_io(step, facts, here)
+        task.inlets = _declared(task.inlets) + _datasets(inputs)
+        task.outlets = _declared(task.outlets) + _datasets(outputs)
     except Exception:
         log.warning("no lineage reported for step %s", step, exc_info=True)
 
 
-def _report(step_io: Callable, step: str, facts: dict) -> None:
-    from airflow.sdk import get_current_context
+def _declared(objs) -> list:
+    """The task's own inlets/outlets (its Assets), without the datasets an earlier run of it set."""
     from openlineage.client.event_v2 import Dataset
 
-    context = get_current_context()
-    task, here = context["task"], where()
-    inputs, outputs = step_io(step, facts, here)
-    keep = lambda objs: [o for o in objs or [] if not isinstance(o, Dataset)]  # noqa: E731 (a re-run replaces)
-    task.inlets = keep(task.inlets) + [Dataset(namespace=d.namespace, name=d.name) for d in inputs]
-    task.outlets = keep(task.outlets) + [Dataset(namespace=d.namespace, name=d.name) for d in outputs]
-    for asset in task.outlets:
-        if isinstance(asset, Asset):
-            context["outlet_events"][asset].extra = asset_extra(asset, facts, here)
+    return [o for o in objs or [] if not isinstance(o, Dataset)]
+
+
+def _datasets(datasets) -> list:
+    from openlineage.client.event_v2 import Dataset
+
+    return [Dataset(namespace=d.namespace, name=d.name) for d in datasets]
 
 
 def _reporting(io_name: str) -> Callable:

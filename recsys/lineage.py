@@ -104,34 +104,36 @@ IO = tuple[list[LineageDataset], list[LineageDataset]]
 def _nightly(w: Where, r: dict) -> dict[str, Callable[[], IO]]:
     day, model = r.get("day"), r.get("model_id")
     t = w.table
+    # a name is given only for what the run knows: no "date=None" or "models/None" datasets
+    part = [day_partition(w, day)] if day else []
+    folder = [model_artifacts(w, model)] if model else []
+    drift = [w.artifact(f"drift/date={day}")] if day else []
+    report = [w.artifact(f"validation/date={day}/report.json")] if day else []
     recs = [w.redis(_pattern(KEY_RECS)), w.redis(_pattern(KEY_RECS_MODEL))]
     lists = [w.redis(_pattern(KEY_TRENDING)), w.redis(_pattern(KEY_BESTSELLERS))]
     return {
-        "extract": lambda: ([t(EVENTS)], [day_partition(w, day), t(INTERACTIONS)]),
-        "validate": lambda: ([day_partition(w, day), t(EVENTS), t(PRODUCTS)],
-                             [w.artifact(f"validation/date={day}/report.json")]),
-        "data_drift": lambda: ([day_partition(w, day), t(EVENTS)], [w.artifact(f"drift/date={day}")]),
-        "train": lambda: ([t(EVENTS), t(USERS), t(PRODUCTS)], [model_artifacts(w, model), t(MODELS)]),
-        "evaluate": lambda: ([model_artifacts(w, model), t(EVENTS)], [t(MODELS)]),
-        "output_drift": lambda: ([model_artifacts(w, model), t(MODELS), t(EVENTS)],
-                                 [w.artifact(f"drift/date={day}")]),
+        "extract": lambda: ([t(EVENTS)], [*part, t(INTERACTIONS)]),
+        "validate": lambda: ([*part, t(EVENTS), t(PRODUCTS)], report),
+        "data_drift": lambda: ([*part, t(EVENTS)], drift),
+        "train": lambda: ([t(EVENTS), t(USERS), t(PRODUCTS)], [*folder, t(MODELS)]),
+        "evaluate": lambda: ([*folder, t(EVENTS)], [t(MODELS)]),
+        "output_drift": lambda: ([*folder, t(MODELS), t(EVENTS)], drift),
         "promote_or_archive": lambda: ([t(MODELS)], [t(MODELS), t(PROMOTIONS)]),
-        "publish": lambda: ([model_artifacts(w, model), t(MODELS), t(USERS), t(PRODUCTS)],
-                            [model_artifacts(w, model), t(MODELS)]),
+        "publish": lambda: ([*folder, t(MODELS), t(USERS), t(PRODUCTS)], [*folder, t(MODELS)]),
         "segments": lambda: ([t(MODELS), t(EVENTS), t(USERS)], []),
-        "precompute": lambda: ([model_artifacts(w, model) if model else t(MODELS), t(EVENTS), t(AB_TESTS)], recs),
+        "precompute": lambda: ([*(folder or [t(MODELS)]), t(EVENTS), t(AB_TESTS)], recs),
         "lists": lambda: ([t(EVENTS), t(PRODUCTS)], lists),
     }
 
 
 def _hourly(w: Where, r: dict) -> dict[str, Callable[[], IO]]:
     t = w.table
+    folder = [model_artifacts(w, r["model_id"])] if r.get("model_id") else [t(MODELS)]
     return {
         "flush_impressions": lambda: ([w.redis(KEY_IMPRESSIONS)], [t(IMPRESSIONS)]),
         "update_results": lambda: ([t(IMPRESSIONS), t(EVENTS), t(AB_TESTS)], [t(AB_TESTS), t(MODELS)]),
-        "refresh_after_promotion": lambda: (
-            [model_artifacts(w, r["model_id"]) if r.get("model_id") else t(MODELS), t(EVENTS)],
-            [w.redis(_pattern(KEY_RECS)), w.redis(_pattern(KEY_TRENDING))]),
+        "refresh_after_promotion": lambda: ([*folder, t(EVENTS)],
+                                            [w.redis(_pattern(KEY_RECS)), w.redis(_pattern(KEY_TRENDING))]),
     }
 
 

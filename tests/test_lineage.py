@@ -59,6 +59,12 @@ def test_a_precompute_without_a_live_model_reads_the_registry_only():
     assert PG.table("recommendation_models") in inputs and not any("models/" in d.name for d in inputs)
 
 
+def test_nothing_is_named_after_a_day_or_model_the_run_does_not_know():
+    for step in ("extract", "validate", "data_drift", "train", "evaluate", "output_drift", "publish"):
+        for datasets in nightly_io(step, {}, PG):
+            assert not any("None" in d.name for d in datasets), step
+
+
 def test_hourly_steps():
     assert hourly_io("flush_impressions", {}, PG) == ([PG.redis("stream:impressions")], [PG.table("ab_impressions")])
     inputs, outputs = hourly_io("refresh_after_promotion", {"model_id": "m9"}, PG)

@@ -105,6 +105,15 @@ def test_lineage_never_fails_the_task(context, caplog):
     assert op.inlets == [] and op.outlets == []
 
 
+def test_a_missing_fact_loses_the_extra_but_not_the_lineage(context, caplog):
+    op = _operator(outlets=[recsys_lineage.PUBLISHED_MODEL])
+    context["task"] = op
+    recsys_lineage.report(nightly_io, "publish", {"day": "2026-11-20"})  # no model_id
+    assert "asset recsys_published_model: no extra for step publish" in caplog.text
+    assert context["outlet_events"][recsys_lineage.PUBLISHED_MODEL].extra == {}
+    assert len(op.inlets) == 3  # recommendation_models, users, products (no model folder to name)
+
+
 def test_the_decorator_reports_after_the_step_with_the_upstream_facts(context, monkeypatch):
     seen = []
     monkeypatch.setattr(recsys_lineage, "report", lambda io, step, facts: seen.append((io.__name__, step, facts)))
