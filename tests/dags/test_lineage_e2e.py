@@ -50,6 +50,8 @@ def lineage_run(airflow_db, shop_engine, redis_client, tmp_path):
         RECSYS_TRAINING_WINDOW_DAYS="30",
         AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps({"type": "file", "log_file_path": str(events), "append": True}),
         AIRFLOW__OPENLINEAGE__NAMESPACE="recsys-test",
+        # each event is emitted by a forked process the task waits for, 10 s by default: room for a loaded machine
+        AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT="120",
     )
     _airflow("dags", "reserialize", env=env)  # both DAGs and their Assets in the metadata DB
     _airflow("dags", "unpause", AB, env=env)
