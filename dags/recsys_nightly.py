@@ -21,6 +21,7 @@ import datetime as dt
 
 from airflow.sdk import dag, task
 from recsys_alerts import task_defaults
+from recsys_lineage import PUBLISHED_MODEL, VALIDATED_DAY, nightly_lineage
 from recsys_nightly_config import allow_dag_test, nightly_deadline, nightly_params
 
 
@@ -43,46 +44,57 @@ def recsys_nightly():
     from recsys.flows.steps import day_of
 
     @task
+    @nightly_lineage
     def extract() -> dict:
         return nightly.extract(engine(), store(), run_day(), run_params())
 
-    @task
+    @task(outlets=[VALIDATED_DAY])
+    @nightly_lineage
     def validate(extracted: dict) -> dict:
         return nightly.validate(engine(), store(), day_of(extracted))
 
     @task
+    @nightly_lineage
     def train(validated: dict) -> dict:
         return nightly.train(engine(), store(), day_of(validated), run_params())
 
     @task
+    @nightly_lineage
     def data_drift(validated: dict) -> dict:
         return nightly.data_drift(engine(), store(), day_of(validated))
 
     @task
+    @nightly_lineage
     def output_drift(evaluated: dict) -> dict:
         return nightly.output_drift(engine(), store(), day_of(evaluated), evaluated["model_id"])
 
     @task
+    @nightly_lineage
     def evaluate(trained: dict) -> dict:
         return nightly.evaluate(engine(), store(), day_of(trained), trained["model_id"])
 
     @task
+    @nightly_lineage
     def promote_or_archive(evaluated: dict) -> dict:
         return nightly.promote_or_archive(engine(), day_of(evaluated), evaluated["model_id"], run_params())
 
-    @task
+    @task(outlets=[PUBLISHED_MODEL])
+    @nightly_lineage
     def publish(decision: dict) -> dict:
         return skippable(nightly.publish, engine(), store(), day_of(decision), decision)
 
     @task
+    @nightly_lineage
     def shards(decision: dict, published: dict) -> list[int]:
         return skippable(nightly.shards, engine(), day_of(decision), decision)
 
     @task(max_active_tis_per_dagrun=4)
+    @nightly_lineage
     def precompute(decision: dict, shard: int) -> dict:
         return nightly.precompute_shard(engine(), store(), redis_client(), day_of(decision), shard)
 
     @task
+    @nightly_lineage
     def lists(decision: dict, published: dict) -> dict:
         return skippable(nightly.lists, engine(), store(), redis_client(), day_of(decision), decision)
 

@@ -18,3 +18,6 @@ export AIRFLOW__API__PORT=$AIRFLOW_PORT
 # Airflow's default for both is localhost:8080 whatever [api] port says
 export AIRFLOW__API__BASE_URL=${AIRFLOW__API__BASE_URL:-http://127.0.0.1:$AIRFLOW_PORT}
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$AIRFLOW_PORT/execution/}
+# lineage (plugins/recsys_lineage.py, README "Lineage"): every task's OpenLineage events, one JSON a line
+export AIRFLOW__OPENLINEAGE__TRANSPORT=${AIRFLOW__OPENLINEAGE__TRANSPORT:-"{\"type\": \"file\", \"log_file_path\": \"$VAR/openlineage.jsonl\", \"append\": true}"}
+export AIRFLOW__OPENLINEAGE__NAMESPACE=${AIRFLOW__OPENLINEAGE__NAMESPACE:-recsys}

@@ -57,6 +57,40 @@ def test_nightly_schedule_params_and_deadline(dagbag):
     assert os.environ.get("RECSYS_DAG_DEADLINE_HOURS") in (None, "4", "4.0")
 
 
+def _serialized(dag):
+    """The DAG as the scheduler and the UI see it (what the dag processor writes to the metadata DB)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+
+
+def test_validated_day_and_published_model_are_assets_and_the_ab_dag_runs_on_the_model(dagbag):
+    from airflow.timetables.assets import AssetOrTimeSchedule
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    nightly = _serialized(dagbag.dags["recsys_nightly"])
+    outlets = {t.task_id: [(a.name, a.uri) for a in t.outlets] for t in nightly.tasks if t.outlets}
+    assert outlets == {"validate": [("recsys_validated_day", "x-recsys://events/validated")],
+                       "publish": [("recsys_published_model", "x-recsys://models/published")]}
+    ab = _serialized(dagbag.dags["recsys_ab_results"])
+    assert isinstance(ab.timetable, AssetOrTimeSchedule)
+    assert [a.name for a in ab.timetable.asset_condition.objects] == ["recsys_published_model"]
+    assert isinstance(ab.timetable.timetable, CronTriggerTimetable)
+    assert ab.timetable.timetable._expression == "0 * * * *"  # the hourly cron it had before, kept
+
+
+def test_every_task_reports_its_lineage(dagbag):
+    """Each task's name is a step of recsys.lineage (a renamed task would report nothing)."""
+    from recsys.lineage import Where, hourly_io, nightly_io
+
+    where = Where("postgresql://h/db", "s3://b/artifacts", "redis://h/0")
+    for dag_id, io in (("recsys_nightly", nightly_io), ("recsys_ab_results", hourly_io)):
+        for t in dagbag.dags[dag_id].tasks:
+            inputs, outputs = io(t.task_id, {"day": "2026-11-20", "model_id": "m"}, where)
+            assert inputs, f"{dag_id}.{t.task_id} reads nothing?"
+            assert getattr(t, "python_callable", None) is None or t.python_callable.__wrapped__, t.task_id
+
+
 PARSE_PROBE = r"""
 import json, socket, sys
 def refuse(*a, **k):

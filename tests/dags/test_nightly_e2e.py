@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import text
@@ -19,12 +17,6 @@ from pg_helpers import clear_client_caches
 from shop_dates import REDIS_URL, RUN_DATE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def airflow_db():
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-
 
 
 @pytest.fixture
@@ -89,6 +81,20 @@ def _deadlines_of(run) -> int:
         return session.scalar(select(func.count()).select_from(Deadline).where(Deadline.dagrun_id == run.id))
 
 
+def _validated_days(run) -> list[str]:
+    """The days of the ``recsys_validated_day`` Asset events of the nightly run ``run`` (run ids repeat
+    across the tests of this module, since each runs the same dates again: only this run's own events)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(
+            AssetModel.name == "recsys_validated_day", AssetEvent.source_run_id == run.run_id,
+            AssetEvent.timestamp >= run.start_date)).all()
+        return [e.extra["day"] for e in events]
+
+
 def _model_count(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM recommendation_models")).scalar_one()
@@ -99,6 +105,7 @@ def test_backfill_three_days_then_rerun_changes_nothing(nightly, shop_engine, re
     for logical in dates:
         run = nightly(logical)
         assert run.state == "success", logical
+        assert _validated_days(run) == [(logical - dt.timedelta(days=1)).isoformat()]
         assert _deadlines_of(run) == 0, "the succeeded run's deadline was not pruned"
 
     live_id, metrics = _live(shop_engine)
@@ -160,6 +167,7 @@ def test_bad_day_fails_validation_and_leaves_live_untouched(nightly, shop_engine
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["validate"] == "failed"
     assert states.get("train") in ("upstream_failed", None)
+    assert _validated_days(run) == []  # a day that failed validation is no validated-day Asset event
     assert _live(shop_engine)[0] == live_id
     assert _model_count(shop_engine) == models_before
     assert _recs_snapshot(redis_client) == snap

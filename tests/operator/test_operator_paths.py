@@ -8,7 +8,7 @@ written; only their dates are replaced by days of the test's shop (its events en
 yesterday).
 
 The cases share one stack and build on each other, in this order: a scheduled
-run; its missed (short) deadline pages; a manual trigger with --conf and no
+run, whose published model triggers the Asset-scheduled A/B results DAG; its missed (short) deadline pages; a manual trigger with --conf and no
 logical date; a two-day backfill, then a re-run of a backfilled day with
 `airflow dags test`; a failing task pages; a rollback; a REST trigger run by a
 Celery worker.
@@ -27,6 +27,7 @@ from airflow_stack import REPO, TODAY, compose_executor_env, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.operator]
 
 DAG = "recsys_nightly"
+AB_DAG = "recsys_ab_results"
 RUN_MINUTES = 8  # the longest a nightly run of the tiny shop may take on a loaded 2-core machine
 README_SECTION = "## Running the pipeline in Airflow"
 README_COMMANDS = {  # the README's commands, by what they start with, and the test that runs each
@@ -93,7 +94,8 @@ def test_readme_commands_are_the_ones_this_suite_runs():
         assert sum(c.startswith(prefix) for c in commands) == 1, f"README has no single `{prefix} ...` command"
 
 
-def test_scheduled_run_processes_yesterday(stack):
+def test_scheduled_run_processes_yesterday_and_its_published_model_triggers_the_ab_dag(stack):
+    stack.airflow("dags", "unpause", AB_DAG)  # the Asset consumer: a paused DAG is not queued by asset events
     stack.airflow("dags", "unpause", DAG)  # paused at creation: unpausing lets the scheduler create today's run
     scheduled = wait_for(lambda: [r for r in stack.runs(DAG) if r["run_type"] == "scheduled"], timeout=120,
                          what="the scheduler to create the scheduled run", stack=stack)[0]
@@ -104,6 +106,18 @@ def test_scheduled_run_processes_yesterday(stack):
     assert stack.xcom(DAG, run["dag_run_id"], "extract")["day"] == yesterday.isoformat()
     assert yesterday in [r[2] for r in _registry(stack)]  # trained for that day (promoted or not: tiny shop)
     stack.scheduled_run_id = run["dag_run_id"]
+
+    # publish updated the recsys_published_model Asset: the scheduler created an A/B results run for it
+    published = stack.xcom(DAG, run["dag_run_id"], "publish")["model_id"]
+    try:
+        ab = wait_for(lambda: [r for r in stack.runs(AB_DAG) if r["run_type"] == "asset_triggered"], timeout=120,
+                      what="the asset-triggered A/B results run", stack=stack)[0]
+        events = stack.api("GET", f"/dags/{AB_DAG}/dagRuns/{ab['dag_run_id']}/upstreamAssetEvents").json()
+        assert [(e["extra"]["model_id"], e["source_dag_id"], e["source_task_id"]) for e in events["asset_events"]] == [
+            (published, DAG, "publish")]
+        assert stack.wait_run(AB_DAG, ab["dag_run_id"], timeout=RUN_MINUTES * 60)["state"] == "success", stack.log_tails()
+    finally:
+        stack.airflow("dags", "pause", AB_DAG)  # the later cases drive the nightly DAG alone
 
 
 def test_missed_deadline_pages_on_call(stack, webhook):

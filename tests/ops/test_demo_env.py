@@ -15,7 +15,8 @@ import json
 from airflow.configuration import conf
 from airflow.executors.base_executor import get_execution_api_server_url
 print(json.dumps({"port": conf.getint("api", "port"), "base_url": conf.get("api", "base_url"),
-                  "execution_api": get_execution_api_server_url()}))
+                  "execution_api": get_execution_api_server_url(),
+                  "lineage": conf.get("openlineage", "transport"), "lineage_namespace": conf.get("openlineage", "namespace")}))
 """
 
 
@@ -28,10 +29,18 @@ def _demo_config(tmp_path, **ports) -> dict:
 
 
 def test_the_airflow_port_moves_the_ui_and_the_execution_api_together(tmp_path):
-    assert _demo_config(tmp_path, RECSYS_DEMO_AIRFLOW_PORT="18186") == {
+    config = _demo_config(tmp_path, RECSYS_DEMO_AIRFLOW_PORT="18186")
+    assert {k: config[k] for k in ("port", "base_url", "execution_api")} == {
         "port": 18186, "base_url": "http://127.0.0.1:18186", "execution_api": "http://127.0.0.1:18186/execution/",
     }
     assert _demo_config(tmp_path)["execution_api"] == "http://127.0.0.1:8080/execution/"
+
+
+def test_lineage_goes_to_a_file_under_var(tmp_path):
+    config = _demo_config(tmp_path)
+    assert json.loads(config["lineage"]) == {"type": "file", "log_file_path": f"{tmp_path}/openlineage.jsonl",
+                                             "append": True}
+    assert config["lineage_namespace"] == "recsys"
 
 
 def test_run_demo_uses_the_demo_env_and_its_ports():
