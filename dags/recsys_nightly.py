@@ -55,6 +55,14 @@ def recsys_nightly():
         return nightly.train(engine(), store(), day_of(validated), run_params())
 
     @task
+    def train_sequential(validated: dict) -> dict:
+        return skippable(nightly.train_sequential, engine(), store(), day_of(validated), run_params())
+
+    @task
+    def evaluate_sequential(trained: dict) -> dict:
+        return nightly.evaluate_sequential(engine(), store(), day_of(trained), trained["model_id"], run_params())
+
+    @task
     def data_drift(validated: dict) -> dict:
         return nightly.data_drift(engine(), store(), day_of(validated))
 
@@ -88,6 +96,7 @@ def recsys_nightly():
 
     validated = validate(extract())
     data_drift(validated)
+    evaluate_sequential(train_sequential(validated))  # a parallel branch: never switches the LIVE model
     evaluated = evaluate(train(validated))
     output_drift(evaluated)
     decision = promote_or_archive(evaluated)

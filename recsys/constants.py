@@ -47,6 +47,7 @@ STATUS_LIVE = "LIVE"
 STATUS_ARCHIVED = "ARCHIVED"
 MODEL_STATUSES = (STATUS_TRAINING, STATUS_CANDIDATE, STATUS_LIVE, STATUS_ARCHIVED)
 MODEL_TYPE_HYBRID = "HYBRID"
+MODEL_TYPE_SEQUENTIAL = "SEQUENTIAL"  # recsys.sequential: the session model, scored from ONNX
 # attribute groups the hybrid model can learn from (RECSYS_USER_FEATURES / RECSYS_ITEM_FEATURES)
 USER_FEATURE_GROUPS = ("country", "language", "device_type", "segment")
 ITEM_FEATURE_GROUPS = ("category", "price", "name")
@@ -73,6 +74,7 @@ REASON_POPULAR_IN = "Popular in {category}"
 REASON_TRENDING = "Trending now"
 REASON_NEW_ARRIVAL = "New arrival"
 REASON_GOES_WITH = "Goes with your {product}"
+REASON_JUST_VIEWED = "Because you just viewed {product}"  # the sequential model: next after this product
 REASON_BOUGHT_TOGETHER = "Customers who bought this also bought"  # /recommendations/similar
 REASON_SIMILAR = "Similar to {product}"                          # /recommendations/similar, embeddings only
 

@@ -35,6 +35,7 @@ from recsys.model.hybrid import HybridModel
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.ranking.reasons import SOURCE_MODEL, ReasonContext, reason_for
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
+from recsys.sequential.served import just_viewed, list_fields, load_scoring_model
 from recsys.settings import Settings, get_settings
 from recsys.timeutil import ms_to_datetime
 
@@ -128,7 +129,7 @@ class Scorer:
 
     model_id: str
     is_live: bool
-    model: HybridModel
+    model: HybridModel  # or a recsys.sequential.served.SequentialServed (same methods)
     products: pd.DataFrame
     item_vectors: np.ndarray
     settings: Settings
@@ -153,7 +154,9 @@ class Scorer:
                 raise PrecomputeError("no LIVE model to precompute with: train and promote one first")
             model_id = live.model_id
         row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
-        model = HybridModel.load(store, model_id, row.artifacts)  # ArtifactIntegrityError for an altered file
+        # a HybridModel, or a sequential model reading each user's sequence up to the end of ``day``;
+        # ArtifactIntegrityError for an altered file
+        model = load_scoring_model(engine, store, row, window_ms(day, 1)[1], settings.training_window_days)
         products = load_catalog(engine, day, settings)
         if products.empty:
             raise PrecomputeError("the catalogue is empty: nothing to recommend")
@@ -220,7 +223,7 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
     out = []
     for i, (uid, kept) in enumerate(zip(users[COL_USER].tolist(), kept_rows)):
         items = [Candidate(ids[j], score, *attrs[j]) for j, score in zip(kept.tolist(), scores[i, kept].tolist())]
-        ctx = ReasonContext(viewed_categories=viewed.get(uid, frozenset()))
+        ctx = ReasonContext(viewed_categories=viewed.get(uid, frozenset()), just_viewed=just_viewed(scorer.model, uid))
         for item in items:  # objects built just above: set the reason in place rather than copy
             item.reason = reason_for(item, SOURCE_MODEL, ctx)
         out.append(items)
@@ -255,7 +258,8 @@ def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.D
         ids = block[COL_USER].tolist()
         vectors, lists = recommend_block(engine, day, scorer, block)
         updated = dt.datetime.now(dt.timezone.utc).isoformat()
-        write_json(redis, ((scorer.recs_key(uid), recs_payload(items, scorer.model_id, updated))
+        write_json(redis, ((scorer.recs_key(uid), {**recs_payload(items, scorer.model_id, updated),
+                                                    **list_fields(scorer.model, uid)})
                            for uid, items in zip(ids, lists)), ttl=ttl)
         if scorer.is_live:  # embedding:{user_id} belongs to the LIVE model only
             write_json(redis, ((KEY_USER_EMBEDDING.format(user_id=uid), embedding_payload(vec, scorer.model_id))

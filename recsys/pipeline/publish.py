@@ -40,6 +40,7 @@ from recsys.model.embedding_files import BLOCK_ROWS, EMBEDDING_FILES, upload_fil
 from recsys.model.hybrid import HybridModel
 from recsys.model.model_files import model_file_names
 from recsys.model.train import load_products, load_users
+from recsys.sequential.served import is_sequential, publish_sequential
 
 log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"
@@ -97,6 +98,8 @@ def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int
 
         rollback_depth = get_settings().rollback_depth
     row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
+    if is_sequential(row):
+        return publish_sequential(engine, store, row, keep, rollback_depth)
     model = HybridModel.load(store, model_id, row.artifacts)  # ArtifactIntegrityError for an altered file
     users, products = load_users(engine), load_products(engine)
     with tempfile.TemporaryDirectory(prefix="recsys-publish-") as tmp:
