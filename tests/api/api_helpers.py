@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asgi_client import open_client  # noqa: F401  (re-exported for the tests)
+from asgi_client import AppClient, open_client  # noqa: F401  (re-exported for the tests)
 
 import datetime as dt
 import json
@@ -166,21 +166,3 @@ def truncate_all(engine) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
-
-class AppClient:
-    """``async with AppClient(settings) as api``: an ASGI client of ``create_app(settings)`` (no background
-    refresh), the app at ``api.app``."""
-
-    def __init__(self, settings):
-        self.settings = settings
-
-    async def __aenter__(self):
-        from recsys.api.app import create_app
-
-        app = create_app(self.settings, refresh_in_background=False)
-        client, self._close = await open_client(app)
-        client.app = app
-        return client
-
-    async def __aexit__(self, *exc):
-        await self._close()

@@ -1,0 +1,144 @@
+"""A/B test across model families: the hybrid (LIVE, control) against the sequential model (treatment).
+
+``python -m recsys.lab.family_ab --out result.json`` (needs PostgreSQL and Redis; torch for training):
+a fresh database with the synthetic shop, both families trained on the same window and published, the
+hybrid LIVE with its lists precomputed; the API in a subprocess (``python -m recsys serve``); an A/B test
+created through ``POST /models/ab-test``, the arm lists precomputed, simulated shoppers
+(``recsys.lab.simulate``: they click what they truly like, and every click goes back to the API, so the
+sequential arm is re-scored in real time), then ``POST /ab-tests/{id}/stop``: CTR per arm, the p-value
+and the decision (the registry promotes the treatment when it wins and ``RECSYS_AB_AUTO_PROMOTE`` is on).
+``run_family_ab`` takes any client of the API (the tests pass the in-process ASGI app).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from recsys.lab.experiment import TOKEN, _db_url, api_process
+
+
+def prepare_families(args, settings) -> dict:
+    """The shop in the database; a hybrid (LIVE) and a sequential model trained on it, published, LIVE lists."""
+    from recsys import registry
+    from recsys.clients import get_store, make_engine, make_redis
+    from recsys.data.loading import load_shop
+    from recsys.data.synthetic import generate_shop
+    from recsys.db.migrate import upgrade
+    from recsys.model.train import TrainParams, train_model
+    from recsys.pipeline.precompute import precompute_all
+    from recsys.pipeline.publish import publish_model
+    from recsys.sequential.family import config_from_settings, train_sequential_model
+
+    upgrade(settings.database_url)
+    engine, redis, store = make_engine(settings.database_url), make_redis(settings), get_store(settings)
+    redis.flushdb()
+    shop = generate_shop(n_users=args.shop_users, n_products=args.shop_products, days=args.shop_days,
+                         seed=args.shop_seed, end_date=args.day)
+    load_shop(engine, shop)
+    day = args.day + dt.timedelta(days=1)  # train on every day of the shop
+    hybrid = train_model(engine, store, day, TrainParams(window_days=args.shop_days + 1, epochs=args.epochs,
+                                                          no_components=32, threads=2, seed=1))["model_id"]
+    config = config_from_settings(settings, time_budget_s=args.sequential_budget, seed=1)
+    sequential = train_sequential_model(engine, store, day, args.shop_days + 1, config)["model_id"]
+    for model_id in (hybrid, sequential):
+        publish_model(engine, store, model_id)
+    registry.promote(engine, hybrid, reason="family A/B: the hybrid is LIVE")
+    precompute_all(engine, store, redis, day=args.day, settings=settings)
+    return {"engine": engine, "redis": redis, "store": store, "shop": shop, "hybrid": hybrid,
+            "sequential": sequential, "settings": settings}
+
+
+async def run_family_ab(client, prep: dict, shoppers, users, *, day: dt.date, fraction: float, hours: float,
+                        visits_per_hour: float, seed: int) -> dict:
+    """Create the test (sequential = treatment), precompute its arms, simulate, stop: the result."""
+    from recsys.abtest.precompute import precompute_test_arms
+    from recsys.lab.simulate import run_simulation
+    from recsys.pipeline.precompute import active_segments
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = await client.post("/models/ab-test", headers=auth, json={
+        "treatment_model_id": prep["sequential"], "control_model_id": prep["hybrid"], "duration_hours": 24,
+        "treatment_fraction": fraction})
+    r.raise_for_status()
+    created = r.json()
+    engine, settings = prep["engine"], prep["settings"]
+    arms = [precompute_test_arms(engine, prep["store"], prep["redis"], day, seg, settings)
+            for seg in active_segments(engine, day, settings=settings)]
+    sim = await run_simulation("", shoppers, users, hours=hours, visits_per_hour=visits_per_hour, num_items=10,
+                               concurrency=8, seed=seed, client=client)
+    stopped = await client.post(f"/ab-tests/{created['test_id']}/stop", headers=auth)
+    stopped.raise_for_status()
+    view = stopped.json()
+    results = view["results"]
+    return {"test_id": created["test_id"], "control": prep["hybrid"], "treatment": prep["sequential"],
+            "precomputed_users": sum(a["users"] for a in arms), "simulation": sim,
+            "ctr": {arm: results["arms"][arm]["ctr"] for arm in ("control", "treatment")},
+            "impressions": {arm: results["arms"][arm]["impressions"] for arm in ("control", "treatment")},
+            "pvalue": view["pvalue"], "winner": view["winner"], "decision": results["decision"]}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
+    p.add_argument("--workdir", default="/tmp/recsys-family-ab")
+    p.add_argument("--shop-users", type=int, default=3000)
+    p.add_argument("--shop-products", type=int, default=300)
+    p.add_argument("--shop-days", type=int, default=30)
+    p.add_argument("--shop-seed", type=int, default=42)
+    p.add_argument("--epochs", type=int, default=20, help="hybrid epochs")
+    p.add_argument("--sequential-budget", type=float, default=120.0, help="sequential training budget (s)")
+    p.add_argument("--users", type=int, default=1500, help="simulated shoppers")
+    p.add_argument("--hours", type=float, default=3.0)
+    p.add_argument("--visits-per-hour", type=float, default=1.0)
+    p.add_argument("--fraction", type=float, default=0.5)
+    p.add_argument("--port", type=int, default=8766)
+    p.add_argument("--out", default=None)
+    return p
+
+
+def main(argv=None) -> int:
+    import asyncio
+
+    import httpx
+
+    from recsys.lab.simulate import Shoppers
+    from recsys.settings import Settings
+
+    args = _parser().parse_args(argv)
+    args.day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, RECSYS_DATABASE_URL=_db_url(args.pg_admin_url, "recsys_family_ab"),
+               RECSYS_REDIS_URL=args.redis_url, RECSYS_ARTIFACT_URI=str(work / "artifacts"),
+               RECSYS_ADMIN_TOKEN=TOKEN, RECSYS_PERSONALIZED_MIN_EVENTS="0", RECSYS_API_REFRESH_SECONDS="5",
+               RECSYS_VAR_DIR=str(work / "var"))
+    os.environ.update({k: v for k, v in env.items() if k.startswith("RECSYS_")})
+    prep = prepare_families(args, Settings())
+    shoppers = Shoppers.from_shop(prep["shop"], seed=args.shop_seed)
+    users = np.random.default_rng(1).choice(shoppers.user_ids, size=min(args.users, len(shoppers.user_ids)),
+                                            replace=False).tolist()
+
+    async def drive(url: str) -> dict:
+        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+            return await run_family_ab(client, prep, shoppers, users, day=args.day, fraction=args.fraction,
+                                       hours=args.hours, visits_per_hour=args.visits_per_hour, seed=11)
+
+    with api_process(env, args.port) as url:
+        out = asyncio.run(drive(url))
+    text = json.dumps(out, indent=2, default=str)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
