@@ -7,6 +7,10 @@ trigger` or the REST API may leave it out in Airflow 3) processes the day before
 its `run_after`, i.e. yesterday. The first task computes that day; every later
 task reads it from what its upstream task returned.
 
+**Sequential branch**: `train_sequential -> evaluate_sequential` runs beside the
+hybrid after `validate` (`RECSYS_SEQUENTIAL_NIGHTLY`); it registers and judges the
+sequential model but never switches the LIVE one.
+
 **Params** (trigger form or `--conf`) override the settings for this run; the
 effective values are logged at the start of `extract` and `train`.
 

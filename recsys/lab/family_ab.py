@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from recsys.lab.experiment import TOKEN, _db_url, api_process
+from recsys.lab.experiment import TOKEN, api_process, base_parser, experiment_env
 
 
 def prepare_families(args, settings) -> dict:
@@ -85,20 +84,9 @@ async def run_family_ab(client, prep: dict, shoppers, users, *, day: dt.date, fr
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
-    p.add_argument("--workdir", default="/tmp/recsys-family-ab")
-    p.add_argument("--shop-users", type=int, default=3000)
-    p.add_argument("--shop-products", type=int, default=300)
-    p.add_argument("--shop-days", type=int, default=30)
-    p.add_argument("--shop-seed", type=int, default=42)
+    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-family-ab")
     p.add_argument("--epochs", type=int, default=20, help="hybrid epochs")
     p.add_argument("--sequential-budget", type=float, default=120.0, help="sequential training budget (s)")
-    p.add_argument("--users", type=int, default=1500, help="simulated shoppers")
-    p.add_argument("--hours", type=float, default=3.0)
-    p.add_argument("--visits-per-hour", type=float, default=1.0)
-    p.add_argument("--fraction", type=float, default=0.5)
     p.add_argument("--port", type=int, default=8766)
     p.add_argument("--out", default=None)
     return p
@@ -113,14 +101,7 @@ def main(argv=None) -> int:
     from recsys.settings import Settings
 
     args = _parser().parse_args(argv)
-    args.day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, RECSYS_DATABASE_URL=_db_url(args.pg_admin_url, "recsys_family_ab"),
-               RECSYS_REDIS_URL=args.redis_url, RECSYS_ARTIFACT_URI=str(work / "artifacts"),
-               RECSYS_ADMIN_TOKEN=TOKEN, RECSYS_PERSONALIZED_MIN_EVENTS="0", RECSYS_API_REFRESH_SECONDS="5",
-               RECSYS_VAR_DIR=str(work / "var"))
-    os.environ.update({k: v for k, v in env.items() if k.startswith("RECSYS_")})
+    env = experiment_env(args, "recsys_family_ab")
     prep = prepare_families(args, Settings())
     shoppers = Shoppers.from_shop(prep["shop"], seed=args.shop_seed)
     users = np.random.default_rng(1).choice(shoppers.user_ids, size=min(args.users, len(shoppers.user_ids)),
