@@ -7,6 +7,10 @@ trigger` or the REST API may leave it out in Airflow 3) processes the day before
 its `run_after`, i.e. yesterday. The first task computes that day; every later
 task reads it from what its upstream task returned.
 
+**Sequential branch**: `train_sequential -> evaluate_sequential` runs beside the
+hybrid after `validate` (`RECSYS_SEQUENTIAL_NIGHTLY`); it registers and judges the
+sequential model but never switches the LIVE one.
+
 **Params** (trigger form or `--conf`) override the settings for this run; the
 effective values are logged at the start of `extract` and `train`.
 
@@ -60,6 +64,16 @@ def recsys_nightly():
 
     @task
     @nightly_lineage
+    def train_sequential(validated: dict) -> dict:
+        return skippable(nightly.train_sequential, engine(), store(), day_of(validated), run_params())
+
+    @task
+    @nightly_lineage
+    def evaluate_sequential(trained: dict) -> dict:
+        return nightly.evaluate_sequential(engine(), store(), day_of(trained), trained["model_id"], run_params())
+
+    @task
+    @nightly_lineage
     def data_drift(validated: dict) -> dict:
         return nightly.data_drift(engine(), store(), day_of(validated))
 
@@ -100,6 +114,7 @@ def recsys_nightly():
 
     validated = validate(extract())
     data_drift(validated)
+    evaluate_sequential(train_sequential(validated))  # a parallel branch: never switches the LIVE model
     evaluated = evaluate(train(validated))
     output_drift(evaluated)
     decision = promote_or_archive(evaluated)

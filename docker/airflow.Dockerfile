@@ -13,9 +13,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 USER airflow
 
-COPY --chown=airflow:root requirements.txt /opt/recsys/requirements.txt
-# pinning apache-airflow again keeps pip from moving the image's Airflow
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/recsys/requirements.txt
+COPY --chown=airflow:root requirements.txt requirements-train.txt /opt/recsys/
+# pinning apache-airflow again keeps pip from moving the image's Airflow; requirements-train.txt (torch CPU,
+# onnx) trains the sequential model in the nightly DAG (RECSYS_SEQUENTIAL_NIGHTLY, on by default)
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/recsys/requirements.txt \
+    -r /opt/recsys/requirements-train.txt --extra-index-url https://download.pytorch.org/whl/cpu
 COPY --chown=airflow:root pyproject.toml /opt/recsys/pyproject.toml
 COPY --chown=airflow:root recsys /opt/recsys/recsys
 RUN pip install --no-cache-dir --no-deps /opt/recsys

@@ -51,6 +51,7 @@ MODEL_TYPE_HYBRID = "HYBRID"
 # configurations model selection tries, the production default first (recsys.evaluation.selection)
 MODEL_FAMILIES = ("hybrid", "lightfm-cf", "als", "item-knn")
 SELECTION_CANDIDATES = ("hybrid-default", "item-knn", "als", "lightfm-cf", "hybrid-warp", "hybrid-nofeatures")
+MODEL_TYPE_SEQUENTIAL = "SEQUENTIAL"  # recsys.sequential: the session model, scored from ONNX
 # attribute groups the hybrid model can learn from (RECSYS_USER_FEATURES / RECSYS_ITEM_FEATURES)
 USER_FEATURE_GROUPS = ("country", "language", "device_type", "segment")
 ITEM_FEATURE_GROUPS = ("category", "price", "name")
@@ -77,6 +78,7 @@ REASON_POPULAR_IN = "Popular in {category}"
 REASON_TRENDING = "Trending now"
 REASON_NEW_ARRIVAL = "New arrival"
 REASON_GOES_WITH = "Goes with your {product}"
+REASON_JUST_VIEWED = "Because you just viewed {product}"  # the sequential model: next after this product
 REASON_BOUGHT_TOGETHER = "Customers who bought this also bought"  # /recommendations/similar
 REASON_SIMILAR = "Similar to {product}"                          # /recommendations/similar, embeddings only
 

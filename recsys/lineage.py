@@ -117,6 +117,8 @@ def _nightly(w: Where, r: dict) -> dict[str, Callable[[], IO]]:
         "data_drift": lambda: ([*part, t(EVENTS)], drift),
         "train": lambda: ([t(EVENTS), t(USERS), t(PRODUCTS)], [*folder, t(MODELS)]),
         "evaluate": lambda: ([*folder, t(EVENTS)], [t(MODELS)]),
+        "train_sequential": lambda: ([t(EVENTS), t(PRODUCTS)], [*folder, t(MODELS)]),
+        "evaluate_sequential": lambda: ([*folder, t(EVENTS)], [t(MODELS)]),
         "output_drift": lambda: ([*folder, t(MODELS), t(EVENTS)], drift),
         "promote_or_archive": lambda: ([t(MODELS)], [t(MODELS), t(PROMOTIONS)]),
         "publish": lambda: ([*folder, t(MODELS), t(USERS), t(PRODUCTS)], [*folder, t(MODELS)]),

@@ -60,3 +60,22 @@ class ServerThread:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+class AppClient:
+    """``async with AppClient(settings) as api``: an ASGI client of ``create_app(settings)`` (no background
+    refresh), the app at ``api.app``."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    async def __aenter__(self):
+        from recsys.api.app import create_app
+
+        app = create_app(self.settings, refresh_in_background=False)
+        client, self._close = await open_client(app)
+        client.app = app
+        return client
+
+    async def __aexit__(self, *exc):
+        await self._close()

@@ -37,13 +37,22 @@ def check_request(duration_hours: float, treatment_fraction: float) -> None:
         raise InvalidTestError(f"duration_hours must be in (0, {MAX_DURATION_HOURS}], not {duration_hours}")
 
 
+def _published(artifacts: ArtifactStore, row) -> bool:
+    """Embedding files, or for a sequential model (scored from its ONNX files) the metadata publish writes."""
+    from recsys.sequential.served import is_sequential
+
+    if is_sequential(row):
+        return artifacts.exists(model_key(row.model_id, "metadata.json"))
+    return published_format(artifacts, row.model_id) is not None
+
+
 def check_models(engine: Engine, model_ids: tuple[str, ...], artifacts: ArtifactStore | None) -> None:
     """Every model exists (``UnknownModelError``), is not archived and, when ``artifacts`` is given, is published."""
     for model_id in dict.fromkeys(model_ids):
         row = registry.get_model(engine, model_id)
         if row.status == STATUS_ARCHIVED:
             raise InvalidTestError(f"model {model_id!r} is ARCHIVED: archived models cannot enter a test")
-        if artifacts is not None and row.status != STATUS_LIVE and published_format(artifacts, model_id) is None:
+        if artifacts is not None and row.status != STATUS_LIVE and not _published(artifacts, row):
             raise InvalidTestError(f"model {model_id!r} is not published (no embeddings in "
                                    f"{artifacts.uri(model_key(model_id, ''))}): publish it first")
 

@@ -18,6 +18,7 @@ from recsys.api.embeddings import ModelEmbeddings, load_embeddings
 from recsys.api.errors import DependencyDown
 from recsys.api.fallbacks import lists_from_counts, lists_from_redis
 from recsys.abtest.assignment import arm_model
+from recsys.api.realtime import is_sequential_row, refresh_sequential
 from recsys.api.state import ServingState
 from recsys.constants import ARMS
 from recsys.integrity import ArtifactIntegrityError
@@ -45,8 +46,9 @@ async def refresh_model(state: ServingState) -> bool:
         return False
     state.live_model = live
     model_id = live["model_id"] if live else None
+    await refresh_sequential(state)
     await refresh_arm_embeddings(state)
-    if model_id is not None and state.store is not None and (
+    if model_id is not None and state.store is not None and not is_sequential_row(live) and (
             state.embeddings is None or state.embeddings.model_id != model_id):
         loaded = await _load(state, model_id, "embeddings")
         if loaded is not None:
@@ -75,6 +77,7 @@ async def refresh_arm_embeddings(state: ServingState) -> None:
     """Embeddings of the running A/B test's models other than the LIVE one (for on-the-fly scoring)."""
     test = state.running_test()
     wanted = {arm_model(test, arm) for arm in ARMS} - {state.live_model_id} if test else set()
+    wanted -= {m for m, runtime in state.sequential.items() if runtime is not None}  # scored by recsys.api.realtime
     kept = {m: e for m, e in state.arm_embeddings.items() if m in wanted}
     for model_id in sorted(wanted - set(kept)):
         if state.store is None:

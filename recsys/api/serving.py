@@ -26,6 +26,7 @@ import numpy as np
 
 from recsys.api.ab_serving import ArmChoice, choose_arm, log_impression, settle_arm
 from recsys.api.errors import DependencyDown
+from recsys.api.realtime import serve_sequential
 from recsys.api.redis_store import UserView
 from recsys.api.session_state import SessionState, parse_session, seed_fields
 from recsys.api.state import ServingState
@@ -51,6 +52,7 @@ class ModelList:
     scores: list[float]
     reasons: list[str] | None
     model_version: str | None
+    sequence: str | None = None  # a sequential model's list: the key of the sequence it was made for
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def _model_list(payload: Mapping | None) -> ModelList | None:
     return ModelList(products=[int(p) for p in payload["products"]],
                      scores=[float(s) for s in payload.get("scores") or [0.0] * len(payload["products"])],
                      reasons=list(payload.get("reasons") or []) or None,
-                     model_version=payload.get("model_version"))
+                     model_version=payload.get("model_version"), sequence=payload.get("seq"))
 
 
 class RecommendationService:
@@ -153,6 +155,9 @@ class RecommendationService:
     async def _personalized(self, user_id: int, lists: UserLists, session: SessionState, n: int,
                             redis_ok: bool) -> Recommendation | None:
         metrics = self.state.metrics
+        runtime = self.state.sequential.get(lists.expected) if lists.expected else None
+        if runtime is not None:  # a sequential model: re-scored when the session's sequence changed
+            return await serve_sequential(self, runtime, user_id, lists, session, n, redis_ok)
         ctx = self.state.context(session)
         if lists.cached is not None and not lists.stale:
             metrics.cache.labels(result="hit").inc()

@@ -4,6 +4,8 @@ Hash fields (lists joined by the unit separator ``\\x1f``, most recent first):
 - ``cats``    recent categories the user browsed (view, click, wishlist, cart), distinct, at most 5
 - ``viewed``  recent product ids browsed, distinct, at most 20
 - ``bought``  recent purchases, distinct, at most 10 (a RETURN removes its product)
+- ``seq``     the sequential model's input: recent products of views, clicks, wishlists, carts and purchases,
+  distinct, at most 50 (``recsys.sequential.recent``: an event moves its product to the front)
 - ``seen``    recent products of the other "seen" event types (``RECSYS_EXCLUDE_SEEN``, e.g. VIEW
   with ``interacted``), distinct, at most 50; empty with the default ``purchased``
 - ``sid``     the last client session id; ``ts`` epoch ms of the last update
@@ -27,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from recsys.constants import ADD_TO_CART, CLICK, IMPRESSION, PURCHASE, RETURN, VIEW, WISHLIST
+from recsys.sequential.recent import MAX_SEQUENCE
 
 SEP = "\x1f"
 MAX_CATEGORIES = 5
@@ -35,6 +38,7 @@ MAX_BOUGHT = 10
 MAX_SEEN = 50
 BROWSE_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART})
 COUNTED_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE, RETURN})  # not IMPRESSION
+SEQUENCE_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE})  # the sequential model's signal
 
 # KEYS: session hash, counter. ARGV: event_type, product_id, category, session_id, now_ms,
 # session ttl, the user's event count ('' = unknown), counter ttl, the seen event types other than
@@ -70,6 +74,7 @@ elseif etype ~= 'IMPRESSION' then
   push('cats', ARGV[3], %(max_cats)d)
   push('viewed', ARGV[2], %(max_viewed)d)
 end
+if etype ~= 'IMPRESSION' and etype ~= 'RETURN' then push('seq', ARGV[2], %(max_seq)d) end
 if string.find(ARGV[9] or ',', ',' .. etype .. ',', 1, true) then push('seen', ARGV[2], %(max_seen)d) end
 if ARGV[4] ~= '' then redis.call('HSET', key, 'sid', ARGV[4]) end
 redis.call('HSET', key, 'ts', ARGV[5])
@@ -81,7 +86,8 @@ if ARGV[7] ~= '' then
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
 end
 return 1
-""" % {"max_bought": MAX_BOUGHT, "max_cats": MAX_CATEGORIES, "max_viewed": MAX_VIEWED, "max_seen": MAX_SEEN}
+""" % {"max_bought": MAX_BOUGHT, "max_cats": MAX_CATEGORIES, "max_viewed": MAX_VIEWED, "max_seen": MAX_SEEN,
+     "max_seq": MAX_SEQUENCE}
 
 
 # A user's first sight (a GET): KEYS: session hash, counter. ARGV: the user's event count, counter ttl,
@@ -104,6 +110,7 @@ class SessionState:
     viewed: tuple[int, ...] = ()
     purchased: tuple[int, ...] = ()
     seen: tuple[int, ...] = ()  # other seen event types' products (``RECSYS_EXCLUDE_SEEN``)
+    sequence: tuple[int, ...] = ()  # the sequential model's input, newest first (``seq``)
     session_id: str | None = None
     updated_at_ms: int | None = None
     exists: bool = False  # the hash exists (seeded or written by an event)
@@ -149,6 +156,7 @@ def parse_session(raw: Mapping | None) -> SessionState:
         viewed=_ids(h.get("viewed")),
         purchased=_ids(h.get("bought")),
         seen=_ids(h.get("seen")),
+        sequence=_ids(h.get("seq")),
         session_id=_text(h["sid"]) if h.get("sid") is not None else None,
         updated_at_ms=int(_text(ts)) if ts is not None and _text(ts).isdigit() else None,
         exists=True,
@@ -187,6 +195,7 @@ def seed_fields(recent: Sequence[tuple[int, str]], category_of,
     bought = _distinct(pid for pid, et in recent if et == PURCHASE and pid not in returned)[:MAX_BOUGHT]
     other = set(_other_seen(seen_types))
     seen = _distinct(pid for pid, et in recent if et in other)[:MAX_SEEN]
+    sequence = _distinct(pid for pid, et in recent if et in SEQUENCE_EVENTS)[:MAX_SEQUENCE]
     fields = {"seeded": "1"}  # marks a user whose history was read, even an empty one
     if cats:
         fields["cats"] = SEP.join(cats)
@@ -196,6 +205,8 @@ def seed_fields(recent: Sequence[tuple[int, str]], category_of,
         fields["bought"] = SEP.join(map(str, bought))
     if seen:
         fields["seen"] = SEP.join(map(str, seen))
+    if sequence:
+        fields["seq"] = SEP.join(map(str, sequence))
     return fields
 
 

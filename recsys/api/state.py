@@ -40,6 +40,8 @@ class ServingState:
     live_model: dict[str, Any] | None = None
     ab_test: dict[str, Any] | None = None
     arm_embeddings: dict[str, ModelEmbeddings] = field(default_factory=dict)  # non-LIVE models of the A/B test
+    # LIVE / A/B models -> their ONNX runtime when sequential, None when not (recsys.api.realtime)
+    sequential: dict[str, Any] = field(default_factory=dict)
     similar_cache: dict[int, tuple[float, list[tuple[int, int]]]] = field(default_factory=dict)
 
     def degraded(self, dependency: str) -> None:

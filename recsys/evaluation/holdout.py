@@ -29,7 +29,8 @@ from recsys.model.features import USER_COLUMNS, align_rows, value_segments
 from recsys.model.hybrid import HybridModel
 from recsys.model.train import TrainParams, load_products, load_training_frame, load_users
 from recsys.settings import get_settings
-from recsys.timeutil import day_bounds_ms
+from recsys.sequential.served import load_scoring_model
+from recsys.timeutil import day_bounds_ms, day_start_ms
 
 BLOCK_SIZE = 1024  # users per block at most...
 BLOCK_CELLS = 1 << 23  # ...and at most this many (user, product) scores (32 MB of float32) per block
@@ -151,25 +152,23 @@ def evaluate_model(model, split: Split, k: int = 10, block_size: int = BLOCK_SIZ
     }
 
 
-def _live_model(engine: Engine, store: ArtifactStore, model_id: str) -> tuple[str | None, object | None]:
+def _live_model(engine: Engine, store: ArtifactStore, model_id: str, day: dt.date) -> tuple[str | None, object | None]:
     from recsys import registry
-    from recsys.model.families import load_model
 
     live = registry.get_live(engine)
     if live is None or live.model_id == model_id:
         return None, None
-    return live.model_id, load_model(store, live)
+    return live.model_id, load_scoring_model(engine, store, live, day_start_ms(day))  # any family
 
 
 def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model_id: str, k: int = 10) -> dict:
     """Metrics of ``model_id``, the LIVE model and popularity on hold-out ``day``; stored on the registry row."""
     from recsys import registry
 
-    from recsys.model.families import load_model
-
     row = registry.get_model(engine, model_id)
-    new = load_model(store, row)  # any family
     window_days = int((row.params or {}).get("window_days", TrainParams().window_days))
+    # any family (recsys.model.families), or a sequential model reading each user's sequence before the hold-out day
+    new = load_scoring_model(engine, store, row, day_start_ms(day), window_days)
     first, last = TrainParams(window_days=window_days).train_days(day)
     frame = load_training_frame(engine, first, day)
     if frame.empty:
@@ -179,7 +178,7 @@ def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model
     split = build_split(frame, positives, bought, load_users(engine), load_products(engine))
     if len(split.users) == 0:
         raise ValueError(f"no hold-out users on {day}: no positive events by users of the training window")
-    live_id, live = _live_model(engine, store, model_id)
+    live_id, live = _live_model(engine, store, model_id, day)
     results = {
         "new": evaluate_model(new, split, k),
         "live": evaluate_model(live, split, k) if live is not None else None,

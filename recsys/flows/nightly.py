@@ -13,10 +13,11 @@ import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
 
+from recsys.flows.sequential import evaluate_sequential, train_sequential  # the DAG's sequential branch
 from recsys.flows.steps import Skip, recorded
 from recsys.settings import Settings, get_settings
 
-__all__ = ["RunParams", "Skip"]
+__all__ = ["RunParams", "Skip", "evaluate_sequential", "train_sequential"]
 
 log = logging.getLogger(__name__)
 

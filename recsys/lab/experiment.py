@@ -138,11 +138,12 @@ def ab_run(url: str, prep: dict, shoppers, users, *, treatment: str, control: st
             "arms": view["results"]["arms"], "decision": view["results"]["decision"], "view": view}
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def base_parser(description: str, workdir: str) -> argparse.ArgumentParser:
+    """The options every experiment of the lab shares: stores, the shop, the simulated traffic."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
-    p.add_argument("--workdir", default="/tmp/recsys-ab-experiment")
+    p.add_argument("--workdir", default=workdir)
     p.add_argument("--shop-users", type=int, default=3000)
     p.add_argument("--shop-products", type=int, default=300)
     p.add_argument("--shop-days", type=int, default=30)
@@ -152,6 +153,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--visits-per-hour", type=float, default=1.0)
     p.add_argument("--fraction", type=float, default=0.5)
     p.add_argument("--mde", type=float, default=0.2)
+    return p
+
+
+def experiment_env(args, database: str) -> dict:
+    """The environment of the experiment's API and pipeline (a fresh ``database``), also set in this process;
+    ``args.day`` becomes yesterday."""
+    args.day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, RECSYS_DATABASE_URL=_db_url(args.pg_admin_url, database),
+               RECSYS_REDIS_URL=args.redis_url, RECSYS_ARTIFACT_URI=str(work / "artifacts"),
+               RECSYS_ADMIN_TOKEN=TOKEN, RECSYS_PERSONALIZED_MIN_EVENTS="0", RECSYS_API_REFRESH_SECONDS="5",
+               RECSYS_AB_MIN_DETECTABLE_EFFECT=str(args.mde), RECSYS_VAR_DIR=str(work / "var"))
+    os.environ.update({k: v for k, v in env.items() if k.startswith("RECSYS_")})
+    return env
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-ab-experiment")
     p.add_argument("--aa-reps", type=int, default=2000)
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--out", default=None)
@@ -160,14 +180,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    args.day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, RECSYS_DATABASE_URL=_db_url(args.pg_admin_url, "recsys_ab_experiment"),
-               RECSYS_REDIS_URL=args.redis_url, RECSYS_ARTIFACT_URI=str(work / "artifacts"),
-               RECSYS_ADMIN_TOKEN=TOKEN, RECSYS_PERSONALIZED_MIN_EVENTS="0", RECSYS_API_REFRESH_SECONDS="5",
-               RECSYS_AB_MIN_DETECTABLE_EFFECT=str(args.mde), RECSYS_VAR_DIR=str(work / "var"))
-    os.environ.update({k: v for k, v in env.items() if k.startswith("RECSYS_")})
+    env = experiment_env(args, "recsys_ab_experiment")
     from recsys.lab.calibration import repeat
     from recsys.lab.simulate import Shoppers
 

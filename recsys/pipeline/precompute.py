@@ -32,10 +32,10 @@ from recsys import registry
 from recsys.artifacts import ArtifactStore
 from recsys.constants import (
     CLICK, COL_ITEM, COL_USER, KEY_PRODUCT_EMBEDDING, KEY_RECS, KEY_RECS_MODEL, KEY_USER_EMBEDDING,
-    PURCHASE, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
+    PURCHASE, REASON_JUST_VIEWED, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
 )
 from recsys.db.models import User, UserEvent
-from recsys.model.families import load_model, servable_users
+from recsys.model.families import servable_users
 from recsys.model.features import value_segments
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment: re-exported)
@@ -44,6 +44,7 @@ from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment
 from recsys.pipeline.topk import fused_top, select_top
 from recsys.ranking.reasons import NEW_ARRIVAL_MAX_INTERACTIONS
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
+from recsys.sequential.served import just_viewed, list_fields, load_scoring_model
 from recsys.settings import Settings, get_settings
 from recsys.timeutil import ms_to_datetime
 
@@ -101,7 +102,7 @@ class Scorer:
 
     model_id: str
     is_live: bool
-    model: object
+    model: object  # a model of recsys.model.families, or a recsys.sequential.served.SequentialServed
     products: pd.DataFrame
     item_vectors: np.ndarray | sp.spmatrix
     settings: Settings
@@ -137,7 +138,9 @@ class Scorer:
                 raise PrecomputeError("no LIVE model to precompute with: train and promote one first")
             model_id = live.model_id
         row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
-        model = load_model(store, row)  # any family; ArtifactIntegrityError for an altered file
+        # any family, or a sequential model reading each user's sequence up to the end of ``day``;
+        # ArtifactIntegrityError for an altered file
+        model = load_scoring_model(engine, store, row, window_ms(day, 1)[1], settings.training_window_days)
         products = load_catalog(engine, day, settings)
         if products.empty:
             raise PrecomputeError("the catalogue is empty: nothing to recommend")
@@ -223,6 +226,7 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
     row, kept = kept_slots // max(cols.shape[1], 1), cols.ravel()[kept_slots]
     scores = boosted[kept_slots]
     reasons = _reasons(products, codes, _viewed_pairs(users, products, history, codes), row, kept)
+    reasons = _just_viewed_reasons(scorer, users, row, reasons)
     category = products["category"].astype(str).to_numpy()
     columns = [products[c].to_numpy()[kept].tolist() for c in ("in_stock", "margin", "is_new")]
     ends = np.cumsum(lengths).tolist()
@@ -231,6 +235,15 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
                         category[kept].tolist(), *columns, reasons, products["age_days"].to_numpy()[kept].tolist(),
                         products["popularity"].to_numpy()[kept].tolist()))
         return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+
+
+def _just_viewed_reasons(scorer: Scorer, users: pd.DataFrame, row: np.ndarray, reasons: list[str]) -> list[str]:
+    """A sequential model's items: "Because you just viewed <product>" (``reason_for``'s first rule)."""
+    viewed = [just_viewed(scorer.model, uid) for uid in users[COL_USER].tolist()]
+    if not any(viewed):
+        return reasons
+    return [REASON_JUST_VIEWED.format(product=viewed[r]) if viewed[r] else text
+            for r, text in zip(row.tolist(), reasons)]
 
 
 @contextmanager
@@ -292,7 +305,8 @@ def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.D
         ids = block[COL_USER].tolist()
         vectors, lists = recommend_block(engine, day, scorer, block)
         updated = dt.datetime.now(dt.timezone.utc).isoformat()
-        write_json(redis, ((scorer.recs_key(uid), recs_payload(items, scorer.model_id, updated))
+        write_json(redis, ((scorer.recs_key(uid), {**recs_payload(items, scorer.model_id, updated),
+                                                    **list_fields(scorer.model, uid)})
                            for uid, items in zip(ids, lists)), ttl=ttl)
         if scorer.is_live and scorer.has_vectors:  # embedding:{user_id} belongs to the LIVE model only
             write_json(redis, ((KEY_USER_EMBEDDING.format(user_id=uid), embedding_payload(vec, scorer.model_id))

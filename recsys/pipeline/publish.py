@@ -43,6 +43,7 @@ from recsys.model.families import load_model, servable_users
 from recsys.model.model_files import model_file_names
 from recsys.model.neighbour_files import NEIGHBOUR_FILES, write_neighbour_files
 from recsys.model.train import load_products, load_users
+from recsys.sequential.served import is_sequential, publish_sequential
 
 log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"
@@ -110,6 +111,8 @@ def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int
 
         rollback_depth = get_settings().rollback_depth
     row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
+    if is_sequential(row):
+        return publish_sequential(engine, store, row, keep, rollback_depth)
     model = load_model(store, row)  # any family; ArtifactIntegrityError for an altered file
     users, products = servable_users(model, load_users(engine), COL_USER), load_products(engine)
     with tempfile.TemporaryDirectory(prefix="recsys-publish-") as tmp:

@@ -2,7 +2,8 @@
 
 The source says which list an item came from (the model, a fallback list, a
 cross-sell rule). For model items the most specific true reason wins, in this
-order: it goes with a product the user bought > the user recently viewed its
+order: a sequential model's list follows the product the user just viewed >
+it goes with a product the user bought > the user recently viewed its
 category > it is a new product with few interactions > "Customers like you
 also bought...". Texts are the ``constants.REASON_*`` templates.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from recsys.constants import (
     REASON_GOES_WITH,
+    REASON_JUST_VIEWED,
     REASON_LIKE_YOU,
     REASON_NEW_ARRIVAL,
     REASON_POPULAR_IN,
@@ -47,6 +49,7 @@ class ReasonContext:
     """
 
     viewed_categories: frozenset[str] = frozenset()
+    just_viewed: str | None = None  # a sequential model's list: the product (name or id) it follows
     purchased: Mapping[str, str] = field(default_factory=dict)
     complements: Mapping[str, Sequence[str]] = field(default_factory=dict)
     new_max_interactions: int = NEW_ARRIVAL_MAX_INTERACTIONS
@@ -77,6 +80,8 @@ def _personal_reason(item: Candidate, ctx: ReasonContext) -> str:
 
 def reason_for(item: Candidate, source: str = SOURCE_MODEL, ctx: ReasonContext = EMPTY_CONTEXT) -> str:
     """The reason text of one item that came from ``source``."""
+    if source == SOURCE_MODEL and ctx.just_viewed:
+        return REASON_JUST_VIEWED.format(product=ctx.just_viewed)
     if source in (SOURCE_MODEL, SOURCE_CROSS_SELL):
         return _personal_reason(item, ctx)
     if source == SOURCE_POPULAR:

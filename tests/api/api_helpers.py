@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asgi_client import open_client  # noqa: F401  (re-exported for the tests)
+from asgi_client import AppClient, open_client  # noqa: F401  (re-exported for the tests)
 
 import datetime as dt
 import json
@@ -165,3 +165,4 @@ def truncate_all(engine) -> None:
     names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+

@@ -41,7 +41,10 @@ def test_nightly_task_order(dagbag):
     assert dag.get_task("shards").downstream_task_ids == {"precompute"}
     assert {"shards", "lists"} <= dag.get_task("publish").downstream_task_ids
     # the drift reports hang off the main line: a failed report fails the run but promotes or blocks nothing
-    assert dag.get_task("validate").downstream_task_ids == {"data_drift", "train"}
+    assert dag.get_task("validate").downstream_task_ids == {"data_drift", "train", "train_sequential"}
+    # the sequential branch ends with its evaluation: it never feeds promotion, publish or precompute
+    assert dag.get_task("train_sequential").downstream_task_ids == {"evaluate_sequential"}
+    assert not dag.get_task("evaluate_sequential").downstream_task_ids
     assert dag.get_task("evaluate").downstream_task_ids == {"output_drift", "promote_or_archive"}
     assert not dag.get_task("data_drift").downstream_task_ids and not dag.get_task("output_drift").downstream_task_ids
     assert dag.get_task("precompute").is_mapped if hasattr(dag.get_task("precompute"), "is_mapped") else True

@@ -26,6 +26,7 @@ def nightly(airflow_db, shop_engine, redis_client, s3_store, monkeypatch):
     monkeypatch.setenv("RECSYS_ARTIFACT_URI", "s3://recsys-test/artifacts")
     monkeypatch.setenv("RECSYS_NO_COMPONENTS", "16")
     monkeypatch.setenv("RECSYS_TRAINING_WINDOW_DAYS", "30")
+    monkeypatch.setenv("RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS", "3")  # the sequential branch runs too, time-boxed
     clear_client_caches()
     from airflow.dag_processing.dagbag import DagBag
 
