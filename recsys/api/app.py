@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else keyed))
     app.include_router(routes_abtests.router)
     app.include_router(routes_admin.router)
+    routes_recommendations.install_fast_route(app)
     return app
 
 
