@@ -15,12 +15,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 import orjson
-from functools import cached_property
-
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -202,13 +202,19 @@ class RedisStore:
         args = [n_events, counter_ttl, session_ttl, *[part for item in fields.items() for part in item]]
         await self._guard(lambda: self._seed(keys=keys, args=args))
 
+    async def _mget_shared(self, keys: list[str]):
+        """MGET of shared keys: in a Redis Cluster they are in different slots (one MGET per node)."""
+        if isinstance(self.client, RedisCluster):
+            return await self.client.mget_nonatomic(keys)
+        return await self.client.mget(keys)
+
     async def read_lists(self) -> dict:
         """trending, new arrivals, categories and every category's bestsellers (two round trips)."""
-        trending, new, cats = await self._guard(lambda: self.client.mget(list_keys()))
+        trending, new, cats = await self._guard(lambda: self._mget_shared(list_keys()))
         categories = [str(c) for c in (loads_or_none(cats) or [])]
         best = {}
         if categories:
-            values = await self._guard(lambda: self.client.mget(category_keys(categories)))
+            values = await self._guard(lambda: self._mget_shared(category_keys(categories)))
             best = {c: loads_or_none(v) for c, v in zip(categories, values) if v is not None}
         return {"trending": loads_or_none(trending), "new_arrivals": loads_or_none(new),
                 "categories": categories, "bestsellers": best}
