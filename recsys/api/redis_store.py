@@ -128,10 +128,10 @@ class RedisStore:
 
         async def run():
             pipe = self.client.pipeline(transaction=False)
-            pipe.mget(keys)
+            pipe.execute_command("MGET", *keys)  # the keys share a slot (redis-py's cluster pipeline refuses .mget)
             pipe.hgetall(session_key(user_id))
             if charge is not None:
-                pipe.evalsha(*charge)
+                pipe.execute_command("EVALSHA", *charge)
             queue_writes(pipe, pending)
             out = await pipe.execute(raise_on_error=False)
             n_reads = 2 + (charge is not None)
