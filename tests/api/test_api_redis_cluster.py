@@ -59,9 +59,13 @@ def on_cluster(pg_engine, pg_url, small_shop, cluster, tmp_path_factory):
                           TrainParams(epochs=3, no_components=8, threads=1, seed=3))
     registry.promote(pg_engine, trained["model_id"], reason="cluster test")
     publish_model(pg_engine, store, trained["model_id"])
+    with_session = heavy_users(pg_engine, None)[-5:]  # users the API has seen: precompute writes their answers
+    for u in with_session:
+        client.hset(session_key(u), mapping={"seeded": "1", "cats": "Books"})
+        client.set(events_key(u), 60)
     out = precompute_all(pg_engine, store, client, day=LAST_DAY, settings=settings)
     yield {"settings": settings, "client": client, "engine": pg_engine, "users": out["users"],
-           "model_id": trained["model_id"]}
+           "model_id": trained["model_id"], "with_session": with_session}
     client.close()
     truncate_all(pg_engine)
 
@@ -70,7 +74,7 @@ def heavy_users(engine, client, least: int = 50) -> list[int]:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT user_id, count(*) FROM user_events WHERE event_type <> 'IMPRESSION' "
                                  "GROUP BY user_id HAVING count(*) >= :n ORDER BY user_id"), {"n": least}).all()
-    return [int(u) for u, _ in rows if client.exists(recs_key(int(u)))]
+    return [int(u) for u, _ in rows if client is None or client.exists(recs_key(int(u)))]
 
 
 def test_cluster_urls():
@@ -91,9 +95,37 @@ def test_one_users_keys_share_a_slot_and_users_spread_over_the_primaries(on_clus
     assert nodes == {7101, 7102, 7103}
 
 
+def counting(service) -> list:
+    """Calls of the tiers (``_recommend_view``) from now on; an answer sent from the cache makes none."""
+    calls, original = [], service._recommend_view
+
+    async def counted(*args, **kwargs):
+        calls.append(args)
+        return await original(*args, **kwargs)
+
+    service._recommend_view = counted
+    return calls
+
+
+async def test_the_api_sends_the_answers_precompute_wrote(on_cluster):
+    client = on_cluster["client"]
+    users = [u for u in on_cluster["with_session"] if client.exists(recs_key(u))]
+    assert users and all(client.exists(answer_key(u)) for u in users)
+    app = create_app(on_cluster["settings"], refresh_in_background=False)
+    api, close = await open_client(app)
+    try:
+        calls = counting(app.state.recommender)
+        for u in users:
+            r = await api.get("/recommendations", params={"user_id": u, "num_items": 5})
+            assert r.status_code == 200 and r.json()["source"] == "personalized" and len(r.json()["items"]) == 5
+        assert calls == []  # every first request answered with precompute's bytes
+    finally:
+        await close()
+
+
 async def test_api_reads_cached_answers_and_events_update_the_session_on_the_cluster(on_cluster):
     client, settings = on_cluster["client"], on_cluster["settings"]
-    user = heavy_users(on_cluster["engine"], client)[0]
+    user = next(u for u in heavy_users(on_cluster["engine"], client) if u not in on_cluster["with_session"])
     app = create_app(settings, refresh_in_background=False)
     api, close = await open_client(app)
     try:
@@ -108,14 +140,8 @@ async def test_api_reads_cached_answers_and_events_update_the_session_on_the_clu
         bodies = [await get() for _ in range(4)]  # re-ranked, then answered from answer:{user} (written back)
         assert client.exists(answer_key(user))
         assert [i.product_id for i in bodies[2].items] == [i.product_id for i in bodies[0].items]
-        service, worked_out = app.state.recommender, []
-        original = service._recommend_view
-
-        async def counted(*args, **kwargs):
-            worked_out.append(args)
-            return await original(*args, **kwargs)
-
-        service._recommend_view = counted
+        service = app.state.recommender
+        worked_out = counting(service)
         again = [await get() for _ in range(2)]
         assert worked_out == [] and all(b.items == again[0].items for b in again)  # sent from the cache
         del service._recommend_view
