@@ -211,6 +211,7 @@ def run_phases(bench: Bench, redis_client, settings: Settings, configs, levels) 
     conc = {c: bench.alternate(["hit", "trivial"], c) for c in levels}
     if bench.args.baseline:
         bench.start_baseline(*chosen)
+        warm_baseline(bench)
     main_run = side_by_side(bench, redis_client, tiers["recs_value_bytes"])
     log(f"side by side: {({k: round(v['rps']['median']) for k, v in main_run.items() if isinstance(v, dict)})}")
     encoders = bench.alternate(["trivial", "trivial/stdjson", "trivial/model"], bench.args.connections)
@@ -234,6 +235,18 @@ def run_phases(bench: Bench, redis_client, settings: Settings, configs, levels) 
             "concurrency": {str(c): {**v, "ratio_to_trivial": ratio(v["hit"]["rps"], v["trivial"]["rps"])}
                             for c, v in conc.items()},
             "side_by_side": main_run, "json_encoders": encoders, "sequential": probes}
+
+
+def warm_baseline(bench: Bench) -> None:
+    """Two requests per hit user on the baseline's API first, as ``tier_users`` does on this one: an older
+    release may read other key names (``recs:42`` before the hash tags), and then its first request per
+    user scores on the fly and writes its own list back."""
+    import asyncio
+
+    from bench.serving_users import _sources
+
+    for _ in range(2):
+        asyncio.run(_sources(bench.baseline.url, bench_users(bench)))
 
 
 def bench_users(bench: Bench) -> list[int]:

@@ -152,13 +152,16 @@ def _serving(m: dict) -> str:
         f"p99 {sig(s['p99_ms'])} ms at the benchmark's concurrency) with wrk and Redis on the same 2 cores, so "
         f"a dedicated node does somewhat better. At {100 * API_UTILISATION:.0f}% utilisation, **{num(TARGET_RPS)} "
         f"requests/s need {num(s['nodes'])} such nodes**. The same stack answers a trivial endpoint at "
-        f"{num(s['trivial_rps'])} req/s: the recommendation's own work (the Redis round trip, parsing the "
-        f"100-item cached list, re-ranking it for 10 answers) is what costs, and cutting it to the level of the "
+        f"{num(s['trivial_rps'])} req/s: the recommendation's own work (the Redis round trip, checking the cached "
+        f"answer and copying its bytes; re-ranking the 100-item list only when the session or the catalog "
+        f"changed) is what costs, and cutting it to the level of the "
         f"trivial endpoint would need {num(s['nodes_if_trivial'])} nodes (bench 1: in process a cache hit takes "
         f"{sig(s['in_process_ms'])} ms, the profile's largest areas "
         f"{', '.join(f'{k} {pct(v)}' for k, v in s['profile_areas']) or '?'}).",
-        "Redis: each request is one pipelined round trip of 3 commands on 5 keys (MGET of the list, the A/B "
-        "assignment and the counter; HGETALL of the session; the XADD of the previous answer's impression), "
+        "Redis: each request is one pipelined round trip of 4 commands on 7 keys (MGET of the list, the cached "
+        "answer, the A/B assignment and the counter; HGETALL of the session; the API key's token-bucket script, "
+        "which reads and writes one hash; the XADD of the previous answer's impression, and the SET of an answer "
+        "a request re-ranked), "
         f"counted as {s['redis_key_operations']} GETs: {num(s['redis_commands_per_s'])} "
         f"per second at {num(TARGET_RPS)} req/s. One Redis here did {num(s['redis_get_rps'])} GET/s "
         f"(`redis-benchmark`), so throughput needs about {num(s['redis_shards_throughput'])} primaries; memory "
@@ -173,9 +176,11 @@ def _where(m: dict) -> str:
         "out as mapped tasks over user-hash shards of `user_id` (`RECSYS_PRECOMPUTE_SHARDS`, equal shares whatever "
         f"the segments): {_shards(m)} Each worker loads the item index once and streams its users' history from "
         "the day's Parquet partitions (not the OLTP database).",
-        "- **Redis Cluster** for the cached lists, sessions and counters. The API reads a user's keys in one "
-        "pipelined round trip; in a cluster that only holds if they share a hash slot, so the key formats need a "
-        "hash tag on the user id (`recs:{123}`, `session:{123}`, `user:events:{123}`; today `recs:123`).",
+        "- **Redis Cluster** for the cached lists, answers, sessions and counters "
+        "(`RECSYS_REDIS_URL=redis+cluster://host:port`). The API reads a user's keys in one pipelined round trip: "
+        "the key names carry a hash tag on the user id (`recs:{123}`, `answer:{123}`, `session:{123}`, "
+        "`user:events:{123}`, `recsys/keys.py`), so they share a slot; the rate-limit bucket and the impression "
+        "stream live on their own slots (redis-py's cluster pipeline sends those to their nodes in parallel).",
         "- **ANN index** (faiss IVF-Flat, inner product) built nightly, used by precompute workers and by the "
         "API's cache-miss path (instead of scoring every product in process).",
         "- **API nodes**: stateless uvicorn processes behind a load balancer, the LIVE model's user and item "

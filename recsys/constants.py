@@ -82,22 +82,12 @@ REASON_JUST_VIEWED = "Because you just viewed {product}"  # the sequential model
 REASON_BOUGHT_TOGETHER = "Customers who bought this also bought"  # /recommendations/similar
 REASON_SIMILAR = "Similar to {product}"                          # /recommendations/similar, embeddings only
 
-# --- Redis keys (documented in README "Redis keys") --------------------------
-KEY_RECS = "recs:{user_id}"                       # JSON {products, scores, reasons, model_version, updated_at}
-KEY_RECS_MODEL = "recs:{model_id}:{user_id}"      # same, for a non-LIVE model in an A/B test
-KEY_USER_EMBEDDING = "embedding:{user_id}"        # JSON {model_version, vector}
-KEY_PRODUCT_EMBEDDING = "embedding:product:{product_id}"  # JSON {model_version, vector}
-KEY_TRENDING = "trending:global"                  # JSON {products, scores, popularity, updated_at}
-KEY_NEW_ARRIVALS = "trending:new_arrivals"        # JSON {products, scores, popularity, updated_at}
-KEY_BESTSELLERS = "bestsellers:{category}"        # JSON {products, scores, popularity, updated_at}
-KEY_CATEGORIES = "catalog:categories"             # JSON list of known categories
-KEY_SESSION = "session:{user_id}"                 # hash: recent categories / viewed / purchased
-KEY_AB_ASSIGNMENT = "ab_test:{user_id}"           # JSON {test_id, model_id, arm}
-KEY_USER_EVENTS = "user:events:{user_id}"         # integer: the user's event count (personalisation threshold)
-KEY_IMPRESSIONS = "stream:impressions"           # stream: one entry per recommendation answer (recsys.abtest.impressions)
-KEY_RATE_LIMIT = "ratelimit:{name}"               # hash {tokens, ts}: the token bucket of one API key name
-IMPRESSIONS_GROUP = "impression-flusher"          # its consumer group: entries are XACKed after the DB commit
-KEY_IMPRESSIONS_DELETED = "stream:impressions:deleted"  # integer: entries the flusher deleted after writing them
+# --- Redis keys: defined in recsys.keys (names, hash tags, value encodings); re-exported here -----
+from recsys.keys import (  # noqa: E402,F401
+    IMPRESSIONS_GROUP, KEY_AB_ASSIGNMENT, KEY_ANSWER, KEY_ANSWER_MODEL, KEY_BESTSELLERS, KEY_CATEGORIES,
+    KEY_IMPRESSIONS, KEY_IMPRESSIONS_DELETED, KEY_NEW_ARRIVALS, KEY_PRODUCT_EMBEDDING, KEY_RATE_LIMIT, KEY_RECS,
+    KEY_RECS_MODEL, KEY_SESSION, KEY_TRENDING, KEY_USER_EMBEDDING, KEY_USER_EVENTS,
+)
 
 # --- A/B tests (ab_tests.status, arms, winner) ----------------------------------
 AB_RUNNING = "RUNNING"

@@ -80,10 +80,11 @@ class Where:
 
 
 def _pattern(key_format: str) -> str:
-    """``recs:{user_id}`` -> ``recs:*``."""
-    import re
+    """A key format's pattern: ``recs:{{{user_id}}}`` (the key ``recs:{42}``) -> ``recs:{*}``."""
+    import string
 
-    return re.sub(r"\{[^}]*\}", "*", key_format)
+    fields = {name for _, name, _, _ in string.Formatter().parse(key_format) if name}
+    return key_format.format(**{name: "*" for name in fields})
 
 
 def day_partition(w: Where, day: str | dt.date) -> LineageDataset:

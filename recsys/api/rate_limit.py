@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from recsys.api.errors import ApiError
 from recsys.constants import KEY_RATE_LIMIT
@@ -61,21 +61,46 @@ class RateLimiter:
         self._script = redis_store.client.register_script(TOKEN_BUCKET_LUA)
 
     async def charge(self, name: str) -> None:
+        """One token of ``name``'s bucket, in a round trip of its own."""
         per_second, burst = self.per_key.get(name, self.default)
         if per_second <= 0:
             return
-        breaker = self.redis.breaker
-        if not breaker.available():
+        if not self.redis.breaker.available():
             self.metrics.rate_limit_skipped.inc()
             return
         try:
-            allowed, wait_ms = await self._script(keys=[KEY_RATE_LIMIT.format(name=name)],
-                                                  args=[per_second, burst])
+            answer = await self._script(keys=[KEY_RATE_LIMIT.format(name=name)], args=[per_second, burst])
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            breaker.record_failure()
+            answer = exc
+        self.settle(name, answer)
+
+    def command(self, name: str) -> tuple | None:
+        """EVALSHA arguments of one token of ``name``'s bucket, to ride in another pipeline (the cache
+        hit's read); None when the key has no limit or the circuit is open (then counted as unchecked)."""
+        per_second, burst = self.per_key.get(name, self.default)
+        if per_second <= 0:
+            return None
+        if not self.redis.breaker.available():
             self.metrics.rate_limit_skipped.inc()
-            log.warning("rate limit of %s not checked (Redis: %s): request served", name, exc)
+            return None
+        return (self._script.sha, 1, KEY_RATE_LIMIT.format(name=name), per_second, burst)
+
+    async def settle_command(self, name: str, answer) -> None:
+        """What ``command``'s answer means; a script Redis did not know yet (a restart, a flush) runs again
+        on its own, which loads it."""
+        if isinstance(answer, NoScriptError):
+            await self.charge(name)
             return
+        self.settle(name, answer)
+
+    def settle(self, name: str, answer) -> None:
+        """Raises ``RateLimited`` for an empty bucket; a Redis error serves the request unchecked (counted)."""
+        if isinstance(answer, BaseException):
+            self.redis.breaker.record_failure()
+            self.metrics.rate_limit_skipped.inc()
+            log.warning("rate limit of %s not checked (Redis: %s): request served", name, answer)
+            return
+        allowed, wait_ms = answer
         if not int(allowed):
             self.metrics.rate_limited.labels(key=name).inc()
             raise RateLimited(name, max(1, math.ceil(int(wait_ms) / 1000)))

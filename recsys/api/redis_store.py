@@ -15,10 +15,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -27,23 +29,16 @@ from recsys.abtest.impressions import ImpressionBuffer, PendingWrite, queue_writ
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.errors import DependencyDown
 from recsys.api.session_state import (
-    EMPTY_SESSION, SEED_USER_LUA, UPDATE_SESSION_LUA, SessionState, parse_session,
+    SEED_USER_LUA, UPDATE_SESSION_LUA, SessionState, parse_session,
 )
-from recsys.constants import (
-    KEY_AB_ASSIGNMENT,
-    KEY_BESTSELLERS,
-    KEY_CATEGORIES,
-    KEY_NEW_ARRIVALS,
-    KEY_RECS,
-    KEY_RECS_MODEL,
-    KEY_SESSION,
-    KEY_TRENDING,
-    KEY_USER_EMBEDDING,
-    KEY_USER_EVENTS,
+from recsys.keys import (
+    ab_key, answer_key, category_keys, encode_recs, events_key, list_keys, recs_key, session_key,
+    user_embedding_key,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+ChargeCommand = tuple  # EVALSHA arguments: (sha, 1, key, rate, burst): ``RateLimiter.command``
 
 def loads_or_none(raw) -> dict | list | None:
     if raw is None:
@@ -64,13 +59,33 @@ def _int_or_none(raw) -> int | None:
 
 @dataclass(frozen=True)
 class UserView:
-    """What Redis holds for one user, read in one round trip."""
+    """What Redis holds for one user, read in one round trip: raw values, parsed on first use."""
 
-    recs: Mapping | None = None
-    model_recs: Mapping | None = None  # recs:{model_id}:{user_id} of the A/B treatment model, if asked
-    ab: Mapping | None = None
-    session: SessionState = EMPTY_SESSION
+    user_id: int = 0
+    recs_raw: bytes | None = None
+    model_recs_raw: bytes | None = None  # recs:<model_id>:{user_id} of the A/B treatment model, if asked
+    answer_raw: bytes | None = None  # answer: of the list read (the model's when asked, else the LIVE one's)
+    answer_model: str | None = None  # the model of answer_raw's key (None: the LIVE list's)
+    ab_raw: bytes | None = None
+    session_raw: Mapping | None = None
     n_events: int | None = None
+    charge: object = None  # the rate limiter's script answer when it rode along (or its error)
+
+    @cached_property
+    def recs(self) -> Mapping | None:
+        return loads_or_none(self.recs_raw)
+
+    @cached_property
+    def model_recs(self) -> Mapping | None:
+        return loads_or_none(self.model_recs_raw)
+
+    @cached_property
+    def ab(self) -> Mapping | None:
+        return loads_or_none(self.ab_raw)
+
+    @cached_property
+    def session(self) -> SessionState:
+        return parse_session(self.session_raw)
 
 
 class RedisStore:
@@ -97,37 +112,42 @@ class RedisStore:
     async def ping(self) -> bool:
         return bool(await self._guard(self.client.ping))
 
-    async def read_user_view(self, user_id: int, model_id: str | None = None) -> UserView:
-        """recs, an A/B arm model's recs (when ``model_id``), assignment, counter (one MGET) and session
-        (HGETALL): one round trip, two commands.
+    async def read_user_view(self, user_id: int, model_id: str | None = None,
+                             charge: ChargeCommand | None = None) -> UserView:
+        """recs, an A/B arm model's recs (when ``model_id``), the answer of the list read, assignment,
+        counter (one MGET) and session (HGETALL): one round trip, all in the user's hash slot.
 
-        The buffered writes go in the same pipeline; they are buffered again when it fails.
+        The buffered writes go in the same pipeline (they are buffered again when it fails), and so
+        does the rate limiter's script when ``charge`` is given (its answer: ``UserView.charge``).
         A key of another type reads as missing (MGET answers nil for it).
         """
         pending = self.buffer.drain()
-        keys = [KEY_RECS.format(user_id=user_id), KEY_AB_ASSIGNMENT.format(user_id=user_id),
-                KEY_USER_EVENTS.format(user_id=user_id)]
+        keys = [recs_key(user_id), ab_key(user_id), events_key(user_id), answer_key(user_id, model_id)]
         if model_id:
-            keys.append(KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id))
+            keys.append(recs_key(user_id, model_id))
 
         async def run():
             pipe = self.client.pipeline(transaction=False)
-            pipe.mget(keys)
-            pipe.hgetall(KEY_SESSION.format(user_id=user_id))
+            pipe.execute_command("MGET", *keys)  # the keys share a slot (redis-py's cluster pipeline refuses .mget)
+            pipe.hgetall(session_key(user_id))
+            if charge is not None:
+                pipe.execute_command("EVALSHA", *charge)
             queue_writes(pipe, pending)
             out = await pipe.execute(raise_on_error=False)
-            reads, writes = out[:2], out[2:]
-            for value in reads:
+            n_reads = 2 + (charge is not None)
+            reads, writes = out[:n_reads], out[n_reads:]
+            for value in reads[:2]:
                 if isinstance(value, Exception):
                     raise value
             self._count_write_errors(pending, writes)
             return reads
 
-        values, session_raw = await self._sent_with(pending, run)
-        recs_raw, ab_raw, count_raw, *model_raw = values
-        return UserView(recs=loads_or_none(recs_raw), model_recs=loads_or_none(model_raw[0]) if model_id else None,
-                        ab=loads_or_none(ab_raw), session=parse_session(session_raw),
-                        n_events=_int_or_none(count_raw))
+        values, session_raw, *charged = await self._sent_with(pending, run)
+        recs_raw, ab_raw, count_raw, answer_raw, *model_raw = values
+        return UserView(user_id=user_id, recs_raw=recs_raw, model_recs_raw=model_raw[0] if model_id else None,
+                        answer_raw=answer_raw, answer_model=model_id or None,
+                        ab_raw=ab_raw, session_raw=session_raw, n_events=_int_or_none(count_raw),
+                        charge=charged[0] if charged else None)
 
     async def _sent_with(self, pending: list[PendingWrite], run: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -160,38 +180,41 @@ class RedisStore:
         return loads_or_none(await self._guard(lambda: self.client.get(key)))
 
     async def user_embedding(self, user_id: int) -> Mapping | None:
-        return await self.get_json(KEY_USER_EMBEDDING.format(user_id=user_id))
+        return await self.get_json(user_embedding_key(user_id))
 
     async def model_recs(self, model_id: str, user_id: int) -> Mapping | None:
-        return await self.get_json(KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id))
+        return await self.get_json(recs_key(user_id, model_id))
 
     async def write_recs(self, user_id: int, payload: Mapping, ttl_seconds: int, model_id: str | None = None) -> None:
         """``recs:{user_id}``, or ``recs:{model_id}:{user_id}`` for a model that is not LIVE."""
-        data = orjson.dumps(payload)
-        key = KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id) if model_id else KEY_RECS.format(user_id=user_id)
-        await self._guard(lambda: self.client.set(key, data, ex=ttl_seconds))
+        data = encode_recs(dict(payload))
+        await self._guard(lambda: self.client.set(recs_key(user_id, model_id), data, ex=ttl_seconds))
 
     async def record_event(self, user_id: int, args: list[str]) -> None:
         """Apply one event to ``session:{user_id}`` and its counter (one script, ``update_args``)."""
-        keys = [KEY_SESSION.format(user_id=user_id), KEY_USER_EVENTS.format(user_id=user_id)]
+        keys = [session_key(user_id), events_key(user_id)]
         await self._guard(lambda: self._update(keys=keys, args=args))
 
     async def seed_user(self, user_id: int, n_events: int, fields: Mapping[str, str],
                         session_ttl: int, counter_ttl: int) -> None:
         """First sight of a user: counter and history fields, never overwriting fresher values (one script)."""
-        keys = [KEY_SESSION.format(user_id=user_id), KEY_USER_EVENTS.format(user_id=user_id)]
+        keys = [session_key(user_id), events_key(user_id)]
         args = [n_events, counter_ttl, session_ttl, *[part for item in fields.items() for part in item]]
         await self._guard(lambda: self._seed(keys=keys, args=args))
 
+    async def _mget_shared(self, keys: list[str]):
+        """MGET of shared keys: in a Redis Cluster they are in different slots (one MGET per node)."""
+        if isinstance(self.client, RedisCluster):
+            return await self.client.mget_nonatomic(keys)
+        return await self.client.mget(keys)
+
     async def read_lists(self) -> dict:
         """trending, new arrivals, categories and every category's bestsellers (two round trips)."""
-        trending, new, cats = await self._guard(
-            lambda: self.client.mget([KEY_TRENDING, KEY_NEW_ARRIVALS, KEY_CATEGORIES]))
+        trending, new, cats = await self._guard(lambda: self._mget_shared(list_keys()))
         categories = [str(c) for c in (loads_or_none(cats) or [])]
         best = {}
         if categories:
-            keys = [KEY_BESTSELLERS.format(category=c) for c in categories]
-            values = await self._guard(lambda: self.client.mget(keys))
+            values = await self._guard(lambda: self._mget_shared(category_keys(categories)))
             best = {c: loads_or_none(v) for c, v in zip(categories, values) if v is not None}
         return {"trending": loads_or_none(trending), "new_arrivals": loads_or_none(new),
                 "categories": categories, "bestsellers": best}

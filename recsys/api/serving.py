@@ -23,8 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from recsys.api.ab_serving import ArmChoice, choose_arm, log_impression, settle_arm
+from recsys.api.answers import answer_basis, build_answer, response_items
 from recsys.api.errors import DependencyDown
 from recsys.api.realtime import serve_sequential
 from recsys.api.redis_store import UserView
@@ -32,6 +34,7 @@ from recsys.api.session_state import SessionState, parse_session, seed_fields
 from recsys.api.state import ServingState
 from recsys.api.tiers import CATEGORY, PERSONALIZED, TRENDING, category_tier, personalized, trending_tier
 from recsys.constants import HISTORY_EVENTS
+from recsys.keys import CachedAnswer, answer_key, decode_answer, recommendations_body
 from recsys.ranking.reasons import SOURCE_MODEL, reason_for
 from recsys.ranking.rerank import Candidate, boost_popular
 
@@ -82,20 +85,49 @@ class RecommendationService:
         self.state = state
         self.settings = state.settings
 
+    async def respond(self, user_id: int, n: int, request_id: str = "", *, limiter=None,
+                      key_name: str | None = None) -> bytes:
+        """The ``GET /recommendations`` body. A cached answer that still holds (``answers``) is sent as
+        it is; anything else goes through the tiers (``recommend``), a Tier-1 list's answer written back.
+        With ``limiter``, the caller's rate-limit token rides in the same round trip (``RateLimited``)."""
+        arm = choose_arm(self.state, user_id)
+        model_id = arm.model_id if arm and arm.model_id != self.state.live_model_id else None
+        command = limiter.command(key_name) if limiter is not None else None
+        view, redis_ok = await self._read_view(user_id, model_id, command)
+        if command is not None:
+            if redis_ok:
+                await limiter.settle_command(key_name, view.charge)
+            else:
+                limiter.metrics.rate_limit_skipped.inc()
+        arm = settle_arm(self.state, user_id, arm, view, redis_ok)
+        answer = self._cached_answer(view, arm, redis_ok)
+        if answer is not None:
+            return self._send_answer(user_id, n, request_id, answer, arm)
+        rec = await self._recommend_view(user_id, n, request_id, view, redis_ok, arm)
+        return orjson.dumps({"items": response_items(rec.items), "model_version": rec.model_version,
+                             "source": rec.source, "request_id": request_id})
+
     async def recommend(self, user_id: int, n: int, request_id: str = "") -> Recommendation:
+        """The tiers' answer, always worked out (the route sends cached answers: ``respond``)."""
         arm = choose_arm(self.state, user_id)
         live = self.state.live_model_id
         view, redis_ok = await self._read_view(user_id, arm.model_id if arm and arm.model_id != live else None)
         arm = settle_arm(self.state, user_id, arm, view, redis_ok)
+        return await self._recommend_view(user_id, n, request_id, view, redis_ok, arm)
+
+    async def _recommend_view(self, user_id: int, n: int, request_id: str, view: UserView, redis_ok: bool,
+                              arm: ArmChoice | None) -> Recommendation:
         session, n_events = view.session, view.n_events
-        if n_events is None or not session.exists:
+        seeded = n_events is None or not session.exists
+        if seeded:
             n_events, session = await self._seed(user_id, view, redis_ok)
         lists = await self._cached_list(user_id, view, redis_ok, arm)
         known = lists.cached is not None or lists.fallback is not None
         qualifies = n_events >= self.settings.personalized_min_events if n_events is not None else known
         result = None
         if qualifies:
-            result = await self._personalized(user_id, lists, session, n, redis_ok)
+            write_back = None if seeded or not redis_ok else self._answer_target(view, arm)
+            result = await self._personalized(user_id, lists, session, n, redis_ok, write_back)
         if result is None:
             ctx = self.state.context(session)
             items = category_tier(ctx, n) if session.categories else []
@@ -108,13 +140,52 @@ class RecommendationService:
                        source=result.source)
         return result
 
-    async def _read_view(self, user_id: int, model_id: str | None) -> tuple[UserView, bool]:
+    # --- cached answers ---------------------------------------------------------------------
+    def _answer_target(self, view: UserView, arm: ArmChoice | None) -> tuple[str, bytes, Mapping] | None:
+        """The ``answer:`` key of the list this request reads, that list's bytes and the session hash read
+        with it, when all were read."""
+        if not self.settings.answer_max_age_seconds or not view.session_raw:
+            return None
+        model_id = arm.model_id if arm is not None and arm.model_id != self.state.live_model_id else None
+        if model_id != view.answer_model:
+            return None  # the list read is not the one served (a stored arm decided after the read)
+        recs_raw = view.model_recs_raw if model_id else view.recs_raw
+        return (answer_key(view.user_id, model_id), recs_raw, view.session_raw) if recs_raw else None
+
+    def _cached_answer(self, view: UserView, arm: ArmChoice | None, redis_ok: bool) -> CachedAnswer | None:
+        """The answer read with the view when it is exactly what the tiers would answer now (``answers``)."""
+        s = self.settings
+        if not redis_ok or view.answer_raw is None or view.n_events is None or view.n_events < s.personalized_min_events:
+            return None
+        target = self._answer_target(view, arm)
+        answer = decode_answer(view.answer_raw) if target is not None else None
+        if answer is None:
+            return None
+        expected = (arm.model_id if arm is not None else None) or self.state.live_model_id
+        if expected is not None and answer.model_version != expected:
+            return None
+        if self.state.now_ms() - answer.at_ms > s.answer_max_age_seconds * 1000:
+            return None
+        if answer.basis != answer_basis(self.state.answer_context(), target[1], view.session_raw):
+            return None
+        return answer
+
+    def _send_answer(self, user_id: int, n: int, request_id: str, answer: CachedAnswer,
+                     arm: ArmChoice | None) -> bytes:
+        metrics = self.state.metrics
+        metrics.cache.labels(result="hit").inc()
+        metrics.source.labels(source=PERSONALIZED).inc()
+        log_impression(self.state, request_id=request_id, user_id=user_id, products=answer.products[:n],
+                       model_id=answer.model_version, arm=arm, source=PERSONALIZED)
+        return recommendations_body(answer.items_bytes(n), answer.model_version, PERSONALIZED, request_id)
+
+    async def _read_view(self, user_id: int, model_id: str | None, charge=None) -> tuple[UserView, bool]:
         try:
-            return await self.state.redis.read_user_view(user_id, model_id), True
+            return await self.state.redis.read_user_view(user_id, model_id, charge), True
         except DependencyDown as exc:
             log.warning("recommendations for %s without Redis: %s", user_id, exc)
             self.state.degraded("redis")
-            return UserView(), False
+            return UserView(user_id=user_id), False
 
     async def _seed(self, user_id: int, view: UserView, redis_ok: bool) -> tuple[int | None, SessionState]:
         """Count and recent categories from the database, written to Redis for the next requests."""
@@ -153,7 +224,7 @@ class RecommendationService:
         return UserLists(_model_list(payload), arm.model_id, fallback=_model_list(view.recs))
 
     async def _personalized(self, user_id: int, lists: UserLists, session: SessionState, n: int,
-                            redis_ok: bool) -> Recommendation | None:
+                            redis_ok: bool, write_back: tuple[str, bytes, Mapping] | None = None) -> Recommendation | None:
         metrics = self.state.metrics
         runtime = self.state.sequential.get(lists.expected) if lists.expected else None
         if runtime is not None:  # a sequential model: re-scored when the session's sequence changed
@@ -161,6 +232,8 @@ class RecommendationService:
         ctx = self.state.context(session)
         if lists.cached is not None and not lists.stale:
             metrics.cache.labels(result="hit").inc()
+            if write_back is not None:
+                return self._tier1_written_back(ctx, lists.cached, n, write_back)
             return self._tier1(ctx, lists.cached, n)
         metrics.cache.labels(result="miss").inc()
         scored = await self._score_on_the_fly(user_id, session, redis_ok, lists.expected)
@@ -171,6 +244,15 @@ class RecommendationService:
     def _tier1(ctx, found: ModelList, n: int) -> Recommendation:
         return Recommendation(personalized(ctx, found.products, found.scores, found.reasons, n), PERSONALIZED,
                               found.model_version)
+
+    def _tier1_written_back(self, ctx, found: ModelList, n: int, write_back: tuple[str, bytes, Mapping]) -> Recommendation:
+        """Tier 1 worked out to ``ANSWER_ITEMS`` items, its answer buffered for the next pipeline, the first n
+        returned (the same items as ``_tier1``: the order does not depend on n)."""
+        key, recs_raw, session_raw = write_back
+        basis = answer_basis(self.state.answer_context(), recs_raw, session_raw)
+        items, value = build_answer(ctx, found.products, found.scores, found.reasons, found.model_version, basis)
+        self.state.redis.buffer.add_set(key, value, self.settings.answer_max_age_seconds)
+        return Recommendation(items[:n], PERSONALIZED, found.model_version)
 
     async def _user_vector(self, user_id: int, redis_ok: bool, emb) -> np.ndarray | None:
         vector = emb.user_vector(user_id)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recsys.abtest.assignment import is_running
+from recsys.api.answers import context_digest
 from recsys.api.catalog import CatalogSnapshot
 from recsys.api.db_store import DbStore
 from recsys.api.embeddings import ModelEmbeddings
@@ -43,6 +44,7 @@ class ServingState:
     # LIVE / A/B models -> their ONNX runtime when sequential, None when not (recsys.api.realtime)
     sequential: dict[str, Any] = field(default_factory=dict)
     similar_cache: dict[int, tuple[float, list[tuple[int, int]]]] = field(default_factory=dict)
+    _answer_context: tuple[object, object, bytes] | None = field(default=None, repr=False)
 
     def degraded(self, dependency: str) -> None:
         self.metrics.degraded.labels(dependency=dependency).inc()
@@ -65,6 +67,15 @@ class ServingState:
         if model_id is None or (self.embeddings is not None and self.embeddings.model_id == model_id):
             return self.embeddings
         return self.arm_embeddings.get(model_id)
+
+    def answer_context(self) -> bytes:
+        """The serving context's digest of cached answers (``answers.context_digest``), once per snapshot pair."""
+        cached = self._answer_context
+        if cached is None or cached[0] is not self.catalog or cached[1] is not self.lists:
+            s = self.settings
+            digest = context_digest(self.catalog, self.lists, self.rules, s.new_product_days, s.exclude_seen_types)
+            cached = self._answer_context = (self.catalog, self.lists, digest)
+        return cached[2]
 
     def context(self, session: SessionState) -> ServeContext:
         s = self.settings

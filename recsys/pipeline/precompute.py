@@ -11,7 +11,8 @@ the trending window get a boost (``rerank_trending_weight``), the list is
 re-ranked (per-category cap, out-of-stock last), cut to ``recs_per_user`` and
 each kept item gets its reason. Every key is written whole with one SET in pipelined chunks,
 so a crash half-way leaves each user with the old complete list or the new one.
-Key formats and JSON shapes: ``recsys.constants`` and docs/architecture.md.
+Key formats and value encodings: ``recsys.keys`` and docs/architecture.md; the final answers
+(``answer:{user_id}``) of users with a session: ``recsys.pipeline.answers``.
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ import pandas as pd
 import scipy.sparse as sp
 from sqlalchemy import Engine, func, or_, select
 
-from recsys import registry
+from recsys import keys, registry
 from recsys.artifacts import ArtifactStore
 from recsys.constants import (
-    CLICK, COL_ITEM, COL_USER, KEY_PRODUCT_EMBEDDING, KEY_RECS, KEY_RECS_MODEL, KEY_USER_EMBEDDING,
+    CLICK, COL_ITEM, COL_USER, KEY_PRODUCT_EMBEDDING, KEY_USER_EMBEDDING,
     PURCHASE, REASON_JUST_VIEWED, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
 )
 from recsys.db.models import User, UserEvent
 from recsys.model.families import servable_users
 from recsys.model.features import value_segments
+from recsys.pipeline.answers import serving_context, write_block
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment: re-exported)
     PrecomputeError, check_shard, parse_segment, segment_of, shard_of,
@@ -148,9 +150,7 @@ class Scorer:
         return cls(model_id, is_live, model, products, model.item_vectors(products), settings)
 
     def recs_key(self, user_id: int) -> str:
-        if self.is_live:
-            return KEY_RECS.format(user_id=user_id)
-        return KEY_RECS_MODEL.format(model_id=self.model_id, user_id=user_id)
+        return keys.recs_key(user_id, None if self.is_live else self.model_id)
 
 
 def top_matrix(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -277,9 +277,9 @@ def _reasons(products: pd.DataFrame, codes: np.ndarray, viewed: np.ndarray, row:
 
 
 def recs_payload(items: list[Candidate], model_id: str, updated_at: str) -> dict:
-    """The JSON value of ``recs:{user_id}``."""
-    return {"products": [c.product_id for c in items], "scores": [round(c.score, 6) for c in items],
-            "reasons": [c.reason for c in items], "model_version": model_id, "updated_at": updated_at}
+    """The JSON value of ``recs:{user_id}`` (``recsys.keys.recs_payload``)."""
+    return keys.recs_payload([c.product_id for c in items], [round(c.score, 6) for c in items],
+                             [c.reason for c in items], model_id, updated_at)
 
 
 def embedding_payload(vector: np.ndarray, model_id: str) -> dict:
@@ -300,14 +300,16 @@ def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.D
     """Score, re-rank and write the lists (and LIVE embeddings) of ``users``; returns users written."""
     s, ttl = scorer.settings, scorer.settings.recs_ttl_seconds
     users = servable_users(scorer.model, users, COL_USER)  # a family without cold start: its known users
+    context = serving_context(engine, redis, s)  # the final answers' context (None: answers off)
     for start in range(0, len(users), s.precompute_block_size):
         block = users.iloc[start : start + s.precompute_block_size]
         ids = block[COL_USER].tolist()
         vectors, lists = recommend_block(engine, day, scorer, block)
         updated = dt.datetime.now(dt.timezone.utc).isoformat()
-        write_json(redis, ((scorer.recs_key(uid), {**recs_payload(items, scorer.model_id, updated),
-                                                    **list_fields(scorer.model, uid)})
-                           for uid, items in zip(ids, lists)), ttl=ttl)
+        write_block(redis, [scorer.recs_key(uid) for uid in ids], ids,
+                    [keys.encode_recs({**recs_payload(items, scorer.model_id, updated), **list_fields(scorer.model, uid)})
+                     for uid, items in zip(ids, lists)], ttl, context,
+                    answer_model=None if scorer.is_live else scorer.model_id)
         if scorer.is_live and scorer.has_vectors:  # embedding:{user_id} belongs to the LIVE model only
             write_json(redis, ((KEY_USER_EMBEDDING.format(user_id=uid), embedding_payload(vec, scorer.model_id))
                                for uid, vec in zip(ids, vectors)), ttl=ttl)

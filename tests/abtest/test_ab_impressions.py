@@ -13,6 +13,7 @@ from recsys.api.errors import DependencyDown
 from recsys.api.redis_store import RedisStore
 from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.db.models import ABImpression, User, UserEvent
+from recsys.keys import ab_key
 
 
 def fields(rid: str, user: int = 7, products=(1, 2, 3), test_id=4, arm="treatment"):
@@ -96,10 +97,10 @@ async def test_buffered_writes_ride_with_the_next_read_and_survive_a_failure(red
     store = RedisStore(client)
     try:
         store.buffer.add_impression(fields("r1"))
-        store.buffer.add_set("ab_test:7", b'{"test_id": 4}', 60)
+        store.buffer.add_set(ab_key(7), b'{"test_id": 4}', 60)
         view = await store.read_user_view(7)
         assert view.ab == {"test_id": 4} or view.ab is None  # read before the SET of the same pipeline
-        assert redis_client.xlen(KEY_IMPRESSIONS) == 1 and redis_client.ttl("ab_test:7") > 0
+        assert redis_client.xlen(KEY_IMPRESSIONS) == 1 and redis_client.ttl(ab_key(7)) > 0
         store.buffer.add_impression(fields("r2"))
         await client.aclose()
         from redis.asyncio.retry import Retry

@@ -21,6 +21,7 @@ from recsys.db.models import RecommendationModel
 from recsys.flows import nightly
 from recsys.pipeline.precompute import active_users
 from recsys.settings import Settings
+from recsys.keys import recs_key
 
 DAY = dt.date(2026, 11, 20)
 REPO = Path(__file__).resolve().parents[2]
@@ -100,7 +101,7 @@ def test_precompute_writes_the_treatment_list_for_its_users_only(shop_engine, lo
     treated = [u for u in in_shard if assign_arm(test["test_id"], u, 0.3) == "treatment"]
     assert out["users"] == len(treated) > 0 and out["models"] == {"m-copy": len(treated)} and out["shard"] == shard
     for u in users["user_id"].tolist():
-        cached = redis_client.get(f"recs:m-copy:{u}")
+        cached = redis_client.get(recs_key(u, "m-copy"))
         assert (cached is not None) == (u in treated)
         if cached is not None:
             assert json.loads(cached)["model_version"] == "m-copy"

@@ -15,6 +15,7 @@ from api_helpers import now_ms, pid
 from recsys.api.db_store import DbStore, make_async_engine
 from recsys.api.errors import DependencyDown, InvalidInputError
 from recsys.db.models import User, UserEvent
+from recsys.keys import events_key, session_key
 
 pytestmark = pytest.mark.anyio
 
@@ -54,8 +55,8 @@ async def test_concurrent_events_share_one_transaction_and_are_counted_per_user(
     with catalog_engine.connect() as conn:
         assert conn.execute(select(User.user_id).order_by(User.user_id)).scalars().all() == [31, 32, 33]
     for u in (31, 32, 33):  # the session counter ends at the user's stored count
-        assert int(redis_client.get(f"user:events:{u}")) == 8
-        assert redis_client.hget(f"session:{u}", "viewed")
+        assert int(redis_client.get(events_key(u))) == 8
+        assert redis_client.hget(session_key(u), "viewed")
 
 
 async def test_the_same_event_id_twice_in_one_batch_is_logged_once_then_duplicate_or_conflict(api, catalog_engine):

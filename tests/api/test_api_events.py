@@ -9,6 +9,7 @@ from api_helpers import now_ms, pid
 from recsys.constants import MS_PER_DAY as MS_PER_DAY_
 from recsys.api.schemas import EventLogged
 from recsys.db.models import Product, User, UserEvent
+from recsys.keys import events_key, session_key
 
 pytestmark = pytest.mark.anyio
 
@@ -44,8 +45,8 @@ async def test_click_purchase_and_generic_events_are_stored(api, catalog_engine,
     assert next(r for r in rows if r.event_type == "PURCHASE").price == 49.5
     with catalog_engine.connect() as conn:  # the nightly validation needs the new user's row
         assert conn.execute(select(User.user_id).where(User.user_id == 7)).scalar() == 7
-    assert int(redis_client.get("user:events:7")) == 7
-    assert redis_client.hget("session:7", "sid") == b"s1"
+    assert int(redis_client.get(events_key(7))) == 7
+    assert redis_client.hget(session_key(7), "sid") == b"s1"
 
 
 async def test_a_retry_with_the_same_event_id_is_logged_once(api, catalog_engine, redis_client):
@@ -56,7 +57,7 @@ async def test_a_retry_with_the_same_event_id_is_logged_once(api, catalog_engine
     assert (first["duplicate"], second["duplicate"]) == (False, True)
     assert first["event_id"] == second["event_id"]
     assert len(stored(catalog_engine, client_event_id="ev-8-1")) == 1
-    assert int(redis_client.get("user:events:8")) == 1
+    assert int(redis_client.get(events_key(8))) == 1
 
 
 async def test_the_same_event_id_for_another_event_is_a_conflict(api, catalog_engine):
@@ -82,7 +83,7 @@ async def test_a_product_newer_than_the_catalog_snapshot_is_accepted(api, catalo
         conn.execute(insert(Product), [{"product_id": 9001, "name": "Fresh", "category": "Garden", "price": 3.0}])
     r = await api.post("/events/click", json={"user_id": 11, "product_id": 9001, "timestamp": now_ms()})
     assert r.status_code == 200
-    assert redis_client.hget("session:11", "cats") == b"Garden"
+    assert redis_client.hget(session_key(11), "cats") == b"Garden"
 
 
 BASE = {"user_id": 12, "product_id": 101, "timestamp": None}

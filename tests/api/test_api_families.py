@@ -15,6 +15,7 @@ from sqlalchemy import text
 from api_helpers import REDIS_URL, open_client, truncate_all
 from recsys.api.schemas import ModelStatus, RecommendationsResponse
 from recsys.artifacts import LocalArtifactStore, model_key
+from recsys.keys import recs_key
 from recsys.settings import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -75,7 +76,7 @@ def _heavy_cached_user(pipeline) -> int:
     with pipeline["engine"].connect() as conn:
         rows = conn.execute(text("SELECT user_id FROM user_events WHERE event_type <> 'IMPRESSION' "
                                  "GROUP BY user_id HAVING count(*) >= 50 ORDER BY user_id")).all()
-    cached = [int(u) for (u,) in rows if pipeline["redis"].exists(f"recs:{u}")]
+    cached = [int(u) for (u,) in rows if pipeline["redis"].exists(recs_key(u))]
     assert cached, "heavy users of the shop should have precomputed lists"
     return cached[0]
 
@@ -100,13 +101,13 @@ async def test_cache_hit_then_on_the_fly_scoring_from_the_published_files(api, p
     user = _heavy_cached_user(pipeline)
     body = await _recs(api, user)
     assert body.source == "personalized" and body.model_version == pipeline["model_id"]
-    stored = json.loads(pipeline["redis"].get(f"recs:{user}"))
+    stored = json.loads(pipeline["redis"].get(recs_key(user)))
     assert stored["model_version"] == pipeline["model_id"]
     assert all(r.startswith(REASONS) for r in stored["reasons"]), stored["reasons"]
-    pipeline["redis"].delete(f"recs:{user}")
+    pipeline["redis"].delete(recs_key(user))
     body = await _recs(api, user)
     assert body.source == "personalized" and body.model_version == pipeline["model_id"]
-    assert json.loads(pipeline["redis"].get(f"recs:{user}"))["model_version"] == pipeline["model_id"]
+    assert json.loads(pipeline["redis"].get(recs_key(user)))["model_version"] == pipeline["model_id"]
 
 
 async def test_served_scores_are_the_models_scores(api, pipeline):

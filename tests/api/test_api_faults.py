@@ -49,7 +49,7 @@ async def test_an_unexpected_error_is_a_500_with_a_request_id(api, monkeypatch):
     async def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(api.app.state.recommender, "recommend", broken)
+    monkeypatch.setattr(api.app.state.recommender, "respond", broken)
     r = await api.get("/recommendations", params={"user_id": 1}, headers={"X-Request-ID": "trace-1"})
     assert r.status_code == 500
     assert r.headers["x-request-id"] == "trace-1" and r.json()["request_id"] == "trace-1"

@@ -20,6 +20,7 @@ from recsys.api.schemas import ModelStatus, RecommendationsResponse, SimilarResp
 from recsys.artifacts import LocalArtifactStore
 from recsys.constants import PURCHASE
 from recsys.settings import Settings
+from recsys.keys import recs_key
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 LAST_DAY = dt.date(2026, 11, 20)  # tests/conftest.py LAST_EVENT_DAY: the shop's last day of events
@@ -102,10 +103,10 @@ async def recs(api, user_id, n=10) -> RecommendationsResponse:
 
 async def test_heavy_user_gets_the_precomputed_list(api, pipeline):
     counts = user_event_counts(pipeline["engine"])
-    cached = [u for u, n in counts.items() if n >= 50 and pipeline["redis"].exists(f"recs:{u}")]
+    cached = [u for u, n in counts.items() if n >= 50 and pipeline["redis"].exists(recs_key(u))]
     assert cached, "the synthetic shop should have users above the threshold with cached lists"
     user = cached[0]
-    stored = json.loads(pipeline["redis"].get(f"recs:{user}"))
+    stored = json.loads(pipeline["redis"].get(recs_key(user)))
     body = await recs(api, user)
     assert body.source == "personalized" and body.model_version == pipeline["model_id"]
     assert {i.product_id for i in body.items} <= set(stored["products"]) | _cross_sell_pool(api)
@@ -132,10 +133,10 @@ async def test_light_user_gets_its_category(api, pipeline):
 async def test_cache_miss_is_scored_from_the_embeddings(api, pipeline):
     counts = user_event_counts(pipeline["engine"])
     user = sorted(u for u, n in counts.items() if n >= 50)[-1]
-    pipeline["redis"].delete(f"recs:{user}")
+    pipeline["redis"].delete(recs_key(user))
     body = await recs(api, user)
     assert body.source == "personalized" and body.model_version == pipeline["model_id"]
-    written = json.loads(pipeline["redis"].get(f"recs:{user}"))
+    written = json.loads(pipeline["redis"].get(recs_key(user)))
     assert written["model_version"] == pipeline["model_id"] and len(written["products"]) == 100
 
 

@@ -24,6 +24,7 @@ from api_helpers import (
 from recsys.api.app import create_app
 from recsys.api.db_store import make_async_engine
 from recsys.artifacts import LocalArtifactStore
+from recsys.keys import ab_key, answer_key, events_key, recs_key
 
 pytestmark = pytest.mark.anyio
 
@@ -55,7 +56,7 @@ async def test_below_the_threshold_tier2_then_tier1_once_qualified(api, redis_cl
     body = await get_recs(api, 88)
     assert body.source == "category"  # 49 events < 50: what the few events say
     assert body.items[0].reason == "Popular in Fashion"
-    assert int(redis_client.get("user:events:88")) == 49  # seeded once from the database
+    assert int(redis_client.get(events_key(88))) == 49  # seeded once from the database
     r = await api.post("/events/click", json={"user_id": 88, "product_id": pid("Fashion", 7), "timestamp": now_ms()})
     assert r.status_code == 200
     body = await get_recs(api, 88)
@@ -94,8 +95,8 @@ async def test_cross_sell_after_a_purchase(api, redis_client):
 
 async def test_ab_assignment_serves_the_treatment_list(api, redis_client):
     write_user_recs(redis_client, 77, [pid("Home", 1)], n_events=60, model_version="model-a")
-    redis_client.set("ab_test:77", json.dumps({"test_id": 1, "model_id": "model-b", "arm": "treatment"}))
-    redis_client.set("recs:model-b:77", json.dumps({"products": [pid("Books", 2)], "scores": [0.9],
+    redis_client.set(ab_key(77), json.dumps({"test_id": 1, "model_id": "model-b", "arm": "treatment"}))
+    redis_client.set(recs_key(77, "model-b"), json.dumps({"products": [pid("Books", 2)], "scores": [0.9],
                                                     "reasons": ["Customers like you also bought..."],
                                                     "model_version": "model-b", "updated_at": "x"}))
     body = await get_recs(api, 77)
@@ -113,11 +114,17 @@ async def test_cache_hit_is_one_redis_round_trip_and_no_query(catalog_engine, re
         trips = RoundTrips(monkeypatch, engine)
         await get_recs(client, 42)  # first sight: the session hash is seeded from the database
         trips.reset()
-        for _ in range(3):
+        bodies = []
+        for _ in range(4):
             body = await get_recs(client, 42)
             assert body.source == "personalized"
-        # per request: the API key's token bucket (one script) and the pipelined read
-        assert trips.redis == 3 * 2 and trips.sql == 0
+            bodies.append([(i.product_id, i.score, i.reason) for i in body.items])
+        # per request: one pipeline with the read, the API key's token bucket (one script) and the
+        # buffered writes (the answer written back by a request rides with the next one)
+        assert trips.redis == 4 and trips.sql == 0
+        # request 1 re-ranks and buffers its answer, request 2 sends it (after its own read, so it re-ranks
+        # and buffers too), requests 3 and 4 are answered from the cache: the answers of requests 1 and 2
+        assert redis_client.exists(answer_key(42)) and bodies[2] == bodies[0] and bodies[3] == bodies[1]
     finally:
         await close()
         await engine.dispose()
@@ -139,7 +146,7 @@ async def test_cache_miss_scores_from_the_embeddings_and_writes_back(catalog_eng
     try:
         body = await get_recs(client, 90, n=5)
         assert body.source == "personalized" and body.model_version == "model-live"
-        cached = json.loads(redis_client.get("recs:90"))
+        cached = json.loads(redis_client.get(recs_key(90)))
         scores = items @ user
         top = np.argsort(-scores)[: api_settings.recs_per_user]
         # precompute's popular-products boost with the popularity the fallback lists carry (max over lists)
@@ -155,7 +162,7 @@ async def test_cache_miss_scores_from_the_embeddings_and_writes_back(catalog_eng
         if trending_weight:  # the boost moved something
             assert expected[:10] != [ALL_PRODUCTS[i] for i in top[:10]]
         assert set(cached) == {"products", "scores", "reasons", "model_version", "updated_at"}
-        assert 0 < redis_client.ttl("recs:90") <= api_settings.recs_ttl_seconds
+        assert 0 < redis_client.ttl(recs_key(90)) <= api_settings.recs_ttl_seconds
         again = await get_recs(client, 90, n=5)
         assert [i.product_id for i in again.items] == [i.product_id for i in body.items]
     finally:

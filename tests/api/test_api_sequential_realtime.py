@@ -18,6 +18,7 @@ import redis as redis_sync
 from api_helpers import REDIS_URL, AppClient, now_ms, truncate_all
 from recsys import registry
 from recsys.artifacts import LocalArtifactStore, model_key
+from recsys.keys import recs_key
 from recsys.data.loading import load_shop
 from recsys.pipeline.precompute import precompute_all
 from recsys.pipeline.publish import publish_model
@@ -67,10 +68,10 @@ async def api(pipeline):
 
 def _user_lists(client) -> dict[int, dict]:
     out = {}
-    for key in client.scan_iter("recs:*"):
+    for key in client.scan_iter("recs:{*}"):
         parts = key.decode().split(":")
-        if len(parts) == 2:
-            out[int(parts[1])] = json.loads(client.get(key))
+        if len(parts) == 2:  # recs:{user_id}, the LIVE lists (recs:<model>:{user_id} belong to A/B arms)
+            out[int(parts[1].strip("{}"))] = json.loads(client.get(key))
     return out
 
 
@@ -151,7 +152,7 @@ async def test_a_click_changes_the_very_next_answer_and_a_hit_runs_no_model(pipe
     assert second["source"] == "personalized" and second["model_version"] == pipeline["model_id"]
     assert [i["product_id"] for i in second["items"]] != [i["product_id"] for i in first["items"]]
     assert f"Because you just viewed {name}" in {i["reason"] for i in second["items"]}
-    stored = json.loads(pipeline["redis"].get(f"recs:{user}"))
+    stored = json.loads(pipeline["redis"].get(recs_key(user)))
     assert stored["seq"].split(",")[0] == str(clicked)
 
     runs = len(calls)

@@ -15,6 +15,7 @@ from recsys.api.session_state import (
 )
 from recsys.constants import ADD_TO_CART, CLICK, EXCLUDE_INTERACTED, IMPRESSION, PURCHASE, RETURN, VIEW
 from recsys.ranking.seen import seen_event_types
+from recsys.keys import ab_key, events_key, recs_key, session_key
 
 from api_helpers import REDIS_URL
 
@@ -66,58 +67,58 @@ def _args(event_type, product_id, category, n=None, sid="s1"):
 async def test_lua_update_keeps_recent_distinct_lists(store, redis_client):
     for product, cat in [(1, "Shoes"), (2, "Books"), (1, "Shoes")]:
         await store.record_event(7, _args(CLICK, product, cat))
-    state = parse_session(redis_client.hgetall("session:7"))
+    state = parse_session(redis_client.hgetall(session_key(7)))
     assert state.categories == ("Shoes", "Books")
     assert state.viewed == (1, 2)
     assert state.session_id == "s1" and state.updated_at_ms == 123
-    assert 0 < redis_client.ttl("session:7") <= 600
+    assert 0 < redis_client.ttl(session_key(7)) <= 600
 
 
 async def test_lua_update_caps_the_viewed_list(store, redis_client):
     for product in range(1, MAX_VIEWED + 6):
         await store.record_event(7, _args(VIEW, product, "Home"))
-    viewed = parse_session(redis_client.hgetall("session:7")).viewed
+    viewed = parse_session(redis_client.hgetall(session_key(7))).viewed
     assert len(viewed) == MAX_VIEWED and viewed[0] == MAX_VIEWED + 5
 
 
 async def test_purchase_and_return(store, redis_client):
     await store.record_event(7, _args(PURCHASE, 5, "Shoes"))
     await store.record_event(7, _args(PURCHASE, 6, "Books"))
-    state = parse_session(redis_client.hgetall("session:7"))
+    state = parse_session(redis_client.hgetall(session_key(7)))
     assert state.purchased == (6, 5)
     assert state.categories == ()  # buying is not browsing: no session boost for more of the same
     await store.record_event(7, _args(RETURN, 6, "Books"))
-    assert parse_session(redis_client.hgetall("session:7")).purchased == (5,)
+    assert parse_session(redis_client.hgetall(session_key(7))).purchased == (5,)
 
 
 async def test_impression_changes_no_list(store, redis_client):
     await store.record_event(7, _args(IMPRESSION, 5, "Shoes"))
-    assert parse_session(redis_client.hgetall("session:7")).empty
+    assert parse_session(redis_client.hgetall(session_key(7))).empty
 
 
 async def test_counter_only_grows_and_gets_a_ttl(store, redis_client):
     await store.record_event(7, _args(CLICK, 1, "Shoes", n=12))
     await store.record_event(7, _args(CLICK, 2, "Shoes", n=11))  # a slower concurrent write
-    assert int(redis_client.get("user:events:7")) == 12
-    assert 0 < redis_client.ttl("user:events:7") <= 900
+    assert int(redis_client.get(events_key(7))) == 12
+    assert 0 < redis_client.ttl(events_key(7)) <= 900
     await store.record_event(7, _args(CLICK, 3, "Shoes", n=13))
-    assert int(redis_client.get("user:events:7")) == 13
+    assert int(redis_client.get(events_key(7))) == 13
 
 
 async def test_seed_never_overwrites_fresher_values(store, redis_client):
     await store.record_event(7, _args(CLICK, 1, "Shoes", n=60))
     await store.seed_user(7, 40, {"seeded": "1", "cats": "Books", "bought": "9"}, session_ttl=600, counter_ttl=900)
-    state = parse_session(redis_client.hgetall("session:7"))
-    assert int(redis_client.get("user:events:7")) == 60
+    state = parse_session(redis_client.hgetall(session_key(7)))
+    assert int(redis_client.get(events_key(7))) == 60
     assert state.categories == ("Shoes",)  # the live session wins
     assert state.purchased == (9,)  # a missing field is filled
 
 
 async def test_read_user_view_is_one_pipeline(store, redis_client):
-    redis_client.set("recs:7", '{"products": [1, 2], "scores": [0.5, 0.4], "model_version": "m1"}')
-    redis_client.set("ab_test:7", '{"test_id": 1, "model_id": "m2", "arm": "treatment"}')
-    redis_client.set("recs:m2:7", '{"products": [3], "scores": [0.9], "model_version": "m2"}')
-    redis_client.set("user:events:7", 55)
+    redis_client.set(recs_key(7), '{"products": [1, 2], "scores": [0.5, 0.4], "model_version": "m1"}')
+    redis_client.set(ab_key(7), '{"test_id": 1, "model_id": "m2", "arm": "treatment"}')
+    redis_client.set(recs_key(7, "m2"), '{"products": [3], "scores": [0.9], "model_version": "m2"}')
+    redis_client.set(events_key(7), 55)
     await store.record_event(7, _args(CLICK, 1, "Shoes"))
     view = await store.read_user_view(7, model_id="m2")
     assert view.recs["products"] == [1, 2]
@@ -128,21 +129,21 @@ async def test_read_user_view_is_one_pipeline(store, redis_client):
 
 async def test_read_user_view_takes_a_key_of_another_type_for_missing(store, redis_client):
     """The strings are read with one MGET, which answers nil for a key that is not a string."""
-    redis_client.hset("recs:8", "products", "[1]")
-    redis_client.set("user:events:8", 60)
+    redis_client.hset(recs_key(8), "products", "[1]")
+    redis_client.set(events_key(8), 60)
     view = await store.read_user_view(8)
     assert view.recs is None and view.n_events == 60 and not view.session.exists
 
 
 async def test_seed_gives_every_key_it_writes_a_ttl_and_keeps_a_live_one(store, redis_client):
     await store.seed_user(9, 0, {"seeded": "1"}, session_ttl=600, counter_ttl=900)
-    assert 0 < redis_client.ttl("session:9") <= 600 and 0 < redis_client.ttl("user:events:9") <= 900
-    redis_client.hset("session:10", "cats", "Shoes")  # a hash left without a TTL (an older version)
+    assert 0 < redis_client.ttl(session_key(9)) <= 600 and 0 < redis_client.ttl(events_key(9)) <= 900
+    redis_client.hset(session_key(10), "cats", "Shoes")  # a hash left without a TTL (an older version)
     await store.seed_user(10, 0, {"seeded": "1", "cats": "Books"}, session_ttl=600, counter_ttl=900)
-    assert 0 < redis_client.ttl("session:10") <= 600 and parse_session(redis_client.hgetall("session:10")).categories == ("Shoes",)
-    redis_client.expire("session:10", 5000)  # a live session keeps its own lifetime
+    assert 0 < redis_client.ttl(session_key(10)) <= 600 and parse_session(redis_client.hgetall(session_key(10))).categories == ("Shoes",)
+    redis_client.expire(session_key(10), 5000)  # a live session keeps its own lifetime
     await store.seed_user(10, 0, {"seeded": "1"}, session_ttl=600, counter_ttl=900)
-    assert redis_client.ttl("session:10") > 600
+    assert redis_client.ttl(session_key(10)) > 600
 def test_seed_fields_keep_the_other_seen_event_types():
     recent = [(1, VIEW), (2, CLICK), (3, PURCHASE), (1, ADD_TO_CART), (5, IMPRESSION)]
     assert "seen" not in seed_fields(recent, lambda p: "Home")  # default: purchases only, in "bought"
@@ -162,6 +163,6 @@ async def test_lua_update_records_seen_products_of_the_configured_types(store, r
     await store.record_event(7, update_args(PURCHASE, 2, "Shoes", "s1", now_ms=2, session_ttl=600, n_events=None,
                                             counter_ttl=900, seen_types=interacted))
     await store.record_event(7, _args(CLICK, 3, "Books"))  # default types: not "seen"
-    state = parse_session(redis_client.hgetall("session:7"))
+    state = parse_session(redis_client.hgetall(session_key(7)))
     assert state.seen == (1,) and state.purchased == (2,)
     assert state.already_seen(interacted) == {1, 2}

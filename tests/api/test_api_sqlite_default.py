@@ -11,6 +11,7 @@ from recsys.clients import make_engine
 from recsys.db.migrate import upgrade
 from recsys.db.models import Product, User, UserEvent
 from recsys.settings import Settings
+from recsys.keys import events_key, session_key
 
 pytestmark = pytest.mark.anyio
 
@@ -51,8 +52,8 @@ async def test_a_get_gives_the_session_it_creates_a_ttl_on_the_embedded_redis(tm
     try:
         assert (await client.get("/recommendations", params={"user_id": 6})).status_code == 200
         redis = app.state.serving.redis.client
-        assert await redis.exists("session:6") == 1
-        assert 0 < await redis.ttl("session:6") <= 600
-        assert 0 < await redis.ttl("user:events:6") <= settings.active_days * 86400
+        assert await redis.exists(session_key(6)) == 1
+        assert 0 < await redis.ttl(session_key(6)) <= 600
+        assert 0 < await redis.ttl(events_key(6)) <= settings.active_days * 86400
     finally:
         await close()

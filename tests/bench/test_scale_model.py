@@ -48,7 +48,7 @@ def test_model_multiplies_the_unit_costs_out():
     assert pre["ann_hours_per_worker"] == pytest.approx(100_000_000 * per_user / 3600)
     assert pre["workers_for_window"] == math.ceil(pre["ann_hours_per_worker"] / 2.0)
     assert srv["nodes"] == math.ceil(100_000 / (1000.0 * 0.7))
-    assert srv["redis_shards_throughput"] == math.ceil(500_000 / (100_000.0 * 0.7))  # 5 keys per request
+    assert srv["redis_shards_throughput"] == math.ceil(900_000 / (100_000.0 * 0.7))  # 9 key operations per request
     assert tr["epoch_hours"] == pytest.approx(100_000_000 * 14 * 4.0 / 1_000_000 / 3600)
     assert tr["thread_speedup_1_to_2"] == pytest.approx(7.0 / 4.0)
 

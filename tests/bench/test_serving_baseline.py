@@ -33,7 +33,7 @@ def test_the_table_sets_each_figure_beside_the_baseline():
     assert rows["cache-hit p99 ms at 32 connections"][:2] == ["160 (160–160)", "80.0 (80.0–80.0)"]
     assert rows["cache hit / trivial endpoint (same run)"] == ["0.100", "0.200", "2.00"]
     assert rows["one request alone, p50 ms"][2] == "0.500"
-    assert rows["`recommend` in process, µs per call"] == ["1,500", "600", "0.400"]
+    assert rows["route call in process, µs (`respond`; before: `recommend`)"] == ["1,500", "600", "0.400"]
 
 
 def test_the_finding_names_the_baseline_and_the_changes():

@@ -111,7 +111,7 @@ def test_lineage_events_and_the_published_model_queues_the_ab_dag(lineage_run, s
                              {model, table("recommendation_models")})
     assert (redis_ns, f"{db_no}/trending:global") in io("lists")[1]
     precompute = [e for e in events if e["job"]["name"] == "recsys_nightly.precompute" and e["eventType"] == "COMPLETE"]
-    assert precompute and all((redis_ns, f"{db_no}/recs:*") in _names(e["outputs"]) for e in precompute)
+    assert precompute and all((redis_ns, f"{db_no}/recs:{{*}}") in _names(e["outputs"]) for e in precompute)
     # the files named are the files written
     assert (artifacts / f"events/date={DAY}/events.parquet").exists() and (artifacts / f"models/{model_id}").is_dir()
 

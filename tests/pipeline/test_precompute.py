@@ -22,6 +22,7 @@ from recsys.pipeline import precompute as P
 from recsys.pipeline.lists import bestsellers, new_arrivals, trending, window_ms, write_json
 from recsys.settings import Settings
 from recsys.timeutil import day_bounds_ms
+from recsys.keys import recs_key
 
 
 DAY = dt.date(2026, 11, 20)  # the small shop's last day of events (tests/conftest.py)
@@ -205,7 +206,7 @@ class _CrashingRedis:
 
 
 def test_a_crash_half_way_leaves_old_or_new_complete_values(redis_client):
-    old = {f"recs:{i}": {"products": [1, 2, 3], "model_version": "old"} for i in range(10)}
+    old = {recs_key(i): {"products": [1, 2, 3], "model_version": "old"} for i in range(10)}
     write_json(redis_client, old.items())
     new = [(k, {"products": [7, 8, 9, 10], "model_version": "new"}) for k in old]
     with pytest.raises(ConnectionError):
@@ -340,7 +341,7 @@ def test_precompute_for_a_non_live_model_and_errors(shop_engine, local_store, re
     assert out["users"] > 0
     keys = {k.decode() for k in redis_client.keys("recs:*")}
     assert len(keys) == out["users"] and all(k.startswith(f"recs:{model_id}:") for k in keys)
-    uid = keys.pop().rsplit(":", 1)[1]
+    uid = keys.pop().rsplit(":", 1)[1].strip("{}")
     assert KEY_RECS_MODEL.format(model_id=model_id, user_id=uid) in {k.decode() for k in redis_client.keys()}
     assert redis_client.keys("embedding:*") == []  # the LIVE model's embeddings are not touched
     lists = P.precompute_lists(shop_engine, local_store, redis_client, DAY, settings=SETTINGS)

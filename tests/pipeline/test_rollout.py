@@ -33,7 +33,7 @@ def models(shop_engine, local_store):
 
 
 def _some_recs(redis_client) -> dict:
-    return json.loads(redis_client.get(next(redis_client.scan_iter("recs:[0-9]*"))))
+    return json.loads(redis_client.get(next(redis_client.scan_iter("recs:{[0-9]*"))))
 
 
 def test_two_rollbacks_go_two_steps_back_each_precomputed(shop_engine, local_store, redis_client, models):
@@ -62,7 +62,7 @@ def test_rollback_to_a_model_whose_files_are_gone_or_altered_is_refused_naming_t
         rollout.rollback_live(shop_engine, local_store, redis_client, SETTINGS)
     assert registry.get_live(shop_engine).model_id == c
     assert registry.rollback_target(shop_engine) == {"from": c, "to": b}  # the history is untouched
-    assert not list(redis_client.scan_iter("recs:[0-9]*"))  # nothing was precomputed from it
+    assert not list(redis_client.scan_iter("recs:{[0-9]*"))  # nothing was precomputed from it
 
 
 def test_a_failed_precompute_leaves_the_registry_unchanged(shop_engine, local_store, redis_client, models,

@@ -1,0 +1,78 @@
+"""The cached final answer of Tier 1 (``answer:{user_id}``): when it still holds, and how it is built.
+
+An answer is the re-ranked list ``tiers.personalized`` gives for one model list, one session and
+one serving context, its first ``ANSWER_ITEMS`` items encoded as the API sends them
+(``recsys.keys.encode_answer``). It holds while everything it was computed from is unchanged,
+which its ``basis`` (a digest) records:
+- the serving context (``context_digest``): the catalog's ranking attributes, the bestsellers
+  that cross-sell draws from, the re-ranking rules and the settings the tier reads;
+- the model list: the exact bytes of ``recs:{user_id}`` (a new precompute or an on-the-fly
+  score changes them);
+- the session fields Tier 1 reads (``cats``, ``bought``, ``seen`` of ``session:{user_id}``) and the
+  recent sequence (``seq``): a sequential model's list is re-scored the moment it changes
+  (``recsys.api.realtime``), so an answer never outlives the sequence it was made for.
+and while it is younger than ``RECSYS_ANSWER_MAX_AGE_SECONDS``: the freshness boost decays with
+the products' age, so an answer's scores are those of its computation time (0 = never cached).
+Anything else (a new event in a category, a purchase, a catalog refresh that changed stock) is
+a mismatch: the API re-ranks as it always did and writes the new answer back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping, Sequence
+
+import orjson
+
+from recsys.api.catalog import CatalogSnapshot
+from recsys.api.fallbacks import FallbackLists
+from recsys.api.schemas import MAX_NUM_ITEMS
+from recsys.api.tiers import ServeContext, personalized
+from recsys.keys import encode_answer
+from recsys.ranking.rerank import Candidate, RerankConfig
+
+ANSWER_ITEMS = MAX_NUM_ITEMS  # an answer holds as many items as a request may ask for
+SESSION_FIELDS = ("cats", "bought", "seen", "seq")  # what Tier 1 (and real-time sequential scoring) reads
+_SESSION_KEYS = tuple((name.encode(), name) for name in SESSION_FIELDS)
+
+
+def context_digest(catalog: CatalogSnapshot, lists: FallbackLists, rules: RerankConfig, new_days: int,
+                   seen_types: Sequence[str]) -> bytes:
+    """What Tier 1 reads besides the list and the session, as a digest (worked out once per snapshot)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(orjson.dumps([(p.product_id, p.name, p.category, p.margin, p.in_stock, p.created_at_ms)
+                           for _, p in sorted(catalog.products.items())]))
+    h.update(orjson.dumps({c: lst.products for c, lst in sorted(lists.bestsellers.items())}))
+    h.update(orjson.dumps(dataclasses.asdict(rules), option=orjson.OPT_SORT_KEYS))
+    h.update(orjson.dumps([int(new_days), list(seen_types)]))
+    return h.digest()
+
+
+def _as_bytes(value) -> bytes:
+    if value is None:
+        return b"\x00"  # a missing field differs from an empty one
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def answer_basis(context: bytes, recs_raw: bytes, session_raw: Mapping | None) -> str:
+    """The digest an answer is valid for: context, the model list's bytes, the session fields Tier 1 reads."""
+    h = hashlib.blake2b(context, digest_size=16)
+    h.update(recs_raw)
+    raw = session_raw or {}
+    for key_bytes, key_text in _SESSION_KEYS:
+        h.update(b"\x1e")
+        h.update(_as_bytes(raw.get(key_bytes, raw.get(key_text))))
+    return h.hexdigest()
+
+
+def response_items(items: Sequence[Candidate]) -> list[dict]:
+    """The ``items`` of a ``GET /recommendations`` answer."""
+    return [{"product_id": c.product_id, "score": c.score, "reason": c.reason} for c in items]
+
+
+def build_answer(ctx: ServeContext, products: Sequence[int], scores: Sequence[float],
+                 reasons: Sequence[str] | None, model_version: str | None, basis: str) -> tuple[list[Candidate], bytes]:
+    """Tier 1 of a model list, ``ANSWER_ITEMS`` long, and its ``answer:`` value."""
+    items = personalized(ctx, products, scores, reasons, ANSWER_ITEMS)
+    return items, encode_answer(response_items(items), basis=basis, at_ms=ctx.now_ms, model_version=model_version)
