@@ -25,6 +25,9 @@ os.environ.setdefault("RECSYS_DAG_RETRIES", "0")  # a failed task fails the run 
 # model selection set their own candidates (tests/pipeline/test_model_choice.py, tests/dags/test_nightly_e2e.py)
 os.environ.setdefault("RECSYS_SELECTION_CANDIDATES", "hybrid-default")
 os.environ.setdefault("RECSYS_TUNING_INTERVAL_DAYS", "0")  # no weekly search unless a test asks for one
+# the nightly sequential branch runs in every DAG test, time-boxed (tests/sequential and
+# tests/api/test_api_sequential_realtime.py train it with their own configurations)
+os.environ.setdefault("RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS", "10")
 # every API of the suite knows the tests' key (tests/asgi_client.py sends it); the token bucket is
 # checked on every request, but sized so that no functional test is throttled (test_api_security.py
 # tests the limit with a small one)
