@@ -21,3 +21,8 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${AIRFLOW__CORE__EXECUTION_API_SE
 # lineage (plugins/recsys_lineage.py, README "Lineage"): every task's OpenLineage events, one JSON a line
 export AIRFLOW__OPENLINEAGE__TRANSPORT=${AIRFLOW__OPENLINEAGE__TRANSPORT:-"{\"type\": \"file\", \"log_file_path\": \"$VAR/openlineage.jsonl\", \"append\": true}"}
 export AIRFLOW__OPENLINEAGE__NAMESPACE=${AIRFLOW__OPENLINEAGE__NAMESPACE:-recsys}
+# the demo's one nightly run stays a few minutes long on a laptop: its first night would otherwise run the
+# weekly hyper-parameter search (20 min by default) and a 10-minute sequential training (README "make run")
+export RECSYS_TUNING_BUDGET_SECONDS=${RECSYS_TUNING_BUDGET_SECONDS:-120}
+export RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS=${RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS:-120}
+export RECSYS_SELECTION_BUDGET_SECONDS=${RECSYS_SELECTION_BUDGET_SECONDS:-600}

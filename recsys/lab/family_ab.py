@@ -59,7 +59,6 @@ async def run_family_ab(client, prep: dict, shoppers, users, *, day: dt.date, fr
     """Create the test (sequential = treatment), precompute its arms, simulate, stop: the result."""
     from recsys.abtest.precompute import precompute_test_arms
     from recsys.lab.simulate import run_simulation
-    from recsys.pipeline.precompute import active_segments
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     r = await client.post("/models/ab-test", headers=auth, json={
@@ -68,8 +67,8 @@ async def run_family_ab(client, prep: dict, shoppers, users, *, day: dt.date, fr
     r.raise_for_status()
     created = r.json()
     engine, settings = prep["engine"], prep["settings"]
-    arms = [precompute_test_arms(engine, prep["store"], prep["redis"], day, seg, settings)
-            for seg in active_segments(engine, day, settings=settings)]
+    arms = [precompute_test_arms(engine, prep["store"], prep["redis"], day, shard, settings)
+            for shard in range(settings.precompute_shards)]
     sim = await run_simulation("", shoppers, users, hours=hours, visits_per_hour=visits_per_hour, num_items=10,
                                concurrency=8, seed=seed, client=client)
     stopped = await client.post(f"/ab-tests/{created['test_id']}/stop", headers=auth)
