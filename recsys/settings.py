@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         default=True,
         description="the nightly DAG also trains, evaluates and registers the sequential model (needs requirements-train.txt)")
     sequential_time_budget_seconds: float = Field(
-        default=600.0, gt=0, description="sequential model: training stops after the epoch that crosses this (CPU s / threads)")
+        default=600.0, gt=0, description="sequential model: wall-clock seconds of training, checked before every batch")
     promotion_margin: float = Field(default=0.0, ge=0, description="relative NDCG@10 gain needed over LIVE")
     promotion_policy: str = Field(default="auto", description="auto (promote or archive) or ab_test (a winner waits as CANDIDATE)")
     keep_model_versions: int = Field(default=5, ge=1, description="model folders kept in the artifact store (LIVE always kept)")

@@ -9,7 +9,7 @@ it like any model (``registry.judge``), but never promotes it itself: a winner b
 to be A/B tested against the LIVE model (``python -m recsys abtest start``) or promoted by an operator
 (``python -m recsys models promote``); otherwise it is archived. One LIVE switch per night stays the
 hybrid branch's, so the two branches never race for the LIVE slot.
-``RECSYS_SEQUENTIAL_NIGHTLY=false`` skips the branch. A re-run with the same params reuses the model.
+``RECSYS_SEQUENTIAL_NIGHTLY=false`` skips the branch. A re-run with the same params reuses the model while its files are in the store.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 def train_sequential(engine, store, day: dt.date, params: dict | None) -> dict:
     from recsys import registry
     from recsys.flows.nightly import log_params
-    from recsys.sequential.family import NoSequencesError, config_from_settings, train_sequential_model
+    from recsys.sequential.family import (NoSequencesError, config_from_settings, sequential_saved,
+                                          train_sequential_model)
 
     settings = get_settings()
     if not settings.sequential_nightly:
@@ -35,7 +36,9 @@ def train_sequential(engine, store, day: dt.date, params: dict | None) -> dict:
     run = log_params(day, params)
     config = config_from_settings(settings)
     existing = registry.find_trained(engine, day, {"window_days": run.window_days, **config.as_dict()})
-    if existing is not None:
+    # reused only while its files are there: retention deletes an archived model's folder, and a
+    # re-run days later (a dry run of yesterday after a week of nights) must train again, not fail to load
+    if existing is not None and sequential_saved(store, existing.model_id):
         log.info("re-run for %s: reusing sequential model %s trained with the same params", day, existing.model_id)
         return {"model_id": existing.model_id, "artifact_uri": existing.artifact_uri, "reused": True,
                 "samples": existing.training_samples_count, "day": day.isoformat()}

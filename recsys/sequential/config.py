@@ -32,9 +32,11 @@ class SequentialConfig:
     ``attributes``: add category and price band embeddings to the id embedding, so a product
     unseen in training still has a vector (its attributes').
     ``max_epochs`` / ``patience``: early stopping on the validation NDCG@10 (each user's newest product).
-    ``time_budget_s``: training stops after the epoch that crosses it (the best epoch is kept). It counts
-    the process's CPU time divided by ``threads``, i.e. the wall time on an idle machine with ``threads``
-    cores, so that a busy machine does not cut training short (nor make it irreproducible by much).
+    ``time_budget_s``: wall-clock seconds of training, checked before every batch: the epoch that
+    crosses it is cut there, validated, and the best epoch so far is kept (at least one batch always
+    runs). It is wall time, not CPU time, because it exists for the DAG's deadline and the operator's
+    wait: on a busy machine a CPU budget let one epoch of a 120 s budget run 542 s. The price: a
+    run cut by the budget depends on the machine's load (the epochs' own arithmetic stays seeded).
     """
 
     kind: str = "sasrec"

@@ -75,6 +75,12 @@ def upload_folder(store: ArtifactStore, model_id: str, folder: Path) -> dict[str
     return checksums
 
 
+def sequential_saved(store: ArtifactStore, model_id: str) -> bool:
+    """The model's folder is complete in the store (``config.json`` is uploaded last); retention may
+    have deleted an archived model's files while its registry row stays."""
+    return store.exists(model_key(model_id, C.CONFIG_FILE))
+
+
 def train_sequential_model(engine: Engine, store: ArtifactStore, day: dt.date, window_days: int,
                            config: SequentialConfig) -> dict:
     """Train on ``[day - window_days + 1, day)``, save ``models/<id>/`` with checksums, register as TRAINING."""

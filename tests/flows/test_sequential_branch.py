@@ -81,3 +81,18 @@ def test_the_setting_turns_the_branch_off(shop_engine, local_store, monkeypatch)
 def test_a_window_without_sequences_is_skipped(engine, local_store, quick):
     with pytest.raises(nightly.Skip, match="nothing to train the sequential model on"):
         nightly.train_sequential(engine, local_store, DAY, FAST)
+
+
+def test_a_rerun_after_retention_deleted_the_files_trains_again(shop_engine, local_store, quick):
+    """The operator suite's Celery dry run of yesterday found the earlier run's sequential model
+    archived and its folder deleted by retention: the re-run reused the row, and evaluate_sequential
+    failed loading files that were gone. A model whose files are gone is not reused."""
+    first = nightly.train_sequential(shop_engine, local_store, DAY, FAST)["model_id"]
+    nightly.evaluate_sequential(shop_engine, local_store, DAY, first, FAST)
+    assert local_store.delete_prefix(f"models/{first}/") > 0  # what publish's retention does to an old folder
+
+    again = nightly.train_sequential(shop_engine, local_store, DAY, {**FAST, "dry_run": True})
+    assert not again.get("reused") and again["model_id"] != first
+    evaluated = nightly.evaluate_sequential(shop_engine, local_store, DAY, again["model_id"], {**FAST, "dry_run": True})
+    assert evaluated["decision"] == "archived"  # a dry run never makes a candidate
+    assert registry.get_model(shop_engine, again["model_id"]).metrics["new"] is not None

@@ -59,6 +59,26 @@ def test_the_time_budget_stops_training():
     assert fitted.stopped == "time_budget" and len(fitted.history) == 1
 
 
+def test_the_time_budget_is_wall_time_checked_before_every_batch(monkeypatch):
+    """A clock that moves 1 s per reading: a 5 s budget cuts the first epoch after a few batches
+    (an epoch-end check would have run all of them), and the cut epoch's model is still kept."""
+    import recsys.sequential.train as train
+
+    vocab, data = successor_data()
+    config = dataclasses.replace(SMALL, batch_size=4, max_epochs=200, patience=200, time_budget_s=5)
+    batches = -(-len(data.inputs) // config.batch_size)
+    assert batches > 10
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(ticks)))
+    ran = []
+    real_step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (ran.append(1), real_step(self, *a, **k))[1])
+    fitted = train_model(vocab, data, config)
+    assert fitted.stopped == "time_budget" and len(fitted.history) == 1 and fitted.history[0]["partial"]
+    assert 1 <= len(ran) <= 5 < batches
+    assert fitted.best_epoch == 1
+
+
 def test_training_is_deterministic_for_a_seed():
     vocab, data = successor_data()
     config = dataclasses.replace(SMALL, max_epochs=3)
