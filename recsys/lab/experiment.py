@@ -138,9 +138,12 @@ def ab_run(url: str, prep: dict, shoppers, users, *, treatment: str, control: st
             "arms": view["results"]["arms"], "decision": view["results"]["decision"], "view": view}
 
 
-def base_parser(description: str, workdir: str) -> argparse.ArgumentParser:
-    """The options every experiment of the lab shares: stores, the shop, the simulated traffic."""
+def base_parser(description: str, workdir: str, port: int) -> argparse.ArgumentParser:
+    """The options every experiment of the lab shares: stores, the shop, the simulated traffic, the API's
+    port and the results file."""
     p = argparse.ArgumentParser(description=description)
+    p.add_argument("--port", type=int, default=port)
+    p.add_argument("--out", default=None)
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     p.add_argument("--workdir", default=workdir)
@@ -171,10 +174,8 @@ def experiment_env(args, database: str) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-ab-experiment")
+    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-ab-experiment", port=8765)
     p.add_argument("--aa-reps", type=int, default=2000)
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--out", default=None)
     return p
 
 

@@ -83,11 +83,9 @@ async def run_family_ab(client, prep: dict, shoppers, users, *, day: dt.date, fr
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-family-ab")
+    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-family-ab", port=8766)
     p.add_argument("--epochs", type=int, default=20, help="hybrid epochs")
     p.add_argument("--sequential-budget", type=float, default=120.0, help="sequential training budget (s)")
-    p.add_argument("--port", type=int, default=8766)
-    p.add_argument("--out", default=None)
     return p
 
 

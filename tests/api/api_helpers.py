@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from asgi_client import AppClient, open_client  # noqa: F401  (re-exported for the tests)
+from shop_dates import LAST_EVENT_DAY
 
 import datetime as dt
 import json
 import os
 import time
+from contextlib import contextmanager
 
 
 from recsys.constants import KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_RECS, KEY_TRENDING, KEY_USER_EVENTS
@@ -166,3 +168,37 @@ def truncate_all(engine) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
+
+
+@contextmanager
+def served_shop(engine, database_url: str, shop, root, train, prepare=None, **settings_values):
+    """The synthetic ``shop`` in PostgreSQL (``prepare(engine)`` may add to it), the model ``train(engine,
+    store)`` registers promoted LIVE, published and precomputed into the test Redis; yields ``settings``,
+    ``engine``, ``store``, ``redis``, ``model_id`` and ``precomputed``; Redis and the tables are emptied after."""
+    import redis as redis_sync
+
+    from recsys import registry
+    from recsys.artifacts import LocalArtifactStore
+    from recsys.data.loading import load_shop
+    from recsys.pipeline.precompute import precompute_all
+    from recsys.pipeline.publish import publish_model
+    from recsys.settings import Settings
+
+    truncate_all(engine)
+    load_shop(engine, shop)
+    if prepare is not None:
+        prepare(engine)
+    settings = Settings(database_url=database_url, redis_url=REDIS_URL, artifact_uri=str(root / "artifacts"),
+                        var_dir=root / "var", api_refresh_seconds=3600, **settings_values)
+    store, client = LocalArtifactStore(settings.resolved_artifact_uri), redis_sync.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    try:
+        model_id = train(engine, store)
+        registry.promote(engine, model_id, reason="integration test")
+        publish_model(engine, store, model_id)
+        yield {"settings": settings, "engine": engine, "store": store, "redis": client, "model_id": model_id,
+               "precomputed": precompute_all(engine, store, client, day=LAST_EVENT_DAY, settings=settings)}
+    finally:
+        client.flushdb()
+        client.close()
+        truncate_all(engine)

@@ -9,14 +9,12 @@ import json
 
 import numpy as np
 import pytest
-import redis as redis_sync
 from sqlalchemy import text
 
-from api_helpers import REDIS_URL, open_client, truncate_all
+from api_helpers import open_client, served_shop
 from recsys.api.schemas import ModelStatus, RecommendationsResponse
-from recsys.artifacts import LocalArtifactStore, model_key
+from recsys.artifacts import model_key
 from recsys.keys import recs_key
-from recsys.settings import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 LAST_DAY = dt.date(2026, 11, 20)  # the synthetic shop's last day of events
@@ -34,31 +32,16 @@ def anyio_backend():
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
 def pipeline(request, pg_engine, pg_url, small_shop, tmp_path_factory):
-    from recsys import registry
-    from recsys.data.loading import load_shop
     from recsys.model.train import TrainParams, train_model
-    from recsys.pipeline.precompute import precompute_all
-    from recsys.pipeline.publish import publish_model
 
     family = request.param
-    truncate_all(pg_engine)
-    load_shop(pg_engine, small_shop)
-    root = tmp_path_factory.mktemp(f"family-{family}")
-    settings = Settings(database_url=pg_url, redis_url=REDIS_URL, artifact_uri=str(root / "artifacts"),
-                        var_dir=root / "var", api_refresh_seconds=3600)
-    store = LocalArtifactStore(settings.resolved_artifact_uri)
-    client = redis_sync.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    trained = train_model(pg_engine, store, LAST_DAY + dt.timedelta(days=1), TrainParams(threads=1, seed=3),
-                          family=family, config=CONFIGS[family])
-    registry.promote(pg_engine, trained["model_id"], reason="family test")
-    publish_model(pg_engine, store, trained["model_id"])
-    out = precompute_all(pg_engine, store, client, day=LAST_DAY, settings=settings)
-    yield {"family": family, "settings": settings, "model_id": trained["model_id"], "redis": client,
-           "engine": pg_engine, "store": store, "precompute": out}
-    client.flushdb()
-    client.close()
-    truncate_all(pg_engine)
+
+    def train(engine, store):
+        return train_model(engine, store, LAST_DAY + dt.timedelta(days=1), TrainParams(threads=1, seed=3),
+                           family=family, config=CONFIGS[family])["model_id"]
+
+    with served_shop(pg_engine, pg_url, small_shop, tmp_path_factory.mktemp(f"family-{family}"), train) as shop:
+        yield {**shop, "family": family}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +77,7 @@ def test_the_row_records_the_family_and_its_configuration(pipeline):
     assert row.model_type == pipeline["family"]
     assert row.params["family"] == pipeline["family"] and row.params["config"] == CONFIGS[pipeline["family"]]
     assert {"model.npz", "model.json"} <= set(row.artifacts)
-    assert pipeline["precompute"]["users"] > 0
+    assert pipeline["precomputed"]["users"] > 0
 
 
 async def test_cache_hit_then_on_the_fly_scoring_from_the_published_files(api, pipeline):

@@ -11,15 +11,12 @@ import datetime as dt
 import json
 
 import pytest
-import redis as redis_sync
 from sqlalchemy import text
 
-from api_helpers import REDIS_URL, now_ms, open_client, truncate_all
+from api_helpers import now_ms, open_client, served_shop
 from recsys.api.app import create_app
 from recsys.api.schemas import ModelStatus, RecommendationsResponse, SimilarResponse, TrendingResponse
-from recsys.artifacts import LocalArtifactStore
 from recsys.constants import PURCHASE
-from recsys.settings import Settings
 from recsys.keys import recs_key
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -37,38 +34,26 @@ def anyio_backend():
 @pytest.fixture(scope="module")
 def pipeline(pg_engine, pg_url, small_shop, tmp_path_factory):
     """The shop in PostgreSQL, a trained LIVE model, its embeddings, and the Redis keys of precompute."""
-    from recsys import registry
-    from recsys.data.loading import load_shop
     from recsys.model.train import TrainParams, train_model
     from recsys.pipeline.extract import refresh_interactions
-    from recsys.pipeline.precompute import precompute_all
-    from recsys.pipeline.publish import publish_model
 
-    truncate_all(pg_engine)
-    load_shop(pg_engine, small_shop)
-    with pg_engine.begin() as conn:  # a product nobody has touched yet, created on the last day
-        category = conn.execute(text("SELECT min(category) FROM products")).scalar()
-        conn.execute(text("INSERT INTO products (product_id, name, category, price, margin, in_stock, created_at, "
-                          "last_updated_at) VALUES (:p, 'Brand New Thing', :c, 20, 0.3, true, :t, :t)"),
-                     {"p": NEW_PRODUCT_ID, "c": category,
-                      "t": dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)})
-    for back in range(21):  # co-purchases for the similar items
-        refresh_interactions(pg_engine, LAST_DAY - dt.timedelta(days=back))
-    root = tmp_path_factory.mktemp("pipeline")
-    settings = Settings(database_url=pg_url, redis_url=REDIS_URL, artifact_uri=str(root / "artifacts"),
-                        var_dir=root / "var", api_refresh_seconds=3600, epochs=5, no_components=16)
-    store = LocalArtifactStore(settings.resolved_artifact_uri)
-    client = redis_sync.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    trained = train_model(pg_engine, store, LAST_DAY + dt.timedelta(days=1),
-                          TrainParams(epochs=5, no_components=16, threads=1, seed=3))
-    registry.promote(pg_engine, trained["model_id"], reason="integration test")
-    publish_model(pg_engine, store, trained["model_id"])
-    precompute_all(pg_engine, store, client, day=LAST_DAY, settings=settings)
-    yield {"settings": settings, "model_id": trained["model_id"], "redis": client, "engine": pg_engine}
-    client.flushdb()
-    client.close()
-    truncate_all(pg_engine)
+    def prepare(engine):
+        with engine.begin() as conn:  # a product nobody has touched yet, created on the last day
+            category = conn.execute(text("SELECT min(category) FROM products")).scalar()
+            conn.execute(text("INSERT INTO products (product_id, name, category, price, margin, in_stock, created_at, "
+                              "last_updated_at) VALUES (:p, 'Brand New Thing', :c, 20, 0.3, true, :t, :t)"),
+                         {"p": NEW_PRODUCT_ID, "c": category,
+                          "t": dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)})
+        for back in range(21):  # co-purchases for the similar items
+            refresh_interactions(engine, LAST_DAY - dt.timedelta(days=back))
+
+    def train(engine, store):
+        return train_model(engine, store, LAST_DAY + dt.timedelta(days=1),
+                           TrainParams(epochs=5, no_components=16, threads=1, seed=3))["model_id"]
+
+    with served_shop(pg_engine, pg_url, small_shop, tmp_path_factory.mktemp("pipeline"), train, prepare,
+                     epochs=5, no_components=16) as shop:
+        yield shop
 
 
 @pytest.fixture(scope="module")

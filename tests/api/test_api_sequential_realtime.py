@@ -13,19 +13,13 @@ import json
 import shutil
 
 import pytest
-import redis as redis_sync
 
-from api_helpers import REDIS_URL, AppClient, now_ms, truncate_all
-from recsys import registry
+from api_helpers import AppClient, now_ms, served_shop
 from recsys.artifacts import LocalArtifactStore, model_key
 from recsys.keys import recs_key
-from recsys.data.loading import load_shop
-from recsys.pipeline.precompute import precompute_all
-from recsys.pipeline.publish import publish_model
 from recsys.sequential.family import train_sequential_model
 from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_LIVE
 from recsys.sequential.config import SequentialConfig
-from recsys.settings import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 LAST_DAY = dt.date(2026, 11, 20)  # tests/conftest.py LAST_EVENT_DAY
@@ -41,23 +35,12 @@ def anyio_backend():
 @pytest.fixture(scope="module")
 def pipeline(pg_engine, pg_url, small_shop, tmp_path_factory):
     """The shop in PostgreSQL, a LIVE sequential model, published and precomputed."""
-    truncate_all(pg_engine)
-    load_shop(pg_engine, small_shop)
-    root = tmp_path_factory.mktemp("sequential")
-    settings = Settings(database_url=pg_url, redis_url=REDIS_URL, artifact_uri=str(root / "artifacts"),
-                        var_dir=root / "var", api_refresh_seconds=3600, personalized_min_events=3)
-    out = {"settings": settings, "engine": pg_engine, "store": LocalArtifactStore(settings.resolved_artifact_uri),
-           "redis": redis_sync.Redis.from_url(REDIS_URL)}
-    out["redis"].flushdb()
-    out["model_id"] = train_sequential_model(pg_engine, out["store"], LAST_DAY + dt.timedelta(days=1), 14,
-                                             TINY)["model_id"]
-    registry.promote(pg_engine, out["model_id"], reason="integration test")
-    publish_model(pg_engine, out["store"], out["model_id"])
-    out["precomputed"] = precompute_all(pg_engine, out["store"], out["redis"], day=LAST_DAY, settings=settings)
-    yield out
-    out["redis"].flushdb()
-    out["redis"].close()
-    truncate_all(pg_engine)
+    def train(engine, store):
+        return train_sequential_model(engine, store, LAST_DAY + dt.timedelta(days=1), 14, TINY)["model_id"]
+
+    with served_shop(pg_engine, pg_url, small_shop, tmp_path_factory.mktemp("sequential"), train,
+                     personalized_min_events=3) as shop:
+        yield shop
 
 
 @pytest.fixture(scope="module")
