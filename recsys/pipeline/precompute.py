@@ -23,6 +23,7 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,38 @@ def _history(engine: Engine, user_ids: list[int], day: dt.date, recent_days: int
 
 
 # --- scoring ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CatalogArrays:
+    """The columns of a catalogue (``load_catalog``) that every block reads, as arrays in catalogue order."""
+
+    column: pd.Index  # product id -> column (``get_indexer``)
+    product_ids: np.ndarray
+    codes: np.ndarray  # category code per product (``pd.factorize`` of the category strings)
+    code_names: np.ndarray  # category string per code
+    category: np.ndarray
+    in_stock: np.ndarray
+    margin: np.ndarray
+    is_new: np.ndarray
+    age_days: np.ndarray
+    popularity: np.ndarray  # int64 events in the trending window
+    fresh: np.ndarray  # a new arrival with few interactions (the "New arrival" reason)
+
+    @classmethod
+    def of(cls, products: pd.DataFrame) -> CatalogArrays:
+        category = products["category"].astype(str).to_numpy()
+        codes, names = pd.factorize(category)
+        popularity = products["popularity"].to_numpy(dtype=np.int64)
+        is_new = products["is_new"].to_numpy()
+        return cls(pd.Index(products[COL_ITEM].to_numpy()), products[COL_ITEM].to_numpy(), codes,
+                   np.asarray(names, dtype=object), category, products["in_stock"].to_numpy(),
+                   products["margin"].to_numpy(), is_new, products["age_days"].to_numpy(), popularity,
+                   is_new.astype(bool) & (popularity < NEW_ARRIVAL_MAX_INTERACTIONS))
+
+    def columns_of(self, product_ids) -> np.ndarray:
+        """Columns of ``product_ids`` (-1 for a product not in the catalogue)."""
+        return self.column.get_indexer(np.asarray(product_ids))
+
+
 @dataclass
 class Scorer:
     """One model (any family, ``recsys.model.families``) ready to score: item vectors (for item-kNN the
@@ -120,14 +153,20 @@ class Scorer:
         scores = vectors @ self.item_vectors.T
         return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
 
+    @cached_property
+    def catalog(self) -> CatalogArrays:
+        """The catalogue's per-product arrays, built once per scorer (not per block: at 1M products the
+        strings' factorisation and the id index cost more per block than the block's own top-k)."""
+        return CatalogArrays.of(self.products)
+
     @property
     def category_codes(self) -> np.ndarray:
-        return pd.factorize(self.products["category"].astype(str))[0]
+        return self.catalog.codes
 
     @property
     def popularity(self) -> np.ndarray:
         """Events per product in the trending window (``load_catalog``), catalogue order."""
-        return self.products["popularity"].to_numpy(dtype=np.int64)
+        return self.catalog.popularity
 
     @classmethod
     def load(cls, engine: Engine, store: ArtifactStore, day: dt.date, model_id: str | None,
@@ -168,31 +207,34 @@ def top_candidates(scores: np.ndarray, n: int) -> list[np.ndarray]:
     return [row[np.isfinite(s)] for row, s in zip(best, best_scores)]
 
 
-def _seen_pairs(users: pd.DataFrame, products: pd.DataFrame, history: pd.DataFrame,
+def _history_pairs(users: pd.DataFrame, catalog: CatalogArrays, history: pd.DataFrame,
+                   mask) -> tuple[np.ndarray, np.ndarray]:
+    """(user row, product column) of the ``mask`` rows of ``history`` on a block user and a catalogue product."""
+    rows = pd.Index(users[COL_USER].to_numpy()).get_indexer(history[COL_USER].to_numpy())
+    cols = catalog.columns_of(history[COL_ITEM].to_numpy())
+    keep = np.asarray(mask, dtype=bool) & (rows >= 0) & (cols >= 0)
+    return rows[keep].astype(np.int64), cols[keep].astype(np.int64)
+
+
+def _seen_pairs(users: pd.DataFrame, catalog: CatalogArrays, history: pd.DataFrame,
                 seen_types: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(user row, product column) of every ``seen_types`` event on a catalogue product (RECSYS_EXCLUDE_SEEN)."""
-    col = pd.Series(np.arange(len(products)), index=products[COL_ITEM])
-    row = pd.Series(np.arange(len(users)), index=users[COL_USER])
-    seen = history[history["event_type"].isin(seen_types) & history[COL_ITEM].isin(col.index)]
-    return row[seen[COL_USER]].to_numpy(dtype=np.int64), col[seen[COL_ITEM]].to_numpy(dtype=np.int64)
+    return _history_pairs(users, catalog, history, history["event_type"].isin(seen_types).to_numpy())
 
 
-def _viewed_pairs(users: pd.DataFrame, products: pd.DataFrame, history: pd.DataFrame,
-                  codes: np.ndarray) -> np.ndarray:
+def _viewed_pairs(users: pd.DataFrame, catalog: CatalogArrays, history: pd.DataFrame) -> np.ndarray:
     """``user row * n_codes + category code`` of the categories each user recently browsed (VIEW/CLICK)."""
     browsed = history["event_type"].isin(BROWSED) & (history["recent"] if "recent" in history else True)
-    col = pd.Series(np.arange(len(products)), index=products[COL_ITEM])
-    row = pd.Series(np.arange(len(users)), index=users[COL_USER])
-    viewed = history[browsed & history[COL_ITEM].isin(col.index) & history[COL_USER].isin(row.index)]
-    cats = codes[col[viewed[COL_ITEM]].to_numpy(dtype=np.int64)]
-    return np.unique(row[viewed[COL_USER]].to_numpy(dtype=np.int64) * (codes.max(initial=0) + 1) + cats)
+    rows, cols = _history_pairs(users, catalog, history, np.broadcast_to(np.asarray(browsed), len(history)))
+    codes = catalog.codes
+    return np.unique(rows * (codes.max(initial=0) + 1) + codes[cols])
 
 
 def _candidates(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
                 history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Each user's ``CANDIDATE_FACTOR * recs_per_user`` best unseen products, best first (``topk.fused_top``)."""
     s = scorer.settings
-    rows, cols = _seen_pairs(users, scorer.products, history, s.exclude_seen_types)
+    rows, cols = _seen_pairs(users, scorer.catalog, history, s.exclude_seen_types)
     if not scorer.has_vectors:  # item-kNN: sparse history rows x neighbour matrix, a dense block of scores
         scores = np.ascontiguousarray(scorer.scores(vectors))
         scores[rows, cols] = -np.inf
@@ -210,30 +252,29 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
     ``rerank``); Candidates are built for the kept items only, with the reasons of
     ``reasons.reason_for`` computed for the whole block at once.
     """
-    s, products = scorer.settings, scorer.products
+    s, catalog = scorer.settings, scorer.catalog
     cols, top_scores = _candidates(scorer, users, vectors, history)
-    codes = scorer.category_codes
+    codes = catalog.codes
     # re-ranked by candidate slot (row * width + rank) rather than by product: the same keys, so the same order,
     # and each kept item's boosted score is then a plain lookup by slot
     slots = np.arange(cols.size).reshape(cols.shape)
     slot_cols, slot_scores, kept_rows = precompute_rows(
-        slots, top_scores, scorer.popularity[cols].ravel(), s.rerank_trending_weight, codes[cols].ravel(),
-        products["in_stock"].to_numpy(dtype=bool)[cols].ravel(), s.max_per_category, s.recs_per_user)
+        slots, top_scores, catalog.popularity[cols].ravel(), s.rerank_trending_weight, codes[cols].ravel(),
+        catalog.in_stock.astype(bool, copy=False)[cols].ravel(), s.max_per_category, s.recs_per_user)
     boosted = np.empty(cols.size, dtype=top_scores.dtype)  # as the old dense matrix carried them: float32 again
     boosted[slot_cols.ravel()] = slot_scores.ravel()
     lengths = np.fromiter(map(len, kept_rows), dtype=np.int64, count=len(kept_rows))
     kept_slots = np.concatenate(kept_rows) if kept_rows else np.zeros(0, dtype=np.int64)
     row, kept = kept_slots // max(cols.shape[1], 1), cols.ravel()[kept_slots]
     scores = boosted[kept_slots]
-    reasons = _reasons(products, codes, _viewed_pairs(users, products, history, codes), row, kept)
+    reasons = _reasons(catalog, _viewed_pairs(users, catalog, history), row, kept)
     reasons = _just_viewed_reasons(scorer, users, row, reasons)
-    category = products["category"].astype(str).to_numpy()
-    columns = [products[c].to_numpy()[kept].tolist() for c in ("in_stock", "margin", "is_new")]
+    columns = [a[kept].tolist() for a in (catalog.in_stock, catalog.margin, catalog.is_new)]
     ends = np.cumsum(lengths).tolist()
     with _gc_paused():
-        flat = list(map(Candidate, products[COL_ITEM].to_numpy()[kept].tolist(), scores.tolist(),
-                        category[kept].tolist(), *columns, reasons, products["age_days"].to_numpy()[kept].tolist(),
-                        products["popularity"].to_numpy()[kept].tolist()))
+        flat = list(map(Candidate, catalog.product_ids[kept].tolist(), scores.tolist(),
+                        catalog.category[kept].tolist(), *columns, reasons, catalog.age_days[kept].tolist(),
+                        catalog.popularity[kept].tolist()))
         return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends)]
 
 
@@ -259,20 +300,17 @@ def _gc_paused():
             gc.enable()
 
 
-def _reasons(products: pd.DataFrame, codes: np.ndarray, viewed: np.ndarray, row: np.ndarray,
-             kept: np.ndarray) -> list[str]:
+def _reasons(catalog: CatalogArrays, viewed: np.ndarray, row: np.ndarray, kept: np.ndarray) -> list[str]:
     """``reason_for(item, SOURCE_MODEL, ReasonContext(viewed_categories=...))`` of each kept item, vectorised:
     a browsed category > a new arrival with few interactions > "Customers like you"."""
-    n_codes = int(codes.max(initial=0)) + 1
-    names = pd.Series(products["category"].astype(str).to_numpy()).groupby(codes).first()
-    texts = np.array([REASON_VIEWED_CATEGORY.format(category=names.get(c, "")) for c in range(n_codes)]
+    names = catalog.code_names
+    n_codes = len(names)
+    texts = np.array([REASON_VIEWED_CATEGORY.format(category=name) for name in names]
                      + [REASON_NEW_ARRIVAL, REASON_LIKE_YOU], dtype=object)
-    named = (names.reindex(range(n_codes), fill_value="") != "").to_numpy()
-    fresh = (products["is_new"].to_numpy(dtype=bool)
-             & (products["popularity"].to_numpy() < NEW_ARRIVAL_MAX_INTERACTIONS))
-    code = codes[kept]
+    named = np.array([name != "" for name in names], dtype=bool)
+    code = catalog.codes[kept]
     browsed = np.isin(row * n_codes + code, viewed) & named[code]
-    which = np.where(browsed, code, np.where(fresh[kept], n_codes, n_codes + 1))
+    which = np.where(browsed, code, np.where(catalog.fresh[kept], n_codes, n_codes + 1))
     return texts[which].tolist()
 
 
