@@ -247,5 +247,12 @@ def test_rest_api_trigger_runs_on_the_compose_celery_executor(stack):
     ran = [ti for ti in tis if ti["state"] == "success" or ti["task_id"] == "publish"]
     missing = [ti["task_id"] for ti in ran if ti["id"] not in worker_log]
     assert {ti["task_id"] for ti in ran} == {"extract", "validate", "data_drift", "train", "evaluate", "output_drift",
-                                             "promote_or_archive", "publish"}, [ti["task_id"] for ti in ran]
+                                             "promote_or_archive", "publish", "train_sequential",
+                                             "evaluate_sequential"}, [ti["task_id"] for ti in ran]
+    # the sequential branch re-runs yesterday: it reuses the earlier run's model while its files are there
+    # (its decision stands), else trains again (it used to reuse a row whose files retention had deleted, and
+    # evaluate_sequential failed loading them); a dry run never makes a candidate
+    reused = stack.xcom(DAG, run["dag_run_id"], "train_sequential").get("reused", False)
+    decision = stack.xcom(DAG, run["dag_run_id"], "evaluate_sequential")["decision"]
+    assert decision == ("kept" if reused else "archived"), (reused, decision)
     assert not missing, worker_log[-3000:]
