@@ -6,8 +6,9 @@ validation split, kept in the registry and used by the nightly runs until the ne
   or there is none (0 switches tuning off).
 - What: the ``RECSYS_TUNING_FAMILIES`` best families of the last selection (its table on the registry
   row) that have a search space (``TUNED_FAMILIES``: not the sequential model), each by its best
-  candidate; without a previous selection, the first such families of the candidate list. Each gets an equal share of ``RECSYS_TUNING_BUDGET_SECONDS``; the first trial is the current
-  configuration, so a tuned configuration is kept only when it beats it on validation.
+  candidate; without a previous selection, the first such families of the candidate list. Each gets an
+  equal share of ``RECSYS_TUNING_BUDGET_SECONDS``; the first trial is the current configuration, so a
+  tuned configuration is kept only when it beats it on validation.
 - Where: the same validation split as the selection (the training window's newest days, never the day
   evaluate scores): the search never sees an evaluation's test period.
 - Kept: ``params["tuning"]`` of the model registered that night (``{"searched_on", "metric",

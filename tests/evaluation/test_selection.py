@@ -107,7 +107,8 @@ def test_the_time_box_expects_the_sequential_model_to_use_its_training_budget(sp
     val, _ = validation_split(split)
     long = BaselineConfig(sequential={"time_budget_s": 100})
     default, sequential = S.candidate_specs(HYBRID, long)[0], S.candidate_specs(HYBRID, long)[-1]
-    assert sequential.family == "sequential" and sequential.time_budget_seconds == 100 == sequential.config()["time_budget_s"]
+    assert sequential.family == "sequential"
+    assert sequential.time_budget_seconds == 100 == sequential.config()["time_budget_s"]
     out = S.select_model(val, [default, sequential], budget_seconds=60)
     assert out.rows[0]["validation"] is not None and out.rows[1]["validation"] is None
     assert out.rows[1]["skipped"].startswith("time box:") and "+ 100.0 s expected > 60 s budget" in out.rows[1]["skipped"]

@@ -166,7 +166,7 @@ def test_a_pinned_sequential_model_goes_through_evaluate_promotion_publish_and_p
     assert row.params["family"] == "sequential" and row.params["window_days"] == 14
     assert SequentialConfig(**row.params["config"]).time_budget_s == 3
     assert row.params["selection"]["chosen"] == "sequential" and row.params["selection_key"]["pinned"] == "sequential"
-    assert row.params["train_days"] == [(DAY - dt.timedelta(days=13)).isoformat(), (DAY - dt.timedelta(days=1)).isoformat()]
+    assert row.params["train_days"] == [str(DAY - dt.timedelta(days=13)), str(DAY - dt.timedelta(days=1))]
     again = nightly.train(shop_engine, local_store, DAY, pinned)
     assert again["reused"] and again["model_id"] == trained["model_id"]
     # the DAG's sequential branch (A/B path) trains its own model: it never takes the main line's row for its re-run
