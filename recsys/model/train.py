@@ -244,8 +244,9 @@ def train_model(engine: Engine, store: ArtifactStore, day: dt.date, params: Trai
     from recsys import registry
     from recsys.model.families import family_of, fit_family
 
-    if family_of(family).train is not None:
-        return family_of(family).train(engine, store, day, params, config, record)
+    trains_itself = family_of(family).train
+    if trains_itself is not None:
+        return trains_itself(engine, store, day, params, config, record)
     first, last = params.train_days(day)
     started = time.perf_counter()
     frame = load_training_frame(engine, first, day)

@@ -43,6 +43,7 @@ from recsys.evaluation.selection import (
     CandidateSpec, Selection, candidate_specs, fallback_selection, select_model,
 )
 from recsys.model.train import TrainParams, load_products, load_users, train_model
+from recsys.sequential.family import config_from_settings
 from recsys.settings import Settings
 from recsys.timeutil import day_start_ms
 
@@ -74,8 +75,6 @@ def nightly_specs(settings: Settings, params: TrainParams, tuned: dict | None = 
     """The candidates ``names`` (default ``RECSYS_SELECTION_CANDIDATES``), in that order, with the run's
     training params and the stored tuned configurations (``tuned``: ``{candidate name: config}``,
     ``recsys.pipeline.tuning``)."""
-    from recsys.sequential.family import config_from_settings
-
     base = HybridConfig.from_settings(settings, window_days=params.window_days, epochs=params.epochs,
                                       loss=params.loss)
     baselines = BaselineConfig(sequential=config_from_settings(settings).as_dict())

@@ -6,10 +6,10 @@
   uploaded to ``models/<model_id>/`` (``config.json`` last), then registered as TRAINING with
   ``model_type`` ``SEQUENTIAL`` and the SHA-256 of each file (write, then point).
 - ``train_family``: the ``train`` of the ``sequential`` entry of ``recsys.model.families`` (what
-  ``recsys.model.train.train_model`` calls when the nightly main line trains the sequential model): its row's params
-  laid out like every family's (the run's ``TrainParams``, ``family``, ``config``, the selection's record),
-  so the nightly sequential branch's re-runs, which match the configuration's keys at the top level of
-  ``params``, never take the main line's model for theirs.
+  ``recsys.model.train.train_model`` calls when the nightly main line trains the sequential model): the
+  same training, its row's params laid out like every family's (the run's ``TrainParams``, ``family``,
+  ``config``, the selection's record), so the nightly sequential branch's re-runs, which match the
+  configuration's keys at the top level of ``params``, never take the main line's model for theirs.
 - ``load_sequential``: the files downloaded to a local folder, each checked against the registry's
   record before it is parsed (``ArtifactIntegrityError`` naming the file otherwise), then opened
   with ``recsys.sequential.scoring.load_runtime`` (onnxruntime + numpy: no torch here).
@@ -136,9 +136,11 @@ def train_family(engine: Engine, store: ArtifactStore, day: dt.date, params, con
         from recsys.settings import get_settings
 
         config = config_from_settings(get_settings())
-    recorded = {**dataclasses.asdict(params), "family": "sequential", "config": config.as_dict(), **(record or {})}
+    from recsys.model.families import SEQUENTIAL
+
+    recorded = {**dataclasses.asdict(params), "family": SEQUENTIAL, "config": config.as_dict(), **(record or {})}
     trained = train_sequential_model(engine, store, day, params.window_days, config, recorded)
-    return {**trained, "family": "sequential"}
+    return {**trained, "family": SEQUENTIAL}
 
 
 def download_verified(store: ArtifactStore, model_id: str, checksums: Mapping[str, str] | None,
