@@ -49,8 +49,9 @@ MODEL_STATUSES = (STATUS_TRAINING, STATUS_CANDIDATE, STATUS_LIVE, STATUS_ARCHIVE
 MODEL_TYPE_HYBRID = "HYBRID"
 # model families the nightly run can train and serve (recsys.model.families) and the named
 # configurations model selection tries, the production default first (recsys.evaluation.selection)
-MODEL_FAMILIES = ("hybrid", "lightfm-cf", "als", "item-knn")
-SELECTION_CANDIDATES = ("hybrid-default", "item-knn", "als", "lightfm-cf", "hybrid-warp", "hybrid-nofeatures")
+MODEL_FAMILIES = ("hybrid", "lightfm-cf", "als", "item-knn", "sequential")
+SELECTION_CANDIDATES = ("hybrid-default", "item-knn", "als", "lightfm-cf", "hybrid-warp", "hybrid-nofeatures",
+                        "sequential")  # sequential last: the slowest (its own time budget), the time box skips it first
 MODEL_TYPE_SEQUENTIAL = "SEQUENTIAL"  # recsys.sequential: the session model, scored from ONNX
 # attribute groups the hybrid model can learn from (RECSYS_USER_FEATURES / RECSYS_ITEM_FEATURES)
 USER_FEATURE_GROUPS = ("country", "language", "device_type", "segment")

@@ -19,7 +19,6 @@ from recsys.abtest.results import finalize_test, judging_rules, update_results
 from recsys.abtest.store import InvalidTestError
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import AB_COMPLETED, AB_RUNNING, AB_STOPPED, KEY_AB_ASSIGNMENT, STATUS_ARCHIVED, STATUS_LIVE
-from recsys.model.embedding_files import published_format
 from recsys.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -38,12 +37,11 @@ def check_request(duration_hours: float, treatment_fraction: float) -> None:
 
 
 def _published(artifacts: ArtifactStore, row) -> bool:
-    """Embedding files, or for a sequential model (scored from its ONNX files) the metadata publish writes."""
-    from recsys.sequential.served import is_sequential
+    """Published as its family serves it (``recsys.model.families``): embedding or neighbour files, or for
+    a sequential model (scored from its ONNX files) the metadata publish writes."""
+    from recsys.model.families import family_of
 
-    if is_sequential(row):
-        return artifacts.exists(model_key(row.model_id, "metadata.json"))
-    return published_format(artifacts, row.model_id) is not None
+    return family_of(row.model_type).published(artifacts, row.model_id)
 
 
 def check_models(engine: Engine, model_ids: tuple[str, ...], artifacts: ArtifactStore | None) -> None:

@@ -176,7 +176,8 @@ class ModelStatus(BaseModel):
     last_trained_at: str | None
     training_accuracy: float | None
     metrics: dict[str, Any]
-    model_type: str | None = Field(default=None, description="the model family (HYBRID, lightfm-cf, als, item-knn)")
+    model_type: str | None = Field(default=None,
+                                   description="the model family (HYBRID, lightfm-cf, als, item-knn, SEQUENTIAL)")
     selection: dict[str, Any] | None = Field(
         default=None, description="the nightly model selection that chose it: metric, chosen candidate and every "
                                   "candidate's family, configuration, validation metrics and seconds")

@@ -93,8 +93,10 @@ def run(args) -> tuple[dict, dict]:
                         cold_max_items=args.cold_max_items, train_days=args.train_days, seed=hybrid.params.seed,
                         exclude_seen=args.exclude_seen or settings.exclude_seen)
     metric = settings.selection_metric if args.selection_metric is None else _metric(args.selection_metric)
-    options = RunOptions(models=_names(args.models, "--models") or MODEL_NAMES, hybrid=hybrid,
-                         baselines=BaselineConfig(trending_days=settings.trending_days),
+    # the sequential model's training is time-boxed by RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS, as in the nightly run
+    baselines = BaselineConfig(trending_days=settings.trending_days,
+                               sequential={"time_budget_s": settings.sequential_time_budget_seconds})
+    options = RunOptions(models=_names(args.models, "--models") or MODEL_NAMES, hybrid=hybrid, baselines=baselines,
                          tune_minutes=args.tune_minutes if args.tune else None, progress=not args.quiet,
                          selection=not args.no_selection, selection_metric=metric,
                          selection_budget_seconds=args.selection_budget or settings.selection_budget_seconds)

@@ -25,11 +25,11 @@ from recsys.constants import COL_ITEM, COL_USER, POSITIVE_EVENTS, PURCHASE
 from recsys.db.models import UserEvent
 from recsys.model import metrics as M
 from recsys.evaluation.popularity import PopularityModel
+from recsys.model.families import ScoringWindow, load_model
 from recsys.model.features import USER_COLUMNS, align_rows, value_segments
 from recsys.model.hybrid import HybridModel
 from recsys.model.train import TrainParams, load_products, load_training_frame, load_users
 from recsys.settings import get_settings
-from recsys.sequential.served import load_scoring_model
 from recsys.timeutil import day_bounds_ms, day_start_ms
 
 BLOCK_SIZE = 1024  # users per block at most...
@@ -158,7 +158,8 @@ def _live_model(engine: Engine, store: ArtifactStore, model_id: str, day: dt.dat
     live = registry.get_live(engine)
     if live is None or live.model_id == model_id:
         return None, None
-    return live.model_id, load_scoring_model(engine, store, live, day_start_ms(day))  # any family
+    window = ScoringWindow(engine, day_start_ms(day), get_settings().training_window_days)
+    return live.model_id, load_model(store, live, window)  # any family
 
 
 def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model_id: str, k: int = 10) -> dict:
@@ -168,7 +169,7 @@ def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model
     row = registry.get_model(engine, model_id)
     window_days = int((row.params or {}).get("window_days", TrainParams().window_days))
     # any family (recsys.model.families), or a sequential model reading each user's sequence before the hold-out day
-    new = load_scoring_model(engine, store, row, day_start_ms(day), window_days)
+    new = load_model(store, row, ScoringWindow(engine, day_start_ms(day), window_days))
     first, last = TrainParams(window_days=window_days).train_days(day)
     frame = load_training_frame(engine, first, day)
     if frame.empty:

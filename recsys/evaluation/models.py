@@ -8,7 +8,8 @@
 - ``hybrid``: the production model: ``recsys.model.train.fit_hybrid`` with the production
   parameters and feature groups (``TrainParams.user_features`` / ``item_features``) and the
   production re-ranking (``recsys.evaluation.reranking``).
-- ``sequential``: the session model of ``recsys.sequential`` (``recsys.evaluation.sequential_model``).
+- ``sequential``: the session model of ``recsys.sequential`` (``recsys.evaluation.sequential_model``),
+  configured by ``BaselineConfig.sequential``.
 
 Every model is fitted on the same training interactions, those of the protocol.
 """
@@ -116,6 +117,9 @@ class BaselineConfig:
     lightfm: TrainParams | None = None  # plain LightFM's parameters (None: plain_lightfm), on ids only
     als: dict = field(default_factory=lambda: {"factors": 64, "regularization": 0.05, "iterations": 15,
                                                "alpha": 10.0})
+    # fields of recsys.sequential.config.SequentialConfig over its defaults and the hybrid's seed and threads
+    # (the nightly selection: recsys.sequential.family.config_from_settings)
+    sequential: dict = field(default_factory=dict)
 
 
 def fit_lightfm(split: EvalSplit, params: TrainParams):
@@ -162,5 +166,5 @@ def build_model(name: str, split: EvalSplit, hybrid: HybridConfig, baselines: Ba
     if name == "sequential":
         from recsys.evaluation.sequential_model import fit_sequential_model
 
-        return fit_sequential_model(split, seed=seed, threads=hybrid.params.threads)
+        return fit_sequential_model(split, **{"seed": seed, "threads": hybrid.params.threads, **baselines.sequential})
     raise ValueError(f"unknown model {name!r}; known: {list(MODEL_NAMES)}")

@@ -3,14 +3,17 @@ side of a validation split, score them as they would be served, and pick the bes
 
 - Candidates (``candidate_specs``): the hybrid LightFM (today's defaults ``hybrid-default``, the same
   with WARP ``hybrid-warp``, on ids only ``hybrid-nofeatures``), plain LightFM WARP on ids
-  (``lightfm-cf``), implicit ALS (``als``) and co-occurrence item-kNN (``item-knn``).
+  (``lightfm-cf``), implicit ALS (``als``), co-occurrence item-kNN (``item-knn``) and the sequential
+  session model (``sequential``: ``BaselineConfig.sequential`` over its defaults; without torch its row
+  is skipped as "unavailable", never a failure).
 - Scoring: every candidate's lists go through the production re-ranking (precompute's boost, stock
   and diversity, then serving's rules: ``recsys.evaluation.reranking``), since whichever wins is
   served that way; the metric (``RECSYS_SELECTION_METRIC``, default ``ndcg@10``) is measured on the
   validation split's truth only.
 - Time box: ``hybrid-default`` (the fallback, so there is always a choice) runs first, then the
   others in order; a candidate whose expected cost (the last fit + score of its family, else of any
-  candidate) would overrun ``budget_seconds`` is skipped, and the table says so.
+  candidate, and at least the training time budget of its configuration: the sequential model's
+  ``time_budget_s``) would overrun ``budget_seconds`` is skipped, and the table says so.
 - Choice: the best metric; exact ties go to the secondary metric, then to the earlier candidate.
   Without a usable validation split (too little data), ``fallback_selection`` keeps the default.
 
@@ -62,7 +65,22 @@ class CandidateSpec:
             return {"params": {k: v for k, v in params.items() if k not in FEATURE_FIELDS}, "features": "ids only"}
         if self.family == "als":
             return dict(self.baselines.als)
+        if self.family == "sequential":
+            return self.sequential_config().as_dict()
         return {"neighbours": self.baselines.knn_neighbours}
+
+    def sequential_config(self):
+        """The ``SequentialConfig`` the sequential family fits with (``build_model``'s)."""
+        from recsys.evaluation.sequential_model import sequential_config
+
+        params = self.hybrid.params
+        return sequential_config(**{"seed": params.seed, "threads": params.threads, **self.baselines.sequential})
+
+    @property
+    def time_budget_seconds(self) -> float:
+        """Seconds the configuration itself allows its training (0: none; the sequential model trains
+        until ``time_budget_s`` unless early stopping ends it first)."""
+        return float(self.sequential_config().time_budget_s) if self.family == "sequential" else 0.0
 
     def fit(self, split: EvalSplit):
         """The model trained on ``split``'s training interactions."""
@@ -79,7 +97,8 @@ def candidate_specs(base: HybridConfig, baselines: BaselineConfig = BaselineConf
              CandidateSpec("als", "als", base, baselines),
              CandidateSpec("lightfm-cf", "lightfm-cf", base, baselines),
              CandidateSpec("hybrid-warp", "hybrid", warp, baselines),
-             CandidateSpec("hybrid-nofeatures", "hybrid", ids_only, baselines)]
+             CandidateSpec("hybrid-nofeatures", "hybrid", ids_only, baselines),
+             CandidateSpec("sequential", "sequential", base, baselines)]
     out, seen = [], []
     for spec in specs:
         key = (spec.family, spec.config())
@@ -145,7 +164,7 @@ def select_model(val: EvalSplit, specs: Sequence[CandidateSpec], *, metric: str 
     k = int(metric.partition("@")[2])
     began, cost, rows = time.perf_counter(), {}, []
     for i, spec in enumerate(specs):
-        expected = cost.get(spec.family, max(cost.values(), default=0.0))
+        expected = cost.get(spec.family, max(max(cost.values(), default=0.0), spec.time_budget_seconds))
         elapsed = time.perf_counter() - began
         if i > 0 and elapsed + expected > budget_seconds:
             rows.append(_row(spec, skipped=f"time box: {elapsed:.1f} s used + {expected:.1f} s expected "

@@ -40,10 +40,19 @@ class SequentialEvalModel:
         return out
 
 
+def sequential_config(seed: int = 42, threads: int = 0, **overrides):
+    """The ``SequentialConfig`` a fit uses: its defaults with ``seed``, ``threads`` (0: the default) and
+    ``overrides`` (any other field)."""
+    from recsys.sequential.config import SequentialConfig
+
+    return dataclasses.replace(SequentialConfig(), **{"seed": seed, **({"threads": threads} if threads else {}),
+                                                      **overrides})
+
+
 def fit_sequential_model(split: EvalSplit, seed: int = 42, threads: int = 0, **overrides) -> SequentialEvalModel:
-    """Train on ``split.train_events``, export, load the ONNX runtime with every product of the split."""
+    """Train on ``split.train_events`` with ``sequential_config(seed, threads, **overrides)``, export, load
+    the ONNX runtime with every product of the split."""
     try:
-        from recsys.sequential.config import SequentialConfig
         from recsys.sequential.data import user_sequences
         from recsys.sequential.export import export_model
         from recsys.sequential.scoring import add_products, load_runtime
@@ -51,8 +60,7 @@ def fit_sequential_model(split: EvalSplit, seed: int = 42, threads: int = 0, **o
     except ImportError as exc:
         raise ModelUnavailableError(f"the sequential model needs torch and onnx ({exc}); "
                                     "pip install -r requirements-train.txt") from exc
-    config = dataclasses.replace(SequentialConfig(), seed=seed, **({"threads": threads} if threads else {}),
-                                 **overrides)
+    config = sequential_config(seed, threads, **overrides)
     fitted = fit_sequential(split.train_events, split.products, config)
     with tempfile.TemporaryDirectory(prefix="sequential-eval-") as tmp:
         runtime = load_runtime(export_model(fitted, f"{tmp}/model"), mmap=False)

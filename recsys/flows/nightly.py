@@ -85,7 +85,7 @@ def train(engine, store, day: dt.date, params: dict | None) -> dict:
     """Select a family on the window's validation split (or take the pinned one), train it for ``day`` and
     register it; a re-run with the same params reuses the model already trained for it."""
     from recsys import registry
-    from recsys.model.model_files import model_saved
+    from recsys.model.families import family_of
     from recsys.model.train import TrainParams
     from recsys.pipeline.model_choice import selection_key, train_chosen
 
@@ -94,7 +94,7 @@ def train(engine, store, day: dt.date, params: dict | None) -> dict:
     train_params = TrainParams.from_settings(settings, window_days=run.window_days, epochs=run.epochs, loss=run.loss)
     key = {**asdict(train_params), "selection_key": selection_key(settings, run.family)}
     existing = registry.find_trained(engine, day, key)
-    if existing is not None and model_saved(store, existing.model_id):
+    if existing is not None and family_of(existing.model_type).saved(store, existing.model_id):
         log.info("re-run for %s: reusing model %s trained with the same params", day, existing.model_id)
         return {"model_id": existing.model_id, "artifact_uri": existing.artifact_uri,
                 "samples": existing.training_samples_count, "reused": True, "day": day.isoformat()}

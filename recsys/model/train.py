@@ -236,12 +236,17 @@ def train_model(engine: Engine, store: ArtifactStore, day: dt.date, params: Trai
 
     ``family``/``config``: a family of ``recsys.model.families`` and its recorded configuration
     (without one, the hybrid with ``params``); ``record``: more keys for the row's ``params``
-    (the model selection's table)."""
+    (the model selection's table). A family that reads its own training data (the sequential model:
+    ordered events, ``model_type`` ``SEQUENTIAL``) trains, saves and registers through its ``train``,
+    on the same window and with the same params layout."""
     from ulid import ULID
 
     from recsys import registry
     from recsys.model.families import family_of, fit_family
 
+    trains_itself = family_of(family).train
+    if trains_itself is not None:
+        return trains_itself(engine, store, day, params, config, record)
     first, last = params.train_days(day)
     started = time.perf_counter()
     frame = load_training_frame(engine, first, day)

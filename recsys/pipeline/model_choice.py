@@ -9,6 +9,13 @@ served (``recsys.evaluation.selection.select_model``, time-boxed by
 against LIVE, is never read here. A family pinned by the run's params skips the selection; a window
 without validation users keeps the first candidate (the production default).
 
+The ``sequential`` candidate is the session model with the settings' time budget, threads and seed
+(``recsys.sequential.family.config_from_settings``), scored on validation like the others; chosen (or
+pinned), it is trained on the whole window and registered with ``model_type`` ``SEQUENTIAL`` through
+the family registry (``recsys.model.families``), and evaluate, promote, publish and precompute take it
+like any model. The DAG's separate sequential branch (``recsys.flows.sequential``) still trains its own
+model for an A/B test; neither reuses the other's row on a re-run (their params differ in layout).
+
 The table (each candidate's family, configuration, validation metrics, seconds, chosen/skipped) is
 stored in the registry row's ``params["selection"]`` (written once at registration; ``metrics`` is
 replaced by evaluate) and written to the task log. ``params["selection_key"]`` (pinned family,
@@ -36,6 +43,7 @@ from recsys.evaluation.selection import (
     CandidateSpec, Selection, candidate_specs, fallback_selection, select_model,
 )
 from recsys.model.train import TrainParams, load_products, load_users, train_model
+from recsys.sequential.family import config_from_settings
 from recsys.settings import Settings
 from recsys.timeutil import day_start_ms
 
@@ -69,7 +77,8 @@ def nightly_specs(settings: Settings, params: TrainParams, tuned: dict | None = 
     ``recsys.pipeline.tuning``)."""
     base = HybridConfig.from_settings(settings, window_days=params.window_days, epochs=params.epochs,
                                       loss=params.loss)
-    specs = {spec.name: spec for spec in candidate_specs(base, BaselineConfig())}
+    baselines = BaselineConfig(sequential=config_from_settings(settings).as_dict())
+    specs = {spec.name: spec for spec in candidate_specs(base, baselines)}
     if tuned:
         from recsys.pipeline.tuning import apply_tuned
 

@@ -37,7 +37,7 @@ from recsys.constants import (
     PURCHASE, REASON_JUST_VIEWED, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
 )
 from recsys.db.models import User, UserEvent
-from recsys.model.families import servable_users
+from recsys.model.families import ScoringWindow, load_model, servable_users
 from recsys.model.features import value_segments
 from recsys.pipeline.answers import serving_context, write_block
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
@@ -47,7 +47,7 @@ from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment
 from recsys.pipeline.topk import fused_top, select_top
 from recsys.ranking.reasons import NEW_ARRIVAL_MAX_INTERACTIONS
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
-from recsys.sequential.served import just_viewed, list_fields, load_scoring_model
+from recsys.sequential.served import just_viewed, list_fields
 from recsys.settings import Settings, get_settings
 from recsys.timeutil import ms_to_datetime
 
@@ -181,7 +181,7 @@ class Scorer:
         row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
         # any family, or a sequential model reading each user's sequence up to the end of ``day``;
         # ArtifactIntegrityError for an altered file
-        model = load_scoring_model(engine, store, row, window_ms(day, 1)[1], settings.training_window_days)
+        model = load_model(store, row, ScoringWindow(engine, window_ms(day, 1)[1], settings.training_window_days))
         products = load_catalog(engine, day, settings)
         if products.empty:
             raise PrecomputeError("the catalogue is empty: nothing to recommend")

@@ -1,7 +1,9 @@
 """Publish a model: its embeddings and metadata next to ``model.npz``/``model.json``, then prune old versions.
 
 Files under ``models/<model_id>/`` (a factor model: hybrid, lightfm-cf, als; an item-kNN model
-publishes its neighbour matrix instead, ``recsys.model.neighbour_files``):
+publishes its neighbour matrix instead, ``recsys.model.neighbour_files``; a family with its own
+``publish`` in ``recsys.model.families``, the sequential model, writes only ``metadata.json`` since the API
+scores the files training wrote):
 - ``user_ids.npy``, ``user_vectors.npy`` (every user of the users table), ``item_ids.npy``,
   ``item_vectors.npy`` (every product), ``item_norms.npy``: plain ``.npy`` files sorted by id, vectors
   float32 as in ``HybridModel`` (``recsys.model.embedding_files``); a family without cold start
@@ -39,11 +41,10 @@ from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import COL_ITEM, COL_USER, STATUS_CANDIDATE, STATUS_LIVE
 from recsys.integrity import folder_checksums
 from recsys.model.embedding_files import BLOCK_ROWS, EMBEDDING_FILES, upload_files, write_side
-from recsys.model.families import load_model, servable_users
+from recsys.model.families import family_of, load_model, servable_users
 from recsys.model.model_files import model_file_names
 from recsys.model.neighbour_files import NEIGHBOUR_FILES, write_neighbour_files
 from recsys.model.train import load_products, load_users
-from recsys.sequential.served import is_sequential, publish_sequential
 
 log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"
@@ -111,8 +112,9 @@ def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int
 
         rollback_depth = get_settings().rollback_depth
     row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
-    if is_sequential(row):
-        return publish_sequential(engine, store, row, keep, rollback_depth)
+    family = family_of(row.model_type)
+    if family.publish is not None:  # served from the files training wrote (sequential): its own publish
+        return family.publish(engine, store, row, keep, rollback_depth)
     model = load_model(store, row)  # any family; ArtifactIntegrityError for an altered file
     users, products = servable_users(model, load_users(engine), COL_USER), load_products(engine)
     with tempfile.TemporaryDirectory(prefix="recsys-publish-") as tmp:

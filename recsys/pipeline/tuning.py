@@ -5,9 +5,10 @@ validation split, kept in the registry and used by the nightly runs until the ne
   row trained for a day up to the processed one) is ``RECSYS_TUNING_INTERVAL_DAYS`` days old or more,
   or there is none (0 switches tuning off).
 - What: the ``RECSYS_TUNING_FAMILIES`` best families of the last selection (its table on the registry
-  row), each by its best candidate; without a previous selection, the first families of the candidate
-  list. Each gets an equal share of ``RECSYS_TUNING_BUDGET_SECONDS``; the first trial is the current
-  configuration, so a tuned configuration is kept only when it beats it on validation.
+  row) that have a search space (``TUNED_FAMILIES``: not the sequential model), each by its best
+  candidate; without a previous selection, the first such families of the candidate list. Each gets an
+  equal share of ``RECSYS_TUNING_BUDGET_SECONDS``; the first trial is the current configuration, so a
+  tuned configuration is kept only when it beats it on validation.
 - Where: the same validation split as the selection (the training window's newest days, never the day
   evaluate scores): the search never sees an evaluation's test period.
 - Kept: ``params["tuning"]`` of the model registered that night (``{"searched_on", "metric",
@@ -32,6 +33,7 @@ from recsys.settings import Settings
 
 log = logging.getLogger(__name__)
 LIGHTFM_SPACE = ("no_components", "learning_rate", "epochs", "item_alpha")
+TUNED_FAMILIES = ("hybrid", "lightfm-cf", "als", "item-knn")  # a search space each (``suggest``)
 
 
 def latest_record(engine: Engine, day: dt.date, key: str) -> dict | None:
@@ -103,7 +105,9 @@ def current_values(spec: CandidateSpec) -> dict:
 
 
 def leading(specs: tuple[CandidateSpec, ...], last_selection: dict | None, n: int) -> list[CandidateSpec]:
-    """The best candidate of each of the ``n`` best families of the last selection (else the first ones)."""
+    """The best candidate of each of the ``n`` best families of the last selection (else the first ones),
+    among the families with a search space (the sequential model has none: its time budget bounds it)."""
+    specs = tuple(s for s in specs if s.family in TUNED_FAMILIES)
     by_name = {s.name: s for s in specs}
     order = list(specs)
     if last_selection:

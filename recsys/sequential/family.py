@@ -5,6 +5,11 @@
   ``RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS``), the ONNX export written to a local folder, every file
   uploaded to ``models/<model_id>/`` (``config.json`` last), then registered as TRAINING with
   ``model_type`` ``SEQUENTIAL`` and the SHA-256 of each file (write, then point).
+- ``train_family``: the ``train`` of the ``sequential`` entry of ``recsys.model.families`` (what
+  ``recsys.model.train.train_model`` calls when the nightly main line trains the sequential model): the
+  same training, its row's params laid out like every family's (the run's ``TrainParams``, ``family``,
+  ``config``, the selection's record), so the nightly sequential branch's re-runs, which match the
+  configuration's keys at the top level of ``params``, never take the main line's model for theirs.
 - ``load_sequential``: the files downloaded to a local folder, each checked against the registry's
   record before it is parsed (``ArtifactIntegrityError`` naming the file otherwise), then opened
   with ``recsys.sequential.scoring.load_runtime`` (onnxruntime + numpy: no torch here).
@@ -82,8 +87,11 @@ def sequential_saved(store: ArtifactStore, model_id: str) -> bool:
 
 
 def train_sequential_model(engine: Engine, store: ArtifactStore, day: dt.date, window_days: int,
-                           config: SequentialConfig) -> dict:
-    """Train on ``[day - window_days + 1, day)``, save ``models/<id>/`` with checksums, register as TRAINING."""
+                           config: SequentialConfig, recorded: Mapping | None = None) -> dict:
+    """Train on ``[day - window_days + 1, day)``, save ``models/<id>/`` with checksums, register as TRAINING.
+
+    ``recorded``: the row's params before the training's own keys (default: ``window_days`` and the
+    configuration's fields, what the nightly sequential branch's re-runs match)."""
     from ulid import ULID
 
     from recsys import registry
@@ -107,13 +115,32 @@ def train_sequential_model(engine: Engine, store: ArtifactStore, day: dt.date, w
     train_days = [first.isoformat(), last.isoformat()]
     uri = store.uri(model_key(model_id, C.CONFIG_FILE))
     registry.register_model(engine, model_id=model_id, model_type=MODEL_TYPE_SEQUENTIAL, train_date=day,
-                            params={"window_days": window_days, **config.as_dict(), "train_days": train_days,
-                                    "train_seconds": seconds, "training": fitted.summary()},
+                            params={**(recorded if recorded is not None else
+                                       {"window_days": window_days, **config.as_dict()}),
+                                    "train_days": train_days, "train_seconds": seconds, "training": fitted.summary()},
                             samples=len(events), artifact_uri=uri, artifacts=checksums)
     log.info("trained sequential %s on %d events (%s..%s) in %.1fs: %s", model_id, len(events), first, last,
              seconds, fitted.summary())
     return {"model_id": model_id, "artifact_uri": uri, "samples": int(len(events)), "train_days": train_days,
             "train_seconds": seconds, "stopped": fitted.stopped, "epochs": len(fitted.history)}
+
+
+def train_family(engine: Engine, store: ArtifactStore, day: dt.date, params, config: Mapping | None,
+                 record: Mapping | None) -> dict:
+    """``train_model`` of the ``sequential`` family: trained on the run's window (``params``, a
+    ``TrainParams``) with ``config`` (a ``SequentialConfig`` as a dict, the selection's candidate; none:
+    ``config_from_settings``), registered with the params every family's row has (``record``: the selection)."""
+    if config:
+        config = SequentialConfig(**config)
+    else:
+        from recsys.settings import get_settings
+
+        config = config_from_settings(get_settings())
+    from recsys.model.families import SEQUENTIAL
+
+    recorded = {**dataclasses.asdict(params), "family": SEQUENTIAL, "config": config.as_dict(), **(record or {})}
+    trained = train_sequential_model(engine, store, day, params.window_days, config, recorded)
+    return {**trained, "family": SEQUENTIAL}
 
 
 def download_verified(store: ArtifactStore, model_id: str, checksums: Mapping[str, str] | None,

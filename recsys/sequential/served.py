@@ -8,8 +8,9 @@ keeps (``recsys.sequential.recent``: distinct products newest first), so precomp
 evaluation and real-time scoring read the same input. ``just_viewed(user_id)`` names the newest product
 of the last block scored, for the reason "Because you just viewed ...".
 
-``load_scoring_model(engine, store, row, until_ms)`` dispatches on the registry row's ``model_type``:
-the hook precompute's ``Scorer.load`` and ``evaluate_candidate`` call.
+``load_served``, ``publish_sequential``, ``sequential_published``: the ``load``, ``publish`` and
+``published`` of the ``sequential`` entry of ``recsys.model.families``, so that evaluate, precompute,
+publish and A/B tests reach a sequential model the way they reach any other (``families.load_model``).
 """
 
 from __future__ import annotations
@@ -23,16 +24,12 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from recsys.artifacts import ArtifactStore, model_key
-from recsys.constants import COL_ITEM, COL_USER, MODEL_TYPE_SEQUENTIAL, MS_PER_DAY
+from recsys.constants import COL_ITEM, COL_USER, MS_PER_DAY
 from recsys.model.features import require_columns
 from recsys.sequential.family import SEQUENTIAL_FILES, load_events, load_sequential
 from recsys.sequential.recent import newest_first, sequence_key
 
 log = logging.getLogger(__name__)
-
-
-def is_sequential(row) -> bool:
-    return getattr(row, "model_type", None) == MODEL_TYPE_SEQUENTIAL
 
 
 class SequentialServed:
@@ -103,19 +100,21 @@ def list_fields(model, user_id: int) -> dict:
     return {"seq": model.sequence_key(user_id)} if isinstance(model, SequentialServed) else {}
 
 
-def load_scoring_model(engine: Engine, store: ArtifactStore, row, until_ms: int, lookback_days: int | None = None):
-    """The model of registry ``row``, its files verified: a ``HybridModel`` or a ``SequentialServed``
-    reading sequences before ``until_ms`` (over ``lookback_days``, default the training window)."""
-    if not is_sequential(row):
-        from recsys.model.families import load_model
+def load_served(store: ArtifactStore, model_id: str, checksums, window) -> SequentialServed:
+    """The verified model ``model_id`` reading each user's sequence from ``window``
+    (``recsys.model.families.ScoringWindow``: before ``until_ms``, over ``lookback_days``)."""
+    if window is None:
+        raise ValueError(f"sequential model {model_id} scores from each user's recent events: "
+                         "load it with a ScoringWindow (recsys.model.families.load_model)")
+    runtime = load_sequential(store, model_id, checksums)
+    return SequentialServed(model_id, runtime, window.engine, window.until_ms, window.lookback_days)
 
-        return load_model(store, row)  # any family of recsys.model.families
-    if lookback_days is None:
-        from recsys.settings import get_settings
 
-        lookback_days = get_settings().training_window_days
-    runtime = load_sequential(store, row.model_id, row.artifacts)
-    return SequentialServed(row.model_id, runtime, engine, until_ms, lookback_days)
+def sequential_published(store: ArtifactStore, model_id: str) -> bool:
+    """Published: ``metadata.json`` is there (its ONNX files were written by training)."""
+    from recsys.pipeline.publish import METADATA_FILE
+
+    return store.exists(model_key(model_id, METADATA_FILE))
 
 
 def publish_sequential(engine: Engine, store: ArtifactStore, row, keep: int, rollback_depth: int) -> dict:
@@ -135,4 +134,5 @@ def publish_sequential(engine: Engine, store: ArtifactStore, row, keep: int, rol
     return {"model_id": row.model_id, "keys": [key], "uris": [store.uri(key)], "deleted": deleted}
 
 
-__all__ = ["SequentialServed", "is_sequential", "just_viewed", "list_fields", "load_scoring_model", "publish_sequential"]
+__all__ = ["SequentialServed", "just_viewed", "list_fields", "load_served", "publish_sequential",
+           "sequential_published"]

@@ -11,7 +11,7 @@ import pytest
 from recsys.constants import COL_ITEM, COL_TIMESTAMP, DEFAULT_K, IMPRESSION
 from recsys.evaluation import selection as S
 from recsys.evaluation.logs import EventLogs
-from recsys.evaluation.models import HybridConfig
+from recsys.evaluation.models import BaselineConfig, HybridConfig
 from recsys.evaluation.protocol import Cutoff, Protocol, build_eval_split, choose_cutoff, validation_split
 from recsys.evaluation.runner import RunOptions, run_selection
 from recsys.model.train import TrainParams
@@ -35,15 +35,18 @@ def test_candidates_cover_every_family_with_the_production_default_first():
     specs = S.candidate_specs(HYBRID)
     assert specs[0].name == S.DEFAULT_CANDIDATE and specs[0].hybrid == HYBRID
     assert {s.family for s in specs} == set(S.FAMILIES)
-    assert {"hybrid-default", "hybrid-warp", "hybrid-nofeatures", "lightfm-cf", "als", "item-knn"} \
-        == {s.name for s in specs}
+    assert ["hybrid-default", "item-knn", "als", "lightfm-cf", "hybrid-warp", "hybrid-nofeatures", "sequential"] \
+        == [s.name for s in specs]  # sequential last: the time box skips the slowest first
     ids_only = dataclasses.replace(HYBRID, params=dataclasses.replace(HYBRID.params, user_features=(),
                                                                       item_features=()))
     assert "hybrid-nofeatures" not in {s.name for s in S.candidate_specs(ids_only)}  # same as the default
 
 
 def test_auto_row_is_the_chosen_candidates_row(split):
-    out = run_selection(split, RunOptions(selection=True, progress=False, selection_budget_seconds=600), HYBRID)
+    # the sequential candidate small and stopped by epochs, not by its wall-clock budget: retrained identically
+    small = BaselineConfig(sequential={"dim": 16, "heads": 1, "layers": 1, "max_epochs": 2, "time_budget_s": 300})
+    out = run_selection(split, RunOptions(selection=True, progress=False, selection_budget_seconds=900,
+                                          baselines=small), HYBRID)
     chosen = [row for row in out["candidates"] if row["chosen"]]
     assert len(chosen) == 1 and out["chosen"] == chosen[0]["name"] == out["auto"]["chosen"]
     ran = [row for row in out["candidates"] if row["validation"] is not None]
@@ -97,6 +100,18 @@ def test_the_time_box_skips_candidates_and_says_so(split, monkeypatch):
     assert skipped and all("time box" in r["skipped"] and "45 s budget" in r["skipped"] for r in skipped)
     assert out.chosen["name"] in ran
     assert [r["name"] for r in out.rows] == [s.name for s in specs]  # every candidate is reported
+
+
+def test_the_time_box_expects_the_sequential_model_to_use_its_training_budget(split):
+    """Its first fit has no measured cost of its family: the box counts its own time budget, not the hybrid's cost."""
+    val, _ = validation_split(split)
+    long = BaselineConfig(sequential={"time_budget_s": 100})
+    default, sequential = S.candidate_specs(HYBRID, long)[0], S.candidate_specs(HYBRID, long)[-1]
+    assert sequential.family == "sequential"
+    assert sequential.time_budget_seconds == 100 == sequential.config()["time_budget_s"]
+    out = S.select_model(val, [default, sequential], budget_seconds=60)
+    assert out.rows[0]["validation"] is not None and out.rows[1]["validation"] is None
+    assert out.rows[1]["skipped"].startswith("time box:") and "+ 100.0 s expected > 60 s budget" in out.rows[1]["skipped"]
 
 
 def test_the_default_runs_even_when_the_budget_is_spent(split):

@@ -1,5 +1,6 @@
 """Every served model family: fit -> save -> load gives the same scores, an altered file is refused,
-and the served form (vectors, or item-kNN's neighbour rows) gives the scores of ``score``."""
+and the served form (vectors, or item-kNN's neighbour rows) gives the scores of ``score``; the sequential
+model is one more entry, loaded through the same ``load_model`` (with the window it reads sequences from)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import pytest
 
 from recsys.artifacts import model_key
 from recsys.integrity import ArtifactIntegrityError
-from recsys.model.families import FAMILIES, UnknownFamilyError, family_of, fit_family, servable_users
+from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MODEL_TYPE_SEQUENTIAL, PURCHASE
+from recsys.model.families import (
+    FAMILIES, ScoringWindow, UnknownFamilyError, family_of, fit_family, load_model, servable_users,
+)
 from recsys.model.model_files import MODEL_ARRAYS, ModelArtifactError
 
 CONFIGS = {
@@ -19,6 +23,7 @@ CONFIGS = {
     "als": {"factors": 8, "regularization": 0.05, "iterations": 3, "alpha": 10.0},
     "item-knn": {"neighbours": 5},
 }
+FRAME_FAMILIES = sorted(name for name, family in FAMILIES.items() if family.fit is not None)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +43,7 @@ def _dense(matrix) -> np.ndarray:
     return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", FRAME_FAMILIES)
 def test_fit_save_load_gives_the_same_scores_and_the_served_form_agrees(family, data, local_store):
     frame, users, products = data
     model = fit_family(family, frame, users, products, CONFIGS[family], seed=1, threads=1, info={"x": 1})
@@ -53,7 +58,7 @@ def test_fit_save_load_gives_the_same_scores_and_the_served_form_agrees(family, 
     assert loaded.served_as == ("neighbours" if family == "item-knn" else "vectors")
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", FRAME_FAMILIES)
 def test_an_altered_file_is_refused(family, data, local_store):
     frame, users, products = data
     model = fit_family(family, frame, users, products, CONFIGS[family], seed=1, threads=1)
@@ -74,6 +79,9 @@ def test_a_model_of_another_family_is_not_read_as_this_one(data, local_store):
 def test_families_by_registry_model_type():
     assert family_of("HYBRID").name == "hybrid" and family_of("HYBRID").model_type == "HYBRID"
     assert family_of("item-knn").model_type == "item-knn"
+    assert family_of(MODEL_TYPE_SEQUENTIAL) is FAMILIES["sequential"]  # the sequential branch's rows
+    assert FAMILIES["sequential"].model_type == MODEL_TYPE_SEQUENTIAL
+    assert FRAME_FAMILIES == ["als", "hybrid", "item-knn", "lightfm-cf"]
     with pytest.raises(UnknownFamilyError, match="known"):
         family_of("gru")
 
@@ -84,3 +92,65 @@ def test_families_without_cold_start_serve_their_known_users_only(data):
     hybrid = fit_family("hybrid", frame, users, products, CONFIGS["hybrid"], seed=1, threads=1)
     assert set(servable_users(knn, users, "user_id")["user_id"]) == set(frame["user_id"])
     assert len(servable_users(hybrid, users, "user_id")) == len(users)
+
+
+def test_the_families_module_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import recsys.model.families as f; f.family_of('SEQUENTIAL'); "
+            "import recsys.pipeline.publish, recsys.evaluation.holdout; assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_sequential_family_trains_from_events_not_from_the_frame(data):
+    frame, users, products = data
+    with pytest.raises(ValueError, match="reads its own training data"):
+        fit_family("sequential", frame, users, products, {}, seed=1, threads=1)
+
+
+def _saved_sequential(store, model_id: str, products: pd.DataFrame):
+    """A small sequential model trained on successor sequences and saved as training saves it."""
+    from recsys.sequential.config import SequentialConfig
+    from recsys.sequential.export import export_model
+    from recsys.sequential.family import upload_folder
+    from recsys.sequential.train import fit_sequential
+
+    ids = products["product_id"].to_numpy()
+    events = pd.DataFrame([(u, int(ids[(u + step) % len(ids)]), PURCHASE, 1_000 + step) for u in range(1, 41)
+                           for step in range(5)], columns=[COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_TIMESTAMP])
+    config = SequentialConfig(max_len=5, dim=8, layers=1, heads=1, max_epochs=2, threads=1, seed=3)
+    fitted = fit_sequential(events, products, config)
+    folder = export_model(fitted, store.root.parent / "export" / model_id)
+    return upload_folder(store, model_id, folder)
+
+
+def test_a_sequential_row_loads_through_the_registry_and_scores_from_the_users_events(data, local_store, engine):
+    from types import SimpleNamespace
+
+    from recsys.db.models import UserEvent
+    from recsys.sequential.scoring import encode
+    from recsys.sequential.served import SequentialServed
+
+    _, _, products = data
+    row = SimpleNamespace(model_id="s1", model_type=MODEL_TYPE_SEQUENTIAL,
+                          artifacts=_saved_sequential(local_store, "s1", products))
+    with engine.begin() as conn:  # user 7 bought 101 then 102 (in the window), 103 after its end
+        conn.execute(UserEvent.__table__.insert(), [
+            {"user_id": 7, "product_id": p, "event_type": PURCHASE, "timestamp": t}
+            for p, t in ((101, 5_000), (102, 6_000), (103, 20_000))])
+    with pytest.raises(ValueError, match="ScoringWindow"):
+        load_model(local_store, row)  # a sequential model needs to know where its users' sequences are
+    model = load_model(local_store, row, ScoringWindow(engine, until_ms=10_000, lookback_days=1))
+    assert isinstance(model, SequentialServed) and model.dim == 8
+    users = pd.DataFrame({"user_id": [7, 8]})
+    scores = model.score(users, products)
+    expected = encode(model.runtime, [[101, 102]])[0] @ model.item_vectors(products).T
+    np.testing.assert_allclose(scores[0], expected, rtol=1e-5, atol=1e-6)
+    assert not scores[1].any()  # no sequence: no signal
+    assert model.just_viewed(7) == "thing 2"  # the newest product of its sequence, by name
+
+    path = local_store._path(model_key("s1", "item_vectors.npy"))
+    path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\1")
+    with pytest.raises(ArtifactIntegrityError):
+        load_model(local_store, row, ScoringWindow(engine, until_ms=10_000, lookback_days=1))

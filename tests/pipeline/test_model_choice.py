@@ -1,6 +1,7 @@
 """Model selection and weekly tuning in the nightly train step, on the synthetic shop (real PostgreSQL):
 the candidates' table on the registry row and in ``GET /models/status``, a pinned family, re-run reuse,
-a stored tuned configuration used, and a search older than the interval triggering a new one."""
+a stored tuned configuration used, and a search older than the interval triggering a new one; the
+sequential model as one more candidate, and pinned, through evaluate, promotion, publish and precompute."""
 
 from __future__ import annotations
 
@@ -120,3 +121,68 @@ def test_a_search_older_than_the_interval_triggers_a_new_one(shop_engine, local_
     searched = tuning["candidates"]["item-knn"]
     assert searched["trials"] >= 1 and searched["default_validation"] is not None
     assert searched["validation"] >= searched["default_validation"]
+
+
+def test_the_sequential_candidate_is_scored_like_the_others_and_recorded(shop_engine, local_store, env):
+    env(selection_candidates="hybrid-default,sequential", no_components=8, sequential_time_budget_seconds=3)
+    trained = nightly.train(shop_engine, local_store, DAY, FAST)
+    row = registry.get_model(shop_engine, trained["model_id"])
+    table = row.params["selection"]
+    assert [r["name"] for r in table["candidates"]] == ["hybrid-default", "sequential"]
+    assert all(r["validation"]["ndcg@10"] is not None and r["skipped"] is None for r in table["candidates"])
+    sequential = table["candidates"][1]
+    assert sequential["family"] == "sequential" and sequential["config"]["time_budget_s"] == 3
+    assert sequential["config"]["seed"] == 42 and sequential["validation"]["users"] == \
+        table["candidates"][0]["validation"]["users"]  # the same validation users, as served
+    (chosen,) = [r for r in table["candidates"] if r["chosen"]]
+    assert row.params["family"] == chosen["family"] and row.params["config"] == chosen["config"]
+    assert row.model_type == {"hybrid": "HYBRID", "sequential": "SEQUENTIAL"}[chosen["family"]]
+    assert nightly.train(shop_engine, local_store, DAY, FAST)["model_id"] == trained["model_id"]  # reused
+
+
+def test_without_torch_the_sequential_candidate_is_skipped_not_a_failure(shop_engine, local_store, env, monkeypatch):
+    import sys
+
+    env(selection_candidates="hybrid-default,sequential", no_components=8)
+    monkeypatch.setitem(sys.modules, "recsys.sequential.train", None)  # as if torch were not installed
+    trained = nightly.train(shop_engine, local_store, DAY, FAST)
+    table = registry.get_model(shop_engine, trained["model_id"]).params["selection"]
+    sequential = table["candidates"][1]
+    assert sequential["validation"] is None and sequential["skipped"].startswith("unavailable: ")
+    assert "requirements-train.txt" in sequential["skipped"]
+    assert table["chosen"] == "hybrid-default" and trained["family"] == "hybrid"
+
+
+def test_a_pinned_sequential_model_goes_through_evaluate_promotion_publish_and_precompute(
+        shop_engine, local_store, redis_client, env):
+    from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_LIVE
+    from recsys.sequential.config import SequentialConfig
+
+    env(selection_candidates="hybrid-default", sequential_time_budget_seconds=3)
+    pinned = {**FAST, "family": "sequential", "force_promotion": True}
+    trained = nightly.train(shop_engine, local_store, DAY, pinned)
+    row = registry.get_model(shop_engine, trained["model_id"])
+    assert row.model_type == MODEL_TYPE_SEQUENTIAL and trained["family"] == "sequential"
+    assert row.params["family"] == "sequential" and row.params["window_days"] == 14
+    assert SequentialConfig(**row.params["config"]).time_budget_s == 3
+    assert row.params["selection"]["chosen"] == "sequential" and row.params["selection_key"]["pinned"] == "sequential"
+    assert row.params["train_days"] == [str(DAY - dt.timedelta(days=13)), str(DAY - dt.timedelta(days=1))]
+    again = nightly.train(shop_engine, local_store, DAY, pinned)
+    assert again["reused"] and again["model_id"] == trained["model_id"]
+    # the DAG's sequential branch (A/B path) trains its own model: it never takes the main line's row for its re-run
+    branch = nightly.train_sequential(shop_engine, local_store, DAY, FAST)
+    assert not branch.get("reused") and branch["model_id"] != trained["model_id"]
+
+    evaluated = nightly.evaluate(shop_engine, local_store, DAY, trained["model_id"])
+    metrics = registry.get_model(shop_engine, trained["model_id"]).metrics
+    assert metrics["new"]["users"] == metrics["popularity"]["users"] > 0
+    assert evaluated["new_ndcg@10"] == metrics["new"]["ndcg@10"]
+    decision = nightly.promote_or_archive(shop_engine, DAY, trained["model_id"], pinned)
+    assert decision["decision"] == "promoted" and registry.get_live(shop_engine).model_id == trained["model_id"]
+    assert registry.get_model(shop_engine, trained["model_id"]).status == STATUS_LIVE
+    published = nightly.publish(shop_engine, local_store, DAY, decision)
+    assert published["keys"] == [f"models/{trained['model_id']}/metadata.json"]
+    assert "metadata.json" in registry.get_model(shop_engine, trained["model_id"]).artifacts
+    shards = nightly.shards(shop_engine, DAY, decision)
+    written = [nightly.precompute_shard(shop_engine, local_store, redis_client, DAY, shard) for shard in shards]
+    assert {w["model_id"] for w in written} == {trained["model_id"]} and sum(w["users"] for w in written) > 0

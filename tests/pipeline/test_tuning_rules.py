@@ -28,6 +28,8 @@ def test_the_leading_families_come_from_the_last_selection_one_candidate_each():
         {"name": "als", "validation": None}]}
     assert [s.name for s in leading(specs, last, 2)] == ["item-knn", "hybrid-warp"]
     assert [s.name for s in leading(specs, None, 2)] == ["hybrid-default", "item-knn"]
+    best_sequential = {**last, "candidates": [{"name": "sequential", "validation": {"ndcg@10": 0.2}}, *last["candidates"]]}
+    assert [s.name for s in leading(specs, best_sequential, 2)] == ["item-knn", "hybrid-warp"]  # no search space
 
 
 def test_a_tuned_configuration_changes_only_its_family_parameters():
