@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ import httpx
 import numpy as np
 
 TOKEN = "experiment-token"
+LAB_KEY_NAME = "lab"  # the API key name of the simulated traffic in the API log and metrics
 
 
 def _db_url(admin_url: str, name: str) -> str:
@@ -118,7 +120,7 @@ def api_process(env: dict, port: int, cwd: str | None = None):
 def ab_run(url: str, prep: dict, shoppers, users, *, treatment: str, control: str, args, seed: int) -> dict:
     """Create a test through the API, precompute its arm lists, simulate traffic, stop it; the final view."""
     from recsys.abtest.precompute import precompute_test_arms
-    from recsys.lab.simulate import run_simulation
+    from recsys.lab.simulate import require_clean, run_simulation
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     r = httpx.post(f"{url}/models/ab-test", headers=auth, timeout=30, json={
@@ -128,8 +130,9 @@ def ab_run(url: str, prep: dict, shoppers, users, *, treatment: str, control: st
     created = r.json()
     arms = [precompute_test_arms(prep["engine"], prep["store"], prep["redis"], args.day, shard, prep["settings"])
             for shard in range(prep["settings"].precompute_shards)]
-    sim = asyncio.run(run_simulation(url, shoppers, users, hours=args.hours, visits_per_hour=args.visits_per_hour,
-                                     num_items=10, concurrency=8, seed=seed))
+    sim = require_clean(asyncio.run(run_simulation(url, shoppers, users, hours=args.hours,
+                                                   visits_per_hour=args.visits_per_hour, num_items=10, concurrency=8,
+                                                   seed=seed, api_key=args.api_key)))
     stopped = httpx.post(f"{url}/ab-tests/{created['test_id']}/stop", headers=auth, timeout=300)
     stopped.raise_for_status()
     view = stopped.json()
@@ -161,12 +164,15 @@ def base_parser(description: str, workdir: str, port: int) -> argparse.ArgumentP
 
 def experiment_env(args, database: str) -> dict:
     """The environment of the experiment's API and pipeline (a fresh ``database``), also set in this process;
-    ``args.day`` becomes yesterday."""
+    ``args.day`` becomes yesterday and ``args.api_key`` the API key of this run (the API refuses requests
+    without one: the simulated shoppers send it)."""
     args.day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    args.api_key = secrets.token_urlsafe(24)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, RECSYS_DATABASE_URL=_db_url(args.pg_admin_url, database),
                RECSYS_REDIS_URL=args.redis_url, RECSYS_ARTIFACT_URI=str(work / "artifacts"),
+               RECSYS_API_KEYS=f"{LAB_KEY_NAME}:{args.api_key}",
                RECSYS_ADMIN_TOKEN=TOKEN, RECSYS_PERSONALIZED_MIN_EVENTS="0", RECSYS_API_REFRESH_SECONDS="5",
                RECSYS_AB_MIN_DETECTABLE_EFFECT=str(args.mde), RECSYS_VAR_DIR=str(work / "var"))
     os.environ.update({k: v for k, v in env.items() if k.startswith("RECSYS_")})
@@ -193,7 +199,9 @@ def main(argv=None) -> int:
     with api_process(env, args.port) as url:
         out["ab"] = ab_run(url, prep, shoppers, users, treatment=prep["strong"], control=prep["weak"], args=args,
                            seed=11)
-        out["live_after_ab"] = httpx.get(f"{url}/models/status").json()["model_version"]
+        status = httpx.get(f"{url}/models/status", headers={"X-API-Key": args.api_key})
+        status.raise_for_status()
+        out["live_after_ab"] = status.json()["model_version"]
         live = out["live_after_ab"]
         out["aa"] = ab_run(url, prep, shoppers, users, treatment=live, control=live, args=args, seed=12)
     lists = {}

@@ -58,7 +58,7 @@ async def run_family_ab(client, prep: dict, shoppers, users, *, day: dt.date, fr
                         visits_per_hour: float, seed: int) -> dict:
     """Create the test (sequential = treatment), precompute its arms, simulate, stop: the result."""
     from recsys.abtest.precompute import precompute_test_arms
-    from recsys.lab.simulate import run_simulation
+    from recsys.lab.simulate import require_clean, run_simulation
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     r = await client.post("/models/ab-test", headers=auth, json={
@@ -69,8 +69,8 @@ async def run_family_ab(client, prep: dict, shoppers, users, *, day: dt.date, fr
     engine, settings = prep["engine"], prep["settings"]
     arms = [precompute_test_arms(engine, prep["store"], prep["redis"], day, shard, settings)
             for shard in range(settings.precompute_shards)]
-    sim = await run_simulation("", shoppers, users, hours=hours, visits_per_hour=visits_per_hour, num_items=10,
-                               concurrency=8, seed=seed, client=client)
+    sim = require_clean(await run_simulation("", shoppers, users, hours=hours, visits_per_hour=visits_per_hour,
+                                             num_items=10, concurrency=8, seed=seed, client=client))
     stopped = await client.post(f"/ab-tests/{created['test_id']}/stop", headers=auth)
     stopped.raise_for_status()
     view = stopped.json()
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
                                             replace=False).tolist()
 
     async def drive(url: str) -> dict:
-        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=300, headers={"X-API-Key": args.api_key}) as client:
             return await run_family_ab(client, prep, shoppers, users, day=args.day, fraction=args.fraction,
                                        hours=args.hours, visits_per_hour=args.visits_per_hour, seed=11)
 

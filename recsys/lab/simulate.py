@@ -16,7 +16,8 @@ import asyncio
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -111,11 +112,17 @@ class Tally:
     purchases: int = 0
     errors: int = 0
     latencies: list = None
+    failures: Counter = field(default_factory=Counter)  # "GET /recommendations 401" -> count
+
+    def failed(self, what: str) -> None:
+        self.errors += 1
+        self.failures[what] += 1
 
     def summary(self) -> dict:
         lat = np.asarray(self.latencies or [0.0]) * 1000
         return {"requests": self.requests, "impressions": self.impressions, "clicks": self.clicks,
                 "clicked_impressions": self.clicked_impressions, "purchases": self.purchases, "errors": self.errors,
+                "failures": dict(self.failures.most_common()),
                 "ctr": self.clicked_impressions / self.impressions if self.impressions else None,
                 "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}}
 
@@ -127,7 +134,7 @@ async def _visit(client, shoppers: Shoppers, user_id: int, index: int, seed: int
     tally.latencies.append(time.perf_counter() - started)
     tally.requests += 1
     if r.status_code != 200:
-        tally.errors += 1
+        tally.failed(f"GET /recommendations {r.status_code}")
         return
     body = r.json()
     products = [i["product_id"] for i in body["items"]]
@@ -137,13 +144,29 @@ async def _visit(client, shoppers: Shoppers, user_id: int, index: int, seed: int
     for pid in clicked:
         event = {"user_id": user_id, "product_id": pid, "timestamp": int(time.time() * 1000),
                  "request_id": body["request_id"]}
-        ok = (await client.post("/events/click", json=event)).status_code == 200
-        tally.clicks += ok
-        tally.errors += not ok
+        status = (await client.post("/events/click", json=event)).status_code
+        tally.clicks += status == 200
+        if status != 200:
+            tally.failed(f"POST /events/click {status}")
         if pid in bought:
             status = (await client.post("/events/purchase", json={**event, "price": shoppers.price(pid)})).status_code
             tally.purchases += status == 200
-            tally.errors += status != 200
+            if status != 200:
+                tally.failed(f"POST /events/purchase {status}")
+
+
+class SimulationError(RuntimeError):
+    """Simulated traffic that failed too often for its result to mean anything."""
+
+
+def require_clean(sim: dict, max_error_share: float = 0.01) -> dict:
+    """``sim`` (``run_simulation``'s result) unless more than ``max_error_share`` of its requests failed or no
+    list was shown: then ``SimulationError`` naming the failures (an A/B result on failed traffic is no result)."""
+    if sim["impressions"] == 0 or sim["errors"] > max_error_share * max(sim["requests"], 1):
+        raise SimulationError(f"{sim['errors']} of {sim['requests']} simulated requests failed "
+                              f"({sim.get('failures') or 'no answer'}); {sim['impressions']} lists shown: "
+                              "the A/B result would be meaningless")
+    return sim
 
 
 async def run_simulation(api_url: str, shoppers: Shoppers, user_ids, *, hours: float, visits_per_hour: float,
@@ -163,8 +186,8 @@ async def run_simulation(api_url: str, shoppers: Shoppers, user_ids, *, hours: f
         async with gate:
             try:
                 await _visit(client, shoppers, user_id, i, seed, num_items, tally)
-            except Exception:  # a refused connection or a timeout counts, the run goes on
-                tally.errors += 1
+            except Exception as exc:  # a refused connection or a timeout counts, the run goes on
+                tally.failed(type(exc).__name__)
 
     try:
         await asyncio.gather(*(one(i, u) for i, (_, u) in enumerate(schedule)))
