@@ -72,7 +72,7 @@ def test_the_report_shows_both_calls_and_the_target(tiny):
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + 5  # header, hit, hit from answer, hit re-ranked, changed, hybrid
     assert "| 0–0 (0 in all) |" in rows[1] and f"| 1–1 ({USERS * ROUNDS} in all) |" in rows[4]
-    assert "Issue 14's target" in text and "at 500 products" in text
+    assert "Issue 14's target" in text and "at 500 products p50 1.00 ms (met)" in text
     assert "after a click (re-scored) p50" in sequential_headline(doc)
     assert "The first timed call of each app: sequential hit" in text
     assert text in markdown(doc) and api_part({**doc, "api": None}) == ""
