@@ -1,4 +1,4 @@
-"""Sequential model: in-process latency of scoring one session sequence against 100,000 products.
+"""Sequential model: latency of scoring one session sequence against 100,000 products, in process and through the API.
 
 A synthetic model of the production shape (SASRec, ``max_len`` 50, 64 dims, 2 blocks; untrained
 weights: latency does not depend on their values) over ``--products`` products is exported with
@@ -14,53 +14,37 @@ on that thread alone, so CPU time is the cost on an idle core on a busy shared m
 - ``candidates``: encoder + the scores of ``--candidates`` products only (e.g. a cached list),
   with its recall@10 against the exact top 10 of the same sequences.
 
-Writes ``bench/results/sequential_latency.json`` and ``.md`` (median, p95, p99, the machine).
+Then, through the API (``bench.sequential_api``, key ``api`` of the results): a shop of
+``--products`` products with a LIVE synthetic sequential model, served by the real app in process;
+``GET /recommendations`` timed for a cache hit (sequence unchanged: no model run) and right after a
+``POST /events/click`` (the sequence changed: scored on the fly), the model's runs counted per call;
+a LIVE hybrid model's cache hit on the same shop for reference (``--no-hybrid`` skips it).
+``--part scoring`` or ``--part api`` measures one part and keeps the other's results in the file.
+
+Writes ``bench/results/sequential_latency.json`` and ``.md`` (p50, p95, p99, the machine), rendered
+by ``bench.report_sequential`` as section 6 of bench/README.md.
+
+``python -m bench.bench_sequential [--part all|scoring|api] [--products 100000] [--api-users 150]``
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import datetime as dt
+import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 
 import numpy as np
 
-from bench.common import RESULTS_DIR, log, machine, quick, write_result
+from bench.common import RESULTS_DIR, log, machine, percentiles, quick, write_result
+from bench.report_sequential import markdown
+from bench.sequential_synthetic import synthetic_runtime
 
 K = 10
-
-
-def synthetic_runtime(products: int, folder: str, seed: int = 0):
-    import pandas as pd
-    import torch
-
-    from recsys.sequential.config import SequentialConfig
-    from recsys.sequential.data import build_vocab
-    from recsys.sequential.export import export_model
-    from recsys.sequential.scoring import load_runtime
-    from recsys.sequential.train import FittedSequential, new_model
-
-    rng = np.random.default_rng(seed)
-    ids = np.arange(1, products + 1)
-    catalogue = pd.DataFrame({"product_id": ids, "category": [f"c{i}" for i in rng.integers(50, size=products)],
-                              "price": rng.lognormal(2.0, 1.0, size=products)})
-    config = dataclasses.replace(SequentialConfig(), seed=seed)
-    torch.manual_seed(seed)
-    vocab = build_vocab(ids, catalogue)
-    model = new_model(vocab, config).eval()
-    with torch.no_grad():  # spread the item vectors as training does (scores with a real spread, not ties)
-        model.embed.ids.weight.normal_(0.0, 0.3)
-    export_model(FittedSequential(model, vocab, config), folder)
-    return load_runtime(folder, threads=1, mmap=True)
-
-
-def percentiles(seconds: list[float]) -> dict:
-    ms = np.asarray(seconds) * 1000.0
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()), "n": len(ms)}
 
 
 def measure(runtime, sequences: list[list[int]], candidates: int, seed: int) -> tuple[dict, float]:
@@ -92,55 +76,10 @@ def measure(runtime, sequences: list[list[int]], candidates: int, seed: int) -> 
     return out, float(statistics.mean(recalls))
 
 
-def markdown(doc: dict) -> str:
-    m, rows = doc["machine"], doc["latency"]
-    lines = [
-        "# Sequential model: in-process scoring latency",
-        "",
-        f"`python -m bench.bench_sequential` ({doc['date']}): one sequence of {doc['length']} products, "
-        f"{doc['products']:,} products, {doc['dim']} dims, SASRec {doc['layers']} blocks, max_len {doc['max_len']}, "
-        f"onnxruntime {doc['onnxruntime']} on 1 thread, item matrix memory-mapped; {doc['calls']} calls after "
-        f"{doc['warmup']} warm-up calls.",
-        "",
-        "| step | p50 ms | p95 ms | p99 ms | CPU p50 ms | CPU p95 ms |",
-        "|---|---|---|---|---|---|",
-    ]
-    labels = {"encoder": "ONNX encoder alone", "score_next": "`score_next`: encoder + exact scores of every "
-              "product + top 10", "candidates": f"encoder + {doc['candidates']} candidates + top 10"}
-    for name, label in labels.items():
-        r = rows[name]
-        lines.append(f"| {label} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_p50_ms']:.2f} "
-                     f"| {r['cpu_p95_ms']:.2f} |")
-    lines += [
-        "",
-        f"`score_next` is exact (recall 1 against exact scoring by construction). Scoring only "
-        f"{doc['candidates']} random candidates has recall@10 {doc['candidate_recall_at_10']:.3f} against the exact "
-        "top 10 of the same sequences: a candidate set only helps when it already holds the good products "
-        "(a cached list does; random ones do not).",
-        "",
-        "Wall times include the waits of a shared machine (other sessions' tests and runs); CPU times are the "
-        "calling thread's (onnxruntime and BLAS run on it alone), i.e. the cost on an idle core.",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; load average "
-        f"{m['loadavg_1_5_15']} at the start, {doc['loadavg_end']} at the end (the machine is shared: other "
-        "sessions were running).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--products", type=int, default=20_000 if quick() else 100_000)
-    parser.add_argument("--length", type=int, default=20, help="products in the scored sequence")
-    parser.add_argument("--calls", type=int, default=300 if quick() else 1000)
-    parser.add_argument("--candidates", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+def scoring(args) -> dict:
+    """The in-process scoring of one sequence: its latency per step and the model's shape."""
     import onnxruntime
 
-    started = time.perf_counter()
-    info = machine()
     with tempfile.TemporaryDirectory(prefix="bench-sequential-") as tmp:
         log(f"exporting a synthetic model over {args.products:,} products")
         runtime = synthetic_runtime(args.products, f"{tmp}/model", args.seed)
@@ -151,16 +90,62 @@ def main(argv=None) -> int:
         log(f"measuring {args.calls} calls")
         latency, recall = measure(runtime, sequences[50:], args.candidates, args.seed)
         cfg = runtime.meta["config"]
-    doc = {"products": args.products, "length": args.length, "calls": args.calls, "warmup": 50,
-           "candidates": args.candidates, "dim": cfg["dim"], "layers": cfg["layers"], "max_len": cfg["max_len"],
-           "onnxruntime": onnxruntime.__version__, "latency": latency, "candidate_recall_at_10": recall,
-           "machine": info}
-    write_result("sequential_latency", doc, started, "python -m bench.bench_sequential")
-    doc["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    doc["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    (RESULTS_DIR / "sequential_latency.md").write_text(markdown(doc))
     for name, r in latency.items():
         log(f"{name}: p50 {r['p50_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms")
+    return {"products": args.products, "length": args.length, "calls": args.calls, "warmup": 50,
+            "candidates": args.candidates, "dim": cfg["dim"], "layers": cfg["layers"], "max_len": cfg["max_len"],
+            "onnxruntime": onnxruntime.__version__, "latency": latency, "candidate_recall_at_10": recall}
+
+
+def through_api(args, command: str) -> dict:
+    """``bench.sequential_api`` at ``--products`` products, with its date, command and load averages."""
+    from bench.sequential_api import run
+
+    started, load = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
+    log(f"API: a shop of {args.api_shop_users:,} users and {args.products:,} products, a LIVE synthetic "
+        "sequential model")
+    out = run(database=args.database, products=args.products, shop_users=args.api_shop_users, users=args.api_users,
+              rounds=args.api_rounds, hybrid=args.hybrid, seed=args.seed)
+    for name, r in out["calls"].items():
+        log(f"API {name}: p50 {r['p50_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
+            f"({r['n']} calls, encoder runs {r['encoder_runs']})")
+    return {**out, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "command": command,
+            "wall_seconds": round(time.perf_counter() - started, 1), "loadavg_start": load,
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=("all", "scoring", "api"), default="all",
+                        help="what to measure; the other part's results already in the file are kept")
+    parser.add_argument("--products", type=int, default=20_000 if quick() else 100_000)
+    parser.add_argument("--length", type=int, default=20, help="products in the scored sequence")
+    parser.add_argument("--calls", type=int, default=300 if quick() else 1000)
+    parser.add_argument("--candidates", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--api-shop-users", type=int, default=1000 if quick() else 3000,
+                        help="users of the synthetic shop the API serves")
+    parser.add_argument("--api-users", type=int, default=50 if quick() else 150, help="users measured")
+    parser.add_argument("--api-rounds", type=int, default=2, help="(hit, click, changed) rounds per user")
+    parser.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the cache hits of a LIVE hybrid model on the same shop (reference)")
+    parser.add_argument("--database", default="sequential_api", help="the throw-away database recsys_bench_<name>")
+    args = parser.parse_args(argv)
+    command = " ".join(["python -m bench.bench_sequential", *(argv if argv is not None else sys.argv[1:])])
+    path = RESULTS_DIR / "sequential_latency.json"
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    if args.part == "api" and "latency" not in doc:
+        parser.error(f"{path} has no scoring results: run --part scoring (or all) first")
+    started = time.perf_counter()
+    info = machine()
+    fresh = scoring(args) if args.part in ("all", "scoring") else None
+    api = through_api(args, command) if args.part in ("all", "api") else doc.get("api")
+    if fresh is not None:
+        write_result("sequential_latency", {**fresh, **({"api": api} if api else {}), "machine": info}, started,
+                     command)
+    else:
+        path.write_text(json.dumps({**doc, "api": api}, indent=2) + "\n")
+    (RESULTS_DIR / "sequential_latency.md").write_text(markdown(json.loads(path.read_text())))
     return 0
 
 

@@ -46,6 +46,15 @@ def summary(values: Sequence[float]) -> dict:
             "spread": (max(vals) - min(vals)) / med if med else None, "runs": vals}
 
 
+def percentiles(seconds: Sequence[float]) -> dict:
+    """p50, p95, p99 and mean in milliseconds of single-call timings (in seconds), and their number."""
+    import numpy as np
+
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()), "n": len(ms)}
+
+
 def ratio(a: dict, b: dict) -> float | None:
     """Ratio of two summaries' medians."""
     return a["median"] / b["median"] if b["median"] else None

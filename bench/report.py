@@ -12,6 +12,7 @@ from bench.report_api_memory import api_memory, api_memory_headline
 from bench.report_format import load_results, num, pct, short_function, sig, table
 from bench.report_sections import ann, ingest, nightly, precompute, scale, serving, training
 from bench.report_selection import selection
+from bench.report_sequential import sequential, sequential_headline
 from bench.serving_baseline import before_after, change_finding
 
 
@@ -82,6 +83,8 @@ def headline(results: dict) -> str:
         rows = "; ".join(f"{num(r['shop']['events'])} events: {sig(r['dag_seconds'])} s"
                          for r in results["nightly"]["sizes"])
         lines.append(f"- **Nightly DAG end to end**: {rows}.")
+    if "sequential_latency" in results:
+        lines.append(sequential_headline(results["sequential_latency"]))
     return "## Headline numbers\n\n" + "\n".join(lines) + "\n\nThe scale model built on them: `bench/SCALE.md`."
 
 
@@ -150,7 +153,7 @@ def main() -> None:
     parts = [head.rstrip(), headline(results), findings(results), machine_section(results)]
     sections = (("serving", serving), ("api_memory", api_memory), ("precompute", precompute), ("ann", ann),
                 ("ingest", ingest), ("training", training), ("nightly", nightly), ("selection", selection),
-                ("scale_simulation", scale))
+                ("scale_simulation", scale), ("sequential_latency", sequential))
     for name, section in sections:
         if name in results:
             parts.append(section(results[name]))

@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.common import RESULTS_DIR
 
 OWN_RESULTS = ("precompute", "ann", "serving", "api_memory", "ingest", "training", "nightly", "selection",
-               "scale_simulation")
+               "scale_simulation", "sequential_latency")
 
 
 def load_results(folder: Path = RESULTS_DIR) -> dict[str, dict]:

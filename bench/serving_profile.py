@@ -11,6 +11,7 @@ the event loop), with the top functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import pstats
 import time
@@ -33,9 +34,25 @@ def _area(filename: str) -> str:
     return "other"
 
 
-async def _calls(app, ids: list[int]) -> float:
+@contextlib.asynccontextmanager
+async def running_app(settings):
+    """``create_app(settings)`` with its lifespan entered (no background refresh), as a server runs it."""
+    from recsys.api.app import create_app
+
+    app = create_app(settings, refresh_in_background=False)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def route_call(app):
+    """The call the in-process measurements time: ``respond(user_id, n)``, the route's body without HTTP
+    and the rate limiter (a tree without it: ``recommend(user_id, n)``)."""
     rec = app.state.recommender
-    call = getattr(rec, "respond", None) or rec.recommend
+    return getattr(rec, "respond", None) or rec.recommend
+
+
+async def _calls(app, ids: list[int]) -> float:
+    call = route_call(app)
     start = time.perf_counter()
     for uid in ids:
         await call(uid, 10)
@@ -43,10 +60,7 @@ async def _calls(app, ids: list[int]) -> float:
 
 
 async def _profile(settings, ids: list[int]) -> tuple[float, pstats.Stats]:
-    from recsys.api.app import create_app
-
-    app = create_app(settings, refresh_in_background=False)
-    async with app.router.lifespan_context(app):
+    async with running_app(settings) as app:
         await _calls(app, ids[:50])  # warm-up
         wall = await _calls(app, ids)
         prof = cProfile.Profile()
