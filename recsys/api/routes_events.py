@@ -55,7 +55,8 @@ BATCH_DESCRIPTION = """Many events in one request (a shop's backend forwarding i
 """
 
 
-@router.post("/batch", response_model=EventBatchLogged, responses=_ERRORS, description=BATCH_DESCRIPTION)
+@router.post("/batch", response_model=EventBatchLogged, responses=error_responses(413, 422, 503),
+             description=BATCH_DESCRIPTION)  # a 409 is one event's result, not the request's
 async def log_batch(batch: EventBatchIn, request: Request, service: Service, request_id: RequestId,
                     client_named: ClientNamed):
     service.check_batch_size(len(batch.events))
