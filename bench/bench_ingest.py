@@ -5,8 +5,11 @@ sends a fixed number of events to ``POST /events`` and, alternately in the same 
 the same rows as single-row INSERT transactions straight into PostgreSQL (the
 reference: this database's durable commit rate). After every API run the rows are
 counted: every acknowledged event must be in ``user_events`` (by its client event id).
+The batch mode, alternately too, sends ``--batch`` events per request to ``POST /events/batch``
+(``--batch-events`` per run, so that every level keeps its requests in flight), counted the same way.
 
-``python -m bench.bench_ingest [--events 5000] [--levels 8,32,64] [--repeats 3] [--baseline old-ingest.json]``
+``python -m bench.bench_ingest [--events 5000] [--levels 8,32,64] [--repeats 3] [--batch 100]
+[--batch-events 50000] [--baseline old-ingest.json]``
 """
 
 from __future__ import annotations
@@ -47,9 +50,13 @@ def free_connections(engine) -> int:
 
 
 def client(mode: str, args, shop, prefix: str, concurrency: int, acked_file: str, pool: int = 0) -> dict:
+    """One run of the load generator: ``api`` (one event per request), ``batch`` (``args.batch`` per request)
+    or ``pg`` (the reference)."""
     dsn = shop.url.replace("postgresql+psycopg://", "postgresql://")
-    cmd = [sys.executable, "-m", "bench.ingest_client", "--mode", mode, "--url", f"http://127.0.0.1:{API_PORT}",
-           "--dsn", dsn, "--events", str(args.events), "--concurrency", str(concurrency),
+    events, batch = (args.batch_events, args.batch) if mode == "batch" else (args.events, 0)
+    cmd = [sys.executable, "-m", "bench.ingest_client", "--mode", "pg" if mode == "pg" else "api",
+           "--url", f"http://127.0.0.1:{API_PORT}", "--batch", str(batch),
+           "--dsn", dsn, "--events", str(events), "--concurrency", str(concurrency),
            "--users", str(shop.users), "--products", str(shop.products), "--prefix", prefix,
            "--acked-file", acked_file, "--pool", str(pool)]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
@@ -71,10 +78,11 @@ def count_check(engine, prefix: str, acked_file: str) -> dict:
 
 
 def measure_level(args, shop, engine, concurrency: int, tmp: Path) -> dict:
-    runs: dict[str, list[dict]] = {"api": [], "pg": []}
-    checks = []
+    modes = ("api", "batch", "pg") if args.batch else ("api", "pg")
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    checks: dict[str, list[dict]] = {"api": [], "batch": []}
     for rep in range(args.repeats):
-        for mode in ("api", "pg"):
+        for mode in modes:
             prefix = f"bench-c{concurrency}-r{rep}-{mode}"
             acked_file = str(tmp / f"{prefix}.txt")
             # on a shared server the reference may get fewer connections than clients (kept in the results)
@@ -82,8 +90,8 @@ def measure_level(args, shop, engine, concurrency: int, tmp: Path) -> dict:
             res = {**client(mode, args, shop, prefix, concurrency, acked_file, pool), "pool": pool or None}
             check = count_check(engine, prefix, acked_file)
             runs[mode].append(res)
-            if mode == "api":
-                checks.append(check)
+            if mode != "pg":
+                checks[mode].append(check)
             log(f"c={concurrency} {mode}: {res['events_per_s']:.0f} events/s, acked {res['acked']}/{res['sent']},"
                 f" rows {check['rows']}, missing {check['missing']}, errors {res['errors']}")
     out = {mode: {"events_per_s": summary([r["events_per_s"] for r in rs]),
@@ -91,8 +99,12 @@ def measure_level(args, shop, engine, concurrency: int, tmp: Path) -> dict:
                   "sent": sum(r["sent"] for r in rs), "acked": sum(r["acked"] for r in rs),
                   "errors": [r["errors"] for r in rs], "pool": [r["pool"] for r in rs]} for mode, rs in runs.items()}
     out["ratio_api_to_pg"] = ratio(out["api"]["events_per_s"], out["pg"]["events_per_s"])
-    out["count_checks"] = checks
-    out["nothing_lost"] = all(c["ok"] for c in checks)
+    out["count_checks"] = checks["api"]
+    if args.batch:
+        out["batch"] = {**out["batch"], "events_per_request": args.batch, "events_per_run": args.batch_events}
+        out["ratio_batch_to_pg"] = ratio(out["batch"]["events_per_s"], out["pg"]["events_per_s"])
+        out["batch_count_checks"] = checks["batch"]
+    out["nothing_lost"] = all(c["ok"] for c in checks["api"] + checks["batch"])
     return out
 
 
@@ -126,6 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=1500 if quick() else 5000)
     parser.add_argument("--levels", default="8,32" if quick() else "8,32,64")
     parser.add_argument("--repeats", type=int, default=2 if quick() else 3)
+    parser.add_argument("--batch", type=int, default=100, help="events per POST /events/batch (0: no batch runs)")
+    parser.add_argument("--batch-events", type=int, default=10_000 if quick() else 50_000,
+                        help="events per batch run (more than --events: a run must keep every client busy)")
     parser.add_argument("--baseline", default="", help="ingest.json of the code before a change (same machine, "
                                                        "run just before): kept under 'baseline' for a before/after table")
     args = parser.parse_args(argv)

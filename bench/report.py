@@ -16,6 +16,14 @@ from bench.report_sequential import sequential, sequential_headline
 from bench.serving_baseline import before_after, change_finding
 
 
+def ingest_batch_summary(level: dict) -> str:
+    """The batch endpoint's rate beside the single events' in the summary (when the run measured it)."""
+    if "batch" not in level:
+        return ""
+    b = level["batch"]
+    return f", {num(b['events_per_s']['median'])} events/s with {b['events_per_request']} events per request"
+
+
 def machine_section(results: dict) -> str:
     first = next(iter(results.values()))
     m = first["machine"]
@@ -74,7 +82,8 @@ def headline(results: dict) -> str:
         best = max(lv, key=lambda c: lv[c]["api"]["events_per_s"]["median"])
         lines.append(f"- **Ingestion**: {num(lv[best]['api']['events_per_s']['median'])} durable events/s at "
                      f"concurrency {best} (PostgreSQL alone {num(lv[best]['pg']['events_per_s']['median'])} "
-                     f"commits/s); nothing lost: {'yes' if results['ingest']['nothing_lost'] else 'NO'}.")
+                     f"commits/s){ingest_batch_summary(lv[best])}; nothing lost: "
+                     f"{'yes' if results['ingest']['nothing_lost'] else 'NO'}.")
     if "training" in results:
         rows = "; ".join(f"{num(r['interactions'])}: {sig(r['epoch_seconds']['median'])} s/epoch ({r['threads']} "
                          f"thread{'s' if r['threads'] > 1 else ''})" for r in results["training"]["sizes"])
@@ -134,7 +143,12 @@ def findings(results: dict) -> str:
                    f"{num(lv[hi]['api']['events_per_s']['median'])} at {hi}, {sig(lv[hi]['ratio_api_to_pg'])}x the "
                    "single-row INSERT commits of PostgreSQL alone in the same run "
                    f"({num(lv[hi]['pg']['events_per_s']['median'])}/s): the commits are shared, so what is left per "
-                   "event is the HTTP request itself and the session script in Redis.")
+                   "event is the HTTP request itself and the session script in Redis."
+                   + (f" `POST /events/batch` ({lv[hi]['batch']['events_per_request']} events per request) pays "
+                      f"them once per request: {num(lv[hi]['batch']['events_per_s']['median'])} events/s at "
+                      f"concurrency {hi}, {sig(lv[hi]['ratio_batch_to_pg'])}x PostgreSQL's single-row commits in "
+                      "the same run."
+                      if "batch" in lv[hi] else ""))
     ni = results.get("nightly")
     if ni and ni["sizes"]:
         big = max(ni["sizes"], key=lambda x: x["shop"]["events"])

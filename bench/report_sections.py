@@ -176,7 +176,29 @@ def ingest(r: dict) -> str:
         f"wal_sync_method={pg['wal_sync_method']}: an acknowledged event is on disk.",
         table(["concurrency", "API events/s", "PostgreSQL INSERT commits/s", "API / PG", "API p50 ms",
                "API p99 ms", "sent", "acknowledged", "rows stored", "missing", "nothing lost"], rows),
+        *ingest_batches(r),
         f"**Nothing lost over all runs: {'yes' if r['nothing_lost'] else 'NO'}.**", *ingest_before_after(r)])
+
+
+def ingest_batches(r: dict) -> list[str]:
+    """The ``POST /events/batch`` runs of each level (absent from results of before the batch endpoint)."""
+    levels = {c: v for c, v in r["levels"].items() if "batch" in v}
+    if not levels:
+        return []
+    rows = []
+    for c, v in levels.items():
+        b, checks = v["batch"], v["batch_count_checks"]
+        rows.append([c, b["events_per_request"], med(b["events_per_s"]), med(v["pg"]["events_per_s"]),
+                     sig(v["ratio_batch_to_pg"]), med(b["p50_ms"]), med(b["p99_ms"]), num(b["sent"]),
+                     num(sum(x["acked"] for x in checks)), num(sum(x["rows"] for x in checks)),
+                     num(sum(x["missing"] for x in checks)), "yes" if all(x["ok"] for x in checks) else "**NO**"])
+    per_run = next(iter(levels.values()))["batch"]["events_per_run"]
+    return [f"`POST /events/batch`, alternately in the same runs: each request carries the given number of "
+            f"events ({num(per_run)} events per run), each event answered on its own once its transaction "
+            "committed and counted the same way (latencies are per request).",
+            table(["concurrency (requests)", "events per request", "API batch events/s",
+                   "PostgreSQL INSERT commits/s", "batch / PG", "request p50 ms", "request p99 ms", "sent",
+                   "acknowledged", "rows stored", "missing", "nothing lost"], rows)]
 
 
 def ingest_pools(r: dict) -> str:

@@ -188,6 +188,10 @@ class Settings(BaseSettings):
     event_max_age_days: int = Field(default=30, ge=1, description="older event timestamps are refused")
     redis_timeout_seconds: float = Field(default=0.25, gt=0, description="API Redis timeout before falling back")
     db_timeout_seconds: float = Field(default=2.0, gt=0, description="API database timeout (events answer 503 after it)")
+    event_batch_max: int = Field(
+        default=200, ge=1, le=10000,
+        description="POST /events/batch: at most this many events per request (each costs a rate-limit token; "
+                    "the body must also fit RECSYS_MAX_BODY_BYTES)")
     ingest_batch_max: int = Field(
         default=256, ge=1, le=2000, description="events: at most this many events per group-commit transaction")
     ingest_batches_in_flight: int = Field(

@@ -71,9 +71,15 @@ def request_id_of(request: Request) -> str:
 
 
 def field_of(loc) -> str:
-    """``("query", "num_items")`` -> ``num_items``; ``("body", "price")`` -> ``price``."""
-    parts = [str(p) for p in loc if p not in ("query", "body", "path", "header")]
-    return ".".join(parts) or "body"
+    """``("query", "num_items")`` -> ``num_items``; ``("body", "price")`` -> ``price``;
+    ``("body", "events", 3, "timestamp")`` -> ``events[3].timestamp``."""
+    field = ""
+    for p in loc:
+        if isinstance(p, int):
+            field += f"[{p}]"
+        elif p not in ("query", "body", "path", "header"):
+            field += f".{p}" if field else str(p)
+    return field or "body"
 
 
 def error_body(request: Request, detail: str, field: str | None, errors: list | None = None) -> dict:

@@ -9,13 +9,23 @@ client ``event_id`` is stored as ``client_event_id`` (unique): a retry is
 answered ``logged`` with ``duplicate: true`` and changes nothing; the same id
 for a different event is a 409. The Redis session update comes after the
 commit and is best effort (Redis down: the event is kept, counted degraded).
+
+``log_batch`` (``POST /events/batch``) applies the same rules to each event of a batch and
+submits them all to the same group commit: each event is answered on its own (``logged``,
+or ``rejected`` with the 409/422 a single request would get), and the request is answered
+after every transaction holding one of its events committed. A failed transaction makes the
+whole request a 503; the events already committed in another transaction stay, so the client
+retries the batch with its event ids (required there) and those are answered ``duplicate``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 
-from recsys.api.errors import ConflictError, DependencyDown, InvalidInputError
+from recsys.api.errors import ApiError, ConflictError, DependencyDown, InvalidInputError
+from recsys.api.event_batch import EventWrite
 from recsys.api.schemas import EventIn
 from recsys.api.session_state import update_args
 from recsys.api.state import ServingState
@@ -53,6 +63,39 @@ class EventService:
         """Store one event. The row's ``request_id`` is the one the event names (the list it credits), else
         this request's own id unless the client named it (``client_named``: an unsigned id in an event row
         would make it count for no A/B arm)."""
+        category, written = await self._store(event, request_id, client_named)
+        if written.inserted:
+            await self._update_session(event, category, written.n_events)
+        return {**_logged(written), "request_id": request_id}
+
+    async def log_batch(self, events: Sequence[EventIn], request_id: str, *, client_named: bool = False) -> dict:
+        """Store a batch's events, each by ``log_event``'s rules, all submitted to the group commit at once
+        (in order, so a repeated event id is logged first, then ``duplicate`` or 409; an event whose product
+        is newer than the catalog snapshot joins after its product is read). Answers one result per
+        event once every one is settled; a failed transaction (``DependencyDown``) answers the request 503,
+        after the session updates of the events that were committed (their retry will be a duplicate)."""
+        self.check_batch_size(len(events))
+        outcomes = await asyncio.gather(*(self._store(e, request_id, client_named) for e in events),
+                                        return_exceptions=True)
+        stored = [(e, o) for e, o in zip(events, outcomes) if isinstance(o, tuple) and o[1].inserted]
+        await self._update_sessions(stored)
+        for outcome in outcomes:  # the database down (or a bug): the request fails as a whole
+            if isinstance(outcome, BaseException) and (isinstance(outcome, DependencyDown)
+                                                       or not isinstance(outcome, ApiError)):
+                raise outcome
+        return {"results": [_rejected(o) if isinstance(o, ApiError) else _logged(o[1]) for o in outcomes],
+                "request_id": request_id}
+
+    def check_batch_size(self, n_events: int) -> None:
+        """A batch of more than ``RECSYS_EVENT_BATCH_MAX`` events is a 422 (before anything is charged)."""
+        limit = self.state.settings.event_batch_max
+        if n_events > limit:
+            raise InvalidInputError(f"a batch holds at most {limit} events (RECSYS_EVENT_BATCH_MAX), got {n_events}: "
+                                    "split it", field="events")
+
+    async def _store(self, event: EventIn, request_id: str, client_named: bool) -> tuple[str, EventWrite]:
+        """The per-event rules, then the commit: the product's category and the write (a 422 or 409 of its own
+        as ``ApiError``; ``DependencyDown`` when the database is down)."""
         s = self.state.settings
         event_type, price = event.event_type_name(), event.price_value()
         if event_type == PURCHASE and price is None:
@@ -75,17 +118,36 @@ class EventService:
                                 field="event_id")
         if written.inserted:
             self.state.metrics.events.labels(event_type=event_type).inc()
-            await self._update_session(event, event_type, category, written.n_events)
-        return {"status": "logged", "event_id": written.event_id, "duplicate": not written.inserted,
-                "request_id": request_id}
+        return category, written
 
-    async def _update_session(self, event: EventIn, event_type: str, category: str, n_events: int) -> None:
+    def _session_args(self, event: EventIn, category: str, n_events: int) -> list[str]:
         s = self.state.settings
-        args = update_args(event_type, event.product_id, category, event.session_id, now_ms=self.state.now_ms(),
-                           session_ttl=s.session_ttl_seconds, n_events=n_events, counter_ttl=s.active_days * 86400,
-                           seen_types=s.exclude_seen_types)
+        return update_args(event.event_type_name(), event.product_id, category, event.session_id,
+                           now_ms=self.state.now_ms(), session_ttl=s.session_ttl_seconds, n_events=n_events,
+                           counter_ttl=s.active_days * 86400, seen_types=s.exclude_seen_types)
+
+    async def _update_session(self, event: EventIn, category: str, n_events: int) -> None:
         try:
-            await self.state.redis.record_event(event.user_id, args)
+            await self.state.redis.record_event(event.user_id, self._session_args(event, category, n_events))
         except DependencyDown as exc:
             log.warning("event of user %s kept, session not updated: %s", event.user_id, exc)
             self.state.degraded("redis")
+
+    async def _update_sessions(self, stored: list[tuple[EventIn, tuple[str, EventWrite]]]) -> None:
+        """``_update_session`` of each stored event of a batch, in order, in one pipeline."""
+        if not stored:
+            return
+        updates = [(e, self._session_args(e, category, w.n_events)) for e, (category, w) in stored]
+        try:
+            await self.state.redis.record_events([(e.user_id, args) for e, args in updates])
+        except DependencyDown as exc:
+            log.warning("%d events kept, sessions not updated: %s", len(updates), exc)
+            self.state.degraded("redis")
+
+
+def _logged(written: EventWrite) -> dict:
+    return {"status": "logged", "event_id": written.event_id, "duplicate": not written.inserted}
+
+
+def _rejected(error: ApiError) -> dict:
+    return {"status": "rejected", "code": error.status_code, "detail": error.message, "field": error.field}

@@ -3,7 +3,9 @@
 The bucket ``ratelimit:{name}`` holds ``RECSYS_RATE_LIMIT_BURST`` tokens and refills at
 ``RECSYS_RATE_LIMIT_PER_SECOND`` (``RECSYS_RATE_LIMITS`` sets both for one key name); the clock is Redis's (``TIME``), so every API worker
 and node shares one bucket per key. An empty bucket answers 429 with ``Retry-After``
-(whole seconds until a token is back). With Redis down (or its circuit open) the
+(whole seconds until a token is back). ``POST /events/batch`` costs one token per event (the
+request's own, then one per further event: what the database is protected from is events,
+not requests); a batch larger than the bucket can never pass and is a 422. With Redis down (or its circuit open) the
 request is served unchecked and counted (``recsys_rate_limit_unavailable_total``):
 failing open keeps the shop's pages up when the limiter's store is not.
 """
@@ -16,24 +18,25 @@ import math
 
 from redis.exceptions import NoScriptError, RedisError
 
-from recsys.api.errors import ApiError
+from recsys.api.errors import ApiError, InvalidInputError
 from recsys.constants import KEY_RATE_LIMIT
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] the bucket; ARGV rate (tokens/s), burst. Returns {allowed 0|1, milliseconds until one token}.
+# KEYS[1] the bucket; ARGV rate (tokens/s), burst, cost (tokens, default 1).
+# Returns {allowed 0|1, milliseconds until ``cost`` tokens}.
 TOKEN_BUCKET_LUA = """
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3] or '1')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens, ts = tonumber(b[1]) or burst, tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local allowed, wait_ms = 0, 0
-if tokens >= 1 then
-  tokens, allowed = tokens - 1, 1
+if tokens >= cost then
+  tokens, allowed = tokens - cost, 1
 else
-  wait_ms = math.ceil((1 - tokens) / rate * 1000)
+  wait_ms = math.ceil((cost - tokens) / rate * 1000)
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
@@ -50,7 +53,7 @@ class RateLimited(ApiError):
 
 
 class RateLimiter:
-    """``charge(name)`` takes one token of the key's bucket or raises ``RateLimited``."""
+    """``charge(name)`` takes one token (or ``tokens``) of the key's bucket or raises ``RateLimited``."""
 
     def __init__(self, redis_store, metrics, per_second: float, burst: int,
                  per_key: dict[str, tuple[float, int]] | None = None):
@@ -60,19 +63,29 @@ class RateLimiter:
         self.per_key = dict(per_key or {})
         self._script = redis_store.client.register_script(TOKEN_BUCKET_LUA)
 
-    async def charge(self, name: str) -> None:
-        """One token of ``name``'s bucket, in a round trip of its own."""
+    async def charge(self, name: str, tokens: int = 1) -> None:
+        """``tokens`` tokens of ``name``'s bucket, in a round trip of its own."""
         per_second, burst = self.per_key.get(name, self.default)
-        if per_second <= 0:
+        if per_second <= 0 or tokens <= 0:
             return
         if not self.redis.breaker.available():
             self.metrics.rate_limit_skipped.inc()
             return
         try:
-            answer = await self._script(keys=[KEY_RATE_LIMIT.format(name=name)], args=[per_second, burst])
+            answer = await self._script(keys=[KEY_RATE_LIMIT.format(name=name)], args=[per_second, burst, tokens])
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             answer = exc
         self.settle(name, answer)
+
+    async def charge_events(self, name: str, n_events: int) -> None:
+        """The rest of a request of ``n_events`` events: the key check took its first token, this takes one
+        per further event. More events than the bucket holds: a 422 (waiting would never help)."""
+        per_second, burst = self.per_key.get(name, self.default)
+        if per_second > 0 and n_events > burst:
+            raise InvalidInputError(f"a batch of {n_events} events costs {n_events} rate-limit tokens, more than "
+                                    f"API key {name!r} holds ({burst}): send at most {burst} events per request",
+                                    field="events")
+        await self.charge(name, n_events - 1)
 
     def command(self, name: str) -> tuple | None:
         """EVALSHA arguments of one token of ``name``'s bucket, to ride in another pipeline (the cache

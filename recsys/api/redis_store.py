@@ -22,6 +22,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -194,6 +195,21 @@ class RedisStore:
         """Apply one event to ``session:{user_id}`` and its counter (one script, ``update_args``)."""
         keys = [session_key(user_id), events_key(user_id)]
         await self._guard(lambda: self._update(keys=keys, args=args))
+
+    async def record_events(self, updates: list[tuple[int, list[str]]]) -> None:
+        """``record_event`` for each ``(user_id, args)``, in order, in one pipelined round trip (EVALSHA:
+        a cluster pipeline refuses redis-py's script objects). An update Redis answers with NOSCRIPT (a
+        restart, a flush, a node that has not run it yet) is sent again on its own, which loads it."""
+        pipe = self.client.pipeline(transaction=False)
+        for user_id, args in updates:
+            pipe.execute_command("EVALSHA", self._update.sha, 2, session_key(user_id), events_key(user_id), *args)
+        answers = await self._guard(lambda: pipe.execute(raise_on_error=False))
+        for (user_id, args), answer in zip(updates, answers):
+            if isinstance(answer, NoScriptError):
+                await self.record_event(user_id, args)
+            elif isinstance(answer, Exception):  # a refused command (a key of another type): this user only
+                self.write_errors += 1
+                log.warning("session update of user %s refused by Redis: %s", user_id, answer)
 
     async def seed_user(self, user_id: int, n_events: int, fields: Mapping[str, str],
                         session_ttl: int, counter_ttl: int) -> None:

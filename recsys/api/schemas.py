@@ -87,6 +87,12 @@ EXAMPLE_EVENT = {"user_id": 42, "product_id": 101, "timestamp": 1764547200000, "
                  "event_id": "shop-ev-42-1", "request_id": "3f9c2a71d04b8e65a1c0d2e3f4a5b6c7"}
 
 
+ClientEventId = Annotated[str, Field(
+    min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$",
+    description=f"client event id: a retry with the same id is logged once ('{RESERVED_EVENT_ID_PREFIX}...' is reserved)",
+)]
+
+
 def _example(**extra) -> ConfigDict:
     return ConfigDict(extra="forbid", json_schema_extra={"examples": [{**EXAMPLE_EVENT, **extra}]})
 
@@ -98,10 +104,7 @@ class EventIn(BaseModel):
     product_id: PositiveId
     timestamp: EpochMs
     session_id: str | None = Field(default=None, min_length=1, max_length=255)
-    event_id: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$",
-        description=f"client event id: a retry with the same id is logged once ('{RESERVED_EVENT_ID_PREFIX}...' is reserved)",
-    )
+    event_id: ClientEventId | None = None
     request_id: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$",
         description="request_id of the /recommendations answer that showed the product (A/B attribution)",
@@ -165,6 +168,42 @@ class EventLogged(BaseModel):
     status: Literal["logged"]
     event_id: int | None = Field(description="the server's id of the stored event")
     duplicate: bool = Field(description="true when this client event id was already logged (a retry)")
+    request_id: str
+
+
+class BatchEventIn(GenericEventIn):
+    """An element of ``POST /events/batch``: a generic event whose ``event_id`` is required, so that the
+    retry of a batch that answered 503 (part of it may be committed) is answered ``duplicate`` for those."""
+
+    model_config = _example(event_type="CLICK")
+
+    event_id: ClientEventId
+
+
+class EventBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"events": [
+        {**EXAMPLE_EVENT, "event_type": "CLICK"},
+        {**EXAMPLE_EVENT, "event_type": "PURCHASE", "price": 49.5, "event_id": "shop-ev-42-2"}]}]})
+
+    events: list[BatchEventIn] = Field(
+        min_length=1, description="1..RECSYS_EVENT_BATCH_MAX events, each answered in this order")
+
+
+class BatchEventLogged(BaseModel):
+    status: Literal["logged"]
+    event_id: int | None = Field(description="the server's id of the stored event")
+    duplicate: bool = Field(description="true when this client event id was already logged (a retry)")
+
+
+class BatchEventRejected(BaseModel):
+    status: Literal["rejected"]
+    code: Literal[409, 422] = Field(description="the status the event would get from POST /events")
+    detail: str
+    field: str | None
+
+
+class EventBatchLogged(BaseModel):
+    results: list[BatchEventLogged | BatchEventRejected] = Field(description="one per event, in request order")
     request_id: str
 
 

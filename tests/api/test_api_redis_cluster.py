@@ -156,5 +156,14 @@ async def test_api_reads_cached_answers_and_events_update_the_session_on_the_clu
         expected = await app.state.recommender.recommend(user, 10)
         assert [(i.product_id, i.reason) for i in after.items] == [(c.product_id, c.reason) for c in expected.items]
         assert [i.score for i in after.items] == pytest.approx([c.score for c in expected.items], rel=1e-6)
+
+        users = heavy_users(on_cluster["engine"], client)[:8]  # a batch's session updates: one cluster pipeline
+        assert len({client.get_node_from_key(session_key(u)).name for u in users}) > 1
+        events = [{"user_id": u, "product_id": product, "timestamp": now_ms(), "event_type": "VIEW",
+                   "session_id": f"cluster-b{u}", "event_id": f"cluster-b{u}"} for u in users]
+        r = await api.post("/events/batch", json={"events": events})
+        assert r.status_code == 200 and [x["status"] for x in r.json()["results"]] == ["logged"] * len(users)
+        for u in users:
+            assert parse_session(client.hgetall(session_key(u))).session_id == f"cluster-b{u}"
     finally:
         await close()

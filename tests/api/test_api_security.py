@@ -8,6 +8,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from sqlalchemy import select
 
 from api_helpers import REDIS_URL, now_ms, open_client, pid, write_lists
 from asgi_client import KEY_HEADERS, TEST_API_KEY
@@ -47,7 +48,8 @@ async def test_every_endpoint_but_health_needs_a_key(app_with):
     api = await app_with()
     calls = [("GET", "/recommendations?user_id=1"), ("GET", "/recommendations/trending"),
              ("GET", f"/recommendations/similar?product_id={pid('Shoes', 1)}"), ("GET", "/models/status"),
-             ("GET", "/metrics"), ("POST", "/events/click"), ("POST", "/events/purchase"), ("POST", "/events")]
+             ("GET", "/metrics"), ("POST", "/events/click"), ("POST", "/events/purchase"), ("POST", "/events"),
+             ("POST", "/events/batch")]
     for method, path in calls:
         r = await api.request(method, path, json={})
         assert r.status_code == 401, path
@@ -116,6 +118,25 @@ async def test_rate_limit_per_key_with_retry_after(app_with):
                          rate_limit_burst=3, rate_limits={"bench": (0, 1)})  # RECSYS_RATE_LIMITS: none for bench
     assert {(await api.get("/recommendations/trending", headers=bench)).status_code for _ in range(8)} == {200}
     assert (await api.get("/recommendations/trending", headers=shop)).status_code == 429  # its bucket is empty
+
+
+async def test_a_batch_costs_one_token_per_event(app_with, catalog_engine):
+    api = await app_with(api_keys=[f"shop:{SHOP_KEY}"], rate_limit_per_second=0.001, rate_limit_burst=10)
+    shop = {"X-API-Key": SHOP_KEY}
+
+    def batch(first: int, n: int) -> dict:
+        return {"events": [{"user_id": 5, "product_id": pid("Shoes", 1), "timestamp": now_ms(), "event_type": "VIEW",
+                            "event_id": f"rl-{first + k}"} for k in range(n)]}
+
+    r = await api.post("/events/batch", json=batch(0, 11), headers=shop)  # more than the bucket ever holds
+    assert r.status_code == 422 and r.json()["field"] == "events" and "at most 10 events" in r.json()["detail"]
+    assert (await api.post("/events/batch", json=batch(0, 6), headers=shop)).status_code == 200
+    r = await api.post("/events/batch", json=batch(6, 4), headers=shop)  # the 422 took 1, the batch 6: 3 left
+    assert r.status_code == 429 and "retry-after" in r.headers
+    assert (await api.post("/events/batch", json=batch(6, 2), headers=shop)).status_code == 200
+    with catalog_engine.connect() as conn:
+        assert [row.client_event_id for row in conn.execute(select(UserEvent).order_by(UserEvent.event_id))] == [
+            f"rl-{k}" for k in range(8)]
 
 
 def test_rate_limits_per_key_from_the_environment(monkeypatch):

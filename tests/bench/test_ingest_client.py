@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import pytest
+
 from bench.ingest_client import event, run
 
 
@@ -16,19 +18,21 @@ def test_events_are_deterministic_with_unique_ids_and_purchases_priced():
     assert all(("price" in e) == (e["event_type"] == "PURCHASE") for e in evs)
 
 
-def test_run_sends_every_event_once_and_keeps_failures_apart(tmp_path):
-    seen = []
+@pytest.mark.parametrize(("batch", "requests"), [(0, 100), (8, 13)])
+def test_run_sends_every_event_once_and_keeps_failures_apart(tmp_path, batch, requests):
+    seen, sizes = [], []
 
-    async def send(body):
-        seen.append(body["event_id"])
+    async def send(bodies):
+        seen.extend(b["event_id"] for b in bodies)
+        sizes.append(len(bodies))
         await asyncio.sleep(0)
-        n = int(body["event_id"].split("-")[1])
-        return (n % 10 != 0), ("" if n % 10 else "http 503")
+        return [(n % 10 != 0, "" if n % 10 else "http 503") for n in (int(b["event_id"].split("-")[1]) for b in bodies)]
 
     acked_file = tmp_path / "acked.txt"
     args = argparse.Namespace(events=100, concurrency=7, prefix="t", users=10, products=10,
-                              acked_file=str(acked_file))
+                              acked_file=str(acked_file), batch=batch)
     out = asyncio.run(run(args, send))
     assert sorted(seen) == sorted(f"t-{i}" for i in range(100))
+    assert len(sizes) == requests and max(sizes) == max(batch, 1)  # batches of 8, the last one of 4
     assert out["sent"] == 100 and out["acked"] == 90 and out["errors"] == {"http 503": 10}
     assert len(acked_file.read_text().split()) == 90

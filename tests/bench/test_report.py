@@ -39,3 +39,21 @@ def test_ingest_before_after_compares_the_same_concurrency_of_both_runs():
     assert rows.splitlines()[2] == "| 64 | 300 | 900 | 3.00 | 1,200 | 1,000 | 0.250 | 0.900 |"
     assert len(rows.splitlines()) == 3  # concurrency 8 has no baseline: no row
     assert ingest_before_after({**run, "baseline": None}) == []
+
+
+def test_ingest_batches_table_per_level_and_none_for_results_without_batch_runs():
+    from bench.report_sections import ingest_batches
+
+    def stat(x: float) -> dict:
+        return {"median": x, "min": x, "max": x}
+
+    check = {"acked": 100, "rows": 100, "missing": 0, "ok": True}
+    level = {"pg": {"events_per_s": stat(2000.0)}, "ratio_batch_to_pg": 2.5, "batch_count_checks": [check, check],
+             "batch": {"events_per_s": stat(5000.0), "p50_ms": stat(10.0), "p99_ms": stat(20.0), "sent": 200,
+                       "events_per_request": 100, "events_per_run": 100}}
+    text, rows = ingest_batches({"levels": {"64": level, "8": {"pg": {}}}})
+    assert "`POST /events/batch`" in text
+    assert rows.splitlines()[2] == ("| 64 | 100 | 5,000 (5,000–5,000) | 2,000 (2,000–2,000) | 2.50 | 10.0 (10.0–10.0) "
+                                    "| 20.0 (20.0–20.0) | 200 | 200 | 200 | 0 | yes |")
+    assert len(rows.splitlines()) == 3  # concurrency 8 ran no batches
+    assert ingest_batches({"levels": {"8": {"pg": {}}}}) == []
