@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -141,13 +142,21 @@ def ab_run(url: str, prep: dict, shoppers, users, *, treatment: str, control: st
             "arms": view["results"]["arms"], "decision": view["results"]["decision"], "view": view}
 
 
-def base_parser(description: str, workdir: str, port: int) -> argparse.ArgumentParser:
+def _database_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: lower-case letters, digits and _ only (it is dropped and created)")
+    return value
+
+
+def base_parser(description: str, workdir: str, port: int, database: str) -> argparse.ArgumentParser:
     """The options every experiment of the lab shares: stores, the shop, the simulated traffic, the API's
     port and the results file."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--port", type=int, default=port)
     p.add_argument("--out", default=None)
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    p.add_argument("--database", default=database, type=_database_name,
+                   help="the experiment's PostgreSQL database, dropped and created afresh (two runs at once need two)")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     p.add_argument("--workdir", default=workdir)
     p.add_argument("--shop-users", type=int, default=3000)
@@ -162,15 +171,15 @@ def base_parser(description: str, workdir: str, port: int) -> argparse.ArgumentP
     return p
 
 
-def experiment_env(args, database: str) -> dict:
-    """The environment of the experiment's API and pipeline (a fresh ``database``), also set in this process;
+def experiment_env(args) -> dict:
+    """The environment of the experiment's API and pipeline (a fresh ``args.database``), also set in this process;
     ``args.day`` becomes yesterday and ``args.api_key`` the API key of this run (the API refuses requests
     without one: the simulated shoppers send it)."""
     args.day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     args.api_key = secrets.token_urlsafe(24)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, RECSYS_DATABASE_URL=_db_url(args.pg_admin_url, database),
+    env = dict(os.environ, RECSYS_DATABASE_URL=_db_url(args.pg_admin_url, args.database),
                RECSYS_REDIS_URL=args.redis_url, RECSYS_ARTIFACT_URI=str(work / "artifacts"),
                RECSYS_API_KEYS=f"{LAB_KEY_NAME}:{args.api_key}",
                RECSYS_ADMIN_TOKEN=TOKEN, RECSYS_PERSONALIZED_MIN_EVENTS="0", RECSYS_API_REFRESH_SECONDS="5",
@@ -180,14 +189,15 @@ def experiment_env(args, database: str) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-ab-experiment", port=8765)
+    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-ab-experiment", port=8765,
+                    database="recsys_ab_experiment")
     p.add_argument("--aa-reps", type=int, default=2000)
     return p
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    env = experiment_env(args, "recsys_ab_experiment")
+    env = experiment_env(args)
     from recsys.lab.calibration import repeat
     from recsys.lab.simulate import Shoppers
 

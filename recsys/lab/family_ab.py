@@ -83,7 +83,7 @@ async def run_family_ab(client, prep: dict, shoppers, users, *, day: dt.date, fr
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-family-ab", port=8766)
+    p = base_parser(__doc__.splitlines()[0], "/tmp/recsys-family-ab", port=8766, database="recsys_family_ab")
     p.add_argument("--epochs", type=int, default=20, help="hybrid epochs")
     p.add_argument("--sequential-budget", type=float, default=120.0, help="sequential training budget (s)")
     return p
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     from recsys.settings import Settings
 
     args = _parser().parse_args(argv)
-    env = experiment_env(args, "recsys_family_ab")
+    env = experiment_env(args)
     prep = prepare_families(args, Settings())
     shoppers = Shoppers.from_shop(prep["shop"], seed=args.shop_seed)
     users = np.random.default_rng(1).choice(shoppers.user_ids, size=min(args.users, len(shoppers.user_ids)),

@@ -84,9 +84,20 @@ def test_the_readme_command_runs_from_a_shell(tmp_path):
     small = ("--shop-users 300 --shop-products 60 --shop-days 10 --shop-seed 5 --users 120 --hours 1 "
              "--visits-per-hour 2 --epochs 5 --sequential-budget 3")
     args = [*command.split()[1:], *small.split(), "--workdir", str(tmp_path / "work"), "--port", str(free_port()),
-            "--redis-url", REDIS_URL, "--pg-admin-url", PG_ADMIN_URL]
+            "--redis-url", REDIS_URL, "--pg-admin-url", PG_ADMIN_URL, "--database", f"recsys_family_ab_{os.getpid()}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AIRFLOW"))}
-    done = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    try:
+        done = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=900)
+    finally:
+        from sqlalchemy import create_engine, text as sql
+
+        from recsys.clients import normalise_database_url
+
+        admin = create_engine(normalise_database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sql(f'DROP DATABASE IF EXISTS "recsys_family_ab_{os.getpid()}" WITH (FORCE)'))
+        admin.dispose()
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads((tmp_path / "result.json").read_text())
     assert out["simulation"]["errors"] == 0 and out["simulation"]["impressions"] > 0
