@@ -104,8 +104,11 @@ def _context(state: ServingState, session: SessionState, just_viewed: str | None
 
 
 async def serve_sequential(service: RecommendationService, runtime, user_id: int, lists: UserLists,
-                           session: SessionState, n: int, redis_ok: bool) -> Recommendation | None:
-    """Tier 1 of a user whose model is sequential (``lists.expected``)."""
+                           session: SessionState, n: int, redis_ok: bool,
+                           write_back: tuple | None = None) -> Recommendation | None:
+    """Tier 1 of a user whose model is sequential (``lists.expected``). A hit (the list was made for this
+    sequence) writes its final answer back like any Tier-1 hit (``write_back``), so the next request with
+    the same session is a cached answer again, not a re-rank."""
     from recsys.api.serving import ModelList
     from recsys.sequential.scoring import score_next
 
@@ -114,6 +117,8 @@ async def serve_sequential(service: RecommendationService, runtime, user_id: int
     ctx = _context(state, session, name)
     if cached is not None and not lists.stale and (cached.sequence == key or not key):
         state.metrics.cache.labels(result="hit").inc()
+        if write_back is not None:
+            return service._tier1_written_back(ctx, cached, n, write_back)
         return service._tier1(ctx, cached, n)
     state.metrics.cache.labels(result="miss").inc()
     known = [p for p in reversed(session.sequence) if p in runtime.rows]  # oldest first

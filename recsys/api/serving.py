@@ -228,7 +228,7 @@ class RecommendationService:
         metrics = self.state.metrics
         runtime = self.state.sequential.get(lists.expected) if lists.expected else None
         if runtime is not None:  # a sequential model: re-scored when the session's sequence changed
-            return await serve_sequential(self, runtime, user_id, lists, session, n, redis_ok)
+            return await serve_sequential(self, runtime, user_id, lists, session, n, redis_ok, write_back)
         ctx = self.state.context(session)
         if lists.cached is not None and not lists.stale:
             metrics.cache.labels(result="hit").inc()

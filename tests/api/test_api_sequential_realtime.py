@@ -16,7 +16,7 @@ import pytest
 
 from api_helpers import AppClient, now_ms, served_shop
 from recsys.artifacts import LocalArtifactStore, model_key
-from recsys.keys import recs_key
+from recsys.keys import answer_key, recs_key
 from recsys.sequential.family import train_sequential_model
 from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_LIVE
 from recsys.sequential.config import SequentialConfig
@@ -143,6 +143,11 @@ async def test_a_click_changes_the_very_next_answer_and_a_hit_runs_no_model(pipe
     assert len(calls) == runs
     assert [(i["product_id"], i["reason"]) for i in third["items"]] == [(i["product_id"], i["reason"])
                                                                        for i in second["items"]]
+    # that hit wrote its final answer back (as a hybrid hit does): the next request is sent from it, the same items
+    await api.app.state.serving.redis.flush_buffer()
+    assert pipeline["redis"].exists(answer_key(user))
+    fourth = await _recs(api, user)
+    assert len(calls) == runs and fourth["items"] == third["items"]
 
 
 async def _recs(api, user: int) -> dict:
