@@ -84,7 +84,9 @@ def api_part(doc: dict) -> str:
                "model loads", "from cached answer"], rows),
         target_line(doc),
         "The first round's hits are sent from the final answers precompute wrote (the sessions existed); after a "
-        "re-score the API writes the new list back but no final answer, so later hits re-rank that list.",
+        "re-score the API writes the new list back, so the first hit after it re-ranks that list (the second "
+        "round's hits here); since de24cf3 that hit also writes the final answer, and the hits after it are sent "
+        "from it.",
         first_calls(calls)])
 
 
