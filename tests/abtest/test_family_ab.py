@@ -82,7 +82,7 @@ def test_the_readme_command_runs_from_a_shell(tmp_path):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     (command,) = re.findall(r"`(python -m recsys\.lab\.family_ab[^`]*)`", readme)
     small = ("--shop-users 300 --shop-products 60 --shop-days 10 --shop-seed 5 --users 120 --hours 1 "
-             "--visits-per-hour 2 --epochs 5 --sequential-budget 3")
+             "--visits-per-hour 6 --epochs 5 --sequential-budget 3")  # ~1,000 requests: past the default rate limit
     args = [*command.split()[1:], *small.split(), "--workdir", str(tmp_path / "work"), "--port", str(free_port()),
             "--redis-url", REDIS_URL, "--pg-admin-url", PG_ADMIN_URL, "--database", f"recsys_family_ab_{os.getpid()}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AIRFLOW"))}
