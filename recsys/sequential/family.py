@@ -46,6 +46,17 @@ SEQUENTIAL_FILES = (C.ENCODER_FILE, C.PRODUCT_IDS_FILE, C.ITEM_VECTORS_FILE, C.I
 EVENT_COLUMNS = [COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_TIMESTAMP]
 
 
+TRAINING_MODULES = ("torch", "onnx", "onnxscript")  # requirements-train.txt
+
+
+def missing_training_modules() -> list[str]:
+    """The training-only modules (``requirements-train.txt``) this installation lacks: the API's and
+    ``make run``'s installation have none of them, and then the sequential model cannot be trained here."""
+    import importlib.util
+
+    return [name for name in TRAINING_MODULES if importlib.util.find_spec(name) is None]
+
+
 class NoSequencesError(ValueError):
     """The training window has no user with two products: nothing to train the sequential model on."""
 

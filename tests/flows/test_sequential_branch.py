@@ -96,3 +96,16 @@ def test_a_rerun_after_retention_deleted_the_files_trains_again(shop_engine, loc
     evaluated = nightly.evaluate_sequential(shop_engine, local_store, DAY, again["model_id"], {**FAST, "dry_run": True})
     assert evaluated["decision"] == "archived"  # a dry run never makes a candidate
     assert registry.get_model(shop_engine, again["model_id"]).metrics["new"] is not None
+
+
+def test_without_the_training_modules_the_branch_is_skipped(shop_engine, local_store, monkeypatch):
+    """make run installs requirements.txt only: the branch failed with ModuleNotFoundError: torch, and the DAG
+    test waited for its retries. Now it is skipped, saying what to install."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(nightly.Skip, match="torch not installed.*requirements-train.txt"):
+        nightly.train_sequential(shop_engine, local_store, DAY, FAST)
+    assert {s["step"]: s["status"] for s in get_steps(shop_engine, DAY)}["train_sequential"] == "SKIPPED"
+    assert registry.list_models(shop_engine) == []
