@@ -52,14 +52,16 @@ def sequential_config(seed: int = 42, threads: int = 0, **overrides):
 def fit_sequential_model(split: EvalSplit, seed: int = 42, threads: int = 0, **overrides) -> SequentialEvalModel:
     """Train on ``split.train_events`` with ``sequential_config(seed, threads, **overrides)``, export, load
     the ONNX runtime with every product of the split."""
-    try:
-        from recsys.sequential.data import user_sequences
-        from recsys.sequential.export import export_model
-        from recsys.sequential.scoring import add_products, load_runtime
-        from recsys.sequential.train import fit_sequential
-    except ImportError as exc:
-        raise ModelUnavailableError(f"the sequential model needs torch and onnx ({exc}); "
-                                    "pip install -r requirements-train.txt") from exc
+    from recsys.sequential.family import training_unavailable
+
+    why = training_unavailable()
+    if why:
+        raise ModelUnavailableError(why)
+    from recsys.sequential.data import user_sequences
+    from recsys.sequential.export import export_model
+    from recsys.sequential.scoring import add_products, load_runtime
+    from recsys.sequential.train import fit_sequential
+
     config = sequential_config(seed, threads, **overrides)
     fitted = fit_sequential(split.train_events, split.products, config)
     with tempfile.TemporaryDirectory(prefix="sequential-eval-") as tmp:

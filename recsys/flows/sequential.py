@@ -27,17 +27,16 @@ log = logging.getLogger(__name__)
 def train_sequential(engine, store, day: dt.date, params: dict | None) -> dict:
     from recsys import registry
     from recsys.flows.nightly import log_params
-    from recsys.sequential.family import (NoSequencesError, config_from_settings, missing_training_modules,
-                                          sequential_saved, train_sequential_model)
+    from recsys.sequential.family import (NoSequencesError, config_from_settings, sequential_saved,
+                                          train_sequential_model, training_unavailable)
 
     settings = get_settings()
     if not settings.sequential_nightly:
         raise Skip("RECSYS_SEQUENTIAL_NIGHTLY is off: no sequential model this run")
-    missing = missing_training_modules()
-    if missing:  # e.g. make run's laptop install: skipped, not a failed task retried until the run gives up
-        log.warning("the sequential branch needs %s (pip install -r requirements-train.txt)", ", ".join(missing))
-        raise Skip(f"{', '.join(missing)} not installed here (requirements-train.txt): no sequential model this run; "
-                   "RECSYS_SEQUENTIAL_NIGHTLY=false turns the branch off")
+    why = training_unavailable()
+    if why:  # e.g. make run's laptop install: skipped, not a failed task retried until the run gives up
+        log.warning("%s", why)
+        raise Skip(f"{why}: no sequential model this run (RECSYS_SEQUENTIAL_NIGHTLY=false turns the branch off)")
     run = log_params(day, params)
     config = config_from_settings(settings)
     existing = registry.find_trained(engine, day, {"window_days": run.window_days, **config.as_dict()})

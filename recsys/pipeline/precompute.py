@@ -159,14 +159,6 @@ class Scorer:
         strings' factorisation and the id index cost more per block than the block's own top-k)."""
         return CatalogArrays.of(self.products)
 
-    @property
-    def category_codes(self) -> np.ndarray:
-        return self.catalog.codes
-
-    @property
-    def popularity(self) -> np.ndarray:
-        """Events per product in the trending window (``load_catalog``), catalogue order."""
-        return self.catalog.popularity
 
     @classmethod
     def load(cls, engine: Engine, store: ArtifactStore, day: dt.date, model_id: str | None,
@@ -225,7 +217,7 @@ def _seen_pairs(users: pd.DataFrame, catalog: CatalogArrays, history: pd.DataFra
 def _viewed_pairs(users: pd.DataFrame, catalog: CatalogArrays, history: pd.DataFrame) -> np.ndarray:
     """``user row * n_codes + category code`` of the categories each user recently browsed (VIEW/CLICK)."""
     browsed = history["event_type"].isin(BROWSED) & (history["recent"] if "recent" in history else True)
-    rows, cols = _history_pairs(users, catalog, history, np.broadcast_to(np.asarray(browsed), len(history)))
+    rows, cols = _history_pairs(users, catalog, history, browsed.to_numpy())
     codes = catalog.codes
     return np.unique(rows * (codes.max(initial=0) + 1) + codes[cols])
 

@@ -46,15 +46,15 @@ SEQUENTIAL_FILES = (C.ENCODER_FILE, C.PRODUCT_IDS_FILE, C.ITEM_VECTORS_FILE, C.I
 EVENT_COLUMNS = [COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_TIMESTAMP]
 
 
-TRAINING_MODULES = ("torch", "onnx", "onnxscript")  # requirements-train.txt
-
-
-def missing_training_modules() -> list[str]:
-    """The training-only modules (``requirements-train.txt``) this installation lacks: the API's and
-    ``make run``'s installation have none of them, and then the sequential model cannot be trained here."""
-    import importlib.util
-
-    return [name for name in TRAINING_MODULES if importlib.util.find_spec(name) is None]
+def training_unavailable() -> str | None:
+    """Why the sequential model cannot be trained in this installation (torch and the ONNX exporter of
+    ``requirements-train.txt`` are missing: the API's and ``make run``'s), or None."""
+    try:
+        import recsys.sequential.export  # noqa: F401  (torch.onnx, onnx, onnxscript)
+        import recsys.sequential.train  # noqa: F401  (torch)
+    except ImportError as exc:
+        return f"the sequential model needs torch and onnx ({exc}); pip install -r requirements-train.txt"
+    return None
 
 
 class NoSequencesError(ValueError):

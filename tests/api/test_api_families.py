@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from api_helpers import open_client, served_shop
+from api_helpers import AppClient, served_shop
 from recsys.api.schemas import ModelStatus, RecommendationsResponse
 from recsys.artifacts import model_key
 from recsys.keys import recs_key
@@ -46,13 +46,8 @@ def pipeline(request, pg_engine, pg_url, small_shop, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 async def api(pipeline):
-    from recsys.api.app import create_app
-
-    app = create_app(pipeline["settings"], refresh_in_background=False)
-    client, close = await open_client(app)
-    client.app = app
-    yield client
-    await close()
+    async with AppClient(pipeline["settings"]) as client:
+        yield client
 
 
 def _heavy_cached_user(pipeline) -> int:

@@ -13,8 +13,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from api_helpers import now_ms, open_client, served_shop
-from recsys.api.app import create_app
+from api_helpers import AppClient, now_ms, served_shop
 from recsys.api.schemas import ModelStatus, RecommendationsResponse, SimilarResponse, TrendingResponse
 from recsys.constants import PURCHASE
 from recsys.keys import recs_key
@@ -58,11 +57,8 @@ def pipeline(pg_engine, pg_url, small_shop, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 async def api(pipeline):
-    app = create_app(pipeline["settings"], refresh_in_background=False)
-    client, close = await open_client(app)
-    client.app = app
-    yield client
-    await close()
+    async with AppClient(pipeline["settings"]) as client:
+        yield client
 
 
 def user_event_counts(engine, event_type: str | None = None) -> dict[int, int]:

@@ -52,7 +52,7 @@ def reference_user_lists(scorer, users, vectors, history) -> list[list[Candidate
     _mask_seen(scores, users, products, history, s.exclude_seen_types)
     cols, top_scores = full_sort_top(scores, CANDIDATE_FACTOR * s.recs_per_user)
     cols, top_scores, kept_rows = precompute_rows(
-        cols, top_scores, scorer.popularity, s.rerank_trending_weight, scorer.category_codes,
+        cols, top_scores, scorer.catalog.popularity, s.rerank_trending_weight, scorer.catalog.codes,
         products["in_stock"].to_numpy(dtype=bool), s.max_per_category, s.recs_per_user)
     np.put_along_axis(scores, cols, top_scores, axis=1)
     viewed = _viewed_categories(history, products)
