@@ -86,9 +86,25 @@ async def test_one_bad_request_opens_no_breaker_while_many_clients_post_events(a
                 assert "refused a value" in r.json()["detail"]
         return codes
 
-    results = await asyncio.gather(bad(), *[client(n) for n in range(24)])
-    bad_codes, good = results[0], [c for codes in results[1:] for c in codes]
+    async def bad_batch() -> list[dict]:
+        """A batch whose first event PostgreSQL refuses (NUL in text), the second fine, and a batch with an id
+        beyond the database's range: only that event, and only that request, is refused."""
+        out = []
+        for k in range(4):
+            events = [{**click(78, session_id="a\x00b"), "event_type": "CLICK", "event_id": f"bad-{k}"},
+                      {**click(79), "event_type": "CLICK", "event_id": f"ok-{k}"}]
+            r = await api.post("/events/batch", json={"events": events})
+            assert r.status_code == 200, r.text
+            out.append(r.json())
+            r = await api.post("/events/batch", json={"events": [{**events[1], "user_id": TOO_BIG}]})
+            assert r.status_code == 422 and "user_id" in r.json()["field"], r.text
+        return out
+
+    results = await asyncio.gather(bad(), bad_batch(), *[client(n) for n in range(24)])
+    bad_codes, batches, good = results[0], results[1], [c for codes in results[2:] for c in codes]
     assert set(bad_codes) == {422}
+    assert [[(e["status"], e.get("code")) for e in b["results"]] for b in batches] == [
+        [("rejected", 422), ("logged", None)]] * 4
     assert good == [200] * len(good)
     assert breaker.failures == 0 and breaker.available()
     r = await api.post("/events/click", json=click(5))
