@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import time
 
-import numpy as np
 import pandas as pd
 import psutil
 

@@ -8,7 +8,6 @@ Environment knobs (defaults fit this machine and CI):
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import tempfile
 from pathlib import Path

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from recsys.abtest.impressions import ImpressionBuffer
 from recsys.api import routes_abtests, routes_events, routes_ops, routes_recommendations
 from recsys.abtest.request_ids import RequestIdSigner
-from recsys.api import routes_abtests, routes_admin, routes_events, routes_ops, routes_recommendations
+from recsys.api import routes_admin
 from recsys.api.auth import API_KEY, ApiKeys
 from recsys.api.body_limit import BodyLimitMiddleware
 from recsys.api.breaker import CircuitBreaker
@@ -96,7 +96,8 @@ async def _open_state(settings: Settings, metrics: ServingMetrics, redis_client:
         settings=settings, redis=RedisStore(redis, CircuitBreaker("redis", BREAKER_COOLDOWN_SECONDS),
                                             ImpressionBuffer(stream_max_len=settings.impression_stream_max_len)),
         db=DbStore(engine, CircuitBreaker("database", BREAKER_COOLDOWN_SECONDS), batch_max=settings.ingest_batch_max,
-                   batch_wait_ms=settings.ingest_batch_wait_ms, batches_in_flight=settings.ingest_batches_in_flight),
+                   batch_wait_ms=settings.ingest_batch_wait_ms, batches_in_flight=settings.ingest_batches_in_flight,
+                   count_cap=settings.personalized_min_events),
         store=store,
         metrics=metrics, rules=rerank_config(settings))
 

@@ -64,8 +64,9 @@ def make_async_engine(url: str, timeout_seconds: float = 2.0) -> AsyncEngine:
 
 class DbStore:
     def __init__(self, engine: AsyncEngine, breaker: CircuitBreaker | None = None, *, batch_max: int = 256,
-                 batch_wait_ms: float = 1.0, batches_in_flight: int = 2):
+                 batch_wait_ms: float = 1.0, batches_in_flight: int = 2, count_cap: int | None = None):
         self.engine = engine
+        self.count_cap = count_cap  # events' n_events exact below it (``event_batch``): the personalisation threshold
         self.breaker = breaker or CircuitBreaker("database")
         self.dialect = engine.dialect.name
         self.events: GroupCommit[Mapping, EventWrite] = GroupCommit(
@@ -120,7 +121,7 @@ class DbStore:
         otherwise gets its 503, the halves already committed keep their answer."""
         async def run():
             async with self.engine.begin() as conn:
-                return await write_event_batch(conn, self.dialect, rows)
+                return await write_event_batch(conn, self.dialect, rows, count_cap=self.count_cap)
 
         try:
             return await self._guard(run)

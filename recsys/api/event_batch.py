@@ -7,8 +7,12 @@ In one transaction, whatever the batch size:
    whose client id is already stored (a retry, or a reuse) is read back in one query and compared
    (same user, product and type: a duplicate; else a conflict). The batcher never puts two events
    with the same id in one batch;
-3. the inserted users' event counts (impressions excluded), one ``GROUP BY`` query. Each event gets
-   the count as of itself: the user's count after the batch minus their later events of the batch.
+3. the inserted users' event counts (impressions excluded), one query. Each event gets the count as
+   of itself: the user's count after the batch minus their later events of the batch. With a
+   ``count_cap`` (the API passes ``RECSYS_PERSONALIZED_MIN_EVENTS``, the only use of the count) a user's
+   rows are counted up to the cap plus their later events of the batch: a user with years of history
+   costs as much as one at the threshold, and every event is still on the same side of the threshold
+   as its exact count (an event at or past it gets at least the cap; one below gets its exact count).
 On PostgreSQL the statements have one text whatever the batch size (arrays through ``unnest``, the
 event ids drawn from the table's sequence first so that each row knows its id), so they are
 compiled and prepared once; a multi-row ``VALUES`` would be compiled again for every batch size.
@@ -135,21 +139,47 @@ async def _write_core(conn: AsyncConnection, dialect: str, rows: Sequence[Mappin
     return out
 
 
-async def _counts(conn: AsyncConnection, users: set[int]) -> dict[int, int]:
-    if not users:
+_PG_CAPPED_COUNTS = text(
+    "SELECT u.user_id, (SELECT count(*) FROM (SELECT 1 FROM user_events e WHERE e.user_id = u.user_id"
+    " AND e.event_type = ANY(CAST(:types AS TEXT[])) LIMIT u.cap) AS s)"
+    " FROM unnest(CAST(:user_id AS BIGINT[]), CAST(:cap AS BIGINT[])) AS u(user_id, cap)")
+
+
+async def _counts(conn: AsyncConnection, dialect: str, caps: dict[int, int | None]) -> dict[int, int]:
+    """user -> their counted events, at most their cap when it is not None (PostgreSQL: ``LIMIT`` per user)."""
+    if not caps:
         return {}
+    if dialect == "postgresql" and all(c is not None for c in caps.values()):
+        users = sorted(caps)
+        rows = await conn.execute(_PG_CAPPED_COUNTS, {"user_id": users, "cap": [caps[u] for u in users],
+                                                      "types": _COUNTED})
+        return {int(u): int(n) for u, n in rows}
+    users = set(caps)
     rows = await conn.execute(select(_EVENTS.c.user_id, func.count()).where(
         _EVENTS.c.user_id.in_(sorted(users)), _EVENTS.c.event_type.in_(_COUNTED)).group_by(_EVENTS.c.user_id))
     return {int(u): int(n) for u, n in rows}
 
 
-async def write_event_batch(conn: AsyncConnection, dialect: str, rows: Sequence[Mapping]) -> list[EventWrite]:
-    """Store ``rows`` (and their new users) in the open transaction of ``conn``; one result per row, in order."""
+def _caps(rows: Sequence[Mapping], written: list[Written], count_cap: int | None) -> dict[int, int | None]:
+    """The users to count (those with an event inserted now): ``count_cap`` plus their counted events of the
+    batch (the first of them then gets at least the cap), or None (count them all)."""
+    caps: dict[int, int | None] = {}
+    for r, w in zip(rows, written):
+        if w[1]:
+            counted = int(r["event_type"] in COUNTED_EVENTS)
+            caps[r["user_id"]] = None if count_cap is None else caps.get(r["user_id"], count_cap) + counted
+    return caps
+
+
+async def write_event_batch(conn: AsyncConnection, dialect: str, rows: Sequence[Mapping], *,
+                            count_cap: int | None = None) -> list[EventWrite]:
+    """Store ``rows`` (and their new users) in the open transaction of ``conn``; one result per row, in order.
+    ``count_cap``: each event's ``n_events`` is exact below it, at least it otherwise (module docstring)."""
     if dialect == "postgresql":
         written = await _write_postgresql(conn, rows)
     else:
         written = await _write_core(conn, dialect, rows)
-    counts = await _counts(conn, {r["user_id"] for r, w in zip(rows, written) if w[1]})
+    counts = await _counts(conn, dialect, _caps(rows, written, count_cap))
     later: dict[int, int] = {}  # counted events of the user inserted after this one, in this batch
     results: list[EventWrite] = []
     for r, (event_id, inserted, same) in zip(reversed(rows), reversed(written)):

@@ -15,7 +15,10 @@ Every path that writes the hash gives it a TTL.
 
 Counter ``user:events:{user_id}`` (decided here): the user's number of events
 (impressions excluded), for the personalisation threshold. The event path
-sets it to the exact count read in the event's own transaction; a user seen
+sets it to the count read in the event's own transaction, exact below the
+threshold and at least the threshold past it (on PostgreSQL the read stops
+there: ``event_batch``), so a raised threshold counts a user again at their
+next event; a user seen
 first by a read is seeded once from the database with SET NX. Precompute may
 seed it too (same key, plain integer).
 

@@ -139,8 +139,8 @@ async def test_a_failed_transaction_is_a_503_and_the_retry_answers_the_committed
         api, catalog_engine, monkeypatch):
     real = db_store.write_event_batch
 
-    async def fails_with_the_fourth_event(conn, dialect, rows):
-        written = await real(conn, dialect, rows)
+    async def fails_with_the_fourth_event(conn, dialect, rows, **options):
+        written = await real(conn, dialect, rows, **options)
         if any(r["client_event_id"] == "bt-41-3" for r in rows):
             raise ProgrammingError("COMMIT", {}, Exception("injected failure"))
         return written

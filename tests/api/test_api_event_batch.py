@@ -91,8 +91,8 @@ async def test_a_failed_transaction_answers_503_to_every_request_in_it_and_store
                                                                                        monkeypatch):
     real = db_store.write_event_batch
 
-    async def fails_after_writing(conn, dialect, batch):
-        await real(conn, dialect, batch)  # the rows are written, then the transaction fails: rolled back
+    async def fails_after_writing(conn, dialect, batch, **options):
+        await real(conn, dialect, batch, **options)  # the rows are written, then the transaction fails: rolled back
         raise ProgrammingError("COMMIT", {}, Exception("injected failure"))
 
     monkeypatch.setattr(db_store, "write_event_batch", fails_after_writing)
@@ -134,6 +134,38 @@ async def test_group_commit_on_sqlite(sqlite_engine):
     with sqlite_engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(UserEvent)).scalar() == 6
         assert conn.execute(select(User.user_id).order_by(User.user_id)).scalars().all() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("cap", [3, 11, 12, 20, None])
+async def test_a_capped_count_puts_every_event_on_the_same_side_of_the_threshold(catalog_engine, cap):
+    """User 500 has 10 counted events and 2 impressions, user 501 one event; one batch adds two counted events
+    and an impression of 500 and one event of 501. Exact counts as of each event: 11, 12 and 2. With a cap
+    (the personalisation threshold) the count stops reading at it, yet each event is exact below the cap and
+    at least the cap at or past it."""
+    history = [(500, "VIEW")] * 10 + [(500, "IMPRESSION")] * 2 + [(501, "CLICK")]
+    with catalog_engine.begin() as conn:
+        conn.execute(User.__table__.insert(), [{"user_id": u} for u in (500, 501)])
+        conn.execute(UserEvent.__table__.insert(), [
+            {"user_id": u, "product_id": pid("Books", 1), "event_type": t, "timestamp": now_ms() - 1000 - i}
+            for i, (u, t) in enumerate(history)])
+    store = DbStore(make_async_engine(str(catalog_engine.url.render_as_string(hide_password=False))),
+                    batch_wait_ms=200, count_cap=cap)
+    base = {"session_id": None, "price": None, "request_id": None, "timestamp": now_ms(), "product_id": pid("Books", 2)}
+    batch = [{**base, "user_id": 500, "event_type": "VIEW", "client_event_id": "cap-1"},
+             {**base, "user_id": 501, "event_type": "VIEW", "client_event_id": "cap-2"},
+             {**base, "user_id": 500, "event_type": "IMPRESSION", "client_event_id": "cap-3"},
+             {**base, "user_id": 500, "event_type": "CLICK", "client_event_id": "cap-4"}]
+    try:
+        results = await asyncio.gather(*(store.insert_event(r) for r in batch))
+    finally:
+        await store.engine.dispose()
+    assert store.events.batches == 1
+    counted = [results[i].n_events for i in (0, 1, 3)]
+    exact = [11, 2, 12]
+    if cap is None:
+        assert counted == exact
+    for n, true in zip(counted, exact):
+        assert n == true if cap is None or true < cap else n >= cap, (cap, counted)
 
 
 async def test_an_unreachable_database_answers_every_waiter_with_dependency_down():

@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import time
 
-import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 
-import httpx
 import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from api_helpers import REDIS_URL, now_ms, open_client, pid, write_lists
+from api_helpers import now_ms, open_client, pid, write_lists
 from asgi_client import KEY_HEADERS, TEST_API_KEY
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api.app import create_app

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys import registry
-from recsys.evaluation.popularity import PopularityModel, RandomModel
+from recsys.evaluation.popularity import RandomModel
 from recsys.evaluation.holdout import build_split, evaluate_candidate, evaluate_model
 from recsys.model.train import TrainParams, train_model
 from tests.conftest import LAST_EVENT_DAY
