@@ -140,13 +140,19 @@ class ImpressionBuffer:
         return (now if now is not None else time.monotonic()) - self._items[0].created
 
 
+def write_command(item: PendingWrite) -> tuple:
+    """The Redis command of a buffered write: ``XADD key [MAXLEN ~ cap] * field value ...`` or
+    ``SET key value [EX ttl]``."""
+    if item.kind == "xadd":
+        trim = ("MAXLEN", "~", item.cap) if item.cap is not None else ()
+        return ("XADD", item.key, *trim, "*", *(part for field in item.value.items() for part in field))
+    return ("SET", item.key, item.value, *(("EX", item.ttl) if item.ttl is not None else ()))
+
+
 def queue_writes(pipe, items: Iterable[PendingWrite]) -> int:
     """Add the buffered writes to a Redis pipeline; returns how many commands were added."""
     n = 0
     for item in items:
-        if item.kind == "xadd":
-            pipe.xadd(item.key, item.value, maxlen=item.cap, approximate=True)
-        else:
-            pipe.set(item.key, item.value, ex=item.ttl)
+        pipe.execute_command(*write_command(item))
         n += 1
     return n

@@ -102,6 +102,7 @@ async def _open_state(settings: Settings, metrics: ServingMetrics, redis_client:
         metrics=metrics, rules=rerank_config(settings))
 
     async def close() -> None:
+        await state.redis.aclose()
         if redis_client is None:
             await redis.aclose()
         if db_engine is None:

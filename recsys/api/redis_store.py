@@ -6,7 +6,8 @@ also open the circuit breaker (a command Redis refuses, such as a key of another
 type, concerns one request and opens nothing).
 The cache-hit path is ``read_user_view``: one pipelined round trip, which also
 carries the writes buffered since the previous request (impressions, A/B
-assignments: ``recsys.abtest.impressions``).
+assignments: ``recsys.abtest.impressions``), sent by ``redis_wire.WirePipeline``
+on a plain Redis (redis-py's cluster pipeline on a Redis Cluster).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from recsys.abtest.impressions import ImpressionBuffer, PendingWrite, queue_writes
+from recsys.abtest.impressions import ImpressionBuffer, PendingWrite, queue_writes, write_command
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.errors import DependencyDown
+from recsys.api.redis_wire import WirePipeline, pairs
 from recsys.api.session_state import (
     SEED_USER_LUA, UPDATE_SESSION_LUA, SessionState, parse_session,
 )
@@ -97,6 +99,12 @@ class RedisStore:
         self._update = client.register_script(UPDATE_SESSION_LUA)
         self._seed = client.register_script(SEED_USER_LUA)
         self.write_errors = 0
+        self._wire = None if isinstance(client, RedisCluster) else WirePipeline(client)
+
+    async def aclose(self) -> None:
+        """Close the hit path's own connections (the client is closed by its owner)."""
+        if self._wire is not None:
+            await self._wire.aclose()
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
         if not self.breaker.available():
@@ -127,21 +135,29 @@ class RedisStore:
         if model_id:
             keys.append(recs_key(user_id, model_id))
 
-        async def run():
+        # the keys share a slot (redis-py's cluster pipeline refuses .mget)
+        reads = [("MGET", *keys), ("HGETALL", session_key(user_id))]
+        if charge is not None:
+            reads.append(("EVALSHA", *charge))
+
+        async def send() -> list:
+            if self._wire is not None:
+                return await self._wire.execute(reads + [write_command(item) for item in pending])
             pipe = self.client.pipeline(transaction=False)
-            pipe.execute_command("MGET", *keys)  # the keys share a slot (redis-py's cluster pipeline refuses .mget)
-            pipe.hgetall(session_key(user_id))
-            if charge is not None:
-                pipe.execute_command("EVALSHA", *charge)
+            for command in reads:
+                pipe.execute_command(*command)
             queue_writes(pipe, pending)
-            out = await pipe.execute(raise_on_error=False)
-            n_reads = 2 + (charge is not None)
-            reads, writes = out[:n_reads], out[n_reads:]
-            for value in reads[:2]:
+            return await pipe.execute(raise_on_error=False)
+
+        async def run():
+            out = await send()
+            values, writes = out[:len(reads)], out[len(reads):]
+            for value in values[:2]:
                 if isinstance(value, Exception):
                     raise value
             self._count_write_errors(pending, writes)
-            return reads
+            values[1] = pairs(values[1])
+            return values
 
         values, session_raw, *charged = await self._sent_with(pending, run)
         recs_raw, ab_raw, count_raw, answer_raw, *model_raw = values
