@@ -219,7 +219,8 @@ def run_phases(bench: Bench, redis_client, settings: Settings, configs, levels) 
     probes = probe_latencies(bench.api.url, redis_client, bench_users(bench), 200)
     bench.stop()
     profile = profile_hits(bench.shop.url, REDIS_URL, bench.shop.artifact_dir, bench_users(bench)[:500])
-    log(f"profile of a cache hit: {profile['mean_ms_per_call_unprofiled']:.2f} ms/call in process, "
+    log(f"profile of a cache hit: {profile['mean_ms_per_call_unprofiled']:.3f} ms/call in process "
+        f"({profile['mean_ms_per_call_uvloop']:.3f} on uvloop), "
         f"{profile['profiled_share_by_area']}")
     baseline = None
     if bench.args.baseline:

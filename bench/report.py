@@ -108,7 +108,8 @@ def findings(results: dict) -> str:
         ratio = sv["side_by_side"]["ratio_hit_to_trivial"]
         out.append(f"- A cache hit takes about {sig(1 / ratio, 2)}x the server time of a trivial answer on the same "
                    f"stack (cache hit / trivial endpoint {sig(ratio)}). In process the route's call (`respond`) takes "
-                   f"{sig(prof.get('mean_ms_per_call_unprofiled'))} ms per call, its profile spread over "
+                   f"{sig(prof.get('mean_ms_per_call_uvloop'))} ms per call on uvloop "
+                   f"({sig(prof.get('mean_ms_per_call_unprofiled'))} ms on asyncio's loop), its profile spread over "
                    f"{', '.join(f'{k} {pct(v)}' for k, v in areas[:4])}; the largest single function is "
                    f"`{short_function(top.get('function') or '')}` at {pct(top.get('share'))} "
                    f"({sig(top.get('calls_per_request'))} calls per request).")

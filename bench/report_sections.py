@@ -79,9 +79,10 @@ def serving(r: dict) -> str:
         table(["path", "p50", "p95", "p99", "requests"], seq),
         "`miss sequential`: the user's cached list deleted just before the request: Tier 1 scores the user "
         "against every product from the embeddings in memory and writes the list back.",
-        "### Where a cache hit's time goes (in process, cProfile)",
+        "### Where a cache hit's time goes (in process, cProfile on asyncio's loop)",
         f"The route's call, `respond(user_id, 10)` (the cached answer's checks and bytes, or the tiers; the JSON "
-        f"body), takes {sig(prof.get('mean_ms_per_call_unprofiled'))} ms per call in process "
+        f"body), takes {sig(prof.get('mean_ms_per_call_uvloop'))} ms per call in process on uvloop, the servers' "
+        f"loop, and {sig(prof.get('mean_ms_per_call_unprofiled'))} ms on asyncio's own loop "
         f"(sequential, without the profiler, the rate limiter left out as in the baseline's `recommend`). "
         f"Profiler time by area:",
         table(["area", "share"], areas), table(["function", "share", "calls per request"], top)])

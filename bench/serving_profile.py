@@ -3,7 +3,8 @@
 The app is built with ``create_app`` over the benchmark's database and Redis and its
 lifespan entered (catalog, model and lists loaded as in a server). Reported: the
 mean wall time of the route's call, ``respond(user_id, 10)`` (the JSON body; a tree without it:
-``recommend(user_id, 10)``), without the profiler, and the profiler's
+``recommend(user_id, 10)``), without the profiler, on asyncio's own loop and on uvloop (the loop
+the servers run: ``chosen_config``), and the profiler's (asyncio's loop)
 own time per source area (Redis client, JSON parsing, tiers and re-ranking, reasons,
 the event loop), with the top functions.
 """
@@ -70,11 +71,28 @@ async def _profile(settings, ids: list[int]) -> tuple[float, pstats.Stats]:
     return wall / len(ids), pstats.Stats(prof)
 
 
+async def _timed(settings, ids: list[int]) -> float:
+    async with running_app(settings) as app:
+        await _calls(app, ids[:50])  # warm-up
+        return await _calls(app, ids) / len(ids)
+
+
+def uvloop_ms(settings, ids: list[int]) -> float | None:
+    """The mean call on uvloop (None without it: an older tree's venv may lack it)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_timed(settings, ids)) * 1e3
+
+
 def profile_hits(database_url: str, redis_url: str, artifact_uri: str, ids: list[int]) -> dict:
     from recsys.settings import Settings
 
     settings = Settings(database_url=database_url, redis_url=redis_url, artifact_uri=artifact_uri)
     per_call, stats = asyncio.run(_profile(settings, ids))
+    on_uvloop = uvloop_ms(settings, ids)
     areas: dict[str, float] = {}
     rows = []
     for (filename, line, func), (_, ncalls, tottime, _, _) in stats.stats.items():
@@ -82,7 +100,7 @@ def profile_hits(database_url: str, redis_url: str, artifact_uri: str, ids: list
         rows.append((tottime, f"{filename.split('site-packages/')[-1].split(f'{REPO}/')[-1]}:{line}({func})", ncalls))
     total = sum(areas.values()) or 1.0
     rows.sort(reverse=True)
-    return {"calls": len(ids), "mean_ms_per_call_unprofiled": per_call * 1e3,
+    return {"calls": len(ids), "mean_ms_per_call_unprofiled": per_call * 1e3, "mean_ms_per_call_uvloop": on_uvloop,
             "profiled_share_by_area": {k: round(v / total, 3) for k, v in sorted(areas.items(), key=lambda x: -x[1])},
             "top_functions": [{"function": f, "share": round(t / total, 3), "calls_per_request": n / len(ids)}
                               for t, f, n in rows[:12]]}
