@@ -86,7 +86,7 @@ def _precompute(m: dict) -> str:
              sig(p["exact_hours_per_worker"]), num(round(p["exact_hours_per_worker"] / PRECOMPUTE_WINDOW_HOURS))],
             [f"IVF nprobe={ivf['nprobe']} + re-rank + reasons + Redis write", sig(p["ann_users_per_s"]),
              sig(ivf["recall_at_10"]), sig(p["ann_hours_per_worker"]), num(p["workers_for_window"])]]
-    return "\n\n".join([
+    return "\n\n".join(part for part in [
         "## 2. Nightly precompute",
         f"Unit costs on this 2-core machine (one worker = 2 cores): scoring against {num(p['ann_products'])} "
         f"products exactly runs at {sig(p['exact_users_per_s'])} users/s (bench 2b); the IVF index at the "
@@ -101,7 +101,7 @@ def _precompute(m: dict) -> str:
         f"workers for a {PRECOMPUTE_WINDOW_HOURS:g}-hour precompute window** (fewer with a third of the users "
         f"active). The IVF index over 10M products builds in {sig(p['ivf_build_seconds'] / 60)} minutes on 2 cores: "
         "one task after training, stored as an artifact next to the model, loaded by every worker.",
-        _dag_rate(p), _measured_shards(p), _worst_case(m)])
+        _dag_rate(p), _measured_shards(p), _worst_case(m)] if part)
 
 
 def _fused_note(p: dict) -> str:
