@@ -26,11 +26,11 @@ def shards(r: dict) -> str:
                [f"one call for all {num(whole['users'])} users, s", med(whole["seconds"])],
                ["sum / one call", sig(r["sum_over_whole"])],
                ["fixed cost per call, s (from the two)", sig(fan["fixed_seconds_per_call"])],
-               ["of which model + catalogue load, s (alone)", med(setup["scorer_load"])],
-               ["of which reading every active user, s (alone)", med(setup["active_users"])],
+               ["model + catalogue load alone, s", med(setup["scorer_load"])],
+               ["reading every active user alone, s", med(setup["active_users"])],
                ["ms per user (besides the fixed cost)", sig(fan["seconds_per_user"] * 1e3)],
                ["ms per user, all in (sum of the shards / users)", sig(b["seconds_per_user"] * 1e3)],
-               [f"of which candidate selection at {num(sel['products'])} products, ms per user (alone)",
+               [f"candidate selection at {num(sel['products'])} products alone, ms per user",
                 sig(sel["seconds_per_user"] * 1e3)]]
     shop = r["shop"]
     return "\n\n".join([
