@@ -7,7 +7,7 @@ from bench.report_format import med, num, sig, table
 
 def shards_headline(r: dict) -> str:
     b = r["balance"]
-    return (f"- **Precompute per shard** ({r['shards']} shards of {num(r['whole']['users'])} users x "
+    return (f"- **Precompute per shard** ({r['shards']} shards of a shop of {num(r['whole']['users'])} users x "
             f"{num(r['shop']['products'])} products): {sig(b['median_seconds'])} s per shard (median), "
             f"{num(b['median_users_per_s'])} users/s, slowest / mean {sig(b['max_over_mean'])}; all shards "
             f"{sig(r['sum_over_whole'])}x one call for every user.")
