@@ -12,6 +12,7 @@ from bench.report_api_memory import api_memory, api_memory_headline
 from bench.report_format import load_results, num, pct, short_function, sig, table
 from bench.report_sections import ann, ingest, nightly, precompute, scale, serving, training
 from bench.report_selection import selection
+from bench.report_shards import shards, shards_headline
 from bench.report_sequential import sequential, sequential_headline
 from bench.serving_baseline import before_after, change_finding
 
@@ -71,6 +72,8 @@ def headline(results: dict) -> str:
                          f"(numpy {num(r['users_per_s']['numpy']['median'])}, ratio "
                          f"{sig(r['ratio_to_numpy']['lists'])})" for r in results["precompute"]["sizes"])
         lines.append(f"- **Precompute**: {rows}.")
+    if "shards" in results:
+        lines.append(shards_headline(results["shards"]))
     if "ann" in results:
         a = results["ann"]
         ivf = "; ".join(f"nprobe {p['nprobe']}: {num(p['users_per_s']['median'])} users/s, recall@10 "
@@ -166,8 +169,8 @@ def main() -> None:
         raise SystemExit("no results in bench/results/: run `make bench` (or BENCH_QUICK=1 make bench) first")
     head = (BENCH_DIR / "README.head.md").read_text()
     parts = [head.rstrip(), headline(results), findings(results), machine_section(results)]
-    sections = (("serving", serving), ("api_memory", api_memory), ("precompute", precompute), ("ann", ann),
-                ("ingest", ingest), ("training", training), ("nightly", nightly), ("selection", selection),
+    sections = (("serving", serving), ("api_memory", api_memory), ("precompute", precompute), ("shards", shards),
+                ("ann", ann), ("ingest", ingest), ("training", training), ("nightly", nightly), ("selection", selection),
                 ("scale_simulation", scale), ("sequential_latency", sequential))
     for name, section in sections:
         if name in results:

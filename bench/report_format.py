@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.common import RESULTS_DIR
 
-OWN_RESULTS = ("precompute", "ann", "serving", "api_memory", "ingest", "training", "nightly", "selection",
+OWN_RESULTS = ("precompute", "shards", "ann", "serving", "api_memory", "ingest", "training", "nightly", "selection",
                "scale_simulation", "sequential_latency")
 
 

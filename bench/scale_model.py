@@ -98,12 +98,38 @@ def _fused_over_old(pre: dict) -> float | None:
     return rates["fused_top"]["median"] / rates["score_top"]["median"]
 
 
-def shards(per_user_seconds: float, workers: int) -> dict:
+def shards(per_user_seconds: float, workers: int, imbalance: float = 1.0) -> dict:
     """The nightly fan-out at USERS: ``RECSYS_PRECOMPUTE_SHARDS`` (at least one shard per worker, a power of two)
-    and one shard's cost on one worker from the per-user unit costs."""
+    and the slowest shard's cost on one worker: USERS / count users at ``per_user_seconds`` each, times
+    ``imbalance`` (the slowest shard's time over the mean shard's)."""
     count = 1 << max(0, math.ceil(math.log2(max(workers, 1))))
-    return {"count": count, "users_per_shard": USERS // count,
-            "hours_per_shard": USERS / count * per_user_seconds / 3600}
+    return {"count": count, "users_per_shard": USERS // count, "imbalance": imbalance,
+            "hours_per_shard": USERS / count * per_user_seconds * imbalance / 3600}
+
+
+def measured_shards(sh: dict, ivf_users_per_s: float) -> dict:
+    """Bench 2c's measured per-shard cost carried to USERS x PRODUCTS: its cost per user (the real
+    ``precompute_shard`` calls, their fixed cost per call taken off) with its own candidate selection (at its
+    catalogue, timed in the same run) replaced by the IVF index's at PRODUCTS, times its measured imbalance;
+    the workers a PRECOMPUTE_WINDOW_HOURS window needs at that cost. Linear extrapolation from one size."""
+    per_user = sh["fan_out"]["seconds_per_user"]
+    select = sh["selection"]["seconds_per_user"]
+    rest = max(0.0, per_user - select)
+    at_scale = rest + 1 / ivf_users_per_s
+    imbalance = sh["balance"]["max_over_mean"]
+    workers = math.ceil(USERS * at_scale * imbalance / 3600 / PRECOMPUTE_WINDOW_HOURS)
+    active = sh["setup_seconds"]["active_users"]["median"]
+    fan = shards(at_scale, workers, imbalance)
+    return {**fan, "workers": workers, "bench_shards": sh["shards"],
+            "shop_users": sh["whole"]["users"], "shop_products": sh["selection"]["products"],
+            "median_seconds": sh["balance"]["median_seconds"], "median_users_per_s": sh["balance"]["median_users_per_s"],
+            "users_max_over_mean": sh["balance"]["users_max_over_mean"], "sum_over_whole": sh["sum_over_whole"],
+            "fixed_seconds_per_call": sh["fan_out"]["fixed_seconds_per_call"],
+            "measured_seconds_per_user": per_user, "selection_seconds_per_user": select,
+            "rest_seconds_per_user": rest, "seconds_per_user": at_scale,
+            "hours_per_shard_at_shop_catalogue": fan["users_per_shard"] * per_user * imbalance / 3600,
+            "active_users_seconds": active,
+            "active_users_hours_at_users": active * USERS / sh["whole"]["users"] / 3600}
 
 
 def memory(r: dict) -> dict:
@@ -137,6 +163,7 @@ def precompute(r: dict) -> dict:
             "ann_users_per_s": 1 / per_user_ann, "ann_hours_per_worker": hours_ann,
             "workers_for_window": math.ceil(hours_ann / PRECOMPUTE_WINDOW_HOURS),
             "shards": shards(per_user_ann, math.ceil(hours_ann / PRECOMPUTE_WINDOW_HOURS)),
+            "measured_shards": measured_shards(r["shards"], ivf_rate) if r.get("shards") else None,
             "machine_note": _machine_note(r["precompute"], ann),
             "fused_over_old_1m": _fused_over_old(r["precompute"]),
             "ivf_build_seconds": ann["ivf"]["build_seconds"], "ann_products": ann["products"],

@@ -86,7 +86,7 @@ def _precompute(m: dict) -> str:
              sig(p["exact_hours_per_worker"]), num(round(p["exact_hours_per_worker"] / PRECOMPUTE_WINDOW_HOURS))],
             [f"IVF nprobe={ivf['nprobe']} + re-rank + reasons + Redis write", sig(p["ann_users_per_s"]),
              sig(ivf["recall_at_10"]), sig(p["ann_hours_per_worker"]), num(p["workers_for_window"])]]
-    return "\n\n".join([
+    return "\n\n".join(part for part in [
         "## 2. Nightly precompute",
         f"Unit costs on this 2-core machine (one worker = 2 cores): scoring against {num(p['ann_products'])} "
         f"products exactly runs at {sig(p['exact_users_per_s'])} users/s (bench 2b); the IVF index at the "
@@ -101,7 +101,7 @@ def _precompute(m: dict) -> str:
         f"workers for a {PRECOMPUTE_WINDOW_HOURS:g}-hour precompute window** (fewer with a third of the users "
         f"active). The IVF index over 10M products builds in {sig(p['ivf_build_seconds'] / 60)} minutes on 2 cores: "
         "one task after training, stored as an artifact next to the model, loaded by every worker.",
-        _dag_rate(p), _worst_case(m)])
+        _dag_rate(p), _measured_shards(p), _worst_case(m)] if part)
 
 
 def _fused_note(p: dict) -> str:
@@ -191,13 +191,45 @@ def _where(m: dict) -> str:
 
 
 def _shards(m: dict) -> str:
-    sh = m["precompute"].get("shards")
+    sh, ms = m["precompute"].get("shards"), m["precompute"].get("measured_shards")
     if not sh:
         return "one shard per worker."
-    return (f"at {num(USERS)} users, {num(sh['count'])} shards (at least one per worker above, "
-            f"`max_active_tis_per_dagrun` = the worker count) of {num(sh['users_per_shard'])} users each, "
-            f"**{sig(sh['hours_per_shard'])} hours per shard on one worker** (the per-user costs of section 2: "
-            "scoring, re-ranking and reasons, Redis writes).")
+    if not ms:
+        return (f"at {num(USERS)} users, {num(sh['count'])} shards (at least one per worker above, "
+                f"`max_active_tis_per_dagrun` = the worker count) of {num(sh['users_per_shard'])} users each, "
+                f"**{sig(sh['hours_per_shard'])} hours per shard on one worker** (the per-user costs of section 2: "
+                "scoring, re-ranking and reasons, Redis writes).")
+    return (f"at {num(USERS)} users, {num(ms['count'])} shards (at least one per worker: "
+            f"`max_active_tis_per_dagrun` = {num(ms['workers'])} workers for a {PRECOMPUTE_WINDOW_HOURS:g}-hour "
+            f"window) of {num(ms['users_per_shard'])} users each, **{sig(ms['hours_per_shard'])} hours per shard on "
+            f"one worker** (bench 2c's per-shard cost, measured at {num(ms['shop_users'])} users and extrapolated: "
+            "section 2).")
+
+
+def _measured_shards(p: dict) -> str:
+    ms, sh = p.get("measured_shards"), p.get("shards")
+    if not ms:
+        return ""
+    return (
+        f"Per shard, measured (bench 2c, this 2-core machine, {num(ms['shop_users'])} users x "
+        f"{num(ms['shop_products'])} products): the real `precompute_shard`, as the nightly DAG's mapped tasks call "
+        f"it, took {sig(ms['median_seconds'])} s per shard (median of {ms['bench_shards']}; "
+        f"{num(ms['median_users_per_s'])} users/s), the slowest {sig(ms['imbalance'])}x the mean (the largest "
+        f"shard has {sig(ms['users_max_over_mean'])}x the mean's users; the rest is timing noise on a shared "
+        f"machine, kept as a margin). The {ms['bench_shards']} shards together took {sig(ms['sum_over_whole'])}x one "
+        f"call for every user: {sig(ms['fixed_seconds_per_call'])} s per call whatever its users (model and "
+        f"catalogue load, the read of every active user) and {sig(ms['measured_seconds_per_user'] * 1e3)} ms per "
+        f"user (history read, scoring, re-ranking, reasons, Redis writes), of which the candidate selection at "
+        f"{num(ms['shop_products'])} products {sig(ms['selection_seconds_per_user'] * 1e3)} ms. With the IVF "
+        f"selection at {num(PRODUCTS)} products in its place a user costs {sig(ms['seconds_per_user'] * 1e3)} ms: "
+        f"**{sig(ms['hours_per_shard'])} hours for each of {num(ms['count'])} shards of {num(ms['users_per_shard'])} "
+        f"users, {num(ms['workers'])} workers for the window** (linear extrapolation from one size; at this shop's "
+        f"catalogue {sig(ms['hours_per_shard_at_shop_catalogue'])} hours per shard). The in-core unit costs above "
+        f"give {sig(sh['hours_per_shard'])} hours for {num(sh['count'])} shards: the difference is the database "
+        "reads and answer writes they leave out. Each shard also reads every active user of the shop to keep its "
+        f"own (`active_users`, {sig(ms['active_users_seconds'])} s at {num(ms['shop_users'])} users): linear in the "
+        f"shop, about {sig(ms['active_users_hours_at_users'] * 60)} minutes per shard at {num(USERS)} users, a read "
+        "each shard should restrict to its own hash range.")
 
 
 def _check(m: dict) -> str:

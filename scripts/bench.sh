@@ -2,7 +2,7 @@
 # `make bench`: every performance benchmark, then bench/README.md tables and bench/SCALE.md.
 #
 #   BENCH_QUICK=1     reduced sizes, a few minutes (development)
-#   BENCH_ONLY="serving ingest"   run only these (precompute ann serving api_memory ingest training nightly scale sequential)
+#   BENCH_ONLY="serving ingest"   run only these (precompute shards ann serving api_memory ingest training nightly scale sequential)
 #   RECSYS_BENCH_REDIS_URL        Redis database the benchmarks flush and use (default redis://127.0.0.1:6379/10)
 #   RECSYS_BENCH_PG_ADMIN_URL     PostgreSQL where recsys_bench_* databases are created and dropped
 #   BENCH_<NAME>_ARGS             extra arguments of one benchmark, e.g. BENCH_NIGHTLY_ARGS="--max-seconds 3000"
@@ -25,7 +25,7 @@ apt_install() {
 command -v wrk >/dev/null || apt_install wrk
 command -v redis-benchmark >/dev/null || apt_install redis-tools
 
-ALL="precompute ann serving api_memory ingest training nightly selection scale sequential"
+ALL="precompute shards ann serving api_memory ingest training nightly selection scale sequential"
 ONLY=${BENCH_ONLY:-$ALL}
 failed=()
 started=$(date +%s)

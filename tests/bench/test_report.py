@@ -57,3 +57,25 @@ def test_ingest_batches_table_per_level_and_none_for_results_without_batch_runs(
                                     "| 20.0 (20.0–20.0) | 200 | 200 | 200 | 0 | yes |")
     assert len(rows.splitlines()) == 3  # concurrency 8 ran no batches
     assert ingest_batches({"levels": {"8": {"pg": {}}}}) == []
+
+
+def test_shards_section_has_a_row_per_shard_and_the_balance():
+    from bench.report_shards import shards, shards_headline
+
+    def summ(x):
+        return {"median": x, "min": x, "max": x}
+
+    per_shard = [{"shard": k, "users": 100 + k, "seconds": summ(1.0 + k), "users_per_s": (100 + k) / (1.0 + k)}
+                 for k in range(4)]
+    run = {"shards": 4, "repeats": 2, "per_shard": per_shard, "sum_over_whole": 1.25,
+           "balance": {"median_seconds": 2.5, "median_users_per_s": 41.0, "max_over_min": 4.0, "max_over_mean": 1.6,
+                       "users_max_over_mean": 1.01, "sum_seconds": 10.0, "seconds_per_user": 0.0247},
+           "fan_out": {"fixed_seconds_per_call": 0.67, "seconds_per_user": 0.018},
+           "whole": {"users": 406, "seconds": summ(8.0)},
+           "setup_seconds": {"scorer_load": summ(0.3), "active_users": summ(0.2)},
+           "selection": {"products": 5000, "seconds_per_user": 0.0001},
+           "shop": {"users": 500, "products": 5000, "events": 14000}, "settings": {"block": 2048, "threads": 2}}
+    text = shards(run)
+    assert "| 3 | 103 | 4.00 (4.00–4.00) | 25.8 |" in text
+    assert "| slowest / mean shard (time) | 1.60 |" in text and "| sum / one call | 1.25 |" in text
+    assert "slowest / mean 1.60" in shards_headline(run)

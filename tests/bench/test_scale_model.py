@@ -7,6 +7,7 @@ import math
 import pytest
 
 from bench import scale_model
+from bench.report_format import sig
 from bench.scale_text import render
 
 
@@ -118,3 +119,30 @@ def test_api_memory_extrapolates_the_measured_per_user_bytes(monkeypatch):
     assert "per worker process**, which does not fit" in text and "**47.7 MiB**" in text
     assert scale_model.model(fake_results())["api_memory"] is None
     assert "BENCH_ONLY=api_memory" in render(scale_model.model(fake_results()))
+
+
+def fake_shards() -> dict:
+    return {"shards": 8, "sum_over_whole": 1.2,
+            "balance": {"median_seconds": 10.0, "median_users_per_s": 1000.0, "max_over_mean": 1.1,
+                        "users_max_over_mean": 1.02},
+            "fan_out": {"fixed_seconds_per_call": 0.5, "seconds_per_user": 0.001},
+            "whole": {"users": 80_000},
+            "setup_seconds": {"active_users": s(0.8), "scorer_load": s(0.2)},
+            "selection": {"products": 5000, "seconds_per_user": 0.0001}}
+
+
+def test_measured_shards_swap_the_selection_for_the_ivf_and_keep_the_imbalance():
+    results = {**fake_results(), "shards": fake_shards()}
+    ms = scale_model.model(results)["precompute"]["measured_shards"]
+    per_user = 0.001 - 0.0001 + 1 / 1000.0  # measured, minus its selection at 5K products, plus IVF nprobe=16
+    assert ms["seconds_per_user"] == pytest.approx(per_user)
+    assert ms["workers"] == math.ceil(100_000_000 * per_user * 1.1 / 3600 / 2.0)
+    assert ms["count"] >= ms["workers"] and ms["count"] & (ms["count"] - 1) == 0
+    assert ms["hours_per_shard"] == pytest.approx(100_000_000 / ms["count"] * per_user * 1.1 / 3600)
+    assert ms["hours_per_shard_at_shop_catalogue"] == pytest.approx(100_000_000 / ms["count"] * 0.001 * 1.1 / 3600)
+    assert ms["active_users_hours_at_users"] == pytest.approx(0.8 * 100_000_000 / 80_000 / 3600)
+    text = render(scale_model.model(results))
+    assert f"**{sig(ms['hours_per_shard'])} hours per shard on one worker** (bench 2c" in text
+    assert "Per shard, measured (bench 2c" in text
+    assert scale_model.model(fake_results())["precompute"]["measured_shards"] is None
+    assert "bench 2c" not in render(scale_model.model(fake_results()))
