@@ -7,14 +7,18 @@ reference: this database's durable commit rate). After every API run the rows ar
 counted: every acknowledged event must be in ``user_events`` (by its client event id).
 The batch mode, alternately too, sends ``--batch`` events per request to ``POST /events/batch``
 (``--batch-events`` per run, so that every level keeps its requests in flight), counted the same way.
+With ``--baseline TREE`` (a git worktree of an older commit) that tree's API runs beside this one, on
+the same database, Redis and server settings, and its single-event and batch runs alternate with
+this one's (``api_base``, ``batch_base``): a before/after measured in one run.
 
 ``python -m bench.bench_ingest [--events 5000] [--levels 8,32,64] [--repeats 3] [--batch 100]
-[--batch-events 50000] [--baseline old-ingest.json]``
+[--batch-events 50000] [--baseline ../before]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -28,6 +32,7 @@ from sqlalchemy import text
 from bench.common import REPO, RESULTS_DIR, log, machine, quick, ratio, summary, write_result
 from bench.fixtures import REDIS_URL, bench_database, bench_redis, serve_ready_shop
 from bench.loadgen import Server
+from bench.serving_baseline import git_commit
 from recsys.clients import make_engine
 
 API_PORT = int(os.environ.get("RECSYS_BENCH_INGEST_PORT", "18090"))  # another port when benches run side by side
@@ -51,11 +56,13 @@ def free_connections(engine) -> int:
 
 def client(mode: str, args, shop, prefix: str, concurrency: int, acked_file: str, pool: int = 0) -> dict:
     """One run of the load generator: ``api`` (one event per request), ``batch`` (``args.batch`` per request)
-    or ``pg`` (the reference)."""
+    or ``pg`` (the reference); ``api_base`` and ``batch_base`` against the baseline's API."""
     dsn = shop.url.replace("postgresql+psycopg://", "postgresql://")
-    events, batch = (args.batch_events, args.batch) if mode == "batch" else (args.events, 0)
+    kind, _, base = mode.partition("_")
+    events, batch = (args.batch_events, args.batch) if kind == "batch" else (args.events, 0)
+    port = API_PORT + 1 if base else API_PORT
     cmd = [sys.executable, "-m", "bench.ingest_client", "--mode", "pg" if mode == "pg" else "api",
-           "--url", f"http://127.0.0.1:{API_PORT}", "--batch", str(batch),
+           "--url", f"http://127.0.0.1:{port}", "--batch", str(batch),
            "--dsn", dsn, "--events", str(events), "--concurrency", str(concurrency),
            "--users", str(shop.users), "--products", str(shop.products), "--prefix", prefix,
            "--acked-file", acked_file, "--pool", str(pool)]
@@ -77,10 +84,18 @@ def count_check(engine, prefix: str, acked_file: str) -> dict:
             "ok": not missing and len(stored) == len(set(stored))}
 
 
+def level_modes(batch: int, baseline: bool) -> tuple[str, ...]:
+    """The runs of a level, in the order they alternate."""
+    modes = ("api", "batch") if batch else ("api",)
+    if baseline:
+        modes = tuple(m for mode in modes for m in (mode, f"{mode}_base"))
+    return modes + ("pg",)
+
+
 def measure_level(args, shop, engine, concurrency: int, tmp: Path) -> dict:
-    modes = ("api", "batch", "pg") if args.batch else ("api", "pg")
+    modes = level_modes(args.batch, bool(args.baseline))
     runs: dict[str, list[dict]] = {mode: [] for mode in modes}
-    checks: dict[str, list[dict]] = {"api": [], "batch": []}
+    checks: dict[str, list[dict]] = {mode: [] for mode in modes if mode != "pg"}
     for rep in range(args.repeats):
         for mode in modes:
             prefix = f"bench-c{concurrency}-r{rep}-{mode}"
@@ -104,7 +119,12 @@ def measure_level(args, shop, engine, concurrency: int, tmp: Path) -> dict:
         out["batch"] = {**out["batch"], "events_per_request": args.batch, "events_per_run": args.batch_events}
         out["ratio_batch_to_pg"] = ratio(out["batch"]["events_per_s"], out["pg"]["events_per_s"])
         out["batch_count_checks"] = checks["batch"]
-    out["nothing_lost"] = all(c["ok"] for c in checks["api"] + checks["batch"])
+    for mode in ("api_base", "batch_base"):
+        if mode in checks:
+            out[f"{mode}_count_checks"] = checks[mode]
+    out["nothing_lost"] = all(c["ok"] for mode in ("api", "batch") for c in checks.get(mode, []))
+    if args.baseline:
+        out["baseline_nothing_lost"] = all(c["ok"] for mode in ("api_base", "batch_base") for c in checks.get(mode, []))
     return out
 
 
@@ -112,17 +132,6 @@ def pg_settings(engine) -> dict:
     with engine.connect() as conn:
         return {name: conn.execute(text(f"SHOW {name}")).scalar() for name in
                 ("synchronous_commit", "fsync", "wal_sync_method", "shared_buffers", "max_connections")}
-
-
-def baseline_of(path: str) -> dict:
-    """The medians of an earlier ``ingest.json`` (the code before a change, same machine), for before/after."""
-    doc = json.loads(Path(path).read_text())
-    return {"git_commit": doc["machine"].get("git_commit"), "date": doc["date"], "command": doc["command"],
-            "loadavg_end": doc.get("loadavg_end"), "nothing_lost": doc["nothing_lost"],
-            "levels": {c: {"api_events_per_s": v["api"]["events_per_s"]["median"],
-                           "pg_events_per_s": v["pg"]["events_per_s"]["median"],
-                           "ratio_api_to_pg": v["ratio_api_to_pg"], "api_p50_ms": v["api"]["p50_ms"]["median"],
-                           "api_p99_ms": v["api"]["p99_ms"]["median"]} for c, v in doc["levels"].items()}}
 
 
 def ingest_settings() -> dict:
@@ -141,10 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=100, help="events per POST /events/batch (0: no batch runs)")
     parser.add_argument("--batch-events", type=int, default=10_000 if quick() else 50_000,
                         help="events per batch run (more than --events: a run must keep every client busy)")
-    parser.add_argument("--baseline", default="", help="ingest.json of the code before a change (same machine, "
-                                                       "run just before): kept under 'baseline' for a before/after table")
+    parser.add_argument("--baseline", default="", help="a source tree (say a git worktree of an older commit) "
+                                                       "whose API is measured beside this one, alternately")
     args = parser.parse_args(argv)
-    baseline = baseline_of(args.baseline) if args.baseline else None
+    baseline = {"source": str(Path(args.baseline).resolve()), "git_commit": git_commit(Path(args.baseline))} \
+        if args.baseline else None
     started, info, config = time.perf_counter(), machine(), chosen_server_config()
     with tempfile.TemporaryDirectory(prefix="recsys-bench-ingest-") as tmp, bench_database("ingest") as url, \
             bench_redis() as redis_client:
@@ -154,10 +164,17 @@ def main(argv: list[str] | None = None) -> None:
         env = {"RECSYS_DATABASE_URL": url, "RECSYS_REDIS_URL": REDIS_URL, "RECSYS_ARTIFACT_URI": shop.artifact_dir}
         if config.get("workers", 1) > 1:
             env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prom-", dir=tmp)
-        with Server("recsys", API_PORT, workers=config.get("workers", 1), loop=config.get("loop", "uvloop"),
-                    http=config.get("http", "httptools"), env=env, ready_path="/health",
-                    log_path=Path(tmp) / "api.log") as server:
-            server.wait_ready()
+        server_args = {"workers": config.get("workers", 1), "loop": config.get("loop", "uvloop"),
+                       "http": config.get("http", "httptools"), "env": env, "ready_path": "/health"}
+        with contextlib.ExitStack() as servers:
+            started_servers = [servers.enter_context(Server("recsys", API_PORT, log_path=Path(tmp) / "api.log",
+                                                            **server_args))]
+            if baseline:
+                started_servers.append(servers.enter_context(Server(
+                    "recsys", API_PORT + 1, log_path=Path(tmp) / "api-baseline.log", source=Path(args.baseline),
+                    **{**server_args, "env": {**env, "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(dir=tmp)}})))
+            for server in started_servers:
+                server.wait_ready()
             levels = {int(c): measure_level(args, shop, engine, int(c), Path(tmp)) for c in args.levels.split(",")}
         settings = pg_settings(engine)
         engine.dispose()

@@ -206,26 +206,37 @@ def ingest_pools(r: dict) -> str:
     return "; ".join(f"{c}: {', '.join(str(p) for p in v['pg'].get('pool') or ['='])}" for c, v in r["levels"].items())
 
 
+def failed_requests(runs: dict) -> int:
+    """Requests answered with an error over a mode's runs (``errors``: one dict per run)."""
+    return sum(sum(errors.values()) for errors in runs.get("errors", []))
+
+
 def ingest_before_after(r: dict) -> list[str]:
-    """Before (the baseline run of the code before group commit, same machine, same command) and after."""
+    """This API and the baseline tree's, alternately in the same run (``--baseline``): events/s per mode."""
     base = r.get("baseline")
-    if not base:
+    levels = {c: v for c, v in r["levels"].items() if "api_base" in v}
+    if not base or not levels:
         return []
     rows = []
-    for c, v in r["levels"].items():
-        b = base["levels"].get(c)
-        if b:
-            after = v["api"]["events_per_s"]["median"]
-            rows.append([c, num(b["api_events_per_s"]), num(after), sig(after / b["api_events_per_s"]),
-                         num(b["pg_events_per_s"]), num(v["pg"]["events_per_s"]["median"]),
-                         sig(b["ratio_api_to_pg"]), sig(v["ratio_api_to_pg"])])
-    settings = ", ".join(f"`RECSYS_{k.upper()}={v}`" for k, v in (r.get("ingest_settings") or {}).items())
-    return [f"Before / after group commit ({settings}): the before run is the code of commit "
-            f"{base['git_commit']} on the same machine, run just before ({base['date']}, load average at its end "
-            f"{base['loadavg_end']}; this run's {r.get('loadavg_end')}); PostgreSQL's own rate in each run shows how "
-            "loaded the machine was.",
-            table(["concurrency", "API events/s before", "after", "after / before", "PG commits/s before",
-                   "PG after", "API / PG before", "API / PG after"], rows)]
+    for c, v in levels.items():
+        row = [c]
+        for mode in ("api", "batch"):
+            if f"{mode}_base" in v:
+                before, after = v[f"{mode}_base"]["events_per_s"]["median"], v[mode]["events_per_s"]["median"]
+                row += [num(before), num(after), sig(after / before),
+                        f"{num(failed_requests(v[f'{mode}_base']))} / {num(failed_requests(v[mode]))}"]
+            else:
+                row += ["–"] * 4
+        rows.append(row)
+    lost = {True: "none", False: "**some**", None: "?"}
+    return [f"Before / after, measured alternately in the same run: the API of commit {base['git_commit']} "
+            "(`--baseline`, a worktree of it) beside this one, same database, Redis and server settings; "
+            "events/s medians, and the requests answered with an error (503: a transaction that failed or waited "
+            "past the database timeout; their events are retried by a real client). Acknowledged events missing: "
+            f"before {lost[all(v.get('baseline_nothing_lost', True) for v in levels.values())]}, after "
+            f"{lost[all(v['nothing_lost'] for v in levels.values())]}.",
+            table(["concurrency", "single events/s before", "after", "after / before", "failed requests before / after",
+                   "batch events/s before", "after", "after / before", "failed requests before / after"], rows)]
 
 
 def training(r: dict) -> str:

@@ -24,20 +24,20 @@ def test_formatting():
         "dataclasses.py:1453(replace)"
 
 
-def test_ingest_before_after_compares_the_same_concurrency_of_both_runs():
+def test_ingest_before_after_compares_the_same_run_modes_of_both_apis():
     from bench.report_sections import ingest_before_after
 
-    level = {"api": {"events_per_s": {"median": 900.0}}, "pg": {"events_per_s": {"median": 1000.0}},
-             "ratio_api_to_pg": 0.9}
-    run = {"levels": {"64": level, "8": level}, "loadavg_end": [1, 1, 1],
-           "ingest_settings": {"ingest_batch_max": 256},
-           "baseline": {"git_commit": "abc1234", "date": "d", "loadavg_end": [2, 2, 2],
-                        "levels": {"64": {"api_events_per_s": 300.0, "pg_events_per_s": 1200.0,
-                                          "ratio_api_to_pg": 0.25}}}}
+    def mode(rate, errors):
+        return {"events_per_s": {"median": rate}, "errors": errors}
+
+    level = {"api": mode(900.0, [{}, {}]), "api_base": mode(300.0, [{"http 503": 2}, {}]),
+             "batch": mode(10_000.0, [{}]), "batch_base": mode(4_000.0, [{"http 503": 70}, {"http 503": 30}]),
+             "nothing_lost": True, "baseline_nothing_lost": True}
+    run = {"levels": {"64": level, "8": {"api": mode(1.0, [])}}, "baseline": {"git_commit": "abc1234"}}
     text, rows = ingest_before_after(run)
-    assert "abc1234" in text and "`RECSYS_INGEST_BATCH_MAX=256`" in text
-    assert rows.splitlines()[2] == "| 64 | 300 | 900 | 3.00 | 1,200 | 1,000 | 0.250 | 0.900 |"
-    assert len(rows.splitlines()) == 3  # concurrency 8 has no baseline: no row
+    assert "abc1234" in text and "before none, after none" in text
+    assert rows.splitlines()[2] == "| 64 | 300 | 900 | 3.00 | 2 / 0 | 4,000 | 10,000 | 2.50 | 100 / 0 |"
+    assert len(rows.splitlines()) == 3  # concurrency 8 has no baseline runs: no row
     assert ingest_before_after({**run, "baseline": None}) == []
 
 
