@@ -64,10 +64,10 @@ def serving(r: dict) -> str:
         "The sweep keeps the settings with the most cache-hit req/s, not the best ratio (a slow reference "
         f"raises the ratio). {_plateau(r['config_sweep'])} The remaining gap to the trivial endpoint is the "
         "request's own work (profile below). The API already answers with orjson (see the encoder table); "
-        "its Redis client keeps one connection per in-flight request (redis-py's default pool) and the "
-        "cache-hit path never touches the database pool. A plain `GET /recommendations` skips FastAPI's "
-        "per-request dependency resolution (`FastRecommendationsRoute`); its rate-limit script rides in the read's "
-        "pipeline.",
+        "the cache hit's one Redis round trip is packed by hiredis and sent on a connection of the hit path's "
+        "own (`recsys/api/redis_wire.py`, one per in-flight request, one timeout per trip), and the hit never "
+        "touches the database pool. A plain `GET /recommendations` skips FastAPI's per-request dependency "
+        "resolution (`FastRecommendationsRoute`); its rate-limit script rides in the read's round trip.",
         "### Concurrency (chosen settings)",
         table(["connections", "hit req/s", "p50 ms", "p95 ms", "p99 ms", "trivial req/s", "ratio"], conc),
         "### JSON encoder on the trivial stack (same body)",
