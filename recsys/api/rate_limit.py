@@ -72,8 +72,7 @@ class RateLimiter:
             self.metrics.rate_limit_skipped.inc()
             return
         try:
-            answer = await self.redis.run_script(self._script, [KEY_RATE_LIMIT.format(name=name)],
-                                                 [per_second, burst, tokens])
+            answer = await self._script(keys=[KEY_RATE_LIMIT.format(name=name)], args=[per_second, burst, tokens])
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             answer = exc
         self.settle(name, answer)

@@ -101,18 +101,6 @@ class RedisStore:
         self.write_errors = 0
         self._wire = None if isinstance(client, RedisCluster) else WirePipeline(client)
 
-    async def run_script(self, script, keys: list[str], args: list) -> object:
-        """``script`` (registered on the client) on ``keys`` and ``args`` in one round trip, by EVALSHA on the
-        wire on a plain Redis; a script Redis does not know yet (a restart, a flush) runs through redis-py's
-        ``Script``, which loads it. Errors are raised as the client raises them (no breaker: ``_guard``)."""
-        if self._wire is not None:
-            [answer] = await self._wire.execute([("EVALSHA", script.sha, len(keys), *keys, *args)])
-            if not isinstance(answer, NoScriptError):
-                if isinstance(answer, Exception):
-                    raise answer
-                return answer
-        return await script(keys=keys, args=args)
-
     async def aclose(self) -> None:
         """Close the hit path's own connections (the client is closed by its owner)."""
         if self._wire is not None:
@@ -222,7 +210,7 @@ class RedisStore:
     async def record_event(self, user_id: int, args: list[str]) -> None:
         """Apply one event to ``session:{user_id}`` and its counter (one script, ``update_args``)."""
         keys = [session_key(user_id), events_key(user_id)]
-        await self._guard(lambda: self.run_script(self._update, keys, args))
+        await self._guard(lambda: self._update(keys=keys, args=args))
 
     async def record_events(self, updates: list[tuple[int, list[str]]]) -> None:
         """``record_event`` for each ``(user_id, args)``, in order, in one pipelined round trip (EVALSHA:
@@ -244,7 +232,7 @@ class RedisStore:
         """First sight of a user: counter and history fields, never overwriting fresher values (one script)."""
         keys = [session_key(user_id), events_key(user_id)]
         args = [n_events, counter_ttl, session_ttl, *[part for item in fields.items() for part in item]]
-        await self._guard(lambda: self.run_script(self._seed, keys, args))
+        await self._guard(lambda: self._seed(keys=keys, args=args))
 
     async def _mget_shared(self, keys: list[str]):
         """MGET of shared keys: in a Redis Cluster they are in different slots (one MGET per node)."""

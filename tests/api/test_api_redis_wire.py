@@ -82,18 +82,3 @@ async def test_the_hit_read_through_the_wire_equals_the_pipeline_read(client, re
     assert redis_client.get("probe:True") == redis_client.get("probe:False") == b"x"
     entries = [fields for _, fields in redis_client.xrange(KEY_IMPRESSIONS)]
     assert entries == [{b"user_id": b"7", b"wire": b"True"}, {b"user_id": b"7", b"wire": b"False"}]
-
-
-async def test_a_script_redis_does_not_know_is_loaded_and_run(client, redis_client):
-    """After a SCRIPT FLUSH (a restart) the EVALSHA on the wire answers NOSCRIPT: redis-py's Script loads it."""
-    store = RedisStore(client)
-    script = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
-    try:
-        redis_client.script_flush()
-        assert await store.run_script(script, ["counter"], [2]) == 2
-        assert await store.run_script(script, ["counter"], [3]) == 5  # now known: EVALSHA on the wire
-        redis_client.set("text", "x")
-        with pytest.raises(ResponseError):
-            await store.run_script(script, ["text"], [1])
-    finally:
-        await store.aclose()
