@@ -3,6 +3,8 @@ for the round trip, a connection Redis closed while idle, and the hit path's rea
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -82,3 +84,27 @@ async def test_the_hit_read_through_the_wire_equals_the_pipeline_read(client, re
     assert redis_client.get("probe:True") == redis_client.get("probe:False") == b"x"
     entries = [fields for _, fields in redis_client.xrange(KEY_IMPRESSIONS)]
     assert entries == [{b"user_id": b"7", b"wire": b"True"}, {b"user_id": b"7", b"wire": b"False"}]
+
+
+async def test_opening_a_connection_does_not_count_against_the_round_trip(redis_client, monkeypatch):
+    """24 concurrent trips on a fresh wire, each opening a connection that takes longer than the trip's
+    timeout (0.3 s) to connect: all answered, since a connection's set-up is bounded on its own (the connect
+    timeout, 1 s, plus the trip's)."""
+    from redis.asyncio.connection import Connection
+
+    client = Redis.from_url(REDIS_URL, socket_timeout=0.3, socket_connect_timeout=1.0)
+
+    real = Connection._connect
+
+    async def slow_connect(self):  # the socket's connect, under every path that opens a connection
+        await asyncio.sleep(0.35)
+        await real(self)
+
+    monkeypatch.setattr(Connection, "_connect", slow_connect)
+    wire = WirePipeline(client)
+    try:
+        out = await asyncio.gather(*(wire.execute([("PING",)]) for _ in range(24)))
+        assert out == [[b"PONG"]] * 24 and len(wire._idle) == 24
+    finally:
+        await wire.aclose()
+        await client.aclose()
