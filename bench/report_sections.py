@@ -206,8 +206,9 @@ def ingest_pools(r: dict) -> str:
     return "; ".join(f"{c}: {', '.join(str(p) for p in v['pg'].get('pool') or ['='])}" for c, v in r["levels"].items())
 
 
-def failed_requests(runs: dict) -> int:
-    """Requests answered with an error over a mode's runs (``errors``: one dict per run)."""
+def failed_events(runs: dict) -> int:
+    """Events answered with an error over a mode's runs (``errors``: one dict per run, counted per event: a
+    failed batch request counts each of its events)."""
     return sum(sum(errors.values()) for errors in runs.get("errors", []))
 
 
@@ -224,19 +225,20 @@ def ingest_before_after(r: dict) -> list[str]:
             if f"{mode}_base" in v:
                 before, after = v[f"{mode}_base"]["events_per_s"]["median"], v[mode]["events_per_s"]["median"]
                 row += [num(before), num(after), sig(after / before),
-                        f"{num(failed_requests(v[f'{mode}_base']))} / {num(failed_requests(v[mode]))}"]
+                        f"{num(failed_events(v[f'{mode}_base']))} / {num(failed_events(v[mode]))}"]
             else:
                 row += ["–"] * 4
         rows.append(row)
     lost = {True: "none", False: "**some**", None: "?"}
     return [f"Before / after, measured alternately in the same run: the API of commit {base['git_commit']} "
             "(`--baseline`, a worktree of it) beside this one, same database, Redis and server settings; "
-            "events/s medians, and the requests answered with an error (503: a transaction that failed or waited "
-            "past the database timeout; their events are retried by a real client). Acknowledged events missing: "
+            "events/s medians, and the events answered with an error (503, each event of a failed batch request "
+            "counted: a transaction that failed or waited past the database timeout; a real client retries them). "
+            "Acknowledged events missing: "
             f"before {lost[all(v.get('baseline_nothing_lost', True) for v in levels.values())]}, after "
             f"{lost[all(v['nothing_lost'] for v in levels.values())]}.",
-            table(["concurrency", "single events/s before", "after", "after / before", "failed requests before / after",
-                   "batch events/s before", "after", "after / before", "failed requests before / after"], rows)]
+            table(["concurrency", "single events/s before", "after", "after / before", "events failed before / after",
+                   "batch events/s before", "after", "after / before", "events failed before / after"], rows)]
 
 
 def training(r: dict) -> str:
