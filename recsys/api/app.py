@@ -22,9 +22,8 @@ from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recsys.abtest.impressions import ImpressionBuffer
-from recsys.api import routes_abtests, routes_events, routes_ops, routes_recommendations
 from recsys.abtest.request_ids import RequestIdSigner
-from recsys.api import routes_admin
+from recsys.api import routes_abtests, routes_admin, routes_events, routes_ops, routes_recommendations
 from recsys.api.auth import API_KEY, ApiKeys
 from recsys.api.body_limit import BodyLimitMiddleware
 from recsys.api.breaker import CircuitBreaker

@@ -145,30 +145,20 @@ _PG_CAPPED_COUNTS = text(
     " FROM unnest(CAST(:user_id AS BIGINT[]), CAST(:cap AS BIGINT[])) AS u(user_id, cap)")
 
 
-async def _counts(conn: AsyncConnection, dialect: str, caps: dict[int, int | None]) -> dict[int, int]:
-    """user -> their counted events, at most their cap when it is not None (PostgreSQL: ``LIMIT`` per user)."""
-    if not caps:
+async def _counts(conn: AsyncConnection, dialect: str, batch_counted: Mapping[int, int],
+                  count_cap: int | None) -> dict[int, int]:
+    """user -> their counted events, for the users of ``batch_counted`` (their counted events inserted by this
+    batch). With ``count_cap`` on PostgreSQL a user's rows are read up to ``count_cap`` plus their batch's."""
+    if not batch_counted:
         return {}
-    if dialect == "postgresql" and all(c is not None for c in caps.values()):
-        users = sorted(caps)
-        rows = await conn.execute(_PG_CAPPED_COUNTS, {"user_id": users, "cap": [caps[u] for u in users],
-                                                      "types": _COUNTED})
-        return {int(u): int(n) for u, n in rows}
-    users = set(caps)
-    rows = await conn.execute(select(_EVENTS.c.user_id, func.count()).where(
-        _EVENTS.c.user_id.in_(sorted(users)), _EVENTS.c.event_type.in_(_COUNTED)).group_by(_EVENTS.c.user_id))
+    users = sorted(batch_counted)
+    if count_cap is not None and dialect == "postgresql":
+        rows = await conn.execute(_PG_CAPPED_COUNTS, {"user_id": users, "types": _COUNTED,
+                                                      "cap": [count_cap + batch_counted[u] for u in users]})
+    else:
+        rows = await conn.execute(select(_EVENTS.c.user_id, func.count()).where(
+            _EVENTS.c.user_id.in_(users), _EVENTS.c.event_type.in_(_COUNTED)).group_by(_EVENTS.c.user_id))
     return {int(u): int(n) for u, n in rows}
-
-
-def _caps(rows: Sequence[Mapping], written: list[Written], count_cap: int | None) -> dict[int, int | None]:
-    """The users to count (those with an event inserted now): ``count_cap`` plus their counted events of the
-    batch (the first of them then gets at least the cap), or None (count them all)."""
-    caps: dict[int, int | None] = {}
-    for r, w in zip(rows, written):
-        if w[1]:
-            counted = int(r["event_type"] in COUNTED_EVENTS)
-            caps[r["user_id"]] = None if count_cap is None else caps.get(r["user_id"], count_cap) + counted
-    return caps
 
 
 async def write_event_batch(conn: AsyncConnection, dialect: str, rows: Sequence[Mapping], *,
@@ -179,7 +169,11 @@ async def write_event_batch(conn: AsyncConnection, dialect: str, rows: Sequence[
         written = await _write_postgresql(conn, rows)
     else:
         written = await _write_core(conn, dialect, rows)
-    counts = await _counts(conn, dialect, _caps(rows, written, count_cap))
+    batch_counted: dict[int, int] = {}  # users with an event inserted now -> their counted events of it
+    for r, w in zip(rows, written):
+        if w[1]:
+            batch_counted[r["user_id"]] = batch_counted.get(r["user_id"], 0) + (r["event_type"] in COUNTED_EVENTS)
+    counts = await _counts(conn, dialect, batch_counted, count_cap)
     later: dict[int, int] = {}  # counted events of the user inserted after this one, in this batch
     results: list[EventWrite] = []
     for r, (event_id, inserted, same) in zip(reversed(rows), reversed(written)):

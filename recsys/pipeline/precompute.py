@@ -159,7 +159,6 @@ class Scorer:
         strings' factorisation and the id index cost more per block than the block's own top-k)."""
         return CatalogArrays.of(self.products)
 
-
     @classmethod
     def load(cls, engine: Engine, store: ArtifactStore, day: dt.date, model_id: str | None,
              settings: Settings, as_live: bool = False) -> Scorer:
