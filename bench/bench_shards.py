@@ -36,7 +36,7 @@ from bench.fixtures import bench_database, bench_redis, serve_ready_shop
 from recsys.artifacts import LocalArtifactStore
 from recsys.clients import make_engine
 from recsys.constants import COL_USER
-from recsys.model.families import servable_users
+from recsys.families.registry import servable_users
 from recsys.pipeline.precompute import CANDIDATE_FACTOR, Scorer, active_users, precompute_shard
 from recsys.pipeline.topk import fused_top
 from recsys.settings import Settings

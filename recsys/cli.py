@@ -128,7 +128,7 @@ def _models_action(engine, args) -> int:
 def cmd_models_compare(engine, a_id: str | None, b_id: str | None, as_json: bool = False) -> int:
     """Two registry rows side by side: params, training window, samples, validation metrics, B - A."""
     from recsys import registry
-    from recsys.model.compare import compare_rows, format_table
+    from recsys.evaluation.compare import compare_rows, format_table
 
     if not a_id or not b_id:
         print("models compare needs two MODEL_IDs: models compare A B", file=sys.stderr)

@@ -37,9 +37,9 @@ def check_request(duration_hours: float, treatment_fraction: float) -> None:
 
 
 def _published(artifacts: ArtifactStore, row) -> bool:
-    """Published as its family serves it (``recsys.model.families``): embedding or neighbour files, or for
+    """Published as its family serves it (``recsys.families.registry``): embedding or neighbour files, or for
     a sequential model (scored from its ONNX files) the metadata publish writes."""
-    from recsys.model.families import family_of
+    from recsys.families.registry import family_of
 
     return family_of(row.model_type).published(artifacts, row.model_id)
 

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from recsys.artifacts import ArtifactStore, model_key
-from recsys.model.embedding_files import (
+from recsys.families.vectors.files import (
     EMBEDDING_FILES,
     EmbeddingsError,
     check_increasing,
@@ -39,7 +39,7 @@ from recsys.model.embedding_files import (
     open_folder,
     published_format,
 )
-from recsys.model.neighbour_files import NEIGHBOUR_FILES, open_neighbour_folder
+from recsys.families.item_knn.files import NEIGHBOUR_FILES, open_neighbour_folder
 
 log = logging.getLogger(__name__)
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -2,12 +2,12 @@
 
 When the model serving a user (LIVE, or the user's A/B arm) is sequential, Tier 1 reads the user's
 recent sequence from the session hash (``seq``, kept by every event: ``recsys.api.session_state``)
-and compares its key (``recsys.sequential.recent.sequence_key``) with the one the cached list was
+and compares its key (``recsys.families.sequential.recent.sequence_key``) with the one the cached list was
 made for (its ``seq`` field, written by precompute or by the last real-time scoring):
 
 - same key: the cached list is served as it is (a cache hit: no model is loaded or run);
 - another key (the user viewed, clicked or bought something since): the ONNX encoder scores the
-  sequence (``recsys.sequential.scoring.score_next``, about 3 ms for 100K products), seen products
+  sequence (``recsys.families.sequential.scoring.score_next``, about 3 ms for 100K products), seen products
   excluded, precompute's popular-products boost applied, and the list is written back with its key;
 - no sequence the model knows: the cached list (or the LIVE one), as for any model.
 The answer goes through the same re-ranking as every Tier 1 list, and model items give the reason
@@ -15,7 +15,7 @@ The answer goes through the same re-ranking as every Tier 1 list, and model item
 
 Runtimes are loaded by the model refresh (``refresh_sequential``) for the LIVE model and the running
 test's models whose artifacts hold an ONNX encoder, each file verified against the registry's checksums
-(``recsys.sequential.family.load_sequential``); a model that fails to load is logged and not served in
+(``recsys.families.sequential.store.load_sequential``); a model that fails to load is logged and not served in
 real time (its users get their cached lists). Products added to the catalogue after training are given
 their attributes' vectors at load time.
 """
@@ -33,8 +33,8 @@ from recsys.api.errors import DependencyDown
 from recsys.constants import ARMS, MODEL_TYPE_SEQUENTIAL, REASON_JUST_VIEWED
 from recsys.integrity import ArtifactIntegrityError
 from recsys.ranking.rerank import boost_popular
-from recsys.sequential.config import ENCODER_FILE
-from recsys.sequential.recent import sequence_key
+from recsys.families.sequential.config import ENCODER_FILE
+from recsys.families.sequential.recent import sequence_key
 
 if TYPE_CHECKING:
     from recsys.api.serving import Recommendation, RecommendationService, UserLists
@@ -50,8 +50,8 @@ def is_sequential_row(row: Mapping | None) -> bool:
 
 def load_runtime_for(store, model_id: str, checksums: Mapping[str, str], catalog):
     """The verified runtime of ``model_id``, knowing every product of ``catalog`` (blocking: run in a thread)."""
-    from recsys.sequential.family import load_sequential
-    from recsys.sequential.scoring import add_products
+    from recsys.families.sequential.store import load_sequential
+    from recsys.families.sequential.scoring import add_products
 
     runtime = load_sequential(store, model_id, checksums)
     new = [info for pid, info in catalog.products.items() if int(pid) not in runtime.rows]
@@ -110,7 +110,7 @@ async def serve_sequential(service: RecommendationService, runtime, user_id: int
     sequence) writes its final answer back like any Tier-1 hit (``write_back``), so the next request with
     the same session is a cached answer again, not a re-rank."""
     from recsys.api.serving import ModelList
-    from recsys.sequential.scoring import score_next
+    from recsys.families.sequential.scoring import score_next
 
     state, cached = service.state, lists.cached
     key, name = sequence_key(session.sequence), _just_viewed(state, session.sequence)

@@ -14,7 +14,7 @@ import logging
 
 from recsys.api.catalog import CatalogSnapshot
 from recsys.api.embedding_cache import prune
-from recsys.api.embeddings import ModelEmbeddings, load_embeddings
+from recsys.families.vectors.served import ModelEmbeddings, load_embeddings
 from recsys.api.errors import DependencyDown
 from recsys.api.fallbacks import lists_from_counts, lists_from_redis
 from recsys.abtest.assignment import arm_model

@@ -5,7 +5,7 @@ Hash fields (lists joined by the unit separator ``\\x1f``, most recent first):
 - ``viewed``  recent product ids browsed, distinct, at most 20
 - ``bought``  recent purchases, distinct, at most 10 (a RETURN removes its product)
 - ``seq``     the sequential model's input: recent products of views, clicks, wishlists, carts and purchases,
-  distinct, at most 50 (``recsys.sequential.recent``: an event moves its product to the front)
+  distinct, at most 50 (``recsys.families.sequential.recent``: an event moves its product to the front)
 - ``seen``    recent products of the other "seen" event types (``RECSYS_EXCLUDE_SEEN``, e.g. VIEW
   with ``interacted``), distinct, at most 50; empty with the default ``purchased``
 - ``sid``     the last client session id; ``ts`` epoch ms of the last update
@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from recsys.constants import ADD_TO_CART, CLICK, IMPRESSION, PURCHASE, RETURN, VIEW, WISHLIST
-from recsys.sequential.recent import MAX_SEQUENCE
+from recsys.families.sequential.recent import MAX_SEQUENCE
 
 SEP = "\x1f"
 MAX_CATEGORIES = 5

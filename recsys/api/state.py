@@ -16,7 +16,7 @@ from recsys.abtest.assignment import is_running
 from recsys.api.answers import context_digest
 from recsys.api.catalog import CatalogSnapshot
 from recsys.api.db_store import DbStore
-from recsys.api.embeddings import ModelEmbeddings
+from recsys.families.vectors.served import ModelEmbeddings
 from recsys.api.fallbacks import FallbackLists
 from recsys.api.metrics import ServingMetrics
 from recsys.api.redis_store import RedisStore

@@ -9,8 +9,8 @@
 - ``ALSModel``: implicit-feedback ALS of the ``implicit`` package; ``ModelUnavailableError`` when it
   is missing.
 
-``ItemKNNModel`` and ``ALSModel`` are the served families' own classes (``recsys.model.item_knn``,
-``recsys.model.als``), so what is evaluated is what the pipeline trains and serves.
+``ItemKNNModel`` and ``ALSModel`` are the served families' own classes (``recsys.families.item_knn.model``,
+``recsys.families.als.model``), so what is evaluated is what the pipeline trains and serves.
 
 Users or products unseen in training score 0 (these models have no cold start).
 """
@@ -22,10 +22,10 @@ import pandas as pd
 
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MS_PER_DAY
 from recsys.evaluation.popularity import PopularityModel
-from recsys.model.als import ALSModel, ModelUnavailableError
-from recsys.model.features import require_columns
-from recsys.model.id_matrix import top_per_row
-from recsys.model.item_knn import ItemKNNModel
+from recsys.families.als.model import ALSModel, ModelUnavailableError
+from recsys.data.frames import require_columns
+from recsys.families.matrix import top_per_row
+from recsys.families.item_knn.model import ItemKNNModel
 
 __all__ = ["ALSModel", "ItemKNNModel", "ModelUnavailableError", "TrendingModel", "top_per_row"]
 

@@ -23,12 +23,13 @@ from sqlalchemy import Engine, select
 from recsys.artifacts import ArtifactStore
 from recsys.constants import COL_ITEM, COL_USER, POSITIVE_EVENTS, PURCHASE
 from recsys.db.models import UserEvent
-from recsys.model import metrics as M
+from recsys.evaluation import metrics as M
 from recsys.evaluation.popularity import PopularityModel
-from recsys.model.families import ScoringWindow, load_model
-from recsys.model.features import USER_COLUMNS, align_rows, value_segments
-from recsys.model.hybrid import HybridModel
-from recsys.model.train import TrainParams, load_products, load_training_frame, load_users
+from recsys.families.registry import ScoringWindow, load_model
+from recsys.data.frames import USER_COLUMNS, align_rows, value_segments
+from recsys.families.hybrid.model import HybridModel
+from recsys.families.hybrid.fit import TrainParams
+from recsys.data.frames import load_products, load_training_frame, load_users
 from recsys.settings import get_settings
 from recsys.timeutil import day_bounds_ms, day_start_ms
 
@@ -168,7 +169,7 @@ def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model
 
     row = registry.get_model(engine, model_id)
     window_days = int((row.params or {}).get("window_days", TrainParams().window_days))
-    # any family (recsys.model.families), or a sequential model reading each user's sequence before the hold-out day
+    # any family (recsys.families.registry), or a sequential model reading each user's sequence before the hold-out day
     new = load_model(store, row, ScoringWindow(engine, day_start_ms(day), window_days))
     first, last = TrainParams(window_days=window_days).train_days(day)
     frame = load_training_frame(engine, first, day)

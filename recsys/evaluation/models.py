@@ -5,10 +5,10 @@
 - ``lightfm-cf``: plain LightFM WARP on ids only (no user or item attributes), ``PLAIN_LIGHTFM``
   (the pipeline's parameters before tuning; ``BaselineConfig.lightfm`` overrides them): tuning the
   hybrid does not change this baseline.
-- ``hybrid``: the production model: ``recsys.model.train.fit_hybrid`` with the production
+- ``hybrid``: the production model: ``recsys.pipeline.train.fit_hybrid`` with the production
   parameters and feature groups (``TrainParams.user_features`` / ``item_features``) and the
   production re-ranking (``recsys.evaluation.reranking``).
-- ``sequential``: the session model of ``recsys.sequential`` (``recsys.evaluation.sequential_model``),
+- ``sequential``: the session model of ``recsys.families.sequential`` (``recsys.families.sequential.evaluation``),
   configured by ``BaselineConfig.sequential``.
 
 Every model is fitted on the same training interactions, those of the protocol.
@@ -25,8 +25,8 @@ from recsys.evaluation.protocol import EvalSplit
 from recsys.evaluation.reranking import ServingReranker, serving_rules
 from recsys.evaluation.popularity import PopularityModel, RandomModel
 from recsys.evaluation.holdout import Split
-from recsys.model.features import check_feature_names
-from recsys.model.train import TrainParams, fit_hybrid
+from recsys.families.hybrid.features import check_feature_names
+from recsys.families.hybrid.fit import TrainParams, fit_hybrid
 from recsys.settings import default, get_settings
 
 MODEL_NAMES = ("random", "popularity", "trending", "item-knn", "als", "lightfm-cf", "hybrid", "sequential")
@@ -117,8 +117,8 @@ class BaselineConfig:
     lightfm: TrainParams | None = None  # plain LightFM's parameters (None: plain_lightfm), on ids only
     als: dict = field(default_factory=lambda: {"factors": 64, "regularization": 0.05, "iterations": 15,
                                                "alpha": 10.0})
-    # fields of recsys.sequential.config.SequentialConfig over its defaults and the hybrid's seed and threads
-    # (the nightly selection: recsys.sequential.family.config_from_settings)
+    # fields of recsys.families.sequential.config.SequentialConfig over its defaults and the hybrid's seed and threads
+    # (the nightly selection: recsys.families.sequential.store.config_from_settings)
     sequential: dict = field(default_factory=dict)
 
 
@@ -164,7 +164,7 @@ def build_model(name: str, split: EvalSplit, hybrid: HybridConfig, baselines: Ba
     if name == "hybrid":
         return fit_lightfm(split, hybrid.params)
     if name == "sequential":
-        from recsys.evaluation.sequential_model import fit_sequential_model
+        from recsys.families.sequential.evaluation import fit_sequential_model
 
         return fit_sequential_model(split, **{"seed": seed, "threads": hybrid.params.threads, **baselines.sequential})
     raise ValueError(f"unknown model {name!r}; known: {list(MODEL_NAMES)}")

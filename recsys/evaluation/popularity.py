@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.constants import COL_ITEM, COL_USER
-from recsys.model.features import require_columns
+from recsys.data.frames import require_columns
 
 
 class PopularityModel:

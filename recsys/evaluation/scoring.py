@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from recsys.model import metrics as M
+from recsys.evaluation import metrics as M
 from recsys.evaluation.holdout import Split
-from recsys.model.hybrid import HybridModel
+from recsys.families.hybrid.model import HybridModel
 
 BLOCK_CELLS = 2**23  # scores held at once (32 MiB of float32)
 CURVE_DEPTH = 20  # curves at k = 1..CURVE_DEPTH

@@ -71,7 +71,7 @@ class CandidateSpec:
 
     def sequential_config(self):
         """The ``SequentialConfig`` the sequential family fits with (``build_model``'s)."""
-        from recsys.evaluation.sequential_model import sequential_config
+        from recsys.families.sequential.evaluation import sequential_config
 
         params = self.hybrid.params
         return sequential_config(**{"seed": params.seed, "threads": params.threads, **self.baselines.sequential})

@@ -32,7 +32,7 @@ class RunParams:
     force_promotion: bool
     dry_run: bool
     promotion_policy: str
-    family: str | None = None  # pin a model family (recsys.model.families); None = model selection
+    family: str | None = None  # pin a model family (recsys.families.registry); None = model selection
 
     @classmethod
     def from_params(cls, params: dict | None, settings: Settings | None = None) -> "RunParams":
@@ -85,8 +85,8 @@ def train(engine, store, day: dt.date, params: dict | None) -> dict:
     """Select a family on the window's validation split (or take the pinned one), train it for ``day`` and
     register it; a re-run with the same params reuses the model already trained for it."""
     from recsys import registry
-    from recsys.model.families import family_of
-    from recsys.model.train import TrainParams
+    from recsys.families.registry import family_of
+    from recsys.families.hybrid.fit import TrainParams
     from recsys.pipeline.model_choice import selection_key, train_chosen
 
     run = log_params(day, params)

@@ -2,7 +2,7 @@
 
 ``train_sequential`` trains the session model on the same window as the hybrid (the run's
 ``window_days``), time-boxed by ``RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS`` (600 s of 2 cores by default,
-well inside the 4 h ``RECSYS_DAG_DEADLINE_HOURS``), and registers it (``recsys.sequential.family``).
+well inside the 4 h ``RECSYS_DAG_DEADLINE_HOURS``), and registers it (``recsys.families.sequential.store``).
 ``evaluate_sequential`` scores it on the hold-out day with the hybrid's protocol
 (``evaluate_candidate``: the metrics land on its registry row beside LIVE's and popularity's) and judges
 it like any model (``registry.judge``), but never promotes it itself: a winner becomes a CANDIDATE,
@@ -27,8 +27,13 @@ log = logging.getLogger(__name__)
 def train_sequential(engine, store, day: dt.date, params: dict | None) -> dict:
     from recsys import registry
     from recsys.flows.nightly import log_params
-    from recsys.sequential.family import (NoSequencesError, config_from_settings, sequential_saved,
-                                          train_sequential_model, training_unavailable)
+    from recsys.families.sequential.store import (
+        NoSequencesError,
+        config_from_settings,
+        sequential_saved,
+        train_sequential_model,
+        training_unavailable,
+    )
 
     settings = get_settings()
     if not settings.sequential_nightly:

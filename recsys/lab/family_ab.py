@@ -30,10 +30,11 @@ def prepare_families(args, settings) -> dict:
     from recsys.data.loading import load_shop
     from recsys.data.synthetic import generate_shop
     from recsys.db.migrate import upgrade
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
     from recsys.pipeline.precompute import precompute_all
     from recsys.pipeline.publish import publish_model
-    from recsys.sequential.family import config_from_settings, train_sequential_model
+    from recsys.families.sequential.store import config_from_settings, train_sequential_model
 
     upgrade(settings.database_url)
     engine, redis, store = make_engine(settings.database_url), make_redis(settings), get_store(settings)

@@ -10,9 +10,9 @@ against LIVE, is never read here. A family pinned by the run's params skips the 
 without validation users keeps the first candidate (the production default).
 
 The ``sequential`` candidate is the session model with the settings' time budget, threads and seed
-(``recsys.sequential.family.config_from_settings``), scored on validation like the others; chosen (or
+(``recsys.families.sequential.store.config_from_settings``), scored on validation like the others; chosen (or
 pinned), it is trained on the whole window and registered with ``model_type`` ``SEQUENTIAL`` through
-the family registry (``recsys.model.families``), and evaluate, promote, publish and precompute take it
+the family registry (``recsys.families.registry``), and evaluate, promote, publish and precompute take it
 like any model. The DAG's separate sequential branch (``recsys.flows.sequential``) still trains its own
 model for an A/B test; neither reuses the other's row on a re-run (their params differ in layout).
 
@@ -42,8 +42,10 @@ from recsys.evaluation.protocol import Cutoff, EvalSplit, Protocol, build_eval_s
 from recsys.evaluation.selection import (
     CandidateSpec, Selection, candidate_specs, fallback_selection, select_model,
 )
-from recsys.model.train import TrainParams, load_products, load_users, train_model
-from recsys.sequential.family import config_from_settings
+from recsys.families.hybrid.fit import TrainParams
+from recsys.data.frames import load_products, load_users
+from recsys.pipeline.train import train_model
+from recsys.families.sequential.store import config_from_settings
 from recsys.settings import Settings
 from recsys.timeutil import day_start_ms
 

@@ -5,7 +5,7 @@ users active in ``[day - active_days + 1, day]`` (those the model knows, for a f
 without cold start) are scored in blocks, products they already saw are excluded
 (``RECSYS_EXCLUDE_SEEN``: by default the ones they PURCHASEd) and the top
 ``CANDIDATE_FACTOR * recs_per_user`` are kept (``topk.fused_top``: tiles of
-``user_vectors @ item_vectors.T`` in threads, for any vector family of ``recsys.model.families``;
+``user_vectors @ item_vectors.T`` in threads, for any vector family of ``recsys.families.registry``;
 for item-kNN the history rows times the neighbour matrix, then ``topk.select_top``), products popular in
 the trending window get a boost (``rerank_trending_weight``), the list is
 re-ranked (per-category cap, out-of-stock last), cut to ``recs_per_user`` and
@@ -37,8 +37,8 @@ from recsys.constants import (
     PURCHASE, REASON_JUST_VIEWED, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
 )
 from recsys.db.models import User, UserEvent
-from recsys.model.families import ScoringWindow, load_model, servable_users
-from recsys.model.features import value_segments
+from recsys.families.registry import ScoringWindow, load_model, servable_users
+from recsys.data.frames import value_segments
 from recsys.pipeline.answers import serving_context, write_block
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment: re-exported)
@@ -47,7 +47,7 @@ from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment
 from recsys.pipeline.topk import fused_top, select_top
 from recsys.ranking.reasons import NEW_ARRIVAL_MAX_INTERACTIONS
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
-from recsys.sequential.served import just_viewed, list_fields
+from recsys.families.sequential.served import just_viewed, list_fields
 from recsys.settings import Settings, get_settings
 from recsys.timeutil import ms_to_datetime
 
@@ -132,12 +132,12 @@ class CatalogArrays:
 
 @dataclass
 class Scorer:
-    """One model (any family, ``recsys.model.families``) ready to score: item vectors (for item-kNN the
+    """One model (any family, ``recsys.families.registry``) ready to score: item vectors (for item-kNN the
     sparse neighbour columns) and product attributes in catalogue order."""
 
     model_id: str
     is_live: bool
-    model: object  # a model of recsys.model.families, or a recsys.sequential.served.SequentialServed
+    model: object  # a model of recsys.families.registry, or a recsys.families.sequential.served.SequentialServed
     products: pd.DataFrame
     item_vectors: np.ndarray | sp.spmatrix
     settings: Settings

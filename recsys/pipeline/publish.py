@@ -1,12 +1,12 @@
 """Publish a model: its embeddings and metadata next to ``model.npz``/``model.json``, then prune old versions.
 
 Files under ``models/<model_id>/`` (a factor model: hybrid, lightfm-cf, als; an item-kNN model
-publishes its neighbour matrix instead, ``recsys.model.neighbour_files``; a family with its own
-``publish`` in ``recsys.model.families``, the sequential model, writes only ``metadata.json`` since the API
+publishes its neighbour matrix instead, ``recsys.families.item_knn.files``; a family with its own
+``publish`` in ``recsys.families.registry``, the sequential model, writes only ``metadata.json`` since the API
 scores the files training wrote):
 - ``user_ids.npy``, ``user_vectors.npy`` (every user of the users table), ``item_ids.npy``,
   ``item_vectors.npy`` (every product), ``item_norms.npy``: plain ``.npy`` files sorted by id, vectors
-  float32 as in ``HybridModel`` (``recsys.model.embedding_files``); a family without cold start
+  float32 as in ``HybridModel`` (``recsys.families.vectors.files``); a family without cold start
   (als) publishes the users it was trained on only. The vectors are built ``BLOCK_ROWS``
   rows at a time into a memory-mapped local temporary file, which is then uploaded (streamed).
 - ``metadata.json``: the registry row (with its params and metrics), the array shapes and the files,
@@ -40,11 +40,11 @@ from recsys import registry
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import COL_ITEM, COL_USER, STATUS_CANDIDATE, STATUS_LIVE
 from recsys.integrity import folder_checksums
-from recsys.model.embedding_files import BLOCK_ROWS, EMBEDDING_FILES, upload_files, write_side
-from recsys.model.families import family_of, load_model, servable_users
-from recsys.model.model_files import model_file_names
-from recsys.model.neighbour_files import NEIGHBOUR_FILES, write_neighbour_files
-from recsys.model.train import load_products, load_users
+from recsys.families.vectors.files import BLOCK_ROWS, EMBEDDING_FILES, upload_files, write_side
+from recsys.families.registry import family_of, load_model, servable_users
+from recsys.families.files import model_file_names
+from recsys.families.item_knn.files import NEIGHBOUR_FILES, write_neighbour_files
+from recsys.data.frames import load_products, load_users
 
 log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"
@@ -65,7 +65,7 @@ def write_model_embeddings(model, users: pd.DataFrame, products: pd.DataFrame, f
 
 def write_served_files(model, users: pd.DataFrame, products: pd.DataFrame, folder: Path) -> tuple[str, ...]:
     """The files serving reads for ``model`` in ``folder``, by its family's served form
-    (``recsys.model.families``); returns their names in write order."""
+    (``recsys.families.registry``); returns their names in write order."""
     if model.served_as == "neighbours":
         write_neighbour_files(model.arrays(), folder)
         return NEIGHBOUR_FILES

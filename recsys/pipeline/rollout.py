@@ -18,8 +18,8 @@ from recsys import registry
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import STATUS_LIVE
 from recsys.integrity import OK, check_stored, require_intact
-from recsys.model.embedding_files import EMBEDDING_FILES, LEGACY_FILE
-from recsys.model.model_files import model_file_names
+from recsys.families.vectors.files import EMBEDDING_FILES, LEGACY_FILE
+from recsys.families.files import model_file_names
 from recsys.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, select
 from recsys.db.models import RecommendationModel
 from recsys.evaluation.protocol import EvalSplit
 from recsys.evaluation.selection import CandidateSpec, served_metrics
-from recsys.model.train import TrainParams
+from recsys.families.hybrid.fit import TrainParams
 from recsys.settings import Settings
 
 log = logging.getLogger(__name__)

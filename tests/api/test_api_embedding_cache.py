@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from recsys.api import embedding_cache
-from recsys.api.embeddings import EmbeddingsError, load_embeddings
+from recsys.families.vectors.served import EmbeddingsError, load_embeddings
 from recsys.integrity import ArtifactIntegrityError
 from recsys.artifacts import LocalArtifactStore, model_key
-from recsys.model.embedding_files import EMBEDDING_FILES, publish_arrays
+from recsys.families.vectors.files import EMBEDDING_FILES, publish_arrays
 
 
 def arrays(seed=0, users=40, items=30, dim=5):

@@ -8,9 +8,9 @@ import io
 import numpy as np
 import pytest
 
-from recsys.api.embeddings import EmbeddingsError, ModelEmbeddings, load_embeddings
+from recsys.families.vectors.served import EmbeddingsError, ModelEmbeddings, load_embeddings
 from recsys.artifacts import model_key
-from recsys.model.embedding_files import publish_arrays
+from recsys.families.vectors.files import publish_arrays
 
 
 class Reference:

@@ -16,7 +16,7 @@ from recsys import registry
 from recsys.api.app import create_app
 from recsys.api.refresh import refresh_model
 from recsys.artifacts import LocalArtifactStore, model_key
-from recsys.model.embedding_files import publish_arrays
+from recsys.families.vectors.files import publish_arrays
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ import pytest
 
 from bench import api_memory_worker as W
 from bench.bench_api_memory import figures, one_round, per_unit, publish_synthetic, summarise
-from recsys.api.embeddings import load_embeddings
+from recsys.families.vectors.served import load_embeddings
 from recsys.artifacts import LocalArtifactStore
 
 

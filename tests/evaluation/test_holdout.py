@@ -11,7 +11,8 @@ import pytest
 from recsys import registry
 from recsys.evaluation.popularity import RandomModel
 from recsys.evaluation.holdout import build_split, evaluate_candidate, evaluate_model
-from recsys.model.train import TrainParams, train_model
+from recsys.families.hybrid.fit import TrainParams
+from recsys.pipeline.train import train_model
 from tests.conftest import LAST_EVENT_DAY
 
 USERS = pd.DataFrame({"user_id": [1, 2, 3, 4], "country": "US", "language": "en", "device_type": "mobile"})

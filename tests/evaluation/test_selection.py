@@ -14,7 +14,7 @@ from recsys.evaluation.logs import EventLogs
 from recsys.evaluation.models import BaselineConfig, HybridConfig
 from recsys.evaluation.protocol import Cutoff, Protocol, build_eval_split, choose_cutoff, validation_split
 from recsys.evaluation.runner import RunOptions, run_selection
-from recsys.model.train import TrainParams
+from recsys.families.hybrid.fit import TrainParams
 from tests.evaluation.eval_helpers import synthetic_logs
 
 # small and single-threaded: seeded training is bit-identical

@@ -13,9 +13,9 @@ from recsys.evaluation.baselines import ModelUnavailableError
 from recsys.evaluation.models import MODEL_NAMES, HybridConfig, build_model
 from recsys.evaluation.protocol import Cutoff, Protocol, build_eval_split
 from recsys.evaluation.scoring import measure
-from recsys.evaluation.sequential_model import fit_sequential_model
-from recsys.model.train import TrainParams
-from recsys.sequential.scoring import score_products
+from recsys.families.sequential.evaluation import fit_sequential_model
+from recsys.families.hybrid.fit import TrainParams
+from recsys.families.sequential.scoring import score_products
 from tests.evaluation.eval_helpers import CUT, shop_logs
 
 FAST = {"max_len": 8, "dim": 16, "layers": 1, "heads": 1, "max_epochs": 30, "patience": 5, "learning_rate": 5e-3}
@@ -33,7 +33,7 @@ def model(split):
 
 def test_sequential_is_one_of_the_compared_models(split, monkeypatch):
     calls = []
-    monkeypatch.setattr("recsys.evaluation.sequential_model.fit_sequential_model",
+    monkeypatch.setattr("recsys.families.sequential.evaluation.fit_sequential_model",
                         lambda s, **kw: calls.append((s, kw)) or "fitted")
     assert "sequential" in MODEL_NAMES
     assert build_model("sequential", split, HybridConfig(TrainParams(seed=3, threads=1))) == "fitted"
@@ -61,6 +61,6 @@ def test_it_learns_the_tastes_better_than_random(split, model):
 
 
 def test_it_is_unavailable_without_the_training_dependencies(split, monkeypatch):
-    monkeypatch.setitem(sys.modules, "recsys.sequential.train", None)  # as if torch were not installed
+    monkeypatch.setitem(sys.modules, "recsys.families.sequential.train", None)  # as if torch were not installed
     with pytest.raises(ModelUnavailableError, match="requirements-train.txt"):
         fit_sequential_model(split)

@@ -103,7 +103,7 @@ def test_without_the_training_modules_the_branch_is_skipped(shop_engine, local_s
     test waited for its retries. Now it is skipped, saying what to install."""
     import sys
 
-    monkeypatch.setitem(sys.modules, "recsys.sequential.train", None)  # as if torch were not installed
+    monkeypatch.setitem(sys.modules, "recsys.families.sequential.train", None)  # as if torch were not installed
     with pytest.raises(nightly.Skip, match="needs torch.*requirements-train.txt"):
         nightly.train_sequential(shop_engine, local_store, DAY, FAST)
     assert {s["step"]: s["status"] for s in get_steps(shop_engine, DAY)}["train_sequential"] == "SKIPPED"

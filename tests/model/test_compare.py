@@ -1,8 +1,8 @@
-"""recsys.model.compare: two registry rows side by side."""
+"""recsys.evaluation.compare: two registry rows side by side."""
 
 from __future__ import annotations
 
-from recsys.model.compare import compare_rows, format_table
+from recsys.evaluation.compare import compare_rows, format_table
 
 A = {"model_id": "A1", "model_type": "HYBRID", "status": "LIVE", "version": 1, "train_date": "2026-11-19",
      "training_samples_count": 1000, "decision": None,

@@ -7,16 +7,15 @@ import pandas as pd
 import pytest
 from lightfm.data import Dataset
 
-from recsys.model.features import (
+from recsys.families.hybrid.features import (
     FeatureSpace,
-    align_rows,
     item_attributes,
     price_band,
     token_vocabulary,
     tokenize,
     user_attributes,
-    value_segments,
 )
+from recsys.data.frames import align_rows, value_segments
 
 USERS = pd.DataFrame({
     "user_id": [1, 2, 3, 4, 5],

@@ -12,9 +12,10 @@ import pytest
 from recsys.artifacts import model_key
 from recsys.constants import ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
 from recsys.integrity import ArtifactIntegrityError
-from recsys.model.hybrid import HybridModel, ModelArtifactError
-from recsys.model.model_files import HYPER, STATE
-from recsys.model.train import TrainParams, fit_hybrid
+from recsys.families.hybrid.model import HybridModel
+from recsys.families.files import ModelArtifactError
+from recsys.families.hybrid.files import HYPER, STATE
+from recsys.families.hybrid.fit import TrainParams, fit_hybrid
 
 CATS = ["Shoes", "Books", "Toys"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from recsys.model import metrics as M
+from recsys.evaluation import metrics as M
 
 N_USERS, N_ITEMS, K = 60, 40, 10
 

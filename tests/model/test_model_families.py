@@ -11,10 +11,16 @@ import pytest
 from recsys.artifacts import model_key
 from recsys.integrity import ArtifactIntegrityError
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MODEL_TYPE_SEQUENTIAL, PURCHASE
-from recsys.model.families import (
-    FAMILIES, ScoringWindow, UnknownFamilyError, family_of, fit_family, load_model, servable_users,
+from recsys.families.registry import (
+    FAMILIES,
+    ScoringWindow,
+    UnknownFamilyError,
+    family_of,
+    fit_family,
+    load_model,
+    servable_users,
 )
-from recsys.model.model_files import MODEL_ARRAYS, ModelArtifactError
+from recsys.families.files import MODEL_ARRAYS, ModelArtifactError
 
 CONFIGS = {
     "hybrid": {"params": {"epochs": 3, "no_components": 8, "loss": "warp"}, "user_features": [],
@@ -98,7 +104,7 @@ def test_the_families_module_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import recsys.model.families as f; f.family_of('SEQUENTIAL'); "
+    code = ("import sys; import recsys.families.registry as f; f.family_of('SEQUENTIAL'); "
             "import recsys.pipeline.publish, recsys.evaluation.holdout; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -111,10 +117,10 @@ def test_the_sequential_family_trains_from_events_not_from_the_frame(data):
 
 def _saved_sequential(store, model_id: str, products: pd.DataFrame):
     """A small sequential model trained on successor sequences and saved as training saves it."""
-    from recsys.sequential.config import SequentialConfig
-    from recsys.sequential.export import export_model
-    from recsys.sequential.family import upload_folder
-    from recsys.sequential.train import fit_sequential
+    from recsys.families.sequential.config import SequentialConfig
+    from recsys.families.sequential.export import export_model
+    from recsys.families.sequential.store import upload_folder
+    from recsys.families.sequential.train import fit_sequential
 
     ids = products["product_id"].to_numpy()
     events = pd.DataFrame([(u, int(ids[(u + step) % len(ids)]), PURCHASE, 1_000 + step) for u in range(1, 41)
@@ -129,8 +135,8 @@ def test_a_sequential_row_loads_through_the_registry_and_scores_from_the_users_e
     from types import SimpleNamespace
 
     from recsys.db.models import UserEvent
-    from recsys.sequential.scoring import encode
-    from recsys.sequential.served import SequentialServed
+    from recsys.families.sequential.scoring import encode
+    from recsys.families.sequential.served import SequentialServed
 
     _, _, products = data
     row = SimpleNamespace(model_id="s1", model_type=MODEL_TYPE_SEQUENTIAL,

@@ -12,16 +12,10 @@ import pytest
 from recsys import registry
 from recsys.constants import EVENT_WEIGHTS, PURCHASE, STATUS_TRAINING
 from recsys.db.bulk import upsert_rows
-from recsys.model.hybrid import HybridModel
-from recsys.model.train import (
-    NoTrainingDataError,
-    TrainParams,
-    fit_hybrid,
-    load_products,
-    load_training_frame,
-    load_users,
-    train_model,
-)
+from recsys.families.hybrid.model import HybridModel
+from recsys.data.frames import NoTrainingDataError, load_products, load_training_frame, load_users
+from recsys.families.hybrid.fit import TrainParams, fit_hybrid
+from recsys.pipeline.train import train_model
 from recsys.settings import Settings
 from recsys.timeutil import day_start_ms
 from tests.conftest import LAST_EVENT_DAY

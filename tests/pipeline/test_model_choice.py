@@ -144,7 +144,7 @@ def test_without_torch_the_sequential_candidate_is_skipped_not_a_failure(shop_en
     import sys
 
     env(selection_candidates="hybrid-default,sequential", no_components=8)
-    monkeypatch.setitem(sys.modules, "recsys.sequential.train", None)  # as if torch were not installed
+    monkeypatch.setitem(sys.modules, "recsys.families.sequential.train", None)  # as if torch were not installed
     trained = nightly.train(shop_engine, local_store, DAY, FAST)
     table = registry.get_model(shop_engine, trained["model_id"]).params["selection"]
     sequential = table["candidates"][1]
@@ -156,7 +156,7 @@ def test_without_torch_the_sequential_candidate_is_skipped_not_a_failure(shop_en
 def test_a_pinned_sequential_model_goes_through_evaluate_promotion_publish_and_precompute(
         shop_engine, local_store, redis_client, env):
     from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_LIVE
-    from recsys.sequential.config import SequentialConfig
+    from recsys.families.sequential.config import SequentialConfig
 
     env(selection_candidates="hybrid-default", sequential_time_budget_seconds=3)
     pinned = {**FAST, "family": "sequential", "force_promotion": True}

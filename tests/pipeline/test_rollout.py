@@ -10,7 +10,8 @@ import redis as redis_lib
 from recsys import registry
 from recsys.artifacts import model_key
 from recsys.integrity import ArtifactIntegrityError
-from recsys.model.train import TrainParams, train_model
+from recsys.families.hybrid.fit import TrainParams
+from recsys.pipeline.train import train_model
 from recsys.pipeline import precompute, rollout
 from recsys.pipeline.publish import publish_model
 from recsys.settings import Settings

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, PURCHASE
-from recsys.sequential.config import SequentialConfig
+from recsys.families.sequential.config import SequentialConfig
 
 N_PRODUCTS = 40
 FIRST_ID = 1000  # product ids are FIRST_ID + i

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.sequential import config as C
-from recsys.sequential.export import export_model
-from recsys.sequential.scoring import add_products, encode, load_runtime, score_next, score_products
-from recsys.sequential.train import fit_sequential
+from recsys.families.sequential import config as C
+from recsys.families.sequential.export import export_model
+from recsys.families.sequential.scoring import add_products, encode, load_runtime, score_next, score_products
+from recsys.families.sequential.train import fit_sequential
 from tests.sequential.seq_helpers import FIRST_ID, N_PRODUCTS, SMALL, probe_sequences, products, successor, \
     successor_events
 
@@ -97,7 +97,7 @@ def test_the_scoring_module_never_imports_torch(exported):
     code = textwrap.dedent(f"""
         import sys
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
-        from recsys.sequential.scoring import load_runtime, score_next
+        from recsys.families.sequential.scoring import load_runtime, score_next
         items, scores = score_next(load_runtime({str(folder)!r}), {probe!r}, 3)
         print(int(items[0]))
         assert not any(name == "torch" or name.startswith("torch.") for name, m in sys.modules.items() if m)

@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, IMPRESSION, PURCHASE, RETURN, VIEW
-from recsys.model.features import price_band
-from recsys.sequential.attributes import category_index, price_band_index
-from recsys.sequential.config import FIRST_ITEM, PAD, UNKNOWN, SequentialConfig
-from recsys.sequential.data import build_vocab, make_training_data, user_sequences
+from recsys.families.hybrid.features import price_band
+from recsys.families.sequential.attributes import category_index, price_band_index
+from recsys.families.sequential.config import FIRST_ITEM, PAD, UNKNOWN, SequentialConfig
+from recsys.families.sequential.data import build_vocab, make_training_data, user_sequences
 from tests.sequential.seq_helpers import products
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from recsys.constants import COL_ITEM
-from recsys.sequential.config import FIRST_ITEM
-from recsys.sequential.data import build_vocab, make_training_data, user_sequences
-from recsys.sequential.train import fit_sequential, train_model
+from recsys.families.sequential.config import FIRST_ITEM
+from recsys.families.sequential.data import build_vocab, make_training_data, user_sequences
+from recsys.families.sequential.train import fit_sequential, train_model
 from tests.sequential.seq_helpers import SMALL, probe_sequences, products, successor, successor_events
 
 
@@ -62,7 +62,7 @@ def test_the_time_budget_stops_training():
 def test_the_time_budget_is_wall_time_checked_before_every_batch(monkeypatch):
     """A clock that moves 1 s per reading: a 5 s budget cuts the first epoch after a few batches
     (an epoch-end check would have run all of them), and the cut epoch's model is still kept."""
-    import recsys.sequential.train as train
+    import recsys.families.sequential.train as train
 
     vocab, data = successor_data()
     config = dataclasses.replace(SMALL, batch_size=4, max_epochs=200, patience=200, time_budget_s=5)

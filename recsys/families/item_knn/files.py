@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.model.embedding_files import NEIGHBOUR_MARKER, EmbeddingsError, check_increasing, load_folder
+from recsys.families.vectors.files import NEIGHBOUR_MARKER, EmbeddingsError, check_increasing, load_folder
 
 NEIGHBOUR_FILES = ("user_ids.npy", "history_indptr.npy", "history_indices.npy", "history_data.npy",
                    "item_ids.npy", "neighbour_indptr.npy", "neighbour_indices.npy", NEIGHBOUR_MARKER)  # write order

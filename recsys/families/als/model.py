@@ -4,7 +4,7 @@ vectors go through the same files, precompute and on-the-fly scoring as the hybr
 Score of user u for item i: ``user_factors[u] @ item_factors[i]``. Only users and products seen in
 training have factors (no cold start): precompute and publish serve the known users only, and a
 product first seen after training scores 0. On disk: ``model.npz`` (``user_ids``, ``item_ids``,
-``user_factors``, ``item_factors``) and ``model.json`` (``recsys.model.model_files.save_arrays``).
+``user_factors``, ``item_factors``) and ``model.json`` (``recsys.families.hybrid.files.save_arrays``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pandas as pd
 
 from recsys.artifacts import ArtifactStore
 from recsys.constants import COL_ITEM, COL_USER
-from recsys.model.features import require_columns
-from recsys.model.id_matrix import positions, user_item_matrix
-from recsys.model.model_files import load_arrays, save_arrays
+from recsys.data.frames import require_columns
+from recsys.families.matrix import positions, user_item_matrix
+from recsys.families.files import load_arrays, save_arrays
 
 FAMILY = "als"
 

@@ -26,75 +26,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.constants import (
-    COL_EVENT_TYPE, COL_ITEM, COL_PRICE, COL_USER, ITEM_FEATURE_GROUPS, PURCHASE, USER_FEATURE_GROUPS,
-)
+from recsys.constants import COL_USER, ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
+from recsys.data.frames import ITEM_COLUMNS, USER_COLUMNS, require_columns
 
-USER_COLUMNS = (COL_USER, "country", "language", "device_type")
-ITEM_COLUMNS = (COL_ITEM, "category", "price", "name")
 USER_ATTRIBUTES = {"country": "country", "language": "lang", "device_type": "device"}
 # the attribute groups a model can be trained with (recsys.constants), by name -> the prefix of their features
 USER_FEATURES = dict(zip(USER_FEATURE_GROUPS, ("country", "lang", "device", "segment")))
 ITEM_FEATURES = dict(zip(ITEM_FEATURE_GROUPS, ("category", "price", "token")))
-SEGMENT_NEW, SEGMENT_REGULAR, SEGMENT_WHALE = "new", "regular", "whale"
 ATTRIBUTE_FRAME = ("row", "feature", "weight")
 
 STOP_WORDS = frozenset(
     "a an and are as at be by for from in into is it of on or set the to with without".split()
 )
 _WORD = re.compile(r"[^\W\d_]{2,}")
-
-
-def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    """Raise a readable ``ValueError`` when ``df`` lacks any of ``columns``."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} frame lacks column(s) {missing}; has {list(df.columns)}")
-
-
-def align_rows(ids: Iterable, table: pd.DataFrame, key: str, columns: Iterable[str]) -> pd.DataFrame:
-    """One row per id, in ``ids`` order, with ``columns`` of ``table`` (ids absent from it get NaN attributes)."""
-    known = table[list(columns)].drop_duplicates(key).set_index(key)
-    return known.reindex(pd.Index(ids, name=key)).reset_index()
-
-
-# --- value segments --------------------------------------------------------
-def _purchase_totals(interactions: pd.DataFrame) -> pd.DataFrame:
-    """Per user: purchases and spend, from event rows or from aggregated rows."""
-    if COL_EVENT_TYPE in interactions.columns:
-        bought = interactions[interactions[COL_EVENT_TYPE] == PURCHASE]
-        spend = bought[COL_PRICE] if COL_PRICE in bought.columns else pd.Series(0.0, index=bought.index)
-        frame = pd.DataFrame({COL_USER: bought[COL_USER], "purchases": 1.0, "spend": spend})
-    elif "purchases" in interactions.columns:
-        spend = interactions["spend"] if "spend" in interactions.columns else 0.0
-        frame = pd.DataFrame({COL_USER: interactions[COL_USER], "purchases": interactions["purchases"], "spend": spend})
-    else:
-        raise ValueError("interactions need an 'event_type' column (events) or a 'purchases' column (aggregates)")
-    totals = frame.fillna({"spend": 0.0}).groupby(COL_USER)[["purchases", "spend"]].sum()
-    return totals[totals["purchases"] > 0]
-
-
-def value_segments(interactions_df: pd.DataFrame, users_df: pd.DataFrame, *, whale_quantile: float = 0.9) -> pd.Series:
-    """Value segment of every user of ``users_df``, from the purchases in ``interactions_df``.
-
-    ``interactions_df`` is either event rows (``user_id, event_type`` and optionally
-    ``price``) or aggregated rows (``user_id, purchases`` and optionally ``spend``),
-    restricted by the caller to the window of interest. A user with no purchase is
-    ``new``; buyers whose value (spend, or purchase count when no spend is known) is
-    at or above the ``whale_quantile`` of all buyers' values are ``whale``; other
-    buyers are ``regular``. Returns a Series indexed by ``user_id``.
-    """
-    if not 0.0 < whale_quantile < 1.0:
-        raise ValueError(f"whale_quantile must be in (0, 1), got {whale_quantile}")
-    require_columns(interactions_df, [COL_USER], "interactions")
-    require_columns(users_df, [COL_USER], "users")
-    totals = _purchase_totals(interactions_df)
-    value = totals["spend"] if totals["spend"].sum() > 0 else totals["purchases"]
-    segment = pd.Series(SEGMENT_REGULAR, index=totals.index, dtype=object)
-    if len(value):
-        segment[value >= value.quantile(whale_quantile)] = SEGMENT_WHALE
-    ids = pd.Index(users_df[COL_USER].to_numpy(), name=COL_USER)
-    return segment.reindex(ids).fillna(SEGMENT_NEW).rename("value_segment")
 
 
 # --- item attributes ---------------------------------------------------------

@@ -32,22 +32,18 @@ import pandas as pd
 
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.integrity import verify_bytes
-from recsys.model.features import FeatureSpace
+from recsys.families.files import (
+    FORMAT, LEGACY_MODEL, MODEL_ARRAYS, MODEL_FILES, MODEL_META, ModelArtifactError, model_file_names,
+)
+from recsys.families.hybrid.features import FeatureSpace
 
 if TYPE_CHECKING:
-    from recsys.model.hybrid import HybridModel
+    from recsys.families.hybrid.model import HybridModel
 
-MODEL_ARRAYS, MODEL_META, LEGACY_MODEL = "model.npz", "model.json", "model.pkl"
-MODEL_FILES = (MODEL_ARRAYS, MODEL_META)  # write order
-FORMAT = 1
 STATE = tuple(f"{side}_{part}" for side in ("item", "user") for part in (
     "embeddings", "embedding_gradients", "embedding_momentum", "biases", "bias_gradients", "bias_momentum"))
 HYPER = ("no_components", "k", "n", "learning_schedule", "loss", "learning_rate", "rho", "epsilon",
          "max_sampled", "item_alpha", "user_alpha")
-
-
-class ModelArtifactError(LookupError):
-    """A model's files are missing or do not hold a model."""
 
 
 def _space_parts(space: FeatureSpace, side: str) -> tuple[dict, dict]:
@@ -87,7 +83,7 @@ def decode(files: Mapping[str, bytes], where: str) -> HybridModel:
     """The ``HybridModel`` of verified ``model.npz`` and ``model.json`` bytes."""
     from lightfm import LightFM
 
-    from recsys.model.hybrid import HybridModel
+    from recsys.families.hybrid.model import HybridModel
 
     try:
         meta = json.loads(files[MODEL_META])
@@ -117,54 +113,9 @@ def save_model(model: HybridModel, store: ArtifactStore, model_id: str) -> dict[
     return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
 
 
-def save_arrays(store: ArtifactStore, model_id: str, arrays: Mapping[str, np.ndarray],
-                meta: dict) -> dict[str, str]:
-    """A model of another family than the hybrid as ``model.npz`` (``arrays``) then ``model.json``
-    (``meta``, with ``format``); returns their ``{name: sha256}`` for the registry."""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    files = {MODEL_ARRAYS: buf.getvalue(), MODEL_META: json.dumps({"format": FORMAT, **meta}, default=str).encode()}
-    for name, data in files.items():
-        store.put_bytes(model_key(model_id, name), data)
-    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-
-
-def load_arrays(store: ArtifactStore, model_id: str, checksums: Mapping[str, str] | None,
-                family: str) -> tuple[dict[str, np.ndarray], dict]:
-    """The verified arrays and metadata written by ``save_arrays`` for a model of ``family``."""
-    files = {}
-    for name in MODEL_FILES:
-        key = model_key(model_id, name)
-        if not store.exists(key):
-            raise ModelArtifactError(f"no model artifact {store.uri(key)} for model {model_id}")
-        files[name] = verify_bytes(store.get_bytes(key), checksums, name, store.uri(key))
-    where = store.uri(model_key(model_id, MODEL_META))
-    try:
-        meta = json.loads(files[MODEL_META])
-        with np.load(io.BytesIO(files[MODEL_ARRAYS]), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (TypeError, ValueError, OSError) as exc:
-        raise ModelArtifactError(f"{where}: not a saved {family} model ({type(exc).__name__}: {exc})") from exc
-    if meta.get("format") != FORMAT or meta.get("family") != family:
-        raise ModelArtifactError(f"{where}: a {meta.get('family', 'hybrid')!r} model of format "
-                                 f"{meta.get('format')!r}, not a {family!r} model of format {FORMAT}")
-    return arrays, meta
-
-
-def model_saved(store: ArtifactStore, model_id: str) -> bool:
-    """The model's files are in the store (this version's, or an earlier version's pickle)."""
-    return store.exists(model_key(model_id, MODEL_META)) or store.exists(model_key(model_id, LEGACY_MODEL))
-
-
-def model_file_names(store: ArtifactStore, model_id: str) -> tuple[str, ...]:
-    """The names of the model's own files in the store: ``MODEL_FILES`` or the legacy pickle."""
-    return (LEGACY_MODEL,) if not store.exists(model_key(model_id, MODEL_META)) and store.exists(
-        model_key(model_id, LEGACY_MODEL)) else MODEL_FILES
-
-
 def load_model(store: ArtifactStore, model_id: str, checksums: Mapping[str, str] | None) -> HybridModel:
     """Read, verify (``ArtifactIntegrityError`` naming the file) and rebuild a model."""
-    from recsys.model.hybrid import HybridModel
+    from recsys.families.hybrid.model import HybridModel
 
     names = model_file_names(store, model_id)
     files = {}

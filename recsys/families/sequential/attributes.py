@@ -1,7 +1,7 @@
 """Product attributes as embedding indices (numpy only: the scoring side uses them too).
 
 Price band: ``1 + clip(floor(log2(max(price, 1))), 0, N_PRICE_BANDS - 1)`` (the hybrid's log2 bands,
-``recsys.model.features.price_band``, so a new product needs no stored edges); 0 = no or a bad price.
+``recsys.families.hybrid.features.price_band``, so a new product needs no stored edges); 0 = no or a bad price.
 Category: ``1 + position`` in the model's category list; 0 = missing or not in the list.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from recsys.sequential.config import N_PRICE_BANDS
+from recsys.families.sequential.config import N_PRICE_BANDS
 
 
 def price_band_index(prices: Iterable) -> np.ndarray:

@@ -17,17 +17,11 @@ import scipy.sparse as sp
 
 from recsys.artifacts import ArtifactStore
 from recsys.constants import COL_ITEM, COL_USER
-from recsys.model.features import (
-    ITEM_COLUMNS,
-    SEGMENT_NEW,
-    USER_COLUMNS,
-    FeatureSpace,
-    item_attributes,
-    require_columns,
-    user_attributes,
-)
+from recsys.data.frames import ITEM_COLUMNS, SEGMENT_NEW, USER_COLUMNS, require_columns
+from recsys.families.hybrid.features import FeatureSpace, item_attributes, user_attributes
 
-from recsys.model.model_files import ModelArtifactError, load_model, save_model
+from recsys.families.files import ModelArtifactError
+from recsys.families.hybrid.files import load_model, save_model
 
 __all__ = ["HybridModel", "ModelArtifactError"]
 
@@ -42,7 +36,7 @@ def _check_ids(df: pd.DataFrame, column: str, what: str) -> np.ndarray:
 class HybridModel:
     """The fitted LightFM model, its feature spaces, token vocabulary and training-time user segments."""
 
-    served_as, cold_start_users = "vectors", True  # recsys.model.families
+    served_as, cold_start_users = "vectors", True  # recsys.families.registry
 
     def __init__(
         self,
@@ -110,7 +104,7 @@ class HybridModel:
         """(n, m) float32 scores of every user row for every product row."""
         return self.user_vectors(users_df) @ self.item_vectors(products_df).T
 
-    # --- persistence (recsys.model.model_files: no pickle) ----------------------------
+    # --- persistence (recsys.families.hybrid.files: no pickle) ----------------------------
     def save(self, store: ArtifactStore, model_id: str) -> dict[str, str]:
         """``models/<model_id>/model.npz`` and ``model.json``; returns their ``{name: sha256}``."""
         return save_model(self, store, model_id)

@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from recsys.sequential.config import FIRST_ITEM, PAD, SequentialConfig
-from recsys.sequential.data import ItemVocab, TrainingData, build_vocab, make_training_data, user_sequences
-from recsys.sequential.model import SequentialModel
+from recsys.families.sequential.config import FIRST_ITEM, PAD, SequentialConfig
+from recsys.families.sequential.data import ItemVocab, TrainingData, build_vocab, make_training_data, user_sequences
+from recsys.families.sequential.model import SequentialModel
 
 log = logging.getLogger(__name__)
 VAL_K = 10

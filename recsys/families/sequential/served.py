@@ -4,12 +4,12 @@
 (catalogue order; a product added after training gets its attributes' vector), ``user_vectors(users)``
 (the encoder's state after each user's recent sequence, read from ``user_events`` before ``until_ms``;
 zeros for a user without one), ``score(users, products)`` and ``dim``. The sequence is the one the API
-keeps (``recsys.sequential.recent``: distinct products newest first), so precomputed lists, the
+keeps (``recsys.families.sequential.recent``: distinct products newest first), so precomputed lists, the
 evaluation and real-time scoring read the same input. ``just_viewed(user_id)`` names the newest product
 of the last block scored, for the reason "Because you just viewed ...".
 
 ``load_served``, ``publish_sequential``, ``sequential_published``: the ``load``, ``publish`` and
-``published`` of the ``sequential`` entry of ``recsys.model.families``, so that evaluate, precompute,
+``published`` of the ``sequential`` entry of ``recsys.families.registry``, so that evaluate, precompute,
 publish and A/B tests reach a sequential model the way they reach any other (``families.load_model``).
 """
 
@@ -25,9 +25,9 @@ from sqlalchemy import Engine
 
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import COL_ITEM, COL_USER, MS_PER_DAY
-from recsys.model.features import require_columns
-from recsys.sequential.family import SEQUENTIAL_FILES, load_events, load_sequential
-from recsys.sequential.recent import newest_first, sequence_key
+from recsys.data.frames import require_columns
+from recsys.families.sequential.store import SEQUENTIAL_FILES, load_events, load_sequential
+from recsys.families.sequential.recent import newest_first, sequence_key
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class SequentialServed:
 
     def item_vectors(self, products: pd.DataFrame) -> np.ndarray:
         """Vectors of ``products`` in their order; products the model never saw get their attributes' vector."""
-        from recsys.sequential.scoring import add_products
+        from recsys.families.sequential.scoring import add_products
 
         require_columns(products, (COL_ITEM, "category", "price"), "products")
         new = products[~products[COL_ITEM].isin(list(self.runtime.rows))].drop_duplicates(COL_ITEM)
@@ -68,7 +68,7 @@ class SequentialServed:
         return out
 
     def user_vectors(self, users: pd.DataFrame, segments=None) -> np.ndarray:
-        from recsys.sequential.scoring import encode
+        from recsys.families.sequential.scoring import encode
 
         require_columns(users, (COL_USER,), "users")
         ids = users[COL_USER].astype(int).tolist()
@@ -102,10 +102,10 @@ def list_fields(model, user_id: int) -> dict:
 
 def load_served(store: ArtifactStore, model_id: str, checksums, window) -> SequentialServed:
     """The verified model ``model_id`` reading each user's sequence from ``window``
-    (``recsys.model.families.ScoringWindow``: before ``until_ms``, over ``lookback_days``)."""
+    (``recsys.families.registry.ScoringWindow``: before ``until_ms``, over ``lookback_days``)."""
     if window is None:
         raise ValueError(f"sequential model {model_id} scores from each user's recent events: "
-                         "load it with a ScoringWindow (recsys.model.families.load_model)")
+                         "load it with a ScoringWindow (recsys.families.registry.load_model)")
     runtime = load_sequential(store, model_id, checksums)
     return SequentialServed(model_id, runtime, window.engine, window.until_ms, window.lookback_days)
 

@@ -1,6 +1,6 @@
 """A served model's embeddings: on-the-fly scoring and similar items, over memory-mapped files.
 
-A published model's ``.npy`` files (``recsys.model.embedding_files``) are downloaded
+A published model's ``.npy`` files (``recsys.families.vectors.files``) are downloaded
 once per node into ``<var_dir>/embeddings/<model_id>/`` (``embedding_cache``) and
 mapped read-only after their SHA-256 matched the registry's record, so every worker of the node shares one copy in the page cache
 and only the pages a request touches are resident. Ids are found with
@@ -11,7 +11,7 @@ The score of user u for item i is ``user_vectors[u] @ item_vectors[i]``. Item
 similarity is the cosine of the item embeddings without the bias column, computed
 per query from ``item_norms``. Items never seen in training have vectors from their
 features (hybrid), so new products are scored too. An item-kNN model is published as a
-neighbour matrix instead; ``load_embeddings`` returns a ``recsys.api.neighbours.NeighbourScores``
+neighbour matrix instead; ``load_embeddings`` returns a ``recsys.families.item_knn.served.NeighbourScores``
 for it, with the same methods.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from recsys.api.embedding_cache import ensure_local
 from recsys.artifacts import ArtifactStore
-from recsys.model.embedding_files import (
+from recsys.families.vectors.files import (
     LEGACY_FILE,
     NEIGHBOUR_MARKER,
     EmbeddingsError,
@@ -142,7 +142,7 @@ def load_embeddings(store: ArtifactStore, model_id: str, cache_root: Path, check
     verified legacy ``embeddings.npz`` read whole. Blocking: call it in a thread."""
     folder = ensure_local(store, model_id, Path(cache_root), checksums)
     if folder is not None and (folder / NEIGHBOUR_MARKER).exists():  # an item-kNN model
-        from recsys.api.neighbours import NeighbourScores
+        from recsys.families.item_knn.served import NeighbourScores
 
         return NeighbourScores.from_folder(model_id, folder)
     if folder is not None:

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, EVENT_WEIGHTS
-from recsys.model.features import require_columns
-from recsys.sequential.attributes import category_index, price_band_index
-from recsys.sequential.config import FIRST_ITEM, PAD, UNKNOWN
+from recsys.data.frames import require_columns
+from recsys.families.sequential.attributes import category_index, price_band_index
+from recsys.families.sequential.config import FIRST_ITEM, PAD, UNKNOWN
 
 SIGNAL_EVENTS = tuple(t for t, w in EVENT_WEIGHTS.items() if w > 0)
 

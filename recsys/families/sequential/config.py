@@ -9,7 +9,7 @@ PAD, UNKNOWN = 0, 1  # reserved item indices: padding, and a product the vocabul
 FIRST_ITEM = 2  # vocabulary index of the first real product
 N_PRICE_BANDS = 16  # log2 price bands 0..14 and ">= 2**15"; index 0 of the band table = no price
 
-# artifact files (recsys.sequential.export writes them, recsys.sequential.scoring reads them)
+# artifact files (recsys.families.sequential.export writes them, recsys.families.sequential.scoring reads them)
 ENCODER_FILE = "encoder.onnx"
 CONFIG_FILE = "config.json"
 PRODUCT_IDS_FILE = "product_ids.npy"  # int64, vocabulary order (index FIRST_ITEM + row)

@@ -3,12 +3,12 @@
 A family (``FAMILIES``, keyed by name) says how its models are trained, loaded and published:
 
 - ``fit(frame, users, products, config, *, seed, threads, info) -> model``: trains on an aggregated
-  training frame (``recsys.model.train.load_training_frame``); ``config`` is the JSON configuration the
+  training frame (``recsys.pipeline.train.load_training_frame``); ``config`` is the JSON configuration the
   registry records (``recsys.evaluation.selection.CandidateSpec.config``), so a row says exactly
   what its model was trained with. ``None`` for a family that reads its own training data: then
   ``train(engine, store, day, params, config, record) -> dict`` trains, saves and registers the model
   (the sequential model reads each user's ordered events, not the aggregated frame);
-  ``recsys.model.train.train_model`` calls one or the other;
+  ``recsys.pipeline.train.train_model`` calls one or the other;
 - ``load(store, model_id, checksums, window) -> model``: the saved model, its files checked against the
   registry's checksums before they are parsed (``ArtifactIntegrityError`` otherwise). ``window``
   (``ScoringWindow``: engine, end, look-back) is where a model that scores from each user's recent
@@ -24,11 +24,11 @@ A frame family's model has ``save(store, model_id) -> {file: sha256}``, ``score(
 
 - ``served_as = "vectors"`` (hybrid, lightfm-cf, als): ``user_vectors(users, value_segment)`` and
   ``item_vectors(products)``, float32 arrays whose inner product is the score; published as the
-  ``.npy`` files of ``recsys.model.embedding_files``;
+  ``.npy`` files of ``recsys.families.vectors.files``;
 - ``served_as = "neighbours"`` (item-knn): the same two methods return sparse matrices (history rows,
-  neighbour columns); published as ``recsys.model.neighbour_files``.
+  neighbour columns); published as ``recsys.families.item_knn.files``.
 
-A sequential model loads as ``recsys.sequential.served.SequentialServed``: ``user_vectors`` (each
+A sequential model loads as ``recsys.families.sequential.served.SequentialServed``: ``user_vectors`` (each
 user's encoded sequence before the window's end), ``item_vectors``, ``score`` and ``dim``, which is
 what evaluate and precompute use. ``cold_start_users`` says whether the model scores users unseen in
 training (hybrid: from their attributes); when False, publish and precompute serve the known users only.
@@ -36,7 +36,7 @@ training (hybrid: from their attributes); when False, publish and precompute ser
 The registry's ``model_type`` is ``HYBRID`` for the hybrid (rows written before families existed),
 ``SEQUENTIAL`` for the sequential model (rows of the nightly sequential branch) and the family name
 for the others; ``family_of`` reads any of them. Nothing here imports torch: the sequential family
-trains through ``recsys.sequential.family`` (torch imported there, at training) and loads through
+trains through ``recsys.families.sequential.store`` (torch imported there, at training) and loads through
 onnxruntime.
 """
 
@@ -74,13 +74,13 @@ class ScoringWindow:
 
 
 def _model_files_saved(store: ArtifactStore, model_id: str) -> bool:
-    from recsys.model.model_files import model_saved
+    from recsys.families.files import model_saved
 
     return model_saved(store, model_id)
 
 
 def _served_files_published(store: ArtifactStore, model_id: str) -> bool:
-    from recsys.model.embedding_files import published_format
+    from recsys.families.vectors.files import published_format
 
     return published_format(store, model_id) is not None
 
@@ -101,7 +101,7 @@ class Family:
 
 
 def _train_params(config: Mapping, seed: int, threads: int, features: bool):
-    from recsys.model.train import TrainParams
+    from recsys.families.hybrid.fit import TrainParams
 
     params = dict(config.get("params") or {})
     params.update(seed=seed, threads=threads)
@@ -116,68 +116,68 @@ def _train_params(config: Mapping, seed: int, threads: int, features: bool):
 
 def _fit_lightfm(features: bool):
     def fit(frame, users, products, config, *, seed, threads, info=None):
-        from recsys.model.train import fit_hybrid
+        from recsys.families.hybrid.fit import fit_hybrid
 
         return fit_hybrid(frame, users, products, _train_params(config, seed, threads, features), info)
     return fit
 
 
 def _fit_als(frame, users, products, config, *, seed, threads, info=None):
-    from recsys.model.als import ALSModel
+    from recsys.families.als.model import ALSModel
 
     return ALSModel.fit(frame, seed=seed, threads=threads, info=info, **dict(config))
 
 
 def _fit_knn(frame, users, products, config, *, seed, threads, info=None):
-    from recsys.model.item_knn import ItemKNNModel
+    from recsys.families.item_knn.model import ItemKNNModel
 
     return ItemKNNModel.fit(frame, int(config.get("neighbours", 100)), info=info)
 
 
 def _load_hybrid(store, model_id, checksums, window=None):
-    from recsys.model.hybrid import HybridModel
+    from recsys.families.hybrid.model import HybridModel
 
     return HybridModel.load(store, model_id, checksums)
 
 
 def _load_als(store, model_id, checksums, window=None):
-    from recsys.model.als import ALSModel
+    from recsys.families.als.model import ALSModel
 
     return ALSModel.load(store, model_id, checksums)
 
 
 def _load_knn(store, model_id, checksums, window=None):
-    from recsys.model.item_knn import ItemKNNModel
+    from recsys.families.item_knn.model import ItemKNNModel
 
     return ItemKNNModel.load(store, model_id, checksums)
 
 
 def _train_sequential(engine, store, day, params, config, record):
-    from recsys.sequential.family import train_family
+    from recsys.families.sequential.store import train_family
 
     return train_family(engine, store, day, params, config, record)
 
 
 def _load_sequential(store, model_id, checksums, window=None):
-    from recsys.sequential.served import load_served
+    from recsys.families.sequential.served import load_served
 
     return load_served(store, model_id, checksums, window)
 
 
 def _publish_sequential(engine, store, row, keep, rollback_depth):
-    from recsys.sequential.served import publish_sequential
+    from recsys.families.sequential.served import publish_sequential
 
     return publish_sequential(engine, store, row, keep, rollback_depth)
 
 
 def _sequential_saved(store, model_id):
-    from recsys.sequential.family import sequential_saved
+    from recsys.families.sequential.store import sequential_saved
 
     return sequential_saved(store, model_id)
 
 
 def _sequential_published(store, model_id):
-    from recsys.sequential.served import sequential_published
+    from recsys.families.sequential.served import sequential_published
 
     return sequential_published(store, model_id)
 
@@ -206,7 +206,7 @@ def fit_family(name: str, frame: pd.DataFrame, users: pd.DataFrame, products: pd
     family = family_of(name)
     if family.fit is None:
         raise ValueError(f"model family {name!r} reads its own training data, not the aggregated frame: "
-                                 "train it with recsys.model.train.train_model")
+                                 "train it with recsys.pipeline.train.train_model")
     return family.fit(frame, users, products, config, seed=seed, threads=threads, info=info)
 
 

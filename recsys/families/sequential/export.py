@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys.sequential import config as C
-from recsys.sequential.train import FittedSequential
+from recsys.families.sequential import config as C
+from recsys.families.sequential.train import FittedSequential
 
 INPUT_NAMES = ("items", "categories", "bands")
 OUTPUT_NAME = "state"

@@ -8,7 +8,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.constants import COL_ITEM, COL_USER
-from recsys.model.features import require_columns
+from recsys.data.frames import require_columns
 
 
 def positions(index: pd.Index, ids) -> np.ndarray:

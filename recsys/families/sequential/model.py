@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from recsys.sequential.config import FIRST_ITEM, N_PRICE_BANDS, PAD, UNKNOWN, SequentialConfig
+from recsys.families.sequential.config import FIRST_ITEM, N_PRICE_BANDS, PAD, UNKNOWN, SequentialConfig
 
 INIT_STD = 0.02
 MASKED = -1e9  # additive attention bias of a forbidden position (finite: exported graphs stay NaN-free)

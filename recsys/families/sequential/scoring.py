@@ -26,8 +26,8 @@ import numpy as np
 import onnxruntime as ort
 from threadpoolctl import ThreadpoolController
 
-from recsys.sequential import config as C
-from recsys.sequential.attributes import category_index, price_band_index
+from recsys.families.sequential import config as C
+from recsys.families.sequential.attributes import category_index, price_band_index
 
 
 @functools.cache
@@ -62,7 +62,7 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
 
 
 def load_runtime(folder: str | Path, threads: int = 1, mmap: bool = True) -> SequentialRuntime:
-    """The runtime of an exported model folder (``recsys.sequential.export.export_model``)."""
+    """The runtime of an exported model folder (``recsys.families.sequential.export.export_model``)."""
     folder = Path(folder)
     if not (folder / C.CONFIG_FILE).is_file():
         raise ValueError(f"{folder} is not an exported sequential model (no {C.CONFIG_FILE})")

@@ -5,14 +5,14 @@
   ``RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS``), the ONNX export written to a local folder, every file
   uploaded to ``models/<model_id>/`` (``config.json`` last), then registered as TRAINING with
   ``model_type`` ``SEQUENTIAL`` and the SHA-256 of each file (write, then point).
-- ``train_family``: the ``train`` of the ``sequential`` entry of ``recsys.model.families`` (what
-  ``recsys.model.train.train_model`` calls when the nightly main line trains the sequential model): the
+- ``train_family``: the ``train`` of the ``sequential`` entry of ``recsys.families.registry`` (what
+  ``recsys.pipeline.train.train_model`` calls when the nightly main line trains the sequential model): the
   same training, its row's params laid out like every family's (the run's ``TrainParams``, ``family``,
   ``config``, the selection's record), so the nightly sequential branch's re-runs, which match the
   configuration's keys at the top level of ``params``, never take the main line's model for theirs.
 - ``load_sequential``: the files downloaded to a local folder, each checked against the registry's
   record before it is parsed (``ArtifactIntegrityError`` naming the file otherwise), then opened
-  with ``recsys.sequential.scoring.load_runtime`` (onnxruntime + numpy: no torch here).
+  with ``recsys.families.sequential.scoring.load_runtime`` (onnxruntime + numpy: no torch here).
 Torch is imported inside ``train_sequential_model`` only (requirements-train.txt).
 """
 
@@ -34,9 +34,9 @@ from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MODEL_TYPE_SEQUENTIAL
 from recsys.db.models import UserEvent
 from recsys.integrity import folder_checksums, verify_file
-from recsys.sequential import config as C
-from recsys.sequential.config import SequentialConfig
-from recsys.sequential.data import SIGNAL_EVENTS
+from recsys.families.sequential import config as C
+from recsys.families.sequential.config import SequentialConfig
+from recsys.families.sequential.data import SIGNAL_EVENTS
 from recsys.timeutil import day_start_ms
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ def training_unavailable() -> str | None:
     """Why the sequential model cannot be trained in this installation (torch and the ONNX exporter of
     ``requirements-train.txt`` are missing: the API's and ``make run``'s), or None."""
     try:
-        import recsys.sequential.export  # noqa: F401  (torch.onnx, onnx, onnxscript)
-        import recsys.sequential.train  # noqa: F401  (torch)
+        import recsys.families.sequential.export  # noqa: F401  (torch.onnx, onnx, onnxscript)
+        import recsys.families.sequential.train  # noqa: F401  (torch)
     except ImportError as exc:
         return f"the sequential model needs torch and onnx ({exc}); pip install -r requirements-train.txt"
     return None
@@ -69,7 +69,7 @@ def config_from_settings(settings, **overrides) -> SequentialConfig:
 
 
 def load_events(engine: Engine, start_ms: int, end_ms: int, user_ids: list[int] | None = None) -> pd.DataFrame:
-    """Signal events (``recsys.sequential.data.SIGNAL_EVENTS``) in ``[start_ms, end_ms)``, time order,
+    """Signal events (``recsys.families.sequential.data.SIGNAL_EVENTS``) in ``[start_ms, end_ms)``, time order,
     of ``user_ids`` when given."""
     e = UserEvent
     stmt = select(e.user_id, e.product_id, e.event_type, e.timestamp).where(
@@ -106,9 +106,9 @@ def train_sequential_model(engine: Engine, store: ArtifactStore, day: dt.date, w
     from ulid import ULID
 
     from recsys import registry
-    from recsys.model.train import load_products
-    from recsys.sequential.export import export_model
-    from recsys.sequential.train import fit_sequential
+    from recsys.data.frames import load_products
+    from recsys.families.sequential.export import export_model
+    from recsys.families.sequential.train import fit_sequential
 
     first, last = day - dt.timedelta(days=window_days - 1), day - dt.timedelta(days=1)
     started = time.perf_counter()
@@ -147,7 +147,7 @@ def train_family(engine: Engine, store: ArtifactStore, day: dt.date, params, con
         from recsys.settings import get_settings
 
         config = config_from_settings(get_settings())
-    from recsys.model.families import SEQUENTIAL
+    from recsys.families.registry import SEQUENTIAL
 
     recorded = {**dataclasses.asdict(params), "family": SEQUENTIAL, "config": config.as_dict(), **(record or {})}
     trained = train_sequential_model(engine, store, day, params.window_days, config, recorded)
@@ -173,7 +173,7 @@ def load_sequential(store: ArtifactStore, model_id: str, checksums: Mapping[str,
                     folder: Path | None = None, threads: int = 1):
     """The verified ``SequentialRuntime`` of a registered model (files kept in ``folder`` when given:
     the API's per-node cache; else read into memory from a temporary folder)."""
-    from recsys.sequential.scoring import load_runtime
+    from recsys.families.sequential.scoring import load_runtime
 
     if folder is not None:
         return load_runtime(download_verified(store, model_id, checksums, Path(folder)), threads=threads)

@@ -1,7 +1,7 @@
-"""The ``sequential`` row of ``python -m recsys evaluate``: the session model of ``recsys.sequential``.
+"""The ``sequential`` row of ``python -m recsys evaluate``: the session model of ``recsys.families.sequential``.
 
 Trained on the split's training events (the same as every other model), exported to ONNX
-and scored through the serving path (``recsys.sequential.scoring``): each evaluated user's
+and scored through the serving path (``recsys.families.sequential.scoring``): each evaluated user's
 product sequence up to the cut-off is the input, and every candidate product is scored
 (products first seen in the test, for the new-items slice, by their attributes alone).
 ``ModelUnavailableError`` when torch (requirements-train.txt) is not installed.
@@ -18,7 +18,7 @@ import pandas as pd
 from recsys.constants import COL_ITEM, COL_USER
 from recsys.evaluation.baselines import ModelUnavailableError
 from recsys.evaluation.protocol import EvalSplit
-from recsys.model.features import require_columns
+from recsys.data.frames import require_columns
 
 
 class SequentialEvalModel:
@@ -28,7 +28,7 @@ class SequentialEvalModel:
         self.runtime, self.sequences, self.training_summary = runtime, sequences, summary
 
     def score(self, users_df: pd.DataFrame, products_df: pd.DataFrame) -> np.ndarray:
-        from recsys.sequential.scoring import score_products
+        from recsys.families.sequential.scoring import score_products
 
         require_columns(users_df, (COL_USER,), "users")
         users = users_df[COL_USER].to_numpy()
@@ -43,7 +43,7 @@ class SequentialEvalModel:
 def sequential_config(seed: int = 42, threads: int = 0, **overrides):
     """The ``SequentialConfig`` a fit uses: its defaults with ``seed``, ``threads`` (0: the default) and
     ``overrides`` (any other field)."""
-    from recsys.sequential.config import SequentialConfig
+    from recsys.families.sequential.config import SequentialConfig
 
     return dataclasses.replace(SequentialConfig(), **{"seed": seed, **({"threads": threads} if threads else {}),
                                                       **overrides})
@@ -52,15 +52,15 @@ def sequential_config(seed: int = 42, threads: int = 0, **overrides):
 def fit_sequential_model(split: EvalSplit, seed: int = 42, threads: int = 0, **overrides) -> SequentialEvalModel:
     """Train on ``split.train_events`` with ``sequential_config(seed, threads, **overrides)``, export, load
     the ONNX runtime with every product of the split."""
-    from recsys.sequential.family import training_unavailable
+    from recsys.families.sequential.store import training_unavailable
 
     why = training_unavailable()
     if why:
         raise ModelUnavailableError(why)
-    from recsys.sequential.data import user_sequences
-    from recsys.sequential.export import export_model
-    from recsys.sequential.scoring import add_products, load_runtime
-    from recsys.sequential.train import fit_sequential
+    from recsys.families.sequential.data import user_sequences
+    from recsys.families.sequential.export import export_model
+    from recsys.families.sequential.scoring import add_products, load_runtime
+    from recsys.families.sequential.train import fit_sequential
 
     config = sequential_config(seed, threads, **overrides)
     fitted = fit_sequential(split.train_events, split.products, config)

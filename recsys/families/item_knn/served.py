@@ -1,6 +1,6 @@
 """A served item-kNN model: on-the-fly scoring and similar items over its memory-mapped neighbour files.
 
-The files (``recsys.model.neighbour_files``) come from this node's cache (``embedding_cache``),
+The files (``recsys.families.item_knn.files``) come from this node's cache (``embedding_cache``),
 verified against the registry's checksums like a factor model's embeddings. ``NeighbourScores``
 has the methods of ``ModelEmbeddings`` that serving uses, so tiers, re-ranking and reasons are the
 same whatever family is LIVE:
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.api.embeddings import row_of, top_items
-from recsys.model.embedding_files import EmbeddingsError
-from recsys.model.neighbour_files import open_neighbour_folder
+from recsys.families.vectors.served import row_of, top_items
+from recsys.families.vectors.files import EmbeddingsError
+from recsys.families.item_knn.files import open_neighbour_folder
 
 
 def _csr(arrays: dict[str, np.ndarray], prefix: str, rows: int, cols: int) -> sp.csr_matrix:

@@ -4,10 +4,10 @@ neighbour matrix, and each known user's training history.
 Score of user u for product j: ``sum_{i in history(u)} sim(i, j)``, i.e. the row of the user's
 history times the neighbour matrix. Precompute scores a block of users as ``history @ S`` (sparse);
 the API scores a known user on the fly by summing the neighbour rows of the user's products
-(``recsys.api.neighbours``). There is no cold start: users and products unseen in training are not
+(``recsys.families.item_knn.served``). There is no cold start: users and products unseen in training are not
 scored (publish and precompute serve the known users only; the fallback tiers answer the others).
 On disk: ``model.npz`` (ids and both CSR matrices) and ``model.json``; published:
-``recsys.model.neighbour_files``.
+``recsys.families.item_knn.files``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import scipy.sparse as sp
 
 from recsys.artifacts import ArtifactStore
 from recsys.constants import COL_ITEM, COL_USER
-from recsys.model.features import require_columns
-from recsys.model.id_matrix import gather, positions, rows_of, top_per_row, user_item_matrix
-from recsys.model.model_files import ModelArtifactError, load_arrays, save_arrays
+from recsys.data.frames import require_columns
+from recsys.families.matrix import gather, positions, rows_of, top_per_row, user_item_matrix
+from recsys.families.files import ModelArtifactError, load_arrays, save_arrays
 
 FAMILY = "item-knn"
 
