@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.families.vectors.served import ModelEmbeddings, load_embeddings
+from recsys.families.vectors.served import ModelEmbeddings
+from recsys.serving.model_cache import load_served
 from recsys.artifacts import LocalArtifactStore, model_key
 from recsys.families.vectors.files import LEGACY_FILE, arrays_from_npz, body_norms
 
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         old = load_old(store, args.model)
         emb, lookup = old.emb, old.user_vector
     else:
-        emb = load_embeddings(store, args.model, Path(args.cache), checksums)  # verified on download
+        emb = load_served(store, args.model, Path(args.cache), checksums)  # verified on download
         lookup = emb.user_vector
     report["load_seconds"] = time.perf_counter() - start
     report["memory_loaded"] = proc_memory()

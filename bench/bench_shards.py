@@ -38,7 +38,7 @@ from recsys.clients import make_engine
 from recsys.constants import COL_USER
 from recsys.families.registry import servable_users
 from recsys.pipeline.precompute import CANDIDATE_FACTOR, Scorer, active_users, precompute_shard
-from recsys.pipeline.topk import fused_top
+from recsys.ranking.topk import fused_top
 from recsys.settings import Settings
 
 

@@ -66,7 +66,7 @@ def register_synthetic(engine, store, day: dt.date, seed: int) -> str:
 
     from recsys import registry
     from recsys.artifacts import model_key
-    from recsys.constants import MODEL_TYPE_SEQUENTIAL
+    from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
     from recsys.data.frames import load_products
     from recsys.families.sequential.config import CONFIG_FILE, SequentialConfig
     from recsys.families.sequential.store import upload_folder

@@ -37,11 +37,10 @@ def check_request(duration_hours: float, treatment_fraction: float) -> None:
 
 
 def _published(artifacts: ArtifactStore, row) -> bool:
-    """Published as its family serves it (``recsys.families.registry``): embedding or neighbour files, or for
-    a sequential model (scored from its ONNX files) the metadata publish writes."""
-    from recsys.families.registry import family_of
+    """Published (its ``metadata.json``, written last by publish, is in the store)."""
+    from recsys.pipeline.publish import published
 
-    return family_of(row.model_type).published(artifacts, row.model_id)
+    return published(artifacts, row.model_id)
 
 
 def check_models(engine: Engine, model_ids: tuple[str, ...], artifacts: ArtifactStore | None) -> None:

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 import pandas as pd
 from sqlalchemy import Engine, Float, case, cast, func, literal, select
 
-from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_PRICE, COL_USER, EVENT_WEIGHTS, PURCHASE
+from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_PRICE, COL_TIMESTAMP, COL_USER, EVENT_WEIGHTS, PURCHASE
+from recsys.data.errors import NoTrainingDataError  # noqa: F401  (re-exported)
 from recsys.db.models import Product, User, UserEvent
 from recsys.timeutil import day_start_ms
 
@@ -22,10 +23,9 @@ ITEM_COLUMNS = (COL_ITEM, "category", "price", "name")
 SEGMENT_NEW, SEGMENT_REGULAR, SEGMENT_WHALE = "new", "regular", "whale"
 FRAME_COLUMNS = (COL_USER, COL_ITEM, "weight", "purchases", "spend")
 AGGREGATE_WORK_MEM = "256MB"
-
-
-class NoTrainingDataError(ValueError):
-    """The training window holds no usable interactions."""
+SIGNAL_EVENTS = tuple(t for t, w in EVENT_WEIGHTS.items() if w > 0)  # what users did with products
+EVENT_COLUMNS = (COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_TIMESTAMP)
+WINDOW_COLUMNS = (*EVENT_COLUMNS, COL_PRICE)
 
 
 def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
@@ -155,3 +155,29 @@ def load_products(engine: Engine) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(cols))
 
 
+
+
+def load_signal_events(engine: Engine, start_ms: int, end_ms: int, user_ids: list[int] | None = None) -> pd.DataFrame:
+    """Signal events (``SIGNAL_EVENTS``) in ``[start_ms, end_ms)`` in time order, of ``user_ids`` when given:
+    ``user_id, product_id, event_type, timestamp`` (what a family reading sequences trains and scores on)."""
+    e = UserEvent
+    stmt = select(e.user_id, e.product_id, e.event_type, e.timestamp).where(
+        e.timestamp >= start_ms, e.timestamp < end_ms, e.event_type.in_(SIGNAL_EVENTS),
+        e.user_id.is_not(None), e.product_id.is_not(None))
+    if user_ids is not None:
+        stmt = stmt.where(e.user_id.in_([int(u) for u in user_ids]))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(e.timestamp, e.event_id)).all()
+    return pd.DataFrame(rows, columns=list(EVENT_COLUMNS)).astype({COL_USER: "int64", COL_ITEM: "int64",
+                                                                   COL_TIMESTAMP: "int64"})
+
+
+def load_window_events(engine: Engine, start_day: dt.date, end_day_exclusive: dt.date) -> pd.DataFrame:
+    """The raw events of ``[start_day, end_day_exclusive)`` with a user and a product."""
+    e = UserEvent
+    stmt = select(e.user_id, e.product_id, e.event_type, e.timestamp, e.price).where(
+        e.timestamp >= day_start_ms(start_day), e.timestamp < day_start_ms(end_day_exclusive),
+        e.user_id.is_not(None), e.product_id.is_not(None))
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(stmt).all(), columns=list(WINDOW_COLUMNS))
+    return frame.astype({COL_USER: "int64", COL_ITEM: "int64", COL_TIMESTAMP: "int64", COL_PRICE: "float64"})

@@ -15,54 +15,58 @@ from dataclasses import asdict
 from sqlalchemy import Engine
 
 from recsys.artifacts import ArtifactStore, model_key
-from recsys.data.frames import NoTrainingDataError, load_products, load_training_frame, load_users
-from recsys.families.hybrid.fit import TrainParams, fit_hybrid
+from recsys.data.frames import (
+    NoTrainingDataError, load_products, load_signal_events, load_training_frame, load_users,
+)
+from recsys.families import DEFAULT_FAMILY, ConfigBase, TrainingData, TrainParams, family_of
+from recsys.timeutil import day_start_ms
 
 log = logging.getLogger(__name__)
 
 
-# --- the nightly step ------------------------------------------------------------
-def train_model(engine: Engine, store: ArtifactStore, day: dt.date, params: TrainParams, *,
-                family: str = "hybrid", config: dict | None = None, record: dict | None = None) -> dict:
-    """Train on ``[day - window_days + 1, day)``, save ``models/<id>/model.npz`` + ``model.json``,
-    register as TRAINING (``model_type`` of the family) with the files' checksums.
+def training_data(engine: Engine, first: dt.date, day: dt.date) -> TrainingData:
+    """The window ``[first, day)``: its aggregated frame (``NoTrainingDataError`` when empty), the users and
+    the catalogue, and its signal events read when a family asks for them."""
+    frame = load_training_frame(engine, first, day)
+    if frame.empty:
+        last = day - dt.timedelta(days=1)
+        raise NoTrainingDataError(f"no interactions between {first} and {last} (training window for {day})")
+    start, end = day_start_ms(first), day_start_ms(day)
+    return TrainingData(frame, load_users(engine), load_products(engine),
+                        events_loader=lambda: load_signal_events(engine, start, end))
 
-    ``family``/``config``: a family of ``recsys.families.registry`` and its recorded configuration
-    (without one, the hybrid with ``params``); ``record``: more keys for the row's ``params``
-    (the model selection's table). A family that reads its own training data (the sequential model:
-    ordered events, ``model_type`` ``SEQUENTIAL``) trains, saves and registers through its ``train``,
-    on the same window and with the same params layout."""
+
+def train_model(engine: Engine, store: ArtifactStore, day: dt.date, params: TrainParams, *,
+                family: str = DEFAULT_FAMILY, config: dict | None = None, record: dict | None = None) -> dict:
+    """Train a model of ``family`` (``recsys.families``) on ``[day - window_days + 1, day)``, save its files
+    (``models/<id>/``), register it as TRAINING (the family's ``model_type``) with the files' checksums.
+
+    ``config``: the family's recorded configuration (without one, its default for ``params``);
+    ``record``: more keys for the row's ``params`` (the model selection's table)."""
     from ulid import ULID
 
     from recsys import registry
-    from recsys.families.registry import family_of, fit_family
 
-    trains_itself = family_of(family).train
-    if trains_itself is not None:
-        return trains_itself(engine, store, day, params, config, record)
+    kind = family_of(family)
     first, last = params.train_days(day)
     started = time.perf_counter()
-    frame = load_training_frame(engine, first, day)
-    if frame.empty:
-        raise NoTrainingDataError(f"no interactions between {first} and {last} (training window for {day})")
+    data = training_data(engine, first, day)
     train_days = [first.isoformat(), last.isoformat()]
-    info = {"train_days": train_days, "params": asdict(params), "family": family}
-    users, products = load_users(engine), load_products(engine)
-    if config is None and family == "hybrid":
-        model = fit_hybrid(frame, users, products, params, info=info)
-    else:
-        model = fit_family(family, frame, users, products, config or {}, seed=params.seed,
-                           threads=params.threads, info=info)
+    fit_config = config if config is not None else kind.default_config(ConfigBase(params))
+    model = kind.fit(data, fit_config, seed=params.seed, threads=params.threads)
+    model.info.update({"train_days": train_days, "params": asdict(params), "family": family})
     model_id = str(ULID())
-    from recsys.families.files import MODEL_META
-
     checksums = model.save(store, model_id)
-    uri = store.uri(model_key(model_id, MODEL_META))
+    uri = store.uri(model_key(model_id, kind.own_files(store, model_id)[-1]))
     seconds = round(time.perf_counter() - started, 3)
-    registry.register_model(engine, model_id=model_id, model_type=family_of(family).model_type, train_date=day,
+    samples = len(data.events) if data.events is not None else len(data.frame)  # what the family read
+    summary = getattr(model, "training_summary", None)
+    registry.register_model(engine, model_id=model_id, model_type=kind.model_type, train_date=day,
                             params={**asdict(params), "family": family, "config": config, **(record or {}),
-                                    "train_days": train_days, "train_seconds": seconds},
-                            samples=len(frame), artifact_uri=uri, artifacts=checksums)
-    log.info("trained %s (%s) on %d pairs (%s..%s) in %.1fs", model_id, family, len(frame), first, last, seconds)
-    return {"model_id": model_id, "artifact_uri": uri, "samples": int(len(frame)), "train_days": train_days,
-            "train_seconds": seconds, "family": family}
+                                    "train_days": train_days, "train_seconds": seconds,
+                                    **({"training": summary} if summary else {})},
+                            samples=samples, artifact_uri=uri, artifacts=checksums)
+    log.info("trained %s (%s) on %d rows (%s..%s) in %.1fs", model_id, family, samples, first, last, seconds)
+    return {"model_id": model_id, "artifact_uri": uri, "samples": int(samples), "train_days": train_days,
+            "train_seconds": seconds, "family": family,
+            **({"stopped": summary.get("stopped"), "epochs": summary.get("epochs")} if summary else {})}

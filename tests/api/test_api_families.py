@@ -120,7 +120,7 @@ async def test_model_status_shows_the_family(api, pipeline):
 
 def test_an_altered_published_file_is_refused(pipeline, tmp_path):
     from recsys import registry
-    from recsys.families.vectors.served import load_embeddings
+    from recsys.serving.model_cache import load_served
     from recsys.integrity import ArtifactIntegrityError
 
     store, model_id = pipeline["store"], pipeline["model_id"]
@@ -130,7 +130,7 @@ def test_an_altered_published_file_is_refused(pipeline, tmp_path):
     try:
         path.write_bytes(original[:-4] + b"\x00\x00\x80\x3f")
         with pytest.raises(ArtifactIntegrityError):
-            load_embeddings(store, model_id, tmp_path, registry.get_artifacts(pipeline["engine"], model_id))
+            load_served(store, model_id, tmp_path, registry.get_artifacts(pipeline["engine"], model_id))
     finally:
         path.write_bytes(original)
 

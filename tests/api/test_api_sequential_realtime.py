@@ -18,7 +18,8 @@ from api_helpers import AppClient, now_ms, served_shop
 from recsys.artifacts import LocalArtifactStore, model_key
 from recsys.keys import answer_key, recs_key
 from recsys.families.sequential.store import train_sequential_model
-from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_LIVE
+from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
+from recsys.constants import STATUS_LIVE
 from recsys.families.sequential.config import SequentialConfig
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -94,7 +95,7 @@ def test_holdout_evaluation_scores_the_sequential_model(pipeline):
 
 def test_precompute_writes_lists_with_their_sequence_and_reason(pipeline):
     from recsys.families.sequential.store import load_events
-    from recsys.families.sequential.recent import newest_first, sequence_key
+    from recsys.data.sequences import newest_first, sequence_key
     from recsys.timeutil import day_bounds_ms
 
     lists = _user_lists(pipeline["redis"])

@@ -12,7 +12,7 @@ from recsys.constants import COL_ITEM, COL_TIMESTAMP, COL_USER
 from recsys.evaluation.baselines import ModelUnavailableError
 from recsys.evaluation.models import MODEL_NAMES, HybridConfig, build_model
 from recsys.evaluation.protocol import Cutoff, Protocol, build_eval_split
-from recsys.evaluation.scoring import measure
+from recsys.evaluation.measure import measure
 from recsys.families.sequential.evaluation import fit_sequential_model
 from recsys.families.hybrid.fit import TrainParams
 from recsys.families.sequential.scoring import score_products

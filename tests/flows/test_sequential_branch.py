@@ -8,7 +8,8 @@ import pytest
 
 from shop_dates import LAST_EVENT_DAY
 from recsys import registry
-from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_ARCHIVED, STATUS_CANDIDATE, STATUS_LIVE
+from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
+from recsys.constants import STATUS_ARCHIVED, STATUS_CANDIDATE, STATUS_LIVE
 from recsys.flows import nightly
 from recsys.pipeline.runs import get_steps
 from recsys.settings import get_settings

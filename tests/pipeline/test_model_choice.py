@@ -155,7 +155,8 @@ def test_without_torch_the_sequential_candidate_is_skipped_not_a_failure(shop_en
 
 def test_a_pinned_sequential_model_goes_through_evaluate_promotion_publish_and_precompute(
         shop_engine, local_store, redis_client, env):
-    from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_LIVE
+    from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
+from recsys.constants import STATUS_LIVE
     from recsys.families.sequential.config import SequentialConfig
 
     env(selection_candidates="hybrid-default", sequential_time_budget_seconds=3)

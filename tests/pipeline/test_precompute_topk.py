@@ -17,7 +17,7 @@ import pytest
 
 from recsys.constants import CLICK, COL_ITEM, COL_USER, PURCHASE, VIEW
 from recsys.pipeline import precompute as P
-from recsys.pipeline.topk import fused_top, select_top, tile_rows
+from recsys.ranking.topk import fused_top, select_top, tile_rows
 from recsys.ranking.reasons import SOURCE_MODEL, ReasonContext, reason_for
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
 from recsys.settings import Settings

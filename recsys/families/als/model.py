@@ -4,12 +4,13 @@ vectors go through the same files, precompute and on-the-fly scoring as the hybr
 Score of user u for item i: ``user_factors[u] @ item_factors[i]``. Only users and products seen in
 training have factors (no cold start): precompute and publish serve the known users only, and a
 product first seen after training scores 0. On disk: ``model.npz`` (``user_ids``, ``item_ids``,
-``user_factors``, ``item_factors``) and ``model.json`` (``recsys.families.hybrid.files.save_arrays``).
+``user_factors``, ``item_factors``) and ``model.json`` (``recsys.families.files.save_arrays``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,19 +19,17 @@ from recsys.artifacts import ArtifactStore
 from recsys.constants import COL_ITEM, COL_USER
 from recsys.data.frames import require_columns
 from recsys.families.matrix import positions, user_item_matrix
+from recsys.families.base import ModelUnavailableError
 from recsys.families.files import load_arrays, save_arrays
+from recsys.families.vectors.scorer import VectorScorer, write_model_embeddings
 
 FAMILY = "als"
-
-
-class ModelUnavailableError(RuntimeError):
-    """A model cannot run here (e.g. its optional package is not installed)."""
 
 
 class ALSModel:
     """Adapter for ``implicit.als.AlternatingLeastSquares`` (confidence = ``alpha * (1 + log(weight))``)."""
 
-    family, served_as, cold_start_users = FAMILY, "vectors", False
+    served_as, cold_start_users = "vectors", False  # informational (metadata.json): code asks the family
 
     def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, users: pd.Index, items: pd.Index,
                  info: dict | None = None):
@@ -79,6 +78,13 @@ class ALSModel:
 
     def score(self, users_df: pd.DataFrame, products_df: pd.DataFrame) -> np.ndarray:
         return self.user_vectors(users_df) @ self.item_vectors(products_df).T
+
+    def scorer(self, products: pd.DataFrame, history=None) -> VectorScorer:
+        return VectorScorer(products, self.item_vectors(products), self.user_vectors)
+
+    def write_served(self, users: pd.DataFrame, products: pd.DataFrame, folder: Path) -> tuple[str, ...]:
+        """The published vector files of the users it was trained on (no cold start) and every product."""
+        return write_model_embeddings(self, users, products, folder)
 
     def save(self, store: ArtifactStore, model_id: str) -> dict[str, str]:
         arrays = {"user_ids": self.users.to_numpy(dtype=np.int64), "item_ids": self.items.to_numpy(dtype=np.int64),

@@ -26,13 +26,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.constants import COL_USER, ITEM_FEATURE_GROUPS, USER_FEATURE_GROUPS
+from recsys.constants import COL_USER
+from recsys.families.hybrid.params import ITEM_FEATURES, USER_FEATURES, check_feature_names  # noqa: F401
 from recsys.data.frames import ITEM_COLUMNS, USER_COLUMNS, require_columns
 
 USER_ATTRIBUTES = {"country": "country", "language": "lang", "device_type": "device"}
-# the attribute groups a model can be trained with (recsys.constants), by name -> the prefix of their features
-USER_FEATURES = dict(zip(USER_FEATURE_GROUPS, ("country", "lang", "device", "segment")))
-ITEM_FEATURES = dict(zip(ITEM_FEATURE_GROUPS, ("category", "price", "token")))
 ATTRIBUTE_FRAME = ("row", "feature", "weight")
 
 STOP_WORDS = frozenset(
@@ -106,13 +104,6 @@ def item_attributes(products: pd.DataFrame, vocabulary: frozenset[str]) -> pd.Da
     tok_rows = exploded.index.to_numpy()
     parts.append(_long(tok_rows, "token:" + exploded.astype(str), 1.0 / counts[tok_rows]))
     return pd.concat(parts, ignore_index=True)
-
-
-def check_feature_names(user: Iterable[str], item: Iterable[str]) -> None:
-    """Raise a readable ``ValueError`` for an attribute group that does not exist."""
-    bad = sorted(set(user) - set(USER_FEATURES)) + sorted(set(item) - set(ITEM_FEATURES))
-    if bad:
-        raise ValueError(f"unknown feature(s) {bad}; user: {list(USER_FEATURES)}, item: {list(ITEM_FEATURES)}")
 
 
 def keep_features(attributes: pd.DataFrame, groups: Iterable[str], prefixes: dict[str, str]) -> pd.DataFrame:

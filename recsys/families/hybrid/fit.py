@@ -3,88 +3,20 @@ run's training window, seed and threads)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import pandas as pd
 
 from recsys.constants import COL_ITEM, COL_USER
-from recsys.data.frames import ITEM_COLUMNS, USER_COLUMNS, NoTrainingDataError, align_rows, require_columns, value_segments
-from recsys.families.hybrid.features import (
-    ITEM_FEATURES,
-    USER_FEATURES,
-    FeatureSpace,
-    check_feature_names,
-    item_attributes,
-    keep_features,
-    token_vocabulary,
-    user_attributes,
+from recsys.data.frames import (
+    ITEM_COLUMNS, USER_COLUMNS, NoTrainingDataError, align_rows, require_columns, value_segments,
 )
+from recsys.families.hybrid.features import (
+    FeatureSpace, item_attributes, keep_features, token_vocabulary, user_attributes,
+)
+from recsys.families.hybrid.params import ITEM_FEATURES, USER_FEATURES, TrainParams
 from recsys.families.hybrid.model import HybridModel
-from recsys.settings import default
 
-LOSSES = ("warp", "bpr", "logistic", "warp-kos")
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    """What a model is trained with. The defaults are the settings' defaults: the configuration tuned
-    by ``python -m recsys evaluate --tune`` on UCI Online Retail (bench/results/online_retail.md)."""
-
-    window_days: int = default("training_window_days")
-    epochs: int = default("epochs")
-    loss: str = default("loss")
-    no_components: int = default("no_components")
-    learning_rate: float = default("learning_rate")
-    item_alpha: float = default("item_alpha")
-    user_alpha: float = default("user_alpha")
-    threads: int = default("train_threads")  # 0 = all cores
-    seed: int = default("seed")
-    user_features: tuple[str, ...] = default("user_features")  # groups of recsys.families.hybrid.features.USER_FEATURES
-    item_features: tuple[str, ...] = default("item_features")  # ... and of ITEM_FEATURES
-
-    def __post_init__(self):
-        object.__setattr__(self, "user_features", tuple(self.user_features))
-        object.__setattr__(self, "item_features", tuple(self.item_features))
-        check_feature_names(self.user_features, self.item_features)
-        checks = {
-            "window_days >= 2": self.window_days >= 2,
-            "epochs >= 1": self.epochs >= 1,
-            f"loss in {LOSSES}": self.loss in LOSSES,
-            "no_components >= 1": self.no_components >= 1,
-            "learning_rate > 0": self.learning_rate > 0,
-            "item_alpha >= 0 and user_alpha >= 0": self.item_alpha >= 0 and self.user_alpha >= 0,
-            "threads >= 0": self.threads >= 0,
-        }
-        failed = [rule for rule, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError(f"invalid TrainParams {asdict(self)}: need {', '.join(failed)}")
-
-    @classmethod
-    def from_settings(cls, settings, **overrides) -> TrainParams:
-        """Defaults from the settings object; keyword overrides win (``None`` means "keep")."""
-        values = dict(
-            window_days=settings.training_window_days, epochs=settings.epochs, loss=settings.loss,
-            no_components=settings.no_components, learning_rate=settings.learning_rate,
-            item_alpha=settings.item_alpha, user_alpha=settings.user_alpha,
-            threads=settings.train_threads, seed=settings.seed,
-            user_features=tuple(settings.user_features), item_features=tuple(settings.item_features),
-        )
-        unknown = set(overrides) - set(values)
-        if unknown:
-            raise ValueError(f"unknown TrainParams field(s): {sorted(unknown)}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    @property
-    def num_threads(self) -> int:
-        return self.threads or os.cpu_count() or 1
-
-    def train_days(self, day: dt.date) -> tuple[dt.date, dt.date]:
-        """First and last (inclusive) day of the training window for hold-out ``day``."""
-        return day - dt.timedelta(days=self.window_days - 1), day - dt.timedelta(days=1)
+__all__ = ["TrainParams", "fit_hybrid", "sample_weights"]
 
 
 # --- fitting (pure) --------------------------------------------------------------

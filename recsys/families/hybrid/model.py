@@ -9,6 +9,7 @@ identity feature plus attributes; unseen ids use attributes alone (cold start).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from recsys.families.hybrid.features import FeatureSpace, item_attributes, user_
 
 from recsys.families.files import ModelArtifactError
 from recsys.families.hybrid.files import load_model, save_model
+from recsys.families.vectors.scorer import VectorScorer, write_model_embeddings
 
 __all__ = ["HybridModel", "ModelArtifactError"]
 
@@ -36,7 +38,7 @@ def _check_ids(df: pd.DataFrame, column: str, what: str) -> np.ndarray:
 class HybridModel:
     """The fitted LightFM model, its feature spaces, token vocabulary and training-time user segments."""
 
-    served_as, cold_start_users = "vectors", True  # recsys.families.registry
+    served_as, cold_start_users = "vectors", True  # informational (metadata.json): code asks the family
 
     def __init__(
         self,
@@ -103,6 +105,15 @@ class HybridModel:
     def score(self, users_df: pd.DataFrame, products_df: pd.DataFrame) -> np.ndarray:
         """(n, m) float32 scores of every user row for every product row."""
         return self.user_vectors(users_df) @ self.item_vectors(products_df).T
+
+    # --- the family protocol (recsys.families.base) -----------------------------------
+    def scorer(self, products: pd.DataFrame, history=None) -> VectorScorer:
+        """Scores of blocks of users against ``products`` (their item vectors computed once)."""
+        return VectorScorer(products, self.item_vectors(products), self.user_vectors)
+
+    def write_served(self, users: pd.DataFrame, products: pd.DataFrame, folder: Path) -> tuple[str, ...]:
+        """The published vector files of every user and product (cold start: from attributes)."""
+        return write_model_embeddings(self, users, products, folder)
 
     # --- persistence (recsys.families.hybrid.files: no pickle) ----------------------------
     def save(self, store: ArtifactStore, model_id: str) -> dict[str, str]:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.families.vectors.files import NEIGHBOUR_MARKER, EmbeddingsError, check_increasing, load_folder
+from recsys.families.vectors.files import EmbeddingsError, check_increasing, load_folder
 
-NEIGHBOUR_FILES = ("user_ids.npy", "history_indptr.npy", "history_indices.npy", "history_data.npy",
-                   "item_ids.npy", "neighbour_indptr.npy", "neighbour_indices.npy", NEIGHBOUR_MARKER)  # write order
+
+from recsys.families.item_knn.names import NEIGHBOUR_FILES, NEIGHBOUR_MARKER  # noqa: F401  (re-exported)
 
 
 def write_neighbour_files(arrays: dict[str, np.ndarray], folder: Path) -> None:

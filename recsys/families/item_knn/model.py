@@ -12,7 +12,8 @@ On disk: ``model.npz`` (ids and both CSR matrices) and ``model.json``; published
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,8 @@ from recsys.constants import COL_ITEM, COL_USER
 from recsys.data.frames import require_columns
 from recsys.families.matrix import gather, positions, rows_of, top_per_row, user_item_matrix
 from recsys.families.files import ModelArtifactError, load_arrays, save_arrays
+from recsys.families.item_knn.files import NEIGHBOUR_FILES, write_neighbour_files
+from recsys.ranking.topk import select_top
 
 FAMILY = "item-knn"
 
@@ -44,10 +47,46 @@ def csr_of(arrays: Mapping[str, np.ndarray], prefix: str, shape: tuple[int, int]
     return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
 
 
+class NeighbourScorer:
+    """``Scorer`` of an item-kNN model: a block is the users' sparse history rows, its scores the rows times
+    the neighbour columns of ``products`` (a dense block), ``top`` the plain selection over it. No dense
+    vectors: no ``embedding:*`` keys. ``scores`` is the model's own ``score`` (offline evaluation)."""
+
+    item_vectors = None
+
+    def __init__(self, products: pd.DataFrame, columns: sp.spmatrix, rows: Callable, score: Callable):
+        self.products, self._columns, self._rows, self._score = products, columns, rows, score
+        self._users: pd.DataFrame | None = None
+
+    def block(self, users: pd.DataFrame, segments: pd.Series | None = None):
+        self._users = users
+        return self._rows(users)
+
+    def scores(self, block) -> np.ndarray:
+        return np.asarray(self._score(self._users, self.products), dtype=np.float32)
+
+    def top(self, block, n: int, seen_rows: np.ndarray, seen_cols: np.ndarray, *, tile_bytes: int,
+            threads: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = block @ self._columns.T
+        scores = np.ascontiguousarray(np.asarray(scores.toarray() if sp.issparse(scores) else scores,
+                                                 dtype=np.float32))
+        scores[seen_rows, seen_cols] = -np.inf
+        return select_top(scores, n)
+
+    def user_vectors(self, block) -> None:
+        return None
+
+    def list_fields(self, user_id: int) -> dict:
+        return {}
+
+    def follows(self, user_id: int) -> int | None:
+        return None
+
+
 class ItemKNNModel:
     """Co-occurrence cosine item-kNN: ``score(u, j) = sum_{i in history(u)} sim(i, j)``."""
 
-    family, served_as, cold_start_users = FAMILY, "neighbours", False
+    served_as, cold_start_users = "neighbours", False  # informational (metadata.json): code asks the family
 
     def __init__(self, history: sp.csr_matrix, similarity: sp.csr_matrix, users: pd.Index, items: pd.Index,
                  info: dict | None = None):
@@ -92,6 +131,15 @@ class ItemKNNModel:
         require_columns(users_df, (COL_USER,), "users")
         picked = rows_of(self.history, self.users, users_df[COL_USER])
         return gather((picked @ self.similarity).toarray(), self.items, products_df)
+
+    def scorer(self, products: pd.DataFrame, history=None) -> NeighbourScorer:
+        return NeighbourScorer(products, self.item_vectors(products), self.user_vectors, self.score)
+
+    def write_served(self, users: pd.DataFrame, products: pd.DataFrame, folder: Path) -> tuple[str, ...]:
+        """The neighbour files (``recsys.families.item_knn.files``): every trained user's history and the
+        neighbour matrix (the API scores ``history[u] @ S``)."""
+        write_neighbour_files(self.arrays(), folder)
+        return NEIGHBOUR_FILES
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Ids (sorted) and both matrices as CSR parts (what ``model.npz`` and the published files hold)."""

@@ -19,6 +19,9 @@ ITEM_BANDS_FILE = "item_bands.npy"  # int64 price band index per product (0 = no
 CATEGORY_VECTORS_FILE = "category_vectors.npy"  # float32 (categories + 1) x dim, row 0 = zeros
 BAND_VECTORS_FILE = "band_vectors.npy"  # float32 (N_PRICE_BANDS + 1) x dim, row 0 = zeros
 FORMAT_VERSION = 1
+# upload order: config.json last, so a folder with it is complete
+SEQUENTIAL_FILES = (ENCODER_FILE, PRODUCT_IDS_FILE, ITEM_VECTORS_FILE, ITEM_CATEGORIES_FILE, ITEM_BANDS_FILE,
+                    CATEGORY_VECTORS_FILE, BAND_VECTORS_FILE, CONFIG_FILE)
 
 
 @dataclass(frozen=True)

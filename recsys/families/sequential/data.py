@@ -17,12 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, EVENT_WEIGHTS
-from recsys.data.frames import require_columns
+from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER
+from recsys.data.frames import SIGNAL_EVENTS, require_columns
 from recsys.families.sequential.attributes import category_index, price_band_index
 from recsys.families.sequential.config import FIRST_ITEM, PAD, UNKNOWN
 
-SIGNAL_EVENTS = tuple(t for t, w in EVENT_WEIGHTS.items() if w > 0)
 
 
 def user_sequences(events: pd.DataFrame, distinct: bool = True) -> dict[int, np.ndarray]:

@@ -25,11 +25,10 @@ import numpy as np
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.integrity import folder_checksums, verify_bytes, verify_file
 
-USER_IDS, USER_VECTORS = "user_ids.npy", "user_vectors.npy"
-ITEM_IDS, ITEM_VECTORS, ITEM_NORMS = "item_ids.npy", "item_vectors.npy", "item_norms.npy"
-EMBEDDING_FILES = (USER_IDS, USER_VECTORS, ITEM_IDS, ITEM_VECTORS, ITEM_NORMS)  # write order
-LEGACY_FILE = "embeddings.npz"
-NEIGHBOUR_MARKER = "neighbour_data.npy"  # the last file of an item-kNN model's (recsys.families.item_knn.files)
+from recsys.families.vectors.names import (  # noqa: F401  (re-exported)
+    EMBEDDING_FILES, ITEM_IDS, ITEM_NORMS, ITEM_VECTORS, LEGACY_FILE, USER_IDS, USER_VECTORS,
+)
+
 ARRAYS = ("user_ids", "user_vectors", "item_ids", "item_vectors")
 BLOCK_ROWS = 262_144  # rows built and written at a time: 100 MB of float32 at 97 components
 CHECK_BLOCK = 4_194_304  # ids compared at a time when checking the order
@@ -164,18 +163,6 @@ def arrays_from_npz(data: bytes, where: str) -> dict[str, np.ndarray]:
             raise EmbeddingsError(f"{where} is not a readable .npz file: {exc}") from exc
 
 
-def published_format(store: ArtifactStore, model_id: str) -> str | None:
-    """``"npy"`` (this version's files), ``"neighbours"`` (an item-kNN model's), ``"npz"`` (an earlier
-    version's) or None (not published)."""
-    if store.exists(model_key(model_id, ITEM_NORMS)):
-        return "npy"
-    if store.exists(model_key(model_id, NEIGHBOUR_MARKER)):
-        return "neighbours"
-    if store.exists(model_key(model_id, LEGACY_FILE)):
-        return "npz"
-    return None
-
-
 def download_files(store: ArtifactStore, model_id: str, folder: Path, checksums,
                    files: tuple[str, ...] = EMBEDDING_FILES) -> None:
     """Every file of ``files`` into ``folder``, streamed, then checked against ``checksums``;
@@ -199,7 +186,8 @@ def read_legacy(store: ArtifactStore, model_id: str, checksums) -> dict[str, np.
 def read_embeddings(store: ArtifactStore, model_id: str, checksums) -> dict[str, np.ndarray]:
     """Every array of a published model, verified and read into memory (either format; ``item_norms``
     computed for npz)."""
-    fmt = published_format(store, model_id)
+    fmt = "npy" if store.exists(model_key(model_id, ITEM_NORMS)) else (
+        "npz" if store.exists(model_key(model_id, LEGACY_FILE)) else None)
     if fmt is None:
         raise EmbeddingsError(f"model {model_id} has no published embeddings in {store.uri(model_key(model_id, ''))}")
     if fmt == "npz":

@@ -24,21 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.api.embedding_cache import ensure_local
-from recsys.artifacts import ArtifactStore
 from recsys.families.vectors.files import (
-    LEGACY_FILE,
-    NEIGHBOUR_MARKER,
-    EmbeddingsError,
-    arrays_from_npz,
-    body_norms,
-    check_arrays,
-    check_increasing,
-    open_folder,
-    read_legacy,
+    LEGACY_FILE, EmbeddingsError, arrays_from_npz, body_norms, check_arrays, check_increasing, open_folder,
 )
 
-__all__ = ["EmbeddingsError", "ModelEmbeddings", "load_embeddings", "top_items"]
+__all__ = ["EmbeddingsError", "ModelEmbeddings", "top_items"]
 
 
 def row_of(ids: np.ndarray, key) -> int | None:
@@ -134,17 +124,3 @@ class ModelEmbeddings:
         denom = self.item_norms * self.item_norms[i]
         cosine = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
         return self._top(cosine, k, set(exclude) | {product_id})
-
-
-def load_embeddings(store: ArtifactStore, model_id: str, cache_root: Path, checksums) -> ModelEmbeddings:
-    """A published model's embeddings: its files mapped from this node's cache under ``cache_root``
-    (downloaded and verified against ``checksums``, the registry's record, on first use), or a
-    verified legacy ``embeddings.npz`` read whole. Blocking: call it in a thread."""
-    folder = ensure_local(store, model_id, Path(cache_root), checksums)
-    if folder is not None and (folder / NEIGHBOUR_MARKER).exists():  # an item-kNN model
-        from recsys.families.item_knn.served import NeighbourScores
-
-        return NeighbourScores.from_folder(model_id, folder)
-    if folder is not None:
-        return ModelEmbeddings.from_folder(model_id, folder)
-    return ModelEmbeddings.from_arrays(model_id, **read_legacy(store, model_id, checksums))

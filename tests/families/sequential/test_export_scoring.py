@@ -12,7 +12,7 @@ from recsys.families.sequential import config as C
 from recsys.families.sequential.export import export_model
 from recsys.families.sequential.scoring import add_products, encode, load_runtime, score_next, score_products
 from recsys.families.sequential.train import fit_sequential
-from tests.sequential.seq_helpers import FIRST_ID, N_PRODUCTS, SMALL, probe_sequences, products, successor, \
+from tests.families.sequential.seq_helpers import FIRST_ID, N_PRODUCTS, SMALL, probe_sequences, products, successor, \
     successor_events
 
 

@@ -7,7 +7,7 @@ from recsys.families.hybrid.features import price_band
 from recsys.families.sequential.attributes import category_index, price_band_index
 from recsys.families.sequential.config import FIRST_ITEM, PAD, UNKNOWN, SequentialConfig
 from recsys.families.sequential.data import build_vocab, make_training_data, user_sequences
-from tests.sequential.seq_helpers import products
+from tests.families.sequential.seq_helpers import products
 
 
 def events(rows):

@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.evaluation import metrics as M
-from recsys.evaluation.holdout import Split
-from recsys.families.hybrid.model import HybridModel
+from recsys.evaluation.split import Split
 
 BLOCK_CELLS = 2**23  # scores held at once (32 MiB of float32)
 CURVE_DEPTH = 20  # curves at k = 1..CURVE_DEPTH
@@ -32,9 +31,11 @@ def candidates(depth: int) -> int:
 
 
 def _scorer(model, split: Split) -> Callable[[pd.DataFrame], np.ndarray]:
-    if isinstance(model, HybridModel):
-        items = model.item_vectors(split.products)
-        return lambda users: model.user_vectors(users, split.segments) @ items.T
+    """The block scores of ``model`` over the split's candidates: a family's model through its scorer
+    (``recsys.families.base.Scorer``), a baseline (or any object) through ``score(users, products)``."""
+    if hasattr(model, "scorer"):
+        scorer = model.scorer(split.products, split.history)
+        return lambda users: scorer.scores(scorer.block(users, split.segments))
     return lambda users: model.score(users, split.products)
 
 
@@ -61,7 +62,7 @@ def _fill(rows: list[np.ndarray], cols: np.ndarray, depth: int) -> np.ndarray:
 
 def rank(model, split: Split, depth: int, *, seed: int, groups: dict[str, np.ndarray] | None = None,
          rerank: Rerank | None = None, blocks: Callable[[Iterable], Iterable] = iter,
-         with_auc: bool = True) -> tuple[np.ndarray, dict]:
+         with_auc: bool = True, block_size: int | None = None) -> tuple[np.ndarray, dict]:
     """``(top, auc)``: the (users x ``depth``) lists and the mean AUC overall (``"all"``) and per group
     (``None`` without ``with_auc``)."""
     n_users, n_items = len(split.users), len(split.products)
@@ -72,7 +73,7 @@ def rank(model, split: Split, depth: int, *, seed: int, groups: dict[str, np.nda
     masks = {"all": np.ones(n_users, dtype=bool)} | dict(groups or {})
     auc_sums = dict.fromkeys(masks, 0.0)
     width = min(n_items, max(candidates(depth), getattr(rerank, "candidates", 0))) if rerank else depth
-    block = max(1, BLOCK_CELLS // n_items)
+    block = max(1, min(block_size or BLOCK_CELLS, BLOCK_CELLS // n_items))
     tops = []
     for start in blocks(range(0, n_users, block)):
         stop = min(start + block, n_users)
@@ -115,10 +116,13 @@ def curves(truth: list[np.ndarray], top: np.ndarray, depth: int = CURVE_DEPTH) -
 
 
 def measure(model, split: Split, k: int, *, seed: int, groups: dict[str, np.ndarray] | None = None,
-            rerank: Rerank | None = None, with_curves: bool = True, with_auc: bool = True, blocks=iter) -> dict:
-    """Every metric of ``model`` on ``split`` at ``k``, the curves, and the metrics of each group."""
+            rerank: Rerank | None = None, with_curves: bool = True, with_auc: bool = True, blocks=iter,
+            block_size: int | None = None) -> dict:
+    """Every metric of ``model`` on ``split`` at ``k``, the curves, and the metrics of each group: the one
+    engine of the nightly gate, model selection, tuning, ``evaluate`` and the lab tools."""
     depth = min(max(k, CURVE_DEPTH if with_curves else k), len(split.products))
-    top, auc = rank(model, split, depth, seed=seed, groups=groups, rerank=rerank, blocks=blocks, with_auc=with_auc)
+    top, auc = rank(model, split, depth, seed=seed, groups=groups, rerank=rerank, blocks=blocks, with_auc=with_auc,
+                    block_size=block_size)
     categories = split.products["category"].astype(str).to_numpy()
     out = list_metrics(split.truth, top, k) | {
         "auc": auc["all"],
@@ -135,4 +139,17 @@ def measure(model, split: Split, k: int, *, seed: int, groups: dict[str, np.ndar
         if rows.size:
             sub = [split.truth[i] for i in rows]
             out["groups"][name] = list_metrics(sub, top[rows], k) | {"auc": auc[name], "users": int(rows.size)}
+    return out
+
+
+def evaluate_model(model, split: Split, k: int = 10, block_size: int | None = None, *, seed: int = 42,
+                   rerank: Rerank | None = None) -> dict:
+    """``measure`` at ``k`` without curves or groups (the nightly gate's metrics of one model)."""
+    if not 1 <= k < len(split.products):
+        raise ValueError(f"k must be in [1, {len(split.products)}) for a catalogue of {len(split.products)} "
+                         f"products, got {k}")
+    if len(split.users) == 0:
+        raise ValueError("the evaluation split has no users")
+    out = measure(model, split, k, seed=seed, rerank=rerank, with_curves=False, block_size=block_size)
+    out.pop("groups", None)
     return out

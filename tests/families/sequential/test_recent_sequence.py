@@ -8,7 +8,7 @@ from recsys.api.session_state import parse_session, seed_fields
 from recsys.constants import CLICK, IMPRESSION, PURCHASE, RETURN, VIEW
 from recsys.ranking.reasons import SOURCE_CROSS_SELL, SOURCE_MODEL, ReasonContext, reason_for
 from recsys.ranking.rerank import Candidate
-from recsys.families.sequential.recent import MAX_SEQUENCE, newest_first, push, sequence_key
+from recsys.data.sequences import MAX_SEQUENCE, newest_first, push, sequence_key
 
 
 def test_pushing_events_one_by_one_is_the_newest_first_list_of_the_log():

@@ -8,7 +8,7 @@ from recsys.constants import COL_ITEM
 from recsys.families.sequential.config import FIRST_ITEM
 from recsys.families.sequential.data import build_vocab, make_training_data, user_sequences
 from recsys.families.sequential.train import fit_sequential, train_model
-from tests.sequential.seq_helpers import SMALL, probe_sequences, products, successor, successor_events
+from tests.families.sequential.seq_helpers import SMALL, probe_sequences, products, successor, successor_events
 
 
 def top1_accuracy(fitted, sequences) -> float:

@@ -1,6 +1,7 @@
-"""Every served model family: fit -> save -> load gives the same scores, an altered file is refused,
-and the served form (vectors, or item-kNN's neighbour rows) gives the scores of ``score``; the sequential
-model is one more entry, loaded through the same ``load_model`` (with the window it reads sequences from)."""
+"""Every registered model family through the one protocol (``recsys.families.base``): fit -> save -> load
+gives the same scores, an altered file is refused, and the served form (what publish writes, opened as the
+API opens it) gives the scores of the batch scorer; the sequential model is one more family, scoring from
+each user's events in a history."""
 
 from __future__ import annotations
 
@@ -10,17 +11,21 @@ import pytest
 
 from recsys.artifacts import model_key
 from recsys.integrity import ArtifactIntegrityError
-from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MODEL_TYPE_SEQUENTIAL, PURCHASE
-from recsys.families.registry import (
-    FAMILIES,
-    ScoringWindow,
-    UnknownFamilyError,
-    family_of,
-    fit_family,
-    load_model,
-    servable_users,
+from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
+from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, PURCHASE
+from recsys.families import (
+    FAMILIES, ScoringWindow, TrainingData, UnknownFamilyError, family_of, load_model, servable_users,
 )
 from recsys.families.files import MODEL_ARRAYS, ModelArtifactError
+
+
+def fit_family(name, frame, users, products, config, *, seed, threads):
+    return family_of(name).fit(TrainingData(frame, users, products), config, seed=seed, threads=threads)
+
+
+def scores(model, users, products, history=None):
+    scorer = model.scorer(products, history)
+    return scorer.scores(scorer.block(users))
 
 CONFIGS = {
     "hybrid": {"params": {"epochs": 3, "no_components": 8, "loss": "warp"}, "user_features": [],
@@ -29,7 +34,7 @@ CONFIGS = {
     "als": {"factors": 8, "regularization": 0.05, "iterations": 3, "alpha": 10.0},
     "item-knn": {"neighbours": 5},
 }
-FRAME_FAMILIES = sorted(name for name, family in FAMILIES.items() if family.fit is not None)
+FRAME_FAMILIES = sorted(CONFIGS)  # the families trained from the aggregated frame alone
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +57,14 @@ def _dense(matrix) -> np.ndarray:
 @pytest.mark.parametrize("family", FRAME_FAMILIES)
 def test_fit_save_load_gives_the_same_scores_and_the_served_form_agrees(family, data, local_store):
     frame, users, products = data
-    model = fit_family(family, frame, users, products, CONFIGS[family], seed=1, threads=1, info={"x": 1})
+    model = fit_family(family, frame, users, products, CONFIGS[family], seed=1, threads=1)
     checksums = model.save(local_store, "m1")
     assert set(checksums) == {"model.npz", "model.json"}
     loaded = family_of(family).load(local_store, "m1", checksums)
     some = users.iloc[:10]
-    np.testing.assert_allclose(loaded.score(some, products), model.score(some, products), rtol=1e-6)
+    np.testing.assert_allclose(scores(loaded, some, products), scores(model, some, products), rtol=1e-6)
     served = _dense(loaded.user_vectors(some) @ loaded.item_vectors(products).T)
-    np.testing.assert_allclose(served, model.score(some, products), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served, scores(model, some, products), rtol=1e-5, atol=1e-6)
     assert served[:5].max() > 0  # known users get real scores
     assert loaded.served_as == ("neighbours" if family == "item-knn" else "vectors")
 
@@ -87,7 +92,7 @@ def test_families_by_registry_model_type():
     assert family_of("item-knn").model_type == "item-knn"
     assert family_of(MODEL_TYPE_SEQUENTIAL) is FAMILIES["sequential"]  # the sequential branch's rows
     assert FAMILIES["sequential"].model_type == MODEL_TYPE_SEQUENTIAL
-    assert FRAME_FAMILIES == ["als", "hybrid", "item-knn", "lightfm-cf"]
+    assert set(FRAME_FAMILIES) < set(FAMILIES)
     with pytest.raises(UnknownFamilyError, match="known"):
         family_of("gru")
 
@@ -96,39 +101,35 @@ def test_families_without_cold_start_serve_their_known_users_only(data):
     frame, users, products = data
     knn = fit_family("item-knn", frame, users, products, CONFIGS["item-knn"], seed=1, threads=1)
     hybrid = fit_family("hybrid", frame, users, products, CONFIGS["hybrid"], seed=1, threads=1)
-    assert set(servable_users(knn, users, "user_id")["user_id"]) == set(frame["user_id"])
-    assert len(servable_users(hybrid, users, "user_id")) == len(users)
+    assert set(servable_users(family_of("item-knn"), knn, users, "user_id")["user_id"]) == set(frame["user_id"])
+    assert len(servable_users(family_of("hybrid"), hybrid, users, "user_id")) == len(users)
 
 
 def test_the_families_module_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import recsys.families.registry as f; f.family_of('SEQUENTIAL'); "
-            "import recsys.pipeline.publish, recsys.evaluation.holdout; assert 'torch' not in sys.modules")
+    code = ("import sys; import recsys.families as f; f.family_of('SEQUENTIAL'); "
+            "import recsys.pipeline.publish, recsys.evaluation.gate; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_the_sequential_family_trains_from_events_not_from_the_frame(data):
     frame, users, products = data
-    with pytest.raises(ValueError, match="reads its own training data"):
+    with pytest.raises(ValueError, match="no events"):  # the frame alone is not its training data
         fit_family("sequential", frame, users, products, {}, seed=1, threads=1)
 
 
 def _saved_sequential(store, model_id: str, products: pd.DataFrame):
     """A small sequential model trained on successor sequences and saved as training saves it."""
     from recsys.families.sequential.config import SequentialConfig
-    from recsys.families.sequential.export import export_model
-    from recsys.families.sequential.store import upload_folder
-    from recsys.families.sequential.train import fit_sequential
+    from recsys.families.sequential.trained import SequentialModel
 
     ids = products["product_id"].to_numpy()
     events = pd.DataFrame([(u, int(ids[(u + step) % len(ids)]), PURCHASE, 1_000 + step) for u in range(1, 41)
                            for step in range(5)], columns=[COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_TIMESTAMP])
     config = SequentialConfig(max_len=5, dim=8, layers=1, heads=1, max_epochs=2, threads=1, seed=3)
-    fitted = fit_sequential(events, products, config)
-    folder = export_model(fitted, store.root.parent / "export" / model_id)
-    return upload_folder(store, model_id, folder)
+    return SequentialModel.fit(events, products, config).save(store, model_id)
 
 
 def test_a_sequential_row_loads_through_the_registry_and_scores_from_the_users_events(data, local_store, engine):
@@ -136,7 +137,7 @@ def test_a_sequential_row_loads_through_the_registry_and_scores_from_the_users_e
 
     from recsys.db.models import UserEvent
     from recsys.families.sequential.scoring import encode
-    from recsys.families.sequential.served import SequentialServed
+    from recsys.families.sequential.trained import SequentialScorer
 
     _, _, products = data
     row = SimpleNamespace(model_id="s1", model_type=MODEL_TYPE_SEQUENTIAL,
@@ -145,18 +146,19 @@ def test_a_sequential_row_loads_through_the_registry_and_scores_from_the_users_e
         conn.execute(UserEvent.__table__.insert(), [
             {"user_id": 7, "product_id": p, "event_type": PURCHASE, "timestamp": t}
             for p, t in ((101, 5_000), (102, 6_000), (103, 20_000))])
-    with pytest.raises(ValueError, match="ScoringWindow"):
-        load_model(local_store, row)  # a sequential model needs to know where its users' sequences are
-    model = load_model(local_store, row, ScoringWindow(engine, until_ms=10_000, lookback_days=1))
-    assert isinstance(model, SequentialServed) and model.dim == 8
+    model = load_model(local_store, row)
+    with pytest.raises(ValueError, match="history"):
+        model.scorer(products)  # a sequential model needs to know where its users' sequences are
+    scorer = model.scorer(products, ScoringWindow(engine, until_ms=10_000, lookback_days=1))
+    assert isinstance(scorer, SequentialScorer) and model.dim == 8
     users = pd.DataFrame({"user_id": [7, 8]})
-    scores = model.score(users, products)
-    expected = encode(model.runtime, [[101, 102]])[0] @ model.item_vectors(products).T
-    np.testing.assert_allclose(scores[0], expected, rtol=1e-5, atol=1e-6)
-    assert not scores[1].any()  # no sequence: no signal
-    assert model.just_viewed(7) == "thing 2"  # the newest product of its sequence, by name
+    got = scorer.scores(scorer.block(users))
+    expected = encode(model.runtime, [[101, 102]])[0] @ scorer.item_vectors.T
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5, atol=1e-6)
+    assert not got[1].any()  # no sequence: no signal
+    assert scorer.follows(7) == 102  # the newest product of its sequence
 
     path = local_store._path(model_key("s1", "item_vectors.npy"))
     path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\1")
     with pytest.raises(ArtifactIntegrityError):
-        load_model(local_store, row, ScoringWindow(engine, until_ms=10_000, lookback_days=1))
+        load_model(local_store, row)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys import registry
-from recsys.evaluation.popularity import RandomModel
+from recsys.evaluation.baselines import RandomModel
 from recsys.evaluation.holdout import build_split, evaluate_candidate, evaluate_model
 from recsys.families.hybrid.fit import TrainParams
 from recsys.pipeline.train import train_model
