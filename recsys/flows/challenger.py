@@ -55,7 +55,8 @@ def train_sequential(engine, store, day: dt.date, params: dict | None) -> dict:
     try:
         trained = train_model(engine, store, day, train_params, family=family.name, config=config, record=recorded)
     except NoTrainingDataError as exc:
-        raise Skip(str(exc)) from exc
+        reason = str(exc) if "nothing to train" in str(exc) else f"{exc}: nothing to train the {family.name} model on"
+        raise Skip(reason) from exc
     return {**trained, "day": day.isoformat()}
 
 

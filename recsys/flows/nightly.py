@@ -149,6 +149,8 @@ def promote_or_archive(engine, day: dt.date, model_id: str, params: dict | None)
                 "day": day.isoformat()}
     decision = release.decide(engine, model_id, margin=get_settings().promotion_margin,
                               force=run.force_promotion, policy=run.promotion_policy)
+    if decision["decision"] == release.DECISION_CANDIDATE:  # its arm is made ready by publish, next
+        decision = {**decision, **_start_ab_test(engine, model_id, decision.get("live_model_id"))}
     return {"model_id": model_id, "dry_run": False, **decision, "day": day.isoformat()}
 
 
@@ -171,16 +173,13 @@ def serving_model(engine, decision: dict) -> str | None:
 
 @recorded("publish")
 def publish(engine, store, day: dt.date, decision: dict) -> dict:
-    """The new model's files verified and published (``release.prepare``); a CANDIDATE also enters its A/B
-    test here, now that it can be served."""
+    """The new model's files verified and published (``release.prepare``): ready to be made LIVE, or to serve
+    its A/B arm (a CANDIDATE's lists are precomputed into its own keys by this run's precompute)."""
     from recsys.pipeline import release
 
     if decision.get("dry_run"):
         raise Skip("dry run: nothing is published")
-    s = get_settings()
-    out = release.prepare(engine, store, decision["model_id"], s)
-    if decision.get("decision") == "candidate":
-        out = {**out, **_start_ab_test(engine, decision["model_id"], decision.get("live_model_id"))}
+    out = release.prepare(engine, store, decision["model_id"], get_settings())
     return {**out, "decision": decision.get("decision"), "day": day.isoformat()}
 
 

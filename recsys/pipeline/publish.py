@@ -64,6 +64,8 @@ def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int
         files = model.write_served(users, products, Path(tmp))
         checksums = folder_checksums(Path(tmp), files)
         keys = upload_files(store, model_id, Path(tmp), files)
+    key = model_key(model_id, METADATA_FILE)
+    keys.append(key)
     metadata = {
         "model": registry.model_to_dict(row),
         "params": row.params,
@@ -77,9 +79,7 @@ def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int
         "sha256": {**{n: (row.artifacts or {}).get(n) for n in own}, **checksums},
     }
     data = json.dumps(metadata, indent=2, default=str).encode()
-    key = model_key(model_id, METADATA_FILE)
     store.put_bytes(key, data)
     registry.record_artifacts(engine, model_id, {**checksums, METADATA_FILE: hashlib.sha256(data).hexdigest()})
     deleted = apply_retention(engine, store, keep, also_keep={model_id}, rollback_depth=rollback_depth)
-    keys.append(key)
     return {"model_id": model_id, "keys": keys, "uris": [store.uri(k) for k in keys], "deleted": deleted}

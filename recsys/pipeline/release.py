@@ -75,10 +75,10 @@ def prepare(engine: Engine, store: ArtifactStore, model_id: str, settings: Setti
     row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
     require_intact(store, model_id, row.artifacts, required_files(store, model_id, row.model_type))
     if published(store, model_id):
-        return {"model_id": model_id, "published": "already"}
+        return {"model_id": model_id, "published": "already", "keys": [], "deleted": []}
     out = publish_model(engine, store, model_id, keep=settings.keep_model_versions,
                         rollback_depth=settings.rollback_depth)
-    return {"model_id": model_id, "published": "now", "deleted": out["deleted"]}
+    return {**out, "published": "now"}
 
 
 def switch(engine: Engine, model_id: str, reason: str, expected_live=_UNSET, rollback: bool = False) -> dict:

@@ -17,7 +17,8 @@ import pytest
 from api_helpers import AppClient, now_ms, served_shop
 from recsys.artifacts import LocalArtifactStore, model_key
 from recsys.keys import answer_key, recs_key
-from recsys.families.sequential.store import train_sequential_model
+from recsys.families import TrainParams
+from recsys.pipeline.train import train_model
 from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
 from recsys.constants import STATUS_LIVE
 from recsys.families.sequential.config import SequentialConfig
@@ -37,7 +38,8 @@ def anyio_backend():
 def pipeline(pg_engine, pg_url, small_shop, tmp_path_factory):
     """The shop in PostgreSQL, a LIVE sequential model, published and precomputed."""
     def train(engine, store):
-        return train_sequential_model(engine, store, LAST_DAY + dt.timedelta(days=1), 14, TINY)["model_id"]
+        return train_model(engine, store, LAST_DAY + dt.timedelta(days=1), TrainParams(window_days=14),
+                           family="sequential", config=TINY.as_dict())["model_id"]
 
     with served_shop(pg_engine, pg_url, small_shop, tmp_path_factory.mktemp("sequential"), train,
                      personalized_min_events=3) as shop:
@@ -86,7 +88,7 @@ def test_registered_with_checksums_and_the_loader_refuses_altered_files(pipeline
 
 
 def test_holdout_evaluation_scores_the_sequential_model(pipeline):
-    from recsys.evaluation.holdout import evaluate_candidate
+    from recsys.evaluation.gate import evaluate_candidate
 
     metrics = evaluate_candidate(pipeline["engine"], pipeline["store"], LAST_DAY, pipeline["model_id"])
     assert metrics["new"]["users"] == metrics["popularity"]["users"] > 0
@@ -94,7 +96,7 @@ def test_holdout_evaluation_scores_the_sequential_model(pipeline):
 
 
 def test_precompute_writes_lists_with_their_sequence_and_reason(pipeline):
-    from recsys.families.sequential.store import load_events
+    from recsys.data.frames import load_signal_events as load_events
     from recsys.data.sequences import newest_first, sequence_key
     from recsys.timeutil import day_bounds_ms
 

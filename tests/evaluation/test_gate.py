@@ -1,4 +1,5 @@
-"""Evaluation: the hold-out split, block scoring, and the candidate vs LIVE vs popularity run."""
+"""The nightly gate: the hold-out split, block scoring through the one engine, and the candidate vs LIVE vs
+popularity run (each measured on the lists users would get)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from recsys import registry
 from recsys.evaluation.baselines import RandomModel
-from recsys.evaluation.holdout import build_split, evaluate_candidate, evaluate_model
+from recsys.evaluation.gate import evaluate_candidate
+from recsys.evaluation.measure import evaluate_model
+from recsys.evaluation.split import build_split
 from recsys.families.hybrid.fit import TrainParams
 from recsys.pipeline.train import train_model
 from tests.conftest import LAST_EVENT_DAY

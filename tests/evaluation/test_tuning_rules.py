@@ -7,7 +7,8 @@ import datetime as dt
 from recsys.evaluation.models import BaselineConfig, HybridConfig
 from recsys.evaluation.selection import candidate_specs
 from recsys.pipeline.model_choice import selection_table
-from recsys.pipeline.tuning import apply_tuned, is_due, leading
+from recsys.evaluation.tuning import apply_tuned, leading
+from recsys.pipeline.model_choice import is_due
 
 DAY = dt.date(2026, 11, 20)
 

@@ -16,12 +16,9 @@ from recsys.db.bulk import upsert_rows
 from recsys.families.hybrid.model import HybridModel
 from recsys.families.hybrid.fit import TrainParams, fit_hybrid
 from recsys.families.vectors.files import EMBEDDING_FILES, body_norms, read_embeddings
-from recsys.pipeline.publish import (
-    folders_to_delete,
-    model_folders,
-    publish_model,
-    write_model_embeddings,
-)
+from recsys.artifacts.retention import folders_to_delete, model_folders
+from recsys.families.vectors.scorer import write_model_embeddings
+from recsys.pipeline.publish import publish_model
 
 DAY = dt.date(2026, 11, 20)
 N_USERS, N_PRODUCTS = 40, 25
