@@ -120,12 +120,13 @@ def recsys_nightly():
 
     @task(max_active_tis_per_dagrun=4)
     @nightly_lineage
-    def activate(decision: dict, switched: dict, shard: int) -> dict:
-        return skippable(nightly.activate_shard, engine(), redis_client(), day_of(decision), shard, decision)
+    def activate(decision: dict, switched: dict, precomputed: dict) -> dict:
+        return skippable(nightly.activate_shard, engine(), redis_client(), day_of(decision), precomputed["shard"],
+                         decision)
 
     @task(trigger_rule="none_failed")
     @nightly_lineage
-    def lists(decision: dict, switched: dict) -> dict:
+    def lists(decision: dict, published: dict, switched: dict) -> dict:
         return skippable(nightly.lists, engine(), store(), redis_client(), day_of(decision), decision)
 
     validated = validate(extract())
@@ -135,11 +136,10 @@ def recsys_nightly():
     output_drift(evaluated)
     decision = promote_or_archive(evaluated)
     published = publish(decision)
-    shard_ids = shards(decision, published)
-    precomputed = precompute.partial(decision=decision).expand(shard=shard_ids)
+    precomputed = precompute.partial(decision=decision).expand(shard=shards(decision, published))
     switched = switch(decision, precomputed)
-    activate.partial(decision=decision, switched=switched).expand(shard=shard_ids)
-    lists(decision, switched)
+    activate.partial(decision=decision, switched=switched).expand(precomputed=precomputed)
+    lists(decision, published, switched)
 
 
 allow_dag_test(recsys_nightly())

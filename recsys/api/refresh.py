@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pandas as pd
+
+from recsys.abtest.assignment import arm_model
 from recsys.api.catalog import CatalogSnapshot
-from recsys.serving.model_cache import prune
-from recsys.families.vectors.served import ModelEmbeddings
-from recsys.serving.model_cache import load_served
 from recsys.api.errors import DependencyDown
 from recsys.api.fallbacks import lists_from_counts, lists_from_redis
-from recsys.abtest.assignment import arm_model
 from recsys.api.state import ServingState
-from recsys.constants import ARMS
+from recsys.constants import ARMS, COL_ITEM
+from recsys.families import ServedModel, family_of
 from recsys.integrity import ArtifactIntegrityError
+from recsys.serving.model_cache import load_served, prune
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,11 @@ async def refresh_model(state: ServingState) -> bool:
     await refresh_arm_models(state)
     if model_id is not None and state.store is not None and (
             state.embeddings is None or state.embeddings.model_id != model_id):
-        loaded = await _load(state, model_id, live.get("model_type"), "served model")
+        loaded = await _load(state, model_id, live.get("model_type"), "embeddings")
         if loaded is not None:
             state.embeddings = loaded
             state.real_time[model_id] = family_of(live.get("model_type")).capabilities.real_time
-            log.info("loaded the served model %s", model_id)
+            log.info("loaded the served model %s (%s)", model_id, live.get("model_type"))
     await prune_embeddings(state)
     return True
 
@@ -75,10 +76,10 @@ async def _load(state: ServingState, model_id: str, model_type: str | None, what
         return await asyncio.to_thread(load_served, state.store, model_id, state.settings.embeddings_cache_dir,
                                        checksums, model_type, products)
     except ArtifactIntegrityError as exc:  # altered, replaced or unrecorded file: never served
-        log.error("%s %s refused: %s", what, model_id, exc)
+        log.error("%s of %s refused: %s", what, model_id, exc)
         return None
     except Exception as exc:  # not published yet, or a bad file: keep serving from the cache
-        log.warning("%s %s not loaded: %s", what, model_id, exc)
+        log.warning("%s of %s not loaded: %s", what, model_id, exc)
         return None
 
 
@@ -95,7 +96,7 @@ async def refresh_arm_models(state: ServingState) -> None:
         except DependencyDown as exc:
             log.warning("A/B model %s not checked: %s", model_id, exc)
             continue
-        loaded = await _load(state, model_id, model_type, "served A/B model")
+        loaded = await _load(state, model_id, model_type, "embeddings of A/B model")
         if loaded is not None:  # else its users get its cached lists or the LIVE ones
             kept[model_id] = loaded
             state.real_time[model_id] = family_of(model_type).capabilities.real_time

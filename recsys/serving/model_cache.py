@@ -55,17 +55,16 @@ def _verified_for(folder: Path, checksums, files: tuple[str, ...]) -> bool:
         return False
 
 
-def family_of_files(checksums) -> ModelFamily:
-    """The family whose served files a model's recorded checksums name (when its registry row is not at
-    hand); ``EmbeddingsError`` when none."""
-    recorded = set(checksums or {})
+def family_of_files(store: ArtifactStore, model_id: str) -> ModelFamily:
+    """The family whose served files a model has in the store (when its registry row is not at hand: the
+    last file of a family's set marks it complete); ``EmbeddingsError`` when none."""
     for family in REGISTERED:
-        if family.served_files and set(family.served_files) <= recorded:
+        if family.served_files and store.exists(model_key(model_id, family.served_files[-1])):
             return family
     for family in REGISTERED:
-        if set(family.legacy_files) & recorded:
+        if any(store.exists(model_key(model_id, name)) for name in family.legacy_files):
             return family
-    raise EmbeddingsError(f"no served files recorded for the model (recorded: {sorted(recorded)})")
+    raise EmbeddingsError(f"model {model_id} has no published embeddings in {store.uri(model_key(model_id, ''))}")
 
 
 def download_files(store: ArtifactStore, model_id: str, folder: Path, checksums, files: tuple[str, ...]) -> None:
@@ -106,7 +105,7 @@ def _download(store: ArtifactStore, model_id: str, folder: Path, checksums, fami
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP}{model_id}+", dir=folder.parent))
     try:
         download_files(store, model_id, tmp, checksums, family.served_files)
-        family.open_served(model_id, tmp)  # the family checks its files; the maps are dropped at once
+        family.check_served(model_id, tmp)  # the family checks its files (shapes, dtypes, ids)
         (tmp / MANIFEST).write_text(json.dumps(_recorded(checksums, family.served_files)))
         if folder.is_dir():  # an unverified or outdated copy: replaced by the verified one
             shutil.rmtree(folder)
@@ -149,7 +148,8 @@ def load_served(store: ArtifactStore, model_id: str, cache_root: Path, checksums
     earlier version's files read whole (``open_legacy``). ``family``: the registry row's family or
     ``model_type`` (None: found from the recorded files); ``products``: the catalogue (``product_id``,
     ``category``, ``price``) for a family that gives new products a vector. Blocking: call it in a thread."""
-    family = family_of(family) if isinstance(family, str) else (family or family_of_files(checksums))
+    model_folder(Path(cache_root), model_id)  # EmbeddingsError for an id that is not a plain folder name
+    family = family_of(family) if isinstance(family, str) else (family or family_of_files(store, model_id))
     folder = ensure_local(store, model_id, Path(cache_root), checksums, family)
     if folder is None:
         return family.open_legacy(store, model_id, checksums)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.api import embedding_cache
+from recsys.serving import model_cache as embedding_cache
 from recsys.families.vectors.served import EmbeddingsError
 from recsys.serving.model_cache import load_served
 from recsys.integrity import ArtifactIntegrityError

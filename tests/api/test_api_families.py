@@ -92,7 +92,7 @@ async def test_cache_hit_then_on_the_fly_scoring_from_the_published_files(api, p
 async def test_served_scores_are_the_models_scores(api, pipeline):
     """The API's on-the-fly scores of a user are the trained model's own scores for the trained products."""
     from recsys import registry
-    from recsys.families.registry import load_model
+    from recsys.families import load_model
     from recsys.data.frames import load_products
 
     serving = api.app.state.serving.embeddings

@@ -59,6 +59,11 @@ class ALSFamily:
 
         return model_saved(store, model_id)
 
+    def check_served(self, model_id: str, folder: Path) -> None:
+        from recsys.families.vectors.scorer import check_vectors
+
+        check_vectors(model_id, folder)
+
     def open_served(self, model_id: str, folder: Path, products=None):
         from recsys.families.vectors.scorer import open_vectors
 

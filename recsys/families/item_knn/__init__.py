@@ -59,6 +59,11 @@ class ItemKNNFamily:
 
         return model_saved(store, model_id)
 
+    def check_served(self, model_id: str, folder: Path) -> None:
+        from recsys.families.item_knn.files import open_neighbour_folder
+
+        open_neighbour_folder(folder)  # checks dtypes, shapes and ids; the maps are dropped at once
+
     def open_served(self, model_id: str, folder: Path, products=None):
         from recsys.families.item_knn.served import NeighbourScores
 

@@ -106,6 +106,11 @@ class SequentialFamily:
 
         return sequential_saved(store, model_id)
 
+    def check_served(self, model_id: str, folder: Path) -> None:
+        from recsys.families.sequential.scoring import load_runtime
+
+        load_runtime(folder)  # the ONNX encoder opens and the arrays agree
+
     def open_served(self, model_id: str, folder: Path, products=None):
         from recsys.families.sequential.served import SequentialServedModel
 

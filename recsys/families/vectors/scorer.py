@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.constants import COL_ITEM, COL_USER
-from recsys.families.vectors.files import BLOCK_ROWS, EMBEDDING_FILES, write_side
+from recsys.families.vectors.files import BLOCK_ROWS, EMBEDDING_FILES, check_increasing, open_folder, write_side
 from recsys.families.vectors.served import ModelEmbeddings
 from recsys.ranking.topk import fused_top
 
@@ -56,6 +56,13 @@ def write_model_embeddings(model, users: pd.DataFrame, products: pd.DataFrame, f
     write_side(folder, "item", products[COL_ITEM].to_numpy(dtype=np.int64),
                lambda a, b: model.item_vectors(products.iloc[a:b]), model.dim, block)
     return EMBEDDING_FILES
+
+
+def check_vectors(model_id: str, folder: Path) -> None:
+    """A folder of ``EMBEDDING_FILES``: dtypes and shapes agree and ids strictly increase (``EmbeddingsError``)."""
+    arrays = open_folder(folder)
+    for side in ("user_ids", "item_ids"):
+        check_increasing(arrays[side], f"{side} of model {model_id}")
 
 
 def open_vectors(model_id: str, folder: Path) -> ModelEmbeddings:
