@@ -73,7 +73,7 @@ def _install_state(app: FastAPI, state: ServingState) -> None:
     app.state.serving = state
     s = state.settings
     app.state.rate_limiter = RateLimiter(state.redis, state.metrics, s.rate_limit_per_second, s.rate_limit_burst,
-                                         s.rate_limits)
+                                         s.rate_limits, CircuitBreaker("rate-limit", BREAKER_COOLDOWN_SECONDS))
     app.state.recommender = RecommendationService(state)
     app.state.event_service = EventService(state)
     app.state.similar_service = SimilarService(state)

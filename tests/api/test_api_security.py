@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from api_helpers import now_ms, open_client, pid, write_lists
+from api_helpers import metric, now_ms, open_client, pid, write_lists
 from asgi_client import KEY_HEADERS, TEST_API_KEY
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api.app import create_app
@@ -20,10 +20,6 @@ from recsys.settings import ConfigurationError, Settings
 
 pytestmark = pytest.mark.anyio
 SHOP_KEY, SHOP_KEY_NEW, BENCH_KEY = "shop-key-aaaaaaaaaaaaaaaa", "shop-key-bbbbbbbbbbbbbbbb", "bench-key-cccccccccccccc"
-
-
-def metric(text: str, prefix: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
 @pytest.fixture
