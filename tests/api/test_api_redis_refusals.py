@@ -32,7 +32,8 @@ def wrapped(exc: BaseException) -> DependencyDown:
 @pytest.mark.parametrize("exc", [
     OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
     ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
-    NoScriptError("No matching script. Please use EVAL."), ReadOnlyError("You can't write against a read only replica."),
+    NoScriptError("No matching script. Please use EVAL."),
+    ReadOnlyError("You can't write against a read only replica."),
     ResponseError("BUSYGROUP Consumer Group name already exists"), DataError("Invalid input of type: 'dict'"),
 ])
 def test_a_refused_command_is_not_a_connectivity_failure(exc):
@@ -85,7 +86,7 @@ async def test_maxmemory_noeviction_during_traffic_keeps_personalised_answers(ap
         redis_client.config_set("maxmemory", saved[0])
         redis_client.config_set("maxmemory-policy", saved[1]["maxmemory-policy"])
     assert sources == ["personalized"] * 18
-    assert click.status_code == 200 and click.json()["status"] == "logged"  # in the database; the session update refused
+    assert click.status_code == 200 and click.json()["status"] == "logged"  # committed; its session update refused
     assert write_errors > 0  # the impressions of the round trips were refused, and dropped
     assert state.serving.redis.breaker.failures == 0 and state.rate_limiter.breaker.failures == 0
     text = (await api.get("/metrics")).text
