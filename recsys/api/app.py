@@ -33,6 +33,7 @@ from recsys.api.events import EventService
 from recsys.api.item_lists import SimilarService
 from recsys.api.metrics import ServingMetrics
 from recsys.api.middleware import RequestContextMiddleware
+from recsys.api.ops import StoreChecks
 from recsys.api.rate_limit import RateLimiter
 from recsys.api.redis_store import RedisStore
 from recsys.api.errors import DependencyDown
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.state.metrics = metrics
     _exact_integer_bounds(app)
     app.state.api_keys = ApiKeys(settings.api_key_pairs)
+    app.state.health_checks = StoreChecks()
     app.state.request_ids = RequestIdSigner(settings.request_id_secret)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
