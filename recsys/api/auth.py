@@ -10,13 +10,18 @@ passes is charged one token of its bucket (``rate_limit.py``).
 The admin endpoints (A/B tests, the dashboard) take ``Authorization: Bearer
 <RECSYS_ADMIN_TOKEN>`` (scripts) or the ``recsys_admin`` cookie that the login form
 sets (a person in a browser): ``{expiry}.{HMAC(token, expiry)}``, HttpOnly,
-SameSite=Strict, so changing the admin token logs every browser out.
+SameSite=Strict, so changing the admin token logs every browser out. SameSite ignores
+ports, so a page of another tool on the same host (Grafana, Airflow, MinIO...) counts
+as same-site: a write (any method but GET/HEAD/OPTIONS) authenticated by the cookie must
+also come from this API's own pages (``Sec-Fetch-Site: same-origin``, or without Fetch
+Metadata an ``Origin`` equal to the API's), else 403. Bearer requests are not checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from typing import Annotated
 from urllib.parse import quote
@@ -29,6 +34,8 @@ from recsys.api.errors import ApiError
 API_KEY_HEADER = "X-API-Key"
 ADMIN_COOKIE = "recsys_admin"
 ADMIN_KEY_NAME = "admin"  # the key name of admin requests in logs and metrics
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # what a cookie may do from any page
+_COOKIE_SHAPE = re.compile(r"([0-9]{1,16})\.([0-9a-f]{64})")  # expiry (ASCII digits only) . HMAC-SHA256 hex
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey",
                         description="the caller's key from RECSYS_API_KEYS")
 _bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken", description="RECSYS_ADMIN_TOKEN")
@@ -101,13 +108,32 @@ def admin_cookie(token: str, lifetime_seconds: int, now: float | None = None) ->
 
 
 def valid_admin_cookie(value: str | None, token: str, now: float | None = None) -> bool:
-    if not value or not token or value.count(".") != 1:
+    """Any value but the exact shape (ASCII digits, a dot, 64 hex digits: ``'²'.isdigit()`` is true, and
+    ``int('²')`` raises) is simply not a login."""
+    shape = _COOKIE_SHAPE.fullmatch(value or "")
+    if shape is None or not token:
         return False
-    expires, mac = value.split(".")
-    if not expires.isdigit() or int(expires) < (now if now is not None else time.time()):
+    expires, mac = shape.groups()
+    if int(expires) < (now if now is not None else time.time()):
         return False
     expected = hmac.new(_cookie_key(token), expires.encode(), hashlib.sha256).hexdigest()
     return hmac.compare_digest(mac.encode(), expected.encode())
+
+
+def check_same_origin(request: Request) -> None:
+    """A cookie-authenticated write comes from this API's own pages (module docstring), else 403."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        if site == "same-origin":
+            return
+        why = f"Sec-Fetch-Site is {site!r}"
+    else:
+        origin, own = request.headers.get("origin"), f"{request.url.scheme}://{request.url.netloc}"
+        if origin is not None and origin.lower() == own.lower():
+            return
+        why = f"Origin {origin[:200]!r} is not {own!r}" if origin is not None else "no Sec-Fetch-Site, no Origin"
+    raise Forbidden(f"cross-site request refused: a write with the admin cookie must come from this API's own "
+                    f"pages ({why}); scripts send 'Authorization: Bearer <RECSYS_ADMIN_TOKEN>'")
 
 
 def check_admin_token(given: str, token: str) -> None:
@@ -127,6 +153,8 @@ def _admin(request: Request, credentials: HTTPAuthorizationCredentials | None, c
             raise LoginRequired(request.url.path)
         raise Unauthorized("admin endpoint: send 'Authorization: Bearer <RECSYS_ADMIN_TOKEN>' "
                            "(or log in at /admin/login)")
+    elif request.method not in SAFE_METHODS:
+        check_same_origin(request)
     request.state.api_key_name = ADMIN_KEY_NAME
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from recsys.api.auth import ADMIN_COOKIE, Forbidden, admin_cookie, check_admin_token
+from recsys.api.auth import ADMIN_COOKIE, Forbidden, admin_cookie, check_admin_token, check_same_origin
 from recsys.api.errors import error_responses
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -69,8 +69,10 @@ async def login(request: Request, token: Annotated[str, Form(max_length=256)],
 
 
 @router.post("/logout", status_code=303, response_class=RedirectResponse,
-             responses={303: {"description": "the cookie is deleted, to the login form"}})
-async def logout():
+             responses={303: {"description": "the cookie is deleted, to the login form"}, **error_responses(403)})
+async def logout(request: Request):
+    if ADMIN_COOKIE in request.cookies:  # a write with the cookie: from this API's own pages only
+        check_same_origin(request)
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(ADMIN_COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -223,13 +223,20 @@ class ModelStatus(BaseModel):
     request_id: str
 
 
-class Health(BaseModel):
+class HealthStatus(BaseModel):
+    """``/health`` without an API key: the status only."""
+
     status: Literal["ok", "degraded", "down"]
+    request_id: str
+
+
+class Health(HealthStatus):
+    """``/health`` with an API key: each check (``ok`` or the error), the catalogue size, the served model."""
+
     redis: str
     database: str
     catalog_products: int
     model_version: str | None
-    request_id: str
 
 
 class ErrorBody(BaseModel):

@@ -72,6 +72,11 @@ def write_lists(redis_client) -> None:
 
 
 
+def metric(text: str, prefix: str) -> float:
+    """The sum of the samples of ``/metrics`` text whose line starts with ``prefix``."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
