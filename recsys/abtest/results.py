@@ -2,10 +2,12 @@
 
 ``summarize`` is pure (frames in, JSON-able dict out); ``compute_results`` reads one
 test's impressions and events; ``update_results`` writes them to ``ab_tests``
-(never replacing newer results with older ones, so backfills are harmless);
-``finalize_test`` closes a test and promotes or archives its treatment through the
-registry; a winner is promoted only while the test's control is still LIVE (a model
-promoted during the test is never replaced by one it was not compared with). ``run_interval`` is what the hourly DAG ``recsys_ab_results`` runs.
+(never replacing newer results with older ones, so backfills are harmless, nor a closed
+test's final ones); ``finalize_test`` closes a test once (a compare-and-set on RUNNING under
+the row lock) and promotes or archives its treatment through the registry in the same
+transaction; a winner is promoted only while the test's control is still LIVE (a model
+promoted during the test is never replaced by one it was not compared with) and while it
+is not ARCHIVED. ``run_interval`` is what the hourly DAG ``recsys_ab_results`` runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from collections.abc import Callable
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from recsys import registry
 from recsys.abtest import store
@@ -131,20 +133,26 @@ def _merged(test: dict, fresh: dict) -> dict:
 
 def update_results(engine: Engine, test_id: int, as_of: dt.datetime | None = None,
                    settings: Settings | None = None) -> dict:
-    """Compute and store a running test's results unless newer ones are stored; returns the stored ones."""
-    test = store.get_test(engine, test_id)
+    """Compute and store a running test's results unless newer ones are stored; returns the stored ones.
+
+    Written under the test's row lock while it is RUNNING: a test closed meanwhile keeps its final
+    results and decision (the fresh ones are dropped)."""
     fresh = compute_results(engine, test_id, as_of, settings)
-    stored_as_of = (test.get("results") or {}).get("as_of")
-    newer = stored_as_of and dt.datetime.fromisoformat(stored_as_of) > dt.datetime.fromisoformat(fresh["as_of"])
-    if test["status"] != AB_RUNNING or newer:
-        return test.get("results") or {}
-    results = _merged(test, fresh)
-    store.save_results(engine, test_id, results)
-    return results
+    with engine.begin() as conn:
+        test = store.lock_running(conn, test_id)
+        if test is not None:
+            stored_as_of = (test.get("results") or {}).get("as_of")
+            if stored_as_of and dt.datetime.fromisoformat(stored_as_of) > dt.datetime.fromisoformat(fresh["as_of"]):
+                return test["results"]
+            results = _merged(test, fresh)
+            store.save_results(conn, test_id, results)
+            return results
+    return store.get_test(engine, test_id).get("results") or {}
 
 
-def decide_outcome(engine: Engine, test: dict, results: dict, auto_promote: bool) -> dict:
-    """Promote a winning treatment, archive a losing one, keep an inconclusive one (registry)."""
+def decide_outcome(conn: Connection, test: dict, results: dict, auto_promote: bool) -> dict:
+    """Promote a winning treatment, archive a losing one, keep an inconclusive one (registry, in the
+    transaction of ``conn`` that closes the test)."""
     tid, treatment, control = test["test_id"], test["treatment_model_id"], test["control_model_id"]
     arms, p = results["arms"], results["ctr_test"]["pvalue"]
     summary = (f"CTR treatment {arms[ARM_TREATMENT]['ctr'] or 0:.4f} vs control {arms[ARM_CONTROL]['ctr'] or 0:.4f}, "
@@ -157,14 +165,15 @@ def decide_outcome(engine: Engine, test: dict, results: dict, auto_promote: bool
     if winner == ARM_TREATMENT:
         reason = f"A/B test {tid}: treatment won against {control} ({summary})"
         try:
-            out = registry.promote(engine, treatment, reason=reason, expected_live=control)
-        except registry.LiveChangedError as exc:  # a newer model was promoted during the test: keep it
+            out = registry.promote(conn, treatment, reason=reason, expected_live=control, allow_archived=False)
+        except (registry.LiveChangedError, registry.ArchivedModelError) as exc:  # a newer model was promoted
+            # during the test (keep it), or the treatment was archived (an operator may bring it back)
             return _blocked(tid, treatment, control, f"{reason}, but {exc}: nothing promoted")
         return {"action": "promoted", "model_id": treatment, "previous_live_model_id": out["previous_live_model_id"],
                 "reason": reason}
-    if winner == ARM_CONTROL and registry.get_model(engine, treatment).status != STATUS_LIVE:
+    if winner == ARM_CONTROL and registry.get_model(conn, treatment).status != STATUS_LIVE:
         reason = f"A/B test {tid}: lost against {control} ({summary})"
-        registry.archive(engine, treatment, reason=reason)
+        registry.archive(conn, treatment, reason=reason)
         return {"action": "archived", "model_id": treatment, "reason": reason}
     return {"action": "none", "reason": f"A/B test {tid}: {winner} ({summary}); {treatment} is left as it is"}
 
@@ -182,18 +191,26 @@ def finalize_test(engine: Engine, test_id: int, *, status: str = AB_COMPLETED, n
                   settings: Settings | None = None) -> dict:
     """Close a running test: final results up to its end (or ``now`` when stopped early), then the decision.
 
-    Closing a closed test changes nothing and returns it.
+    A compare-and-set on ``status = 'RUNNING'`` under the test's row lock (``store.lock_running``): of
+    closers racing (``/stop``, the hourly run, ``close_expired``), one decides, promotes or archives and
+    closes in one transaction; the others find it closed. Closing a closed test changes nothing and
+    returns it.
     """
     settings = settings or get_settings()
     test = store.get_test(engine, test_id)
     if test["status"] != AB_RUNNING:
         return test
     end = min(now or _now(), test["end_at"])
-    results = _merged(test, compute_results(engine, test_id, end, settings))
-    results.setdefault("planned_end_at", test["end_at"].isoformat())
-    results["decision"] = decide_outcome(engine, test, results, settings.ab_auto_promote)
-    store.save_results(engine, test_id, results, status=status, end_at=end)
-    log.info("A/B test %s %s: winner %s, %s", test_id, status, results["winner"], results["decision"]["reason"])
+    fresh = compute_results(engine, test_id, end, settings)  # read only: computed before taking the lock
+    with engine.begin() as conn:
+        test = store.lock_running(conn, test_id)
+        if test is not None:
+            results = _merged(test, fresh)
+            results.setdefault("planned_end_at", test["end_at"].isoformat())
+            results["decision"] = decide_outcome(conn, test, results, settings.ab_auto_promote)
+            store.save_results(conn, test_id, results, status=status, end_at=end)
+    if test is not None:
+        log.info("A/B test %s %s: winner %s, %s", test_id, status, results["winner"], results["decision"]["reason"])
     return store.get_test(engine, test_id)
 
 

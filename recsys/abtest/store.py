@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from recsys.constants import AB_RUNNING, CLICK, PURCHASE
@@ -91,9 +91,25 @@ def insert_test(engine: Engine, *, control_model_id: str, treatment_model_id: st
     return get_test(engine, test_id)
 
 
-def save_results(engine: Engine, test_id: int, results: dict, *, status: str | None = None,
+def lock_running(conn: Connection, test_id: int) -> dict | None:
+    """The test's row while it is RUNNING, locked until ``conn``'s transaction ends; None once it is closed.
+
+    The compare-and-set of closing a test and of writing a running test's results: PostgreSQL locks
+    the row (``SELECT ... FOR UPDATE``; a second caller waits, then sees the committed status), SQLite
+    takes its one write lock first (a no-op update), so writers are serialised there too.
+    """
+    t = ABTest
+    if conn.dialect.name == "sqlite":
+        conn.execute(update(t).where(t.test_id == test_id).values(status=t.status))
+    found = conn.execute(select(t.__table__).where(t.test_id == test_id, t.status == AB_RUNNING)
+                         .with_for_update()).first()
+    return None if found is None else _row(found._mapping)
+
+
+def save_results(conn: Connection, test_id: int, results: dict, *, status: str | None = None,
                  end_at: dt.datetime | None = None) -> None:
-    """The summary columns and the ``results`` JSON of a test (and its status / end when closing it)."""
+    """The summary columns and the ``results`` JSON of a test (and its status / end when closing it),
+    inside the caller's transaction (which holds the row: ``lock_running``)."""
     ctr = results.get("arms", {})
     values = {"results": results, "num_users": int(results.get("num_users", 0)),
               "control_ctr": (ctr.get("control") or {}).get("ctr"),
@@ -103,8 +119,7 @@ def save_results(engine: Engine, test_id: int, results: dict, *, status: str | N
         values["status"] = status
     if end_at is not None:
         values["end_at"] = end_at
-    with engine.begin() as conn:
-        conn.execute(update(ABTest).where(ABTest.test_id == test_id).values(**values))
+    conn.execute(update(ABTest).where(ABTest.test_id == test_id).values(**values))
 
 
 def load_impressions(engine: Engine, test_id: int, start_ms: int, end_ms: int) -> pd.DataFrame:
