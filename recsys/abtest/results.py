@@ -1,7 +1,8 @@
 """A/B results: per-arm counts, the CTR z-test, the sample-size gate, the winner, the decision.
 
-``summarize`` is pure (frames in, JSON-able dict out); ``compute_results`` reads one
-test's impressions and events; ``update_results`` writes them to ``ab_tests``
+``summarize`` is pure (per-arm counts in, JSON-able dict out); ``compute_results`` has the
+database attribute and aggregate one test's impressions and events (``store.outcome_counts``,
+the rules of ``recsys.abtest.attribution``); ``update_results`` writes them to ``ab_tests``
 (never replacing newer results with older ones, so backfills are harmless, nor a closed
 test's final ones); ``finalize_test`` closes a test once (a compare-and-set on RUNNING under
 the row lock) and promotes or archives its treatment through the registry in the same
@@ -15,16 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
 
-import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from recsys import registry
 from recsys.abtest import store
-from recsys.abtest.attribution import attribute, impression_outcomes
 from recsys.abtest.request_ids import RequestIdSigner
-from recsys.abtest.stats import ArmCounts, compare_ctr, design_effect, two_proportion_ztest
+from recsys.abtest.stats import ArmCounts, compare_ctr, design_effect_of_sums, two_proportion_ztest
 from recsys.constants import (
     AB_COMPLETED, AB_RUNNING, ARM_CONTROL, ARM_TREATMENT, ARMS, STATUS_LIVE,
 )
@@ -52,76 +50,80 @@ def judging_rules(settings: Settings) -> dict:
             "attribution_window_seconds": settings.ab_attribution_window_seconds}
 
 
-def _arm_summary(per_user: pd.DataFrame) -> dict:
-    users, n = len(per_user), int(per_user["impressions"].sum())
-    clicked, buyers = int(per_user["clicked"].sum()), int((per_user["purchases"] > 0).sum())
-    revenue = float(per_user["revenue"].sum())
-    return {"users": users, "impressions": n, "clicked_impressions": clicked, "clicks": int(per_user["clicks"].sum()),
-            "ctr": clicked / n if n else None, "purchases": int(per_user["purchases"].sum()), "buyers": buyers,
+def _arm_summary(totals: dict | None) -> dict:
+    t = totals or {**dict.fromkeys(store.ARM_COUNTS, 0), "revenue": 0.0}  # an arm without impressions
+    users, n, clicked, buyers, revenue = t["users"], t["impressions"], t["clicked"], t["buyers"], t["revenue"]
+    return {"users": users, "impressions": n, "clicked_impressions": clicked, "clicks": t["clicks"],
+            "ctr": clicked / n if n else None, "purchases": t["purchases"], "buyers": buyers,
             "conversion": buyers / users if users else None, "revenue": round(revenue, 2),
             "revenue_per_user": revenue / users if users else None,
-            "design_effect": design_effect(per_user["clicked"], per_user["impressions"])}
+            "design_effect": design_effect_of_sums(users, clicked, n, t["xx"], t["xn"], t["nn"])}
 
 
-def _step(span_ms: int) -> int:
+def series_step(start_ms: int, end_ms: int) -> int:
+    """The step of the time series of ``[start_ms, end_ms)``: at most ``MAX_POINTS`` points."""
+    span_ms = max(end_ms - start_ms, 1)
     return next((s for s in SERIES_STEPS_MS if span_ms / s <= MAX_POINTS), SERIES_STEPS_MS[-1])
 
 
-def time_series(outcomes: pd.DataFrame, start_ms: int, end_ms: int) -> dict:
-    """Cumulative CTR and conversion per arm at the end of each step of ``[start_ms, end_ms)``."""
-    step = _step(max(end_ms - start_ms, 1))
+def time_series(steps: dict, start_ms: int, end_ms: int) -> dict:
+    """Cumulative CTR and conversion per arm at the end of each step of ``[start_ms, end_ms)``, from the
+    counts of each step (``store.outcome_counts``: bucket ``(timestamp - start_ms) // step``)."""
+    step = series_step(start_ms, end_ms)
     ends = list(range(start_ms + step, end_ms, step)) + [end_ms]
-    points = []
-    for t in ends:
-        seen = outcomes[outcomes["timestamp"] < t]
+    last = len(ends) - 1  # the last point also counts whatever is past the last whole step
+    per_point = {arm: [dict.fromkeys(store.STEP_COUNTS, 0) for _ in ends] for arm in ARMS}
+    for arm in ARMS:
+        for bucket, counts in steps.get(arm, {}).items():
+            into = per_point[arm][min(bucket, last)]
+            for name in store.STEP_COUNTS:
+                into[name] += counts[name]
+    points, total = [], {arm: dict.fromkeys(store.STEP_COUNTS, 0) for arm in ARMS}
+    for j, t in enumerate(ends):
         point = {"t": t}
         for arm in ARMS:
-            rows = seen[seen["arm"] == arm]
-            users = rows.groupby("user_id")["purchases"].sum()
-            point[arm] = {"impressions": len(rows), "ctr": float(rows["clicked"].mean()) if len(rows) else None,
-                          "conversion": float((users > 0).mean()) if len(users) else None}
+            c = total[arm]
+            for name in store.STEP_COUNTS:
+                c[name] += per_point[arm][j][name]
+            point[arm] = {"impressions": c["impressions"],
+                          "ctr": c["clicked"] / c["impressions"] if c["impressions"] else None,
+                          "conversion": c["buyers"] / c["users"] if c["users"] else None}
         points.append(point)
     return {"step_ms": step, "points": points}
 
 
-def summarize(impressions: pd.DataFrame, events: pd.DataFrame, *, treatment_fraction: float, config: dict,
-              start_ms: int, end_ms: int, trusted: Callable[[str], bool] | None = None) -> dict:
-    """The results of one test from its impressions and its users' events (pure).
-
-    ``trusted`` tells the server-signed request ids (events naming another id count for no arm).
-    """
-    window_ms = int(config["attribution_window_seconds"]) * 1000
-    outcomes = impression_outcomes(impressions, attribute(impressions, events, window_ms, ATTRIBUTION_SKEW_MS,
-                                                          trusted))
-    per_user = outcomes.groupby(["arm", "user_id"]).agg(
-        impressions=("impression_id", "size"), clicked=("clicked", "sum"), clicks=("clicks", "sum"),
-        purchases=("purchases", "sum"), revenue=("revenue", "sum")).reset_index()
-    arms = {arm: _arm_summary(per_user[per_user["arm"] == arm]) for arm in ARMS}
+def summarize(counts: dict, *, treatment_fraction: float, config: dict, start_ms: int, end_ms: int) -> dict:
+    """The results of one test from its aggregated outcomes (``store.outcome_counts``; pure)."""
+    arms = {arm: _arm_summary(counts["arms"].get(arm)) for arm in ARMS}
     c, t = arms[ARM_CONTROL], arms[ARM_TREATMENT]
     ctr_test = compare_ctr(ArmCounts(c["clicked_impressions"], c["impressions"], c["design_effect"]),
                            ArmCounts(t["clicked_impressions"], t["impressions"], t["design_effect"]),
                            alpha=config["alpha"], mde=config["mde"], power=config["power"],
                            ratio=treatment_fraction / (1 - treatment_fraction))
     conv = two_proportion_ztest(c["buyers"], c["users"], t["buyers"], t["users"])
+    every_arm = counts["arms"].values()  # impressions without an arm count as attributed too
     return {"arms": arms, "ctr_test": ctr_test, "conversion_test": {"z": conv.z, "pvalue": conv.pvalue},
             "winner": ctr_test["winner"], "num_users": int(c["users"] + t["users"]),
-            "attributed": {"clicks": int(outcomes["clicks"].sum()), "purchases": int(outcomes["purchases"].sum()),
-                           "events": len(events)},
-            "series": time_series(outcomes, start_ms, end_ms)}
+            "attributed": {"clicks": sum(a["clicks"] for a in every_arm),
+                           "purchases": sum(a["purchases"] for a in every_arm), "events": counts["events"]},
+            "series": time_series(counts["steps"], start_ms, end_ms)}
 
 
 def compute_results(engine: Engine, test_id: int, as_of: dt.datetime | None = None,
                     settings: Settings | None = None) -> dict:
-    """Results of a test over ``[start_at, min(as_of, end_at))`` (``as_of`` defaults to now)."""
+    """Results of a test over ``[start_at, min(as_of, end_at))`` (``as_of`` defaults to now), aggregated
+    by the database (``store.outcome_counts``): no impression is read into this process."""
     settings = settings or get_settings()
     test = store.get_test(engine, test_id)
     config = (test.get("results") or {}).get("config") or judging_rules(settings)
     cutoff = min(as_of or _now(), test["end_at"])
     start_ms, end_ms = _ms(test["start_at"]), max(_ms(cutoff), _ms(test["start_at"]) + 1)
-    out = summarize(store.load_impressions(engine, test_id, start_ms, end_ms),
-                    store.load_events(engine, test_id, start_ms, end_ms),
-                    treatment_fraction=test["treatment_fraction"], config=config, start_ms=start_ms, end_ms=end_ms,
-                    trusted=RequestIdSigner(settings.request_id_secret).verify)
+    counts = store.outcome_counts(engine, test_id, start_ms, end_ms,
+                                  window_ms=int(config["attribution_window_seconds"]) * 1000,
+                                  skew_ms=ATTRIBUTION_SKEW_MS, step_ms=series_step(start_ms, end_ms),
+                                  trusted=RequestIdSigner(settings.request_id_secret).verify)
+    out = summarize(counts, treatment_fraction=test["treatment_fraction"], config=config, start_ms=start_ms,
+                    end_ms=end_ms)
     return {"test_id": test_id, "as_of": cutoff.isoformat(), "computed_at": _now().isoformat(),
             "config": config, **out}
 

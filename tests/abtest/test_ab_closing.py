@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from ab_helpers import catalog, register, seed_traffic
+from ab_helpers import seed_traffic
 from recsys import registry
 from recsys.abtest import results as R
 from recsys.abtest import service, store
@@ -22,16 +22,6 @@ START = NOW - dt.timedelta(hours=2)
 def begin(engine, settings, hours=24.0):
     return service.start_test(engine, treatment_model_id="m-treat", control_model_id="m-control",
                               duration_hours=hours, treatment_fraction=0.5, now=START, settings=settings)
-
-
-@pytest.fixture(params=["engine", "sqlite_engine"])
-def world(request, ab_store):
-    """Products 1..40; ``m-control`` LIVE, ``m-treat`` TRAINING; on PostgreSQL, then on SQLite."""
-    db = request.getfixturevalue(request.param)
-    catalog(db)
-    register(db, ab_store, "m-control", "LIVE", 1, prefer_low_ids=False)
-    register(db, ab_store, "m-treat", "TRAINING", 2, prefer_low_ids=True)
-    return db
 
 
 def promotions_of(engine, model_id: str) -> int:
