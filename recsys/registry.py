@@ -155,11 +155,14 @@ def set_metrics(engine: Engine, model_id: str, metrics: dict) -> None:
         _get(session, model_id).metrics = dict(metrics)
 
 
-def record_artifacts(engine: Engine, model_id: str, checksums: dict[str, str]) -> dict[str, str]:
-    """Add (or replace) the checksums of files just written for ``model_id``; returns all of them."""
+def record_artifacts(engine: Engine, model_id: str, checksums: dict[str, str],
+                     drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """Add (or replace) the checksums of files just written for ``model_id``, and forget those of ``drop``
+    (files removed); returns all of them."""
     with _session(engine) as session, session.begin():
         row = _get(session, model_id)
-        row.artifacts = {**(row.artifacts or {}), **checksums}  # a new dict: the JSON column sees the change
+        kept = {name: digest for name, digest in (row.artifacts or {}).items() if name not in drop}
+        row.artifacts = {**kept, **checksums}  # a new dict: the JSON column sees the change
         return dict(row.artifacts)
 
 
