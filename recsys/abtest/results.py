@@ -33,7 +33,7 @@ ATTRIBUTION_SKEW_MS = 30_000  # a client clock this far behind the server still 
 SERIES_STEPS_MS = (10_000, 60_000, 300_000, 900_000, 3_600_000, 3 * 3_600_000, 6 * 3_600_000, 86_400_000)
 MAX_POINTS = 48
 KEPT_KEYS = ("config", "planned_end_at", "decision")  # results keys that survive a recomputation
-ACTION_BLOCKED = "blocked"  # the treatment won, but its control was no longer LIVE: nothing promoted
+ACTION_BLOCKED = "blocked"  # the treatment won, but its control was no longer LIVE or it was archived: nothing promoted
 
 
 def _ms(value: dt.datetime) -> int:

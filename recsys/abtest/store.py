@@ -134,9 +134,10 @@ def save_results(conn: Connection, test_id: int, results: dict, *, status: str |
 # impression id. Buckets are the steps of the results' time series: (timestamp - start) / step.
 _SHOWS = {  # the impression ``i`` showed the event ``h``'s product (its JSON list holds the id)
     "postgresql": "EXISTS (SELECT 1 FROM json_array_elements_text(CASE WHEN json_typeof(i.products) = 'array' "
-                  "THEN i.products ELSE CAST('[]' AS json) END) AS p(value) WHERE CAST(p.value AS BIGINT) = h.product_id)",
-    "sqlite": "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_type(i.products) = 'array' THEN i.products ELSE '[]' END) "
-              "AS p WHERE CAST(p.value AS BIGINT) = h.product_id)",
+                  "THEN i.products ELSE CAST('[]' AS json) END) AS p(value) "
+                  "WHERE CAST(p.value AS BIGINT) = h.product_id)",
+    "sqlite": "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_type(i.products) = 'array' THEN i.products "
+              "ELSE '[]' END) AS p WHERE CAST(p.value AS BIGINT) = h.product_id)",
 }
 _FORGED = {  # the JSON list of forged request ids, one row each, as ``f.value``
     "postgresql": "json_array_elements_text(CAST(:forged AS json)) AS f(value)",
@@ -195,7 +196,8 @@ SELECT 'arm' AS kind, arm, CAST(NULL AS BIGINT) AS bucket, COUNT(*) AS users, SU
        SUM(CASE WHEN purchases > 0 THEN 1 ELSE 0 END) AS buyers, SUM(x * x) AS xx, SUM(x * n) AS xn, SUM(n * n) AS nn,
        SUM(revenue) AS revenue
 FROM per_user GROUP BY arm
-UNION ALL SELECT 'step', arm, bucket, 0, COUNT(*), SUM(clicked), 0, 0, 0, 0, 0, 0, 0.0 FROM outcomes GROUP BY arm, bucket
+UNION ALL SELECT 'step', arm, bucket, 0, COUNT(*), SUM(clicked), 0, 0, 0, 0, 0, 0, 0.0 FROM outcomes
+          GROUP BY arm, bucket
 UNION ALL SELECT 'seen', arm, seen, COUNT(*), 0, 0, 0, 0, 0, 0, 0, 0, 0.0 FROM per_user GROUP BY arm, seen
 UNION ALL SELECT 'bought', arm, bought, 0, 0, 0, 0, 0, COUNT(*), 0, 0, 0, 0.0 FROM per_user
           WHERE bought IS NOT NULL GROUP BY arm, bought

@@ -240,7 +240,8 @@ def test_nothing_but_the_conversion_unpickles():
                     found.add((where, node.module))
                 elif isinstance(node, ast.Attribute) and node.attr == "read_pickle":
                     found.add((where, "read_pickle"))
-                elif isinstance(node, ast.Attribute) and node.attr == "load" and getattr(node.value, "id", "") == "torch":
+                elif isinstance(node, ast.Attribute) and node.attr == "load" and \
+                        getattr(node.value, "id", "") == "torch":
                     found.add((where, "torch.load"))
                 elif isinstance(node, ast.keyword) and node.arg == "allow_pickle" and getattr(node.value, "value", 0):
                     found.add((where, "allow_pickle=True"))
