@@ -42,7 +42,7 @@ from recsys.constants import COL_ITEM, COL_USER, STATUS_CANDIDATE, STATUS_LIVE
 from recsys.integrity import folder_checksums
 from recsys.model.embedding_files import BLOCK_ROWS, EMBEDDING_FILES, upload_files, write_side
 from recsys.model.families import family_of, load_model, servable_users
-from recsys.model.model_files import model_file_names
+from recsys.model.model_files import MODEL_FILES
 from recsys.model.neighbour_files import NEIGHBOUR_FILES, write_neighbour_files
 from recsys.model.train import load_products, load_users
 
@@ -129,7 +129,7 @@ def publish_model(engine: Engine, store: ArtifactStore, model_id: str, keep: int
         "dim": model.dim,
         "users": int(len(users)),
         "items": int(len(products)),
-        "files": [*(model_key(model_id, n) for n in model_file_names(store, model_id)), *keys],
+        "files": [*(model_key(model_id, n) for n in MODEL_FILES), *keys],
         "sha256": checksums,
     }
     data = json.dumps(metadata, indent=2, default=str).encode()

@@ -1,5 +1,8 @@
 """Switching the LIVE model by hand (``python -m recsys models promote|rollback|verify``): check, write, then point.
 
+Also what an operator does for a model of an earlier version: ``trust`` (record the checksums of a model
+registered before them) and ``convert-legacy`` (its pickled ``model.pkl`` to ``model.npz`` + ``model.json``).
+
 A manual switch first verifies every file of the target model against the checksums
 its registry row records (``recsys.integrity``), then precomputes the target's lists
 into the LIVE keys, and only then switches the registry. A missing or altered file,
@@ -17,18 +20,20 @@ from sqlalchemy import Engine
 from recsys import registry
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.constants import STATUS_LIVE
-from recsys.integrity import OK, check_stored, require_intact
+from recsys.integrity import OK, check_stored, require_intact, verify_bytes
 from recsys.model.embedding_files import EMBEDDING_FILES, LEGACY_FILE
-from recsys.model.model_files import model_file_names
+from recsys.model.legacy_pickle import unpickle_model
+from recsys.model.model_files import LEGACY_MODEL, MODEL_FILES, legacy_refusal, save_model
 from recsys.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
 def required_files(store: ArtifactStore, model_id: str) -> tuple[str, ...]:
-    """The files every model needs: its own (``model.npz`` + ``model.json``, or a legacy ``model.pkl``).
-    Every other file the registry recorded for it (its published embeddings) is checked too."""
-    return model_file_names(store, model_id)
+    """The files every model needs: its own ``model.npz`` + ``model.json`` (a legacy ``model.pkl`` is
+    converted first: ``convert_legacy``). Every other file the registry recorded for it (its published
+    embeddings) is checked too."""
+    return MODEL_FILES
 
 
 def verify_model(engine: Engine, store: ArtifactStore, model_id: str | None = None) -> dict:
@@ -80,8 +85,12 @@ def trust_model(engine: Engine, store: ArtifactStore, model_id: str) -> dict:
     """Record the checksums of a model registered before checksums existed (its files as they are now).
 
     Refused when the model already has recorded checksums: a record is never replaced by what
-    is in the bucket, so this cannot bless a file altered after it was recorded.
+    is in the bucket, so this cannot bless a file altered after it was recorded. Refused when the
+    folder holds a ``model.pkl``: a pickle is never trusted (``convert_legacy`` first).
     """
+    if store.exists(model_key(model_id, LEGACY_MODEL)):
+        raise registry.RegistryError(f"model {model_id} is not trusted: {legacy_refusal(store, model_id)}, then run "
+                                     "`models trust` again for its other files")
     if registry.get_artifacts(engine, model_id):
         raise registry.RegistryError(f"model {model_id} already has recorded checksums: verify it instead")
     candidates = (*required_files(store, model_id), *EMBEDDING_FILES, LEGACY_FILE, "metadata.json")
@@ -92,3 +101,27 @@ def trust_model(engine: Engine, store: ArtifactStore, model_id: str) -> dict:
     registry.record_artifacts(engine, model_id, checksums)
     log.warning("checksums of model %s recorded from the files as they are: %s", model_id, sorted(checksums))
     return {"model_id": model_id, "recorded": checksums}
+
+
+def convert_legacy(engine: Engine, store: ArtifactStore, model_id: str) -> dict:
+    """Turn a model's legacy ``model.pkl`` into ``model.npz`` + ``model.json`` and remove the pickle.
+
+    For an operator on a trusted machine (it unpickles, through ``legacy_pickle``'s restricted
+    unpickler). A pickle whose checksum the registry recorded must match it. The new files'
+    checksums are recorded (and the pickle's dropped) when the model has a record; a model
+    registered before checksums has none, and ``trust_model`` records all its files next.
+    """
+    key = model_key(model_id, LEGACY_MODEL)
+    recorded = registry.get_artifacts(engine, model_id)
+    if not store.exists(key):
+        raise registry.RegistryError(f"model {model_id} has no {store.uri(key)} to convert")
+    data = store.get_bytes(key)
+    if LEGACY_MODEL in recorded:
+        verify_bytes(data, recorded, LEGACY_MODEL, store.uri(key))
+    checksums = save_model(unpickle_model(data, store.uri(key)), store, model_id)
+    if recorded:
+        registry.record_artifacts(engine, model_id, checksums, drop=(LEGACY_MODEL,))
+    store.delete_prefix(key)
+    log.warning("model %s converted from %s to %s", model_id, LEGACY_MODEL, ", ".join(checksums))
+    return {"model_id": model_id, "written": checksums, "removed": store.uri(key),
+            "recorded": bool(recorded), "next": None if recorded else f"python -m recsys models trust {model_id}"}
