@@ -243,6 +243,10 @@ class Settings(BaseSettings):
         default="changethis", validate_default=True,
         description="HMAC secret signing the request ids that credit clicks to A/B impressions (API and Airflow)")
     admin_session_seconds: int = Field(default=8 * 3600, ge=60, description="lifetime of the dashboard login cookie")
+    admin_attempts_per_minute: int = Field(
+        default=30, ge=1,
+        description="admin token checks (Bearer header or /admin/login) per client address per minute; more "
+                    "answer 429 (token bucket in Redis; the login cookie is not counted)")
 
     # A/B tests (recsys.abtest)
     ab_alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance level of the A/B z-test")

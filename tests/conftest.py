@@ -38,6 +38,7 @@ os.environ.setdefault("RECSYS_REQUEST_ID_SECRET", TEST_REQUEST_ID_SECRET)
 os.environ.setdefault("RECSYS_API_KEYS", TEST_API_KEYS)
 os.environ.setdefault("RECSYS_RATE_LIMIT_PER_SECOND", "100000")
 os.environ.setdefault("RECSYS_RATE_LIMIT_BURST", "1000000")
+os.environ.setdefault("RECSYS_ADMIN_ATTEMPTS_PER_MINUTE", "1000000")  # test_api_admin_throttle.py: a small one
 
 import pytest
 from sqlalchemy import text

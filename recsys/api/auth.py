@@ -14,7 +14,8 @@ SameSite=Strict, so changing the admin token logs every browser out. SameSite ig
 ports, so a page of another tool on the same host (Grafana, Airflow, MinIO...) counts
 as same-site: a write (any method but GET/HEAD/OPTIONS) authenticated by the cookie must
 also come from this API's own pages (``Sec-Fetch-Site: same-origin``, or without Fetch
-Metadata an ``Origin`` equal to the API's), else 403. Bearer requests are not checked.
+Metadata an ``Origin`` equal to the API's), else 403. Bearer requests are not checked for
+their origin; each bearer check is an admin attempt of the client's address (``admin_throttle.py``).
 """
 
 from __future__ import annotations
@@ -143,10 +144,11 @@ def check_admin_token(given: str, token: str) -> None:
         raise Forbidden("wrong admin token")
 
 
-def _admin(request: Request, credentials: HTTPAuthorizationCredentials | None, cookie: str | None,
-           *, page: bool) -> None:
+async def _admin(request: Request, credentials: HTTPAuthorizationCredentials | None, cookie: str | None,
+                 *, page: bool) -> None:
     token = request.app.state.serving.settings.admin_token
     if credentials is not None:
+        await request.app.state.admin_throttle.attempt(request)  # 429 past the address's attempts
         check_admin_token(credentials.credentials, token)
     elif not valid_admin_cookie(cookie, token):
         if page:
@@ -161,15 +163,16 @@ def _admin(request: Request, credentials: HTTPAuthorizationCredentials | None, c
 async def require_admin(request: Request,
                         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
                         cookie: Annotated[str | None, Security(_cookie)]) -> None:
-    """Bearer admin token or the login cookie (401 without either, 403 with a wrong token)."""
-    _admin(request, credentials, cookie, page=False)
+    """Bearer admin token or the login cookie (401 without either, 403 with a wrong token, 429 past the client
+    address's attempts: ``admin_throttle``)."""
+    await _admin(request, credentials, cookie, page=False)
 
 
 async def require_admin_page(request: Request,
                              credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
                              cookie: Annotated[str | None, Security(_cookie)]) -> None:
     """As ``require_admin``, but a browser without credentials is sent to the login form."""
-    _admin(request, credentials, cookie, page=True)
+    await _admin(request, credentials, cookie, page=True)
 
 
 API_KEY = [Depends(require_api_key)]
