@@ -7,7 +7,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from api_helpers import open_client, write_lists
+from api_helpers import metric, open_client, write_lists
 from asgi_client import KEY_HEADERS
 from recsys.api.app import create_app
 from recsys.api.auth import admin_cookie
@@ -15,10 +15,6 @@ from recsys.api.auth import admin_cookie
 TOKEN = "throttle-admin-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 WRONG = {"Authorization": "Bearer wrong-admin-token-0123456789"}
-
-
-def metric(text: str, prefix: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
 @pytest.fixture
