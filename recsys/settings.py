@@ -231,7 +231,9 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated name:key pairs, one name per caller; X-API-Key header (two keys of a name during rotation)")
-    metrics_public: bool = Field(default=False, description="/metrics answers without an API key (Prometheus scrapes)")
+    metrics_public: bool = Field(
+        default=False, description="/metrics answers without an API key (off: Prometheus scrapes with a key of "
+                                   "RECSYS_API_KEYS, as X-API-Key or as its bearer token)")
     rate_limit_per_second: float = Field(
         default=100.0, ge=0, description="requests per second per API key (token bucket in Redis; 0 = no limit)")
     rate_limit_burst: int = Field(default=200, ge=1, description="requests a key may send at once (bucket size)")

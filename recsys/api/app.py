@@ -25,7 +25,7 @@ from recsys.abtest.impressions import ImpressionBuffer
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api import routes_abtests, routes_admin, routes_events, routes_ops, routes_recommendations
 from recsys.api.admin_throttle import AdminThrottle
-from recsys.api.auth import API_KEY, ApiKeys
+from recsys.api.auth import API_KEY, METRICS_KEY, ApiKeys
 from recsys.api.body_limit import BodyLimitMiddleware
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.db_store import DbStore, make_async_engine
@@ -168,7 +168,8 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.include_router(routes_events.router, **keyed)
     app.include_router(routes_ops.router, **keyed)
     app.include_router(routes_ops.health_router)
-    app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else keyed))
+    metrics_keyed = {"dependencies": METRICS_KEY, "responses": error_responses(401, 429)}  # X-API-Key or Bearer
+    app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else metrics_keyed))
     admin_attempts = {"responses": error_responses(429)}  # a bearer check past the address's attempts
     app.include_router(routes_abtests.router, **admin_attempts)
     app.include_router(routes_admin.router)

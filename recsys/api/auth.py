@@ -5,7 +5,8 @@ API keys follow Gorse's ``api_key``: a service credential per caller, configured
 authenticated its user; the API trusts the ``user_id`` the key holder passes. Keys
 are compared in constant time (every configured key is compared, no early exit) and
 never logged: the key's *name* goes on the request's log line and metrics. A key that
-passes is charged one token of its bucket (``rate_limit.py``).
+passes is charged one token of its bucket (``rate_limit.py``). ``/metrics`` also takes the key as a
+bearer token, the header a Prometheus scrape config can fill from a file.
 
 The admin endpoints (A/B tests, the dashboard) take ``Authorization: Bearer
 <RECSYS_ADMIN_TOKEN>`` (scripts) or the ``recsys_admin`` cookie that the login form
@@ -40,6 +41,9 @@ _COOKIE_SHAPE = re.compile(r"([0-9]{1,16})\.([0-9a-f]{64})")  # expiry (ASCII di
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey",
                         description="the caller's key from RECSYS_API_KEYS")
 _bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken", description="RECSYS_ADMIN_TOKEN")
+_metrics_bearer = HTTPBearer(auto_error=False, scheme_name="MetricsKey",
+                             description="/metrics only: a key of RECSYS_API_KEYS as a bearer token (what "
+                                         "Prometheus's `authorization` scrape option sends)")
 _cookie = APIKeyCookie(name=ADMIN_COOKIE, auto_error=False, scheme_name="AdminCookie",
                        description="set by POST /admin/login")
 
@@ -95,6 +99,13 @@ async def require_api_key(request: Request, key: Annotated[str | None, Security(
     request.state.api_key_name = name
     await request.app.state.rate_limiter.charge(name)
     return name
+
+
+async def require_metrics_key(request: Request, key: Annotated[str | None, Security(_api_key)],
+                              bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_metrics_bearer)]) -> str:
+    """``/metrics``: an API key in ``X-API-Key``, or the same key as ``Authorization: Bearer`` (a Prometheus
+    scrape config has no other way to send a secret from a file)."""
+    return await require_api_key(request, key or (bearer.credentials if bearer is not None else None))
 
 
 # --- admin ---------------------------------------------------------------------------------------
@@ -176,5 +187,6 @@ async def require_admin_page(request: Request,
 
 
 API_KEY = [Depends(require_api_key)]
+METRICS_KEY = [Depends(require_metrics_key)]
 ADMIN = [Depends(require_admin)]
 ADMIN_PAGE = [Depends(require_admin_page)]
