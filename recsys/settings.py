@@ -18,7 +18,8 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from recsys.constants import (
-    EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, SELECTION_CANDIDATES, USER_FEATURE_GROUPS,
+    EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, REASON_MODES, REASONS_PERSONAL, SELECTION_CANDIDATES,
+    USER_FEATURE_GROUPS,
 )
 from recsys.ranking.seen import seen_event_types
 
@@ -28,7 +29,6 @@ DEVELOPMENT, PRODUCTION = "development", "production"
 ENVIRONMENTS = (DEVELOPMENT, PRODUCTION)
 PLACEHOLDER_SECRETS = ("", "changethis")
 MIN_SECRET_CHARS = 16
-REASON_MODES = ("personal", "generic")  # RECSYS_REASONS (README "Security")
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 
 # cross-sell: after buying from the key category, these categories go with it
@@ -226,6 +226,10 @@ class Settings(BaseSettings):
         description="JSON: category -> categories that go with it (bought a camera: lenses and cases)",
     )
     tier3_new_arrivals: int = Field(default=3, ge=0, description="slots of a trending list given to new arrivals")
+    reasons: str = Field(
+        default=REASONS_PERSONAL,
+        description="what the reasons of /recommendations may name: personal (the user's latest purchase per "
+                    "category, the product just viewed) or generic (the same rules, never the user's own products)")
 
     # security (README "Security")
     api_keys: Annotated[list[str], NoDecode] = Field(
@@ -360,6 +364,11 @@ class Settings(BaseSettings):
             raise ValueError("promotion_policy must be 'auto' or 'ab_test'")
         return v
 
+    @field_validator("reasons")
+    @classmethod
+    def _reasons(cls, v: str) -> str:
+        return _known([v], REASON_MODES, "reasons")[0]
+
     @field_validator("rerank_out_of_stock")
     @classmethod
     def _out_of_stock(cls, v: str) -> str:
@@ -377,6 +386,11 @@ class Settings(BaseSettings):
     @classmethod
     def _selection_metric(cls, v: str) -> str:
         return check_ranking_metric(v)
+
+    @property
+    def personal_reasons(self) -> bool:
+        """RECSYS_REASONS=personal: reasons may name the user's own products."""
+        return self.reasons == REASONS_PERSONAL
 
     @property
     def exclude_seen_types(self) -> tuple[str, ...]:
