@@ -462,7 +462,8 @@ def test_metrics_need_a_key_and_prometheus_scrapes_with_its_own():
     secret = COMPOSE["secrets"]["prometheus_api_key"]
     assert secret == {"environment": "RECSYS_PROMETHEUS_API_KEY"}
     assert "prometheus_api_key" in SERVICES["prometheus"]["secrets"]
-    assert not any("RECSYS_PROMETHEUS_API_KEY" in str(v) for v in SERVICES["prometheus"].get("environment", {}).values())
+    prometheus_env = SERVICES["prometheus"].get("environment", {})
+    assert not any("RECSYS_PROMETHEUS_API_KEY" in str(v) for v in prometheus_env.values())  # a file, not a variable
     config = yaml.safe_load((ROOT / "monitoring/prometheus.yml").read_text())
     api_job = next(job for job in config["scrape_configs"] if job["job_name"] == "recsys-api")
     assert api_job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/prometheus_api_key"}
