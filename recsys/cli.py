@@ -273,6 +273,9 @@ def cmd_serve(args) -> int:
 
     import uvicorn
 
+    from recsys.settings import get_settings
+
+    get_settings().check_api()  # a bad setting is one line here (``main``), not a traceback per worker
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         print("warning: several workers without PROMETHEUS_MULTIPROC_DIR: /metrics shows one worker's numbers",
               file=sys.stderr)
@@ -406,5 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a settings error is one ``error:`` line naming the variable (never its value), exit 2."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from recsys.settings import ConfigurationError, Settings, settings_error_message
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValidationError, SettingsError, ConfigurationError) as exc:
+        if isinstance(exc, ValidationError) and exc.title != Settings.__name__:
+            raise  # another model's validation: a bug, with its traceback
+        print(f"error: {settings_error_message(exc)}", file=sys.stderr)
+        return 2

@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from recsys.abtest.impressions import ImpressionBuffer
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api import routes_abtests, routes_admin, routes_events, routes_ops, routes_recommendations
-from recsys.api.auth import API_KEY, ApiKeys
+from recsys.api.admin_throttle import AdminThrottle
+from recsys.api.auth import API_KEY, METRICS_KEY, ApiKeys
 from recsys.api.body_limit import BodyLimitMiddleware
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.db_store import DbStore, make_async_engine
@@ -74,6 +75,7 @@ def _install_state(app: FastAPI, state: ServingState) -> None:
     s = state.settings
     app.state.rate_limiter = RateLimiter(state.redis, state.metrics, s.rate_limit_per_second, s.rate_limit_burst,
                                          s.rate_limits, CircuitBreaker("rate-limit", BREAKER_COOLDOWN_SECONDS))
+    app.state.admin_throttle = AdminThrottle(state.redis, state.metrics, s.admin_attempts_per_minute)
     app.state.recommender = RecommendationService(state)
     app.state.event_service = EventService(state)
     app.state.similar_service = SimilarService(state)
@@ -166,8 +168,10 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.include_router(routes_events.router, **keyed)
     app.include_router(routes_ops.router, **keyed)
     app.include_router(routes_ops.health_router)
-    app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else keyed))
-    app.include_router(routes_abtests.router)
+    metrics_keyed = {"dependencies": METRICS_KEY, "responses": error_responses(401, 429)}  # X-API-Key or Bearer
+    app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else metrics_keyed))
+    admin_attempts = {"responses": error_responses(429)}  # a bearer check past the address's attempts
+    app.include_router(routes_abtests.router, **admin_attempts)
     app.include_router(routes_admin.router)
     routes_recommendations.install_fast_route(app)
     return app

@@ -5,7 +5,8 @@ API keys follow Gorse's ``api_key``: a service credential per caller, configured
 authenticated its user; the API trusts the ``user_id`` the key holder passes. Keys
 are compared in constant time (every configured key is compared, no early exit) and
 never logged: the key's *name* goes on the request's log line and metrics. A key that
-passes is charged one token of its bucket (``rate_limit.py``).
+passes is charged one token of its bucket (``rate_limit.py``). ``/metrics`` also takes the key as a
+bearer token, the header a Prometheus scrape config can fill from a file.
 
 The admin endpoints (A/B tests, the dashboard) take ``Authorization: Bearer
 <RECSYS_ADMIN_TOKEN>`` (scripts) or the ``recsys_admin`` cookie that the login form
@@ -14,7 +15,8 @@ SameSite=Strict, so changing the admin token logs every browser out. SameSite ig
 ports, so a page of another tool on the same host (Grafana, Airflow, MinIO...) counts
 as same-site: a write (any method but GET/HEAD/OPTIONS) authenticated by the cookie must
 also come from this API's own pages (``Sec-Fetch-Site: same-origin``, or without Fetch
-Metadata an ``Origin`` equal to the API's), else 403. Bearer requests are not checked.
+Metadata an ``Origin`` equal to the API's), else 403. Bearer requests are not checked for
+their origin; each bearer check is an admin attempt of the client's address (``admin_throttle.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ _COOKIE_SHAPE = re.compile(r"([0-9]{1,16})\.([0-9a-f]{64})")  # expiry (ASCII di
 _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey",
                         description="the caller's key from RECSYS_API_KEYS")
 _bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken", description="RECSYS_ADMIN_TOKEN")
+_metrics_bearer = HTTPBearer(auto_error=False, scheme_name="MetricsKey",
+                             description="/metrics only: a key of RECSYS_API_KEYS as a bearer token (what "
+                                         "Prometheus's `authorization` scrape option sends)")
 _cookie = APIKeyCookie(name=ADMIN_COOKIE, auto_error=False, scheme_name="AdminCookie",
                        description="set by POST /admin/login")
 
@@ -96,6 +101,13 @@ async def require_api_key(request: Request, key: Annotated[str | None, Security(
     return name
 
 
+async def require_metrics_key(request: Request, key: Annotated[str | None, Security(_api_key)],
+                              bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_metrics_bearer)]) -> str:
+    """``/metrics``: an API key in ``X-API-Key``, or the same key as ``Authorization: Bearer`` (a Prometheus
+    scrape config has no other way to send a secret from a file)."""
+    return await require_api_key(request, key or (bearer.credentials if bearer is not None else None))
+
+
 # --- admin ---------------------------------------------------------------------------------------
 def _cookie_key(token: str) -> bytes:
     return hashlib.sha256(b"recsys-admin-cookie:" + token.encode()).digest()
@@ -143,10 +155,11 @@ def check_admin_token(given: str, token: str) -> None:
         raise Forbidden("wrong admin token")
 
 
-def _admin(request: Request, credentials: HTTPAuthorizationCredentials | None, cookie: str | None,
-           *, page: bool) -> None:
+async def _admin(request: Request, credentials: HTTPAuthorizationCredentials | None, cookie: str | None,
+                 *, page: bool) -> None:
     token = request.app.state.serving.settings.admin_token
     if credentials is not None:
+        await request.app.state.admin_throttle.attempt(request)  # 429 past the address's attempts
         check_admin_token(credentials.credentials, token)
     elif not valid_admin_cookie(cookie, token):
         if page:
@@ -161,17 +174,19 @@ def _admin(request: Request, credentials: HTTPAuthorizationCredentials | None, c
 async def require_admin(request: Request,
                         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
                         cookie: Annotated[str | None, Security(_cookie)]) -> None:
-    """Bearer admin token or the login cookie (401 without either, 403 with a wrong token)."""
-    _admin(request, credentials, cookie, page=False)
+    """Bearer admin token or the login cookie (401 without either, 403 with a wrong token, 429 past the client
+    address's attempts: ``admin_throttle``)."""
+    await _admin(request, credentials, cookie, page=False)
 
 
 async def require_admin_page(request: Request,
                              credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
                              cookie: Annotated[str | None, Security(_cookie)]) -> None:
     """As ``require_admin``, but a browser without credentials is sent to the login form."""
-    _admin(request, credentials, cookie, page=True)
+    await _admin(request, credentials, cookie, page=True)
 
 
 API_KEY = [Depends(require_api_key)]
+METRICS_KEY = [Depends(require_metrics_key)]
 ADMIN = [Depends(require_admin)]
 ADMIN_PAGE = [Depends(require_admin_page)]

@@ -62,6 +62,17 @@ async def test_metrics_can_be_public(app_with):
     assert (await api.get("/models/status")).status_code == 401
 
 
+async def test_metrics_take_the_key_as_a_bearer_token_as_prometheus_sends_it(app_with):
+    api = await app_with(api_keys=[f"shop:{SHOP_KEY}", f"prometheus:{BENCH_KEY}"])
+    r = await api.get("/metrics", headers={"Authorization": f"Bearer {BENCH_KEY}"})
+    assert r.status_code == 200 and "recsys_requests_total" in r.text
+    assert (await api.get("/metrics", headers={"Authorization": "Bearer guessed-key-0123456789"})).status_code == 401
+    assert (await api.get("/metrics")).status_code == 401
+    assert (await api.get("/models/status", headers={"Authorization": f"Bearer {BENCH_KEY}"})).status_code == 401
+    text = (await api.get("/metrics", headers={"X-API-Key": SHOP_KEY})).text
+    assert metric(text, 'recsys_requests_total{endpoint="/metrics",key="prometheus",status="200"}') == 1
+
+
 async def test_two_keys_of_one_name_during_rotation_and_the_name_in_logs_and_metrics(app_with, caplog):
     api = await app_with(api_keys=[f"shop:{SHOP_KEY}", f"shop:{SHOP_KEY_NEW}", f"bench:{BENCH_KEY}"])
     caplog.set_level(logging.INFO, logger="recsys.api.middleware")
@@ -85,8 +96,8 @@ def test_keys_are_checked_when_the_settings_are_read(monkeypatch):
 
 
 def test_production_refuses_placeholder_secrets_and_an_api_without_keys():
-    with pytest.raises(ValidationError, match="RECSYS_REQUEST_ID_SECRET"):
-        Settings(environment="production", api_keys=[f"shop:{SHOP_KEY}"])
+    with pytest.raises(ValidationError, match="RECSYS_REQUEST_ID_SECRET"):  # the placeholder (the suite sets a secret)
+        Settings(environment="production", api_keys=[f"shop:{SHOP_KEY}"], request_id_secret="changethis")
     with pytest.raises(ValidationError, match="RECSYS_REQUEST_ID_SECRET"):
         Settings(environment="production", request_id_secret="too-short")
     with pytest.raises(ValidationError, match="RECSYS_ADMIN_TOKEN"):
