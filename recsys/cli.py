@@ -82,25 +82,45 @@ def cmd_models(args) -> int:
     from recsys import registry
     from recsys.clients import get_engine
     from recsys.integrity import ArtifactIntegrityError
+    from recsys.families.files import ModelArtifactError
     from recsys.pipeline.precompute import PrecomputeError
 
+    if args.action == "convert-legacy" and args.model_id and Path(args.model_id).is_file():
+        return cmd_convert_legacy_file(Path(args.model_id), args.out)  # on a machine without the stores
     engine = get_engine()
     if args.action == "candidate":
         return cmd_models_candidate(engine, args.model_id)
     if args.action == "compare":
         return cmd_models_compare(engine, args.model_id, args.other_id, as_json=args.json)
-    if args.action in ("promote", "trust") and not args.model_id:
+    if args.action in ("promote", "trust", "convert-legacy") and not args.model_id:
         print(f"models {args.action} needs MODEL_ID", file=sys.stderr)
         return 2
     try:
         return _models_action(engine, args)
-    except (registry.RegistryError, ArtifactIntegrityError, PrecomputeError) as exc:
+    except (registry.RegistryError, ArtifactIntegrityError, ModelArtifactError, PrecomputeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
 
+def cmd_convert_legacy_file(path: Path, out: str | None) -> int:
+    """A ``model.pkl`` outside the artifact store: ``model.npz`` + ``model.json`` beside it (or in ``--out``)."""
+    from recsys.artifacts import sha256_file
+    from recsys.families.files import ModelArtifactError
+    from recsys.families.hybrid.legacy_pickle import convert_file
+
+    try:
+        written = convert_file(path, Path(out) if out else None)
+    except (ModelArtifactError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print({"written": {name: str(p) for name, p in written.items()},
+            "sha256": {name: sha256_file(p) for name, p in written.items()}})
+    return 0
+
+
 def _models_action(engine, args) -> int:
-    """list / history / verify / trust / promote / rollback (promote and rollback: verify, precompute, switch)."""
+    """list / history / verify / trust / convert-legacy / promote / rollback (promote and rollback: verify,
+    precompute, switch)."""
     from recsys import registry
     from recsys.clients import get_redis, get_store
     from recsys.pipeline import rollout
@@ -118,6 +138,8 @@ def _models_action(engine, args) -> int:
         return 0 if report["ok"] else 1
     elif args.action == "trust":
         _print(rollout.trust_model(engine, get_store(), args.model_id))
+    elif args.action == "convert-legacy":
+        _print(rollout.convert_legacy(engine, get_store(), args.model_id))
     elif args.action == "promote":
         _print(rollout.promote_live(engine, get_store(), get_redis(), args.model_id, reason="promoted by hand (CLI)"))
     elif args.action == "rollback":
@@ -251,6 +273,9 @@ def cmd_serve(args) -> int:
 
     import uvicorn
 
+    from recsys.settings import get_settings
+
+    get_settings().check_api()  # a bad setting is one line here (``main``), not a traceback per worker
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         print("warning: several workers without PROMETHEUS_MULTIPROC_DIR: /metrics shows one worker's numbers",
               file=sys.stderr)
@@ -324,14 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     models = sub.add_parser("models", help="the model registry")
-    models.add_argument("action", choices=["list", "history", "verify", "trust", "promote", "rollback", "candidate",
-                                           "compare"],
+    models.add_argument("action", choices=["list", "history", "verify", "trust", "convert-legacy", "promote",
+                                           "rollback", "candidate", "compare"],
                         help="verify [MODEL_ID]: check the files' SHA-256 (default the LIVE model); trust MODEL_ID: "
-                             "record the checksums of a model registered before checksums existed; compare A B: "
-                             "two models side by side")
+                             "record the checksums of a model registered before checksums existed (never a model.pkl); "
+                             "convert-legacy MODEL_ID|PATH: on a trusted machine, turn an earlier version's pickled "
+                             "model.pkl into model.npz + model.json (the store's copy: recorded, pickle removed; a "
+                             "file: written beside it or in --out); compare A B: two models side by side")
     models.add_argument("model_id", nargs="?")
     models.add_argument("other_id", nargs="?", help="compare: the second model (B)")
     models.add_argument("--json", action="store_true", help="compare: rows as JSON")
+    models.add_argument("--out", default=None, help="convert-legacy PATH: the folder of model.npz + model.json")
     models.set_defaults(func=cmd_models)
     sim = sub.add_parser("simulate", help="drive a running API with simulated shoppers (A/B traffic)")
     sim.add_argument("--users", type=int, default=500, help="simulated shoppers")
@@ -381,5 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a settings error is one ``error:`` line naming the variable (never its value), exit 2."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from recsys.settings import ConfigurationError, Settings, settings_error_message
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValidationError, SettingsError, ConfigurationError) as exc:
+        if isinstance(exc, ValidationError) and exc.title != Settings.__name__:
+            raise  # another model's validation: a bug, with its traceback
+        print(f"error: {settings_error_message(exc)}", file=sys.stderr)
+        return 2

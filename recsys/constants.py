@@ -73,6 +73,11 @@ REASON_TRENDING = "Trending now"
 REASON_NEW_ARRIVAL = "New arrival"
 REASON_GOES_WITH = "Goes with your {product}"
 REASON_JUST_VIEWED = "Because you just viewed {product}"  # a real-time model: next after this product
+# RECSYS_REASONS=generic: the same rules, without naming the user's own products
+REASON_GOES_WITH_GENERIC = "Goes with your recent purchase"
+REASON_JUST_VIEWED_GENERIC = "Because of what you just viewed"
+REASONS_PERSONAL, REASONS_GENERIC = "personal", "generic"
+REASON_MODES = (REASONS_PERSONAL, REASONS_GENERIC)
 REASON_BOUGHT_TOGETHER = "Customers who bought this also bought"  # /recommendations/similar
 REASON_SIMILAR = "Similar to {product}"                          # /recommendations/similar, embeddings only
 

@@ -43,6 +43,7 @@ KEY_CATEGORIES = "catalog:categories"             # JSON list of known categorie
 KEY_IMPRESSIONS = "stream:impressions"            # stream: one entry per recommendation answer
 KEY_IMPRESSIONS_DELETED = "stream:impressions:deleted"  # integer: entries the flusher deleted after writing them
 KEY_RATE_LIMIT = "ratelimit:{name}"               # hash {tokens, ts}: the token bucket of one API key name
+KEY_ADMIN_ATTEMPTS = "admin_attempts:{address}"   # hash {tokens, ts}: admin token attempts of one client address
 IMPRESSIONS_GROUP = "impression-flusher"          # the stream's consumer group
 
 
@@ -51,6 +52,11 @@ def recs_key(user_id: int, model_id: str | None = None) -> str:
     if model_id:
         return KEY_RECS_MODEL.format(model_id=model_id, user_id=user_id)
     return KEY_RECS.format(user_id=user_id)
+
+
+def admin_attempts_key(address: str) -> str:
+    """``admin_attempts:{address}``: the bucket of admin token checks from one client address."""
+    return KEY_ADMIN_ATTEMPTS.format(address=address)
 
 
 def answer_key(user_id: int, model_id: str | None = None) -> str:

@@ -34,7 +34,7 @@ Exported gauges (absent when there is nothing to report):
 | ``recsys_impression_dead_letters`` | rows of ``impression_dead_letters``: impressions the flusher set aside (undecodable or refused by the database) |
 | ``recsys_impression_stream_length`` | entries waiting in ``stream:impressions`` (with a Redis client) |
 | ``recsys_impression_stream_trimmed_entries`` | entries the ``MAXLEN ~`` cap removed before a flusher wrote them, since the stream was created (``recsys.abtest.flusher.stream_counts``; with a Redis client >= 7) |
-| ``recsys_ab_promotion_blocked`` | A/B tests closed in the last 7 days whose winner was not promoted because their control was no longer LIVE (absent when no test closed) |
+| ``recsys_ab_promotion_blocked`` | A/B tests closed in the last 7 days whose winner was not promoted because their control was no longer LIVE or the winner had been archived (absent when no test closed) |
 | ``recsys_pipeline_metrics_scrape_error`` | 1 when the database could not be read (the rest is then absent) |
 
 Run records are written by ``recsys.pipeline.runs.record_step`` (status SUCCESS / FAILED /
@@ -103,7 +103,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "recsys_impression_stream_trimmed_entries": (
         "impression entries removed by the stream cap before they were written (since the stream was created)", ()),
     "recsys_ab_promotion_blocked": ("A/B tests closed in the last 7 days whose winner was not promoted: "
-                                    "their control was no longer LIVE", ()),
+                                    "their control was no longer LIVE, or the winner was archived", ()),
     "recsys_pipeline_metrics_scrape_error": ("1 if the database could not be read", ()),
 }
 

@@ -22,7 +22,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,12 +51,18 @@ class LiveChangedError(RegistryError):
     """The LIVE model is not the one the caller based its decision on."""
 
 
+class ArchivedModelError(RegistryError):
+    """An ARCHIVED model that this path may not make LIVE (an A/B test's winner archived meanwhile)."""
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _session(engine: Engine) -> Session:
-    return Session(engine, expire_on_commit=False)
+def _session(bind: Engine | Connection) -> Session:
+    """A session on the engine, or inside the transaction of ``bind`` when it is a connection (its changes
+    then commit with that transaction: a savepoint is rolled back on error, the transaction goes on)."""
+    return Session(bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
 
 
 def _get(session: Session, model_id: str) -> RecommendationModel:
@@ -111,7 +117,7 @@ def register_model(
     raise RegistryError(f"could not allocate a version for {model_id!r} after {_REGISTER_ATTEMPTS} attempts")
 
 
-def get_model(engine: Engine, model_id: str) -> RecommendationModel:
+def get_model(engine: Engine | Connection, model_id: str) -> RecommendationModel:
     """The registry row of ``model_id``; ``UnknownModelError`` when there is none."""
     with _session(engine) as session:
         return _get(session, model_id)
@@ -145,11 +151,14 @@ def set_metrics(engine: Engine, model_id: str, metrics: dict) -> None:
         _get(session, model_id).metrics = dict(metrics)
 
 
-def record_artifacts(engine: Engine, model_id: str, checksums: dict[str, str]) -> dict[str, str]:
-    """Add (or replace) the checksums of files just written for ``model_id``; returns all of them."""
+def record_artifacts(engine: Engine, model_id: str, checksums: dict[str, str],
+                     drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """Add (or replace) the checksums of files just written for ``model_id``, and forget those of ``drop``
+    (files removed); returns all of them."""
     with _session(engine) as session, session.begin():
         row = _get(session, model_id)
-        row.artifacts = {**(row.artifacts or {}), **checksums}  # a new dict: the JSON column sees the change
+        kept = {name: digest for name, digest in (row.artifacts or {}).items() if name not in drop}
+        row.artifacts = {**kept, **checksums}  # a new dict: the JSON column sees the change
         return dict(row.artifacts)
 
 
@@ -200,17 +209,23 @@ def _check_live(session: Session, expected_live: str | None) -> None:
         raise LiveChangedError(f"{expected_live} is no longer LIVE ({current_id or 'no model'} is)")
 
 
-def promote(engine: Engine, model_id: str, reason: str, expected_live: str | None = None) -> dict:
+def promote(engine: Engine | Connection, model_id: str, reason: str, expected_live: str | None = None,
+            allow_archived: bool = True) -> dict:
     """Make ``model_id`` the one LIVE model (an ARCHIVED one may come back by hand).
 
     ``expected_live``: promote only while that model is LIVE (``LiveChangedError`` otherwise), so a
-    decision taken against one LIVE model never replaces a newer one.
+    decision taken against one LIVE model never replaces a newer one. ``allow_archived=False`` (the
+    A/B path): ``ArchivedModelError`` for an ARCHIVED model. ``engine`` may be a connection in a
+    transaction: the switch then commits with it.
     """
     with _session(engine) as session, session.begin():
         row = _get(session, model_id)
         if row.status == STATUS_LIVE:
             return {"model_id": model_id, "status": STATUS_LIVE, "previous_live_model_id": model_id,
                     "reason": "already LIVE"}
+        if row.status == STATUS_ARCHIVED and not allow_archived:
+            raise ArchivedModelError(f"{model_id} is ARCHIVED ({row.decision or 'no reason recorded'}): only an "
+                                     f"operator brings an archived model back (python -m recsys models promote)")
         if expected_live is not None:
             _check_live(session, expected_live)
         previous = _switch_live(session, row, reason)
@@ -218,7 +233,7 @@ def promote(engine: Engine, model_id: str, reason: str, expected_live: str | Non
                 "promoted_at": row.promoted_at.isoformat(), "reason": reason}
 
 
-def archive(engine: Engine, model_id: str, reason: str) -> dict:
+def archive(engine: Engine | Connection, model_id: str, reason: str) -> dict:
     """Archive a non-LIVE model (re-archiving is a no-op that keeps the first ``archived_at``)."""
     with _session(engine) as session, session.begin():
         row = _get(session, model_id)

@@ -14,17 +14,18 @@ from typing import Annotated
 import logging
 import re
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from recsys.constants import (
-    EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, USER_FEATURE_GROUPS,
+    EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, REASON_MODES, REASONS_PERSONAL, USER_FEATURE_GROUPS,
 )
 from recsys.ranking.seen import seen_event_types
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
-ENVIRONMENTS = ("development", "production")
+DEVELOPMENT, PRODUCTION = "development", "production"
+ENVIRONMENTS = (DEVELOPMENT, PRODUCTION)
 PLACEHOLDER_SECRETS = ("", "changethis")
 MIN_SECRET_CHARS = 16
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
@@ -60,18 +61,22 @@ def _known(values: list[str], known: tuple[str, ...], field: str) -> list[str]:
 
 
 def parse_api_keys(entries: list[str]) -> list[tuple[str, str]]:
-    """``["shop:k1", "shop:k2", "bench:k3"]`` -> ``[("shop", "k1"), ...]``; a name may have several keys (rotation)."""
+    """``["shop:k1", "shop:k2", "bench:k3"]`` -> ``[("shop", "k1"), ...]``; a name may have several keys (rotation).
+
+    Errors name an entry by its position and valid name only: never any part of a key (or of an entry
+    that may be one)."""
     pairs, seen = [], set()
-    for entry in entries:
+    for number, entry in enumerate(entries, start=1):
         name, sep, key = entry.partition(":")
         name, key = name.strip(), key.strip()
         if not sep or not _KEY_NAME.match(name):
-            raise ValueError("api_keys: each entry is name:key, the name 1-32 of A-Z a-z 0-9 _ . - "
-                             f"(got an entry starting {entry[:8]!r})")
+            raise ValueError(f"RECSYS_API_KEYS: entry {number} of {len(entries)} is not name:key (the name "
+                             "1-32 of A-Z a-z 0-9 _ . -)")
         if len(key) < MIN_SECRET_CHARS or key in PLACEHOLDER_SECRETS:
-            raise ValueError(f"api_keys: the key of {name!r} is shorter than {MIN_SECRET_CHARS} characters")
+            raise ValueError(f"RECSYS_API_KEYS: the key of {name!r} (entry {number}) is shorter than "
+                             f"{MIN_SECRET_CHARS} characters")
         if key in seen:
-            raise ValueError(f"api_keys: the key of {name!r} is listed twice")
+            raise ValueError(f"RECSYS_API_KEYS: the key of {name!r} (entry {number}) is listed twice")
         seen.add(key)
         pairs.append((name, key))
     return pairs
@@ -82,11 +87,13 @@ class ConfigurationError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+    # errors name the variable and what is wrong, never the value given (keys, tokens, secrets, URLs with passwords)
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore", hide_input_in_errors=True)
 
     environment: str = Field(
-        default="development",
-        description="development or production: production refuses placeholder secrets and an API without keys")
+        default=PRODUCTION,
+        description="production (also when unset) refuses placeholder or short secrets and an API without keys; "
+                    "development, set explicitly, accepts them with a warning (a laptop only)")
 
     var_dir: Path = Field(default=PROJECT_ROOT / "var", description="Folder for the embedded defaults")
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite under var/")
@@ -186,7 +193,8 @@ class Settings(BaseSettings):
     # serving
     personalized_min_events: int = Field(default=50, ge=0, description="events a user needs for Tier 1 (personalized)")
     admin_token: str = Field(
-        default="", description="bearer token (or login cookie) of the admin and A/B endpoints; empty refuses them all")
+        default="", validate_default=True,
+        description="bearer token (or login cookie) of the admin and A/B endpoints; empty refuses them all")
     session_ttl_seconds: int = Field(default=7 * 86400, ge=60, description="session:{user_id} hash lifetime")
     api_refresh_seconds: float = Field(default=60.0, gt=0, description="API catalog / model / fallback-list refresh")
     event_clock_skew_seconds: int = Field(default=300, ge=0, description="how far in the future an event may be")
@@ -222,12 +230,18 @@ class Settings(BaseSettings):
         description="JSON: category -> categories that go with it (bought a camera: lenses and cases)",
     )
     tier3_new_arrivals: int = Field(default=3, ge=0, description="slots of a trending list given to new arrivals")
+    reasons: str = Field(
+        default=REASONS_PERSONAL,
+        description="what the reasons of /recommendations may name: personal (the user's latest purchase per "
+                    "category, the product just viewed) or generic (the same rules, never the user's own products)")
 
     # security (README "Security")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated name:key pairs, one name per caller; X-API-Key header (two keys of a name during rotation)")
-    metrics_public: bool = Field(default=False, description="/metrics answers without an API key (Prometheus scrapes)")
+    metrics_public: bool = Field(
+        default=False, description="/metrics answers without an API key (off: Prometheus scrapes with a key of "
+                                   "RECSYS_API_KEYS, as X-API-Key or as its bearer token)")
     rate_limit_per_second: float = Field(
         default=100.0, ge=0, description="requests per second per API key (token bucket in Redis; 0 = no limit)")
     rate_limit_burst: int = Field(default=200, ge=1, description="requests a key may send at once (bucket size)")
@@ -236,9 +250,13 @@ class Settings(BaseSettings):
         description='JSON: key name -> [per second, burst] for that key, e.g. {"bench": [1000, 2000]} (0 per second = no limit)')
     max_body_bytes: int = Field(default=65536, ge=1024, description="larger request bodies are refused with 413")
     request_id_secret: str = Field(
-        default="changethis",
+        default="changethis", validate_default=True,
         description="HMAC secret signing the request ids that credit clicks to A/B impressions (API and Airflow)")
     admin_session_seconds: int = Field(default=8 * 3600, ge=60, description="lifetime of the dashboard login cookie")
+    admin_attempts_per_minute: int = Field(
+        default=30, ge=1,
+        description="admin token checks (Bearer header or /admin/login) per client address per minute; more "
+                    "answer 429 (token bucket in Redis; the login cookie is not counted)")
 
     # A/B tests (recsys.abtest)
     ab_alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance level of the A/B z-test")
@@ -288,31 +306,39 @@ class Settings(BaseSettings):
     @classmethod
     def _environment(cls, v: str) -> str:
         if v not in ENVIRONMENTS:
-            raise ValueError(f"environment must be one of {', '.join(ENVIRONMENTS)}")
+            raise ValueError(f"RECSYS_ENVIRONMENT must be one of {', '.join(ENVIRONMENTS)}")
         return v
 
-    @model_validator(mode="after")
-    def _secrets(self):
-        """A placeholder request-id secret, or a short admin token, is refused outside development."""
-        if self.environment == "development":
-            return self
-        if self.request_id_secret in PLACEHOLDER_SECRETS or len(self.request_id_secret) < MIN_SECRET_CHARS:
-            raise ValueError("request_id_secret: set RECSYS_REQUEST_ID_SECRET to a random value of at least "
-                             f"{MIN_SECRET_CHARS} characters (openssl rand -hex 32) outside development")
-        if self.admin_token and (self.admin_token in PLACEHOLDER_SECRETS or len(self.admin_token) < MIN_SECRET_CHARS):
-            raise ValueError(f"admin_token: RECSYS_ADMIN_TOKEN must have at least {MIN_SECRET_CHARS} characters "
-                             "outside development (it can be guessed: nothing rate-limits it)")
-        return self
+    @field_validator("request_id_secret")
+    @classmethod
+    def _request_id_secret(cls, v: str, info: ValidationInfo) -> str:
+        """The placeholder or a short secret is refused unless RECSYS_ENVIRONMENT=development is set."""
+        if _development(info) or (v not in PLACEHOLDER_SECRETS and len(v) >= MIN_SECRET_CHARS):
+            return v
+        raise ValueError(f"RECSYS_REQUEST_ID_SECRET is the placeholder or shorter than {MIN_SECRET_CHARS} "
+                         "characters: set it to a random value (openssl rand -hex 32), the same for the API and "
+                         "Airflow (or RECSYS_ENVIRONMENT=development on a laptop)")
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, v: str, info: ValidationInfo) -> str:
+        """Empty (admin endpoints off) or at least ``MIN_SECRET_CHARS``, unless RECSYS_ENVIRONMENT=development."""
+        if not v or _development(info) or (v not in PLACEHOLDER_SECRETS and len(v) >= MIN_SECRET_CHARS):
+            return v
+        raise ValueError(f"RECSYS_ADMIN_TOKEN is shorter than {MIN_SECRET_CHARS} characters: set it to a random "
+                         "value (openssl rand -hex 24), or leave it empty to switch the admin endpoints off "
+                         "(or RECSYS_ENVIRONMENT=development on a laptop)")
 
     def check_api(self) -> None:
         """What the API needs before it serves: keys outside development (``ConfigurationError``)."""
-        if not self.api_keys and self.environment != "development":
+        if not self.api_keys and self.environment != DEVELOPMENT:
             raise ConfigurationError("RECSYS_API_KEYS is empty: the API refuses to start without keys outside "
                                      "development (set name:key pairs, e.g. shop:$(openssl rand -hex 24))")
         if not self.api_keys:
             log.warning("RECSYS_API_KEYS is empty: every endpoint but /health answers 401 (development)")
-        if self.request_id_secret in PLACEHOLDER_SECRETS:
-            log.warning("RECSYS_REQUEST_ID_SECRET is the placeholder: fine for development only")
+        if self.request_id_secret in PLACEHOLDER_SECRETS or len(self.request_id_secret) < MIN_SECRET_CHARS:
+            log.warning("RECSYS_REQUEST_ID_SECRET is the placeholder or short: request ids can be forged "
+                        "(accepted because RECSYS_ENVIRONMENT=development)")
 
     @property
     def api_key_pairs(self) -> list[tuple[str, str]]:
@@ -344,6 +370,11 @@ class Settings(BaseSettings):
             raise ValueError("promotion_policy must be 'auto' or 'ab_test'")
         return v
 
+    @field_validator("reasons")
+    @classmethod
+    def _reasons(cls, v: str) -> str:
+        return _known([v], REASON_MODES, "reasons")[0]
+
     @field_validator("rerank_out_of_stock")
     @classmethod
     def _out_of_stock(cls, v: str) -> str:
@@ -361,6 +392,11 @@ class Settings(BaseSettings):
     @classmethod
     def _selection_metric(cls, v: str) -> str:
         return check_ranking_metric(v)
+
+    @property
+    def personal_reasons(self) -> bool:
+        """RECSYS_REASONS=personal: reasons may name the user's own products."""
+        return self.reasons == REASONS_PERSONAL
 
     @property
     def exclude_seen_types(self) -> tuple[str, ...]:
@@ -396,6 +432,26 @@ def default(name: str):
     """The default of a setting (lists as tuples), for the dataclasses whose defaults are the settings'."""
     value = Settings.model_fields[name].get_default(call_default_factory=True)
     return tuple(value) if isinstance(value, list) else value
+
+
+def _development(info: ValidationInfo) -> bool:
+    """Whether RECSYS_ENVIRONMENT=development was set (a bad or missing environment counts as production)."""
+    return info.data.get("environment") == DEVELOPMENT
+
+
+def settings_error_message(exc: ValidationError | SettingsError | ConfigurationError) -> str:
+    """One line naming each variable a settings error is about and what is wrong, never the value given
+    (what the command line prints instead of a traceback)."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(part) for part in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        variable = f"RECSYS_{loc[0].upper()}" if loc else ""
+        where = f"{variable} ({'.'.join(loc[1:])})" if len(loc) > 1 else variable
+        problems.append(message if not where or message.startswith(variable) else f"{where}: {message}")
+    return "invalid settings: " + "; ".join(problems)
 
 
 DEFAULTS = Settings.model_construct()  # every default, no environment: what a library function falls back to

@@ -13,6 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export RECSYS_BENCH_REDIS_URL=${RECSYS_BENCH_REDIS_URL:-redis://127.0.0.1:6379/10}
+# the benchmarks run with production's checks (RECSYS_ENVIRONMENT unset): a real request-id secret, one per run
+RECSYS_REQUEST_ID_SECRET=${RECSYS_REQUEST_ID_SECRET:-$("$PY" -c 'import secrets; print(secrets.token_hex(32))')}
+export RECSYS_REQUEST_ID_SECRET
 
 apt_install() {
     local sudo=""

@@ -1,7 +1,8 @@
 # Sourced by scripts/run_demo.sh (`make run`): the demo's API key, admin token and request-id secret.
 # Generated on first start into $VAR/demo-secrets.env (mode 600), reused after; a value already in the
 # environment wins. Exports RECSYS_API_KEYS (demo:<key>), RECSYS_ADMIN_TOKEN, RECSYS_REQUEST_ID_SECRET
-# and DEMO_API_KEY (for the printed curl).
+# and DEMO_API_KEY (for the printed curl). RECSYS_ENVIRONMENT stays unset: these real secrets pass the production
+# checks every command makes (tests/ops/test_demo_secrets.py), so the demo needs no development flag.
 demo_secrets() {
   local var_dir=$1 py=${2:-python3}
   local file=$var_dir/demo-secrets.env

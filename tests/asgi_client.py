@@ -1,7 +1,9 @@
 """An httpx client on a FastAPI app with its lifespan running (shared by the API and A/B tests).
 
 The tests' API key: the root conftest puts ``RECSYS_API_KEYS=tests:<TEST_API_KEY>`` in the
-environment (so every ``Settings`` of the suite has it), and the client sends it.
+environment (so every ``Settings`` of the suite has it), and the client sends it. The suite runs
+as a deployment does (``RECSYS_ENVIRONMENT`` unset: production), so the conftest also sets a
+real request-id secret, ``TEST_REQUEST_ID_SECRET``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import httpx
 TEST_API_KEY = "tests-key-0123456789abcdef"
 TEST_API_KEYS = f"tests:{TEST_API_KEY}"
 KEY_HEADERS = {"X-API-Key": TEST_API_KEY}
+TEST_REQUEST_ID_SECRET = "tests-request-id-secret-0123456789abcdef"
 
 
 async def open_client(app, headers: dict | None = None):

@@ -30,11 +30,15 @@ os.environ.setdefault("RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS", "10")
 # every API of the suite knows the tests' key (tests/asgi_client.py sends it); the token bucket is
 # checked on every request, but sized so that no functional test is throttled (test_api_security.py
 # tests the limit with a small one)
-from asgi_client import TEST_API_KEYS  # noqa: E402
+from asgi_client import TEST_API_KEYS, TEST_REQUEST_ID_SECRET  # noqa: E402
 
+# the suite runs as a deployment does: RECSYS_ENVIRONMENT unset (production), real secrets
+os.environ.pop("RECSYS_ENVIRONMENT", None)
+os.environ.setdefault("RECSYS_REQUEST_ID_SECRET", TEST_REQUEST_ID_SECRET)
 os.environ.setdefault("RECSYS_API_KEYS", TEST_API_KEYS)
 os.environ.setdefault("RECSYS_RATE_LIMIT_PER_SECOND", "100000")
 os.environ.setdefault("RECSYS_RATE_LIMIT_BURST", "1000000")
+os.environ.setdefault("RECSYS_ADMIN_ATTEMPTS_PER_MINUTE", "1000000")  # test_api_admin_throttle.py: a small one
 
 import pytest
 from sqlalchemy import text

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from recsys.settings import Settings
+from recsys.settings import Settings, settings_error_message
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -70,3 +70,51 @@ def test_bad_exclude_seen_and_selection_metric_are_refused(monkeypatch, env, val
     monkeypatch.setenv(env, value)
     with pytest.raises(ValidationError, match=env.removeprefix("RECSYS_").lower()):
         Settings()
+
+
+# --- secrets: refused unless RECSYS_ENVIRONMENT=development is set, never echoed -------------------
+REQUEST_SECRET = "Zq8Wx3Vb"  # short: refused (distinctive, so any 4 characters of it found in a message are a leak)
+ADMIN_SECRET = "Pk4Jh7Ty"
+KEY_SECRET = "Mn2Rc6Lg"
+DB_PASSWORD = "Fd5Sa1Qe"
+
+
+def leaked(secret: str, text: str) -> list[str]:
+    """The 4-character pieces of ``secret`` found in ``text``."""
+    return [secret[i:i + 4] for i in range(len(secret) - 3) if secret[i:i + 4] in text]
+
+
+def test_an_unset_environment_refuses_placeholder_and_short_secrets(monkeypatch):
+    monkeypatch.delenv("RECSYS_ENVIRONMENT", raising=False)
+    monkeypatch.delenv("RECSYS_REQUEST_ID_SECRET", raising=False)
+    assert Settings.model_fields["environment"].default == "production"
+    with pytest.raises(ValidationError, match="RECSYS_REQUEST_ID_SECRET"):
+        Settings()  # the placeholder default
+    with pytest.raises(ValidationError, match="RECSYS_REQUEST_ID_SECRET"):
+        Settings(request_id_secret="short-secret")
+    with pytest.raises(ValidationError, match="RECSYS_ADMIN_TOKEN"):
+        Settings(request_id_secret="r" * 32, admin_token="admin")
+    assert Settings(request_id_secret="r" * 32, admin_token="").environment == "production"  # admin endpoints off
+    monkeypatch.setenv("RECSYS_ENVIRONMENT", "development")  # explicitly: a laptop
+    dev = Settings(admin_token="admin")
+    assert dev.request_id_secret == "changethis" and dev.admin_token == "admin"
+
+
+@pytest.mark.parametrize("env, secret", [
+    ({"RECSYS_API_KEYS": f"shop:{KEY_SECRET}"}, KEY_SECRET),  # too short
+    ({"RECSYS_API_KEYS": f"shop:{KEY_SECRET * 3},{KEY_SECRET * 3}"}, KEY_SECRET),  # a key without its name
+    ({"RECSYS_API_KEYS": f"shop:{KEY_SECRET * 3},bench:{KEY_SECRET * 3}"}, KEY_SECRET),  # listed twice
+    ({"RECSYS_ADMIN_TOKEN": ADMIN_SECRET}, ADMIN_SECRET),
+    ({"RECSYS_REQUEST_ID_SECRET": REQUEST_SECRET, "RECSYS_DATABASE_URL": f"postgresql://u:{DB_PASSWORD}@h/db"},
+     REQUEST_SECRET + DB_PASSWORD),
+])
+def test_settings_errors_never_echo_a_secret(monkeypatch, env, secret):
+    monkeypatch.delenv("RECSYS_ENVIRONMENT", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    variable = next(name for name in env if name != "RECSYS_DATABASE_URL")
+    for text in (str(info.value), repr(info.value), settings_error_message(info.value)):
+        assert variable in text and not leaked(secret, text), text
+    assert "\n" not in settings_error_message(info.value)

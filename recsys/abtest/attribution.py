@@ -1,4 +1,7 @@
-"""Attribute clicks and purchases to the impression that showed the product (pure pandas).
+"""Attribute clicks and purchases to the impression that showed the product (pure pandas): the reference.
+
+The results of a test are aggregated by the database with these rules
+(``recsys.abtest.store.outcome_counts``); the tests check the SQL against this code.
 
 An event goes to at most one impression:
 1. by request id: the client sent the ``request_id`` of the ``/recommendations``

@@ -1,11 +1,14 @@
 """A/B results: per-arm counts, the CTR z-test, the sample-size gate, the winner, the decision.
 
-``summarize`` is pure (frames in, JSON-able dict out); ``compute_results`` reads one
-test's impressions and events; ``update_results`` writes them to ``ab_tests``
-(never replacing newer results with older ones, so backfills are harmless);
-``finalize_test`` closes a test and promotes or archives its treatment through the
-registry; a winner is promoted only while the test's control is still LIVE (a model
-promoted during the test is never replaced by one it was not compared with). ``run_interval`` is what the hourly DAG ``recsys_ab_results`` runs.
+``summarize`` is pure (per-arm counts in, JSON-able dict out); ``compute_results`` has the
+database attribute and aggregate one test's impressions and events (``store.outcome_counts``,
+the rules of ``recsys.abtest.attribution``); ``update_results`` writes them to ``ab_tests``
+(never replacing newer results with older ones, so backfills are harmless, nor a closed
+test's final ones); ``finalize_test`` closes a test once (a compare-and-set on RUNNING under
+the row lock) and promotes or archives its treatment through the registry in the same
+transaction; a winner is promoted only while the test's control is still LIVE (a model
+promoted during the test is never replaced by one it was not compared with) and while it
+is not ARCHIVED. ``run_interval`` is what the hourly DAG ``recsys_ab_results`` runs.
 """
 
 from __future__ import annotations
@@ -13,16 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
 
-import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from recsys import registry
 from recsys.abtest import store
-from recsys.abtest.attribution import attribute, impression_outcomes
 from recsys.abtest.request_ids import RequestIdSigner
-from recsys.abtest.stats import ArmCounts, compare_ctr, design_effect, two_proportion_ztest
+from recsys.abtest.stats import ArmCounts, compare_ctr, design_effect_of_sums, two_proportion_ztest
 from recsys.constants import (
     AB_COMPLETED, AB_RUNNING, ARM_CONTROL, ARM_TREATMENT, ARMS, STATUS_LIVE,
 )
@@ -33,7 +33,7 @@ ATTRIBUTION_SKEW_MS = 30_000  # a client clock this far behind the server still 
 SERIES_STEPS_MS = (10_000, 60_000, 300_000, 900_000, 3_600_000, 3 * 3_600_000, 6 * 3_600_000, 86_400_000)
 MAX_POINTS = 48
 KEPT_KEYS = ("config", "planned_end_at", "decision")  # results keys that survive a recomputation
-ACTION_BLOCKED = "blocked"  # the treatment won, but its control was no longer LIVE: nothing promoted
+ACTION_BLOCKED = "blocked"  # the treatment won, but its control was no longer LIVE or it was archived: nothing promoted
 
 
 def _ms(value: dt.datetime) -> int:
@@ -50,76 +50,80 @@ def judging_rules(settings: Settings) -> dict:
             "attribution_window_seconds": settings.ab_attribution_window_seconds}
 
 
-def _arm_summary(per_user: pd.DataFrame) -> dict:
-    users, n = len(per_user), int(per_user["impressions"].sum())
-    clicked, buyers = int(per_user["clicked"].sum()), int((per_user["purchases"] > 0).sum())
-    revenue = float(per_user["revenue"].sum())
-    return {"users": users, "impressions": n, "clicked_impressions": clicked, "clicks": int(per_user["clicks"].sum()),
-            "ctr": clicked / n if n else None, "purchases": int(per_user["purchases"].sum()), "buyers": buyers,
+def _arm_summary(totals: dict | None) -> dict:
+    t = totals or {**dict.fromkeys(store.ARM_COUNTS, 0), "revenue": 0.0}  # an arm without impressions
+    users, n, clicked, buyers, revenue = t["users"], t["impressions"], t["clicked"], t["buyers"], t["revenue"]
+    return {"users": users, "impressions": n, "clicked_impressions": clicked, "clicks": t["clicks"],
+            "ctr": clicked / n if n else None, "purchases": t["purchases"], "buyers": buyers,
             "conversion": buyers / users if users else None, "revenue": round(revenue, 2),
             "revenue_per_user": revenue / users if users else None,
-            "design_effect": design_effect(per_user["clicked"], per_user["impressions"])}
+            "design_effect": design_effect_of_sums(users, clicked, n, t["xx"], t["xn"], t["nn"])}
 
 
-def _step(span_ms: int) -> int:
+def series_step(start_ms: int, end_ms: int) -> int:
+    """The step of the time series of ``[start_ms, end_ms)``: at most ``MAX_POINTS`` points."""
+    span_ms = max(end_ms - start_ms, 1)
     return next((s for s in SERIES_STEPS_MS if span_ms / s <= MAX_POINTS), SERIES_STEPS_MS[-1])
 
 
-def time_series(outcomes: pd.DataFrame, start_ms: int, end_ms: int) -> dict:
-    """Cumulative CTR and conversion per arm at the end of each step of ``[start_ms, end_ms)``."""
-    step = _step(max(end_ms - start_ms, 1))
+def time_series(steps: dict, start_ms: int, end_ms: int) -> dict:
+    """Cumulative CTR and conversion per arm at the end of each step of ``[start_ms, end_ms)``, from the
+    counts of each step (``store.outcome_counts``: bucket ``(timestamp - start_ms) // step``)."""
+    step = series_step(start_ms, end_ms)
     ends = list(range(start_ms + step, end_ms, step)) + [end_ms]
-    points = []
-    for t in ends:
-        seen = outcomes[outcomes["timestamp"] < t]
+    last = len(ends) - 1  # the last point also counts whatever is past the last whole step
+    per_point = {arm: [dict.fromkeys(store.STEP_COUNTS, 0) for _ in ends] for arm in ARMS}
+    for arm in ARMS:
+        for bucket, counts in steps.get(arm, {}).items():
+            into = per_point[arm][min(bucket, last)]
+            for name in store.STEP_COUNTS:
+                into[name] += counts[name]
+    points, total = [], {arm: dict.fromkeys(store.STEP_COUNTS, 0) for arm in ARMS}
+    for j, t in enumerate(ends):
         point = {"t": t}
         for arm in ARMS:
-            rows = seen[seen["arm"] == arm]
-            users = rows.groupby("user_id")["purchases"].sum()
-            point[arm] = {"impressions": len(rows), "ctr": float(rows["clicked"].mean()) if len(rows) else None,
-                          "conversion": float((users > 0).mean()) if len(users) else None}
+            c = total[arm]
+            for name in store.STEP_COUNTS:
+                c[name] += per_point[arm][j][name]
+            point[arm] = {"impressions": c["impressions"],
+                          "ctr": c["clicked"] / c["impressions"] if c["impressions"] else None,
+                          "conversion": c["buyers"] / c["users"] if c["users"] else None}
         points.append(point)
     return {"step_ms": step, "points": points}
 
 
-def summarize(impressions: pd.DataFrame, events: pd.DataFrame, *, treatment_fraction: float, config: dict,
-              start_ms: int, end_ms: int, trusted: Callable[[str], bool] | None = None) -> dict:
-    """The results of one test from its impressions and its users' events (pure).
-
-    ``trusted`` tells the server-signed request ids (events naming another id count for no arm).
-    """
-    window_ms = int(config["attribution_window_seconds"]) * 1000
-    outcomes = impression_outcomes(impressions, attribute(impressions, events, window_ms, ATTRIBUTION_SKEW_MS,
-                                                          trusted))
-    per_user = outcomes.groupby(["arm", "user_id"]).agg(
-        impressions=("impression_id", "size"), clicked=("clicked", "sum"), clicks=("clicks", "sum"),
-        purchases=("purchases", "sum"), revenue=("revenue", "sum")).reset_index()
-    arms = {arm: _arm_summary(per_user[per_user["arm"] == arm]) for arm in ARMS}
+def summarize(counts: dict, *, treatment_fraction: float, config: dict, start_ms: int, end_ms: int) -> dict:
+    """The results of one test from its aggregated outcomes (``store.outcome_counts``; pure)."""
+    arms = {arm: _arm_summary(counts["arms"].get(arm)) for arm in ARMS}
     c, t = arms[ARM_CONTROL], arms[ARM_TREATMENT]
     ctr_test = compare_ctr(ArmCounts(c["clicked_impressions"], c["impressions"], c["design_effect"]),
                            ArmCounts(t["clicked_impressions"], t["impressions"], t["design_effect"]),
                            alpha=config["alpha"], mde=config["mde"], power=config["power"],
                            ratio=treatment_fraction / (1 - treatment_fraction))
     conv = two_proportion_ztest(c["buyers"], c["users"], t["buyers"], t["users"])
+    every_arm = counts["arms"].values()  # impressions without an arm count as attributed too
     return {"arms": arms, "ctr_test": ctr_test, "conversion_test": {"z": conv.z, "pvalue": conv.pvalue},
             "winner": ctr_test["winner"], "num_users": int(c["users"] + t["users"]),
-            "attributed": {"clicks": int(outcomes["clicks"].sum()), "purchases": int(outcomes["purchases"].sum()),
-                           "events": len(events)},
-            "series": time_series(outcomes, start_ms, end_ms)}
+            "attributed": {"clicks": sum(a["clicks"] for a in every_arm),
+                           "purchases": sum(a["purchases"] for a in every_arm), "events": counts["events"]},
+            "series": time_series(counts["steps"], start_ms, end_ms)}
 
 
 def compute_results(engine: Engine, test_id: int, as_of: dt.datetime | None = None,
                     settings: Settings | None = None) -> dict:
-    """Results of a test over ``[start_at, min(as_of, end_at))`` (``as_of`` defaults to now)."""
+    """Results of a test over ``[start_at, min(as_of, end_at))`` (``as_of`` defaults to now), aggregated
+    by the database (``store.outcome_counts``): no impression is read into this process."""
     settings = settings or get_settings()
     test = store.get_test(engine, test_id)
     config = (test.get("results") or {}).get("config") or judging_rules(settings)
     cutoff = min(as_of or _now(), test["end_at"])
     start_ms, end_ms = _ms(test["start_at"]), max(_ms(cutoff), _ms(test["start_at"]) + 1)
-    out = summarize(store.load_impressions(engine, test_id, start_ms, end_ms),
-                    store.load_events(engine, test_id, start_ms, end_ms),
-                    treatment_fraction=test["treatment_fraction"], config=config, start_ms=start_ms, end_ms=end_ms,
-                    trusted=RequestIdSigner(settings.request_id_secret).verify)
+    counts = store.outcome_counts(engine, test_id, start_ms, end_ms,
+                                  window_ms=int(config["attribution_window_seconds"]) * 1000,
+                                  skew_ms=ATTRIBUTION_SKEW_MS, step_ms=series_step(start_ms, end_ms),
+                                  trusted=RequestIdSigner(settings.request_id_secret).verify)
+    out = summarize(counts, treatment_fraction=test["treatment_fraction"], config=config, start_ms=start_ms,
+                    end_ms=end_ms)
     return {"test_id": test_id, "as_of": cutoff.isoformat(), "computed_at": _now().isoformat(),
             "config": config, **out}
 
@@ -131,20 +135,26 @@ def _merged(test: dict, fresh: dict) -> dict:
 
 def update_results(engine: Engine, test_id: int, as_of: dt.datetime | None = None,
                    settings: Settings | None = None) -> dict:
-    """Compute and store a running test's results unless newer ones are stored; returns the stored ones."""
-    test = store.get_test(engine, test_id)
+    """Compute and store a running test's results unless newer ones are stored; returns the stored ones.
+
+    Written under the test's row lock while it is RUNNING: a test closed meanwhile keeps its final
+    results and decision (the fresh ones are dropped)."""
     fresh = compute_results(engine, test_id, as_of, settings)
-    stored_as_of = (test.get("results") or {}).get("as_of")
-    newer = stored_as_of and dt.datetime.fromisoformat(stored_as_of) > dt.datetime.fromisoformat(fresh["as_of"])
-    if test["status"] != AB_RUNNING or newer:
-        return test.get("results") or {}
-    results = _merged(test, fresh)
-    store.save_results(engine, test_id, results)
-    return results
+    with engine.begin() as conn:
+        test = store.lock_running(conn, test_id)
+        if test is not None:
+            stored_as_of = (test.get("results") or {}).get("as_of")
+            if stored_as_of and dt.datetime.fromisoformat(stored_as_of) > dt.datetime.fromisoformat(fresh["as_of"]):
+                return test["results"]
+            results = _merged(test, fresh)
+            store.save_results(conn, test_id, results)
+            return results
+    return store.get_test(engine, test_id).get("results") or {}
 
 
-def decide_outcome(engine: Engine, test: dict, results: dict, auto_promote: bool) -> dict:
-    """Promote a winning treatment, archive a losing one, keep an inconclusive one (registry)."""
+def decide_outcome(conn: Connection, test: dict, results: dict, auto_promote: bool) -> dict:
+    """Promote a winning treatment, archive a losing one, keep an inconclusive one (registry, in the
+    transaction of ``conn`` that closes the test)."""
     tid, treatment, control = test["test_id"], test["treatment_model_id"], test["control_model_id"]
     arms, p = results["arms"], results["ctr_test"]["pvalue"]
     summary = (f"CTR treatment {arms[ARM_TREATMENT]['ctr'] or 0:.4f} vs control {arms[ARM_CONTROL]['ctr'] or 0:.4f}, "
@@ -157,14 +167,15 @@ def decide_outcome(engine: Engine, test: dict, results: dict, auto_promote: bool
     if winner == ARM_TREATMENT:
         reason = f"A/B test {tid}: treatment won against {control} ({summary})"
         try:
-            out = registry.promote(engine, treatment, reason=reason, expected_live=control)
-        except registry.LiveChangedError as exc:  # a newer model was promoted during the test: keep it
+            out = registry.promote(conn, treatment, reason=reason, expected_live=control, allow_archived=False)
+        except (registry.LiveChangedError, registry.ArchivedModelError) as exc:  # a newer model was promoted
+            # during the test (keep it), or the treatment was archived (an operator may bring it back)
             return _blocked(tid, treatment, control, f"{reason}, but {exc}: nothing promoted")
         return {"action": "promoted", "model_id": treatment, "previous_live_model_id": out["previous_live_model_id"],
                 "reason": reason}
-    if winner == ARM_CONTROL and registry.get_model(engine, treatment).status != STATUS_LIVE:
+    if winner == ARM_CONTROL and registry.get_model(conn, treatment).status != STATUS_LIVE:
         reason = f"A/B test {tid}: lost against {control} ({summary})"
-        registry.archive(engine, treatment, reason=reason)
+        registry.archive(conn, treatment, reason=reason)
         return {"action": "archived", "model_id": treatment, "reason": reason}
     return {"action": "none", "reason": f"A/B test {tid}: {winner} ({summary}); {treatment} is left as it is"}
 
@@ -182,18 +193,26 @@ def finalize_test(engine: Engine, test_id: int, *, status: str = AB_COMPLETED, n
                   settings: Settings | None = None) -> dict:
     """Close a running test: final results up to its end (or ``now`` when stopped early), then the decision.
 
-    Closing a closed test changes nothing and returns it.
+    A compare-and-set on ``status = 'RUNNING'`` under the test's row lock (``store.lock_running``): of
+    closers racing (``/stop``, the hourly run, ``close_expired``), one decides, promotes or archives and
+    closes in one transaction; the others find it closed. Closing a closed test changes nothing and
+    returns it.
     """
     settings = settings or get_settings()
     test = store.get_test(engine, test_id)
     if test["status"] != AB_RUNNING:
         return test
     end = min(now or _now(), test["end_at"])
-    results = _merged(test, compute_results(engine, test_id, end, settings))
-    results.setdefault("planned_end_at", test["end_at"].isoformat())
-    results["decision"] = decide_outcome(engine, test, results, settings.ab_auto_promote)
-    store.save_results(engine, test_id, results, status=status, end_at=end)
-    log.info("A/B test %s %s: winner %s, %s", test_id, status, results["winner"], results["decision"]["reason"])
+    fresh = compute_results(engine, test_id, end, settings)  # read only: computed before taking the lock
+    with engine.begin() as conn:
+        test = store.lock_running(conn, test_id)
+        if test is not None:
+            results = _merged(test, fresh)
+            results.setdefault("planned_end_at", test["end_at"].isoformat())
+            results["decision"] = decide_outcome(conn, test, results, settings.ab_auto_promote)
+            store.save_results(conn, test_id, results, status=status, end_at=end)
+    if test is not None:
+        log.info("A/B test %s %s: winner %s, %s", test_id, status, results["winner"], results["decision"]["reason"])
     return store.get_test(engine, test_id)
 
 

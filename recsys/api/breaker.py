@@ -3,8 +3,11 @@
 When Redis hangs, every request would otherwise wait for the socket timeout;
 with the breaker open the fallback tiers answer at once, and one request per
 cool-down tries the dependency again. The stores record a failure only for a
-connectivity failure (``recsys.db.errors.is_connectivity_error``, Redis connection
-errors and timeouts): an error caused by one request's input opens nothing.
+connectivity failure (``recsys.db.errors.is_connectivity_error`` for the database,
+``recsys.db.redis_errors.is_connectivity_error`` for Redis): an error caused by one
+request's input, or a command Redis refuses (``OOM`` under ``maxmemory``, ``WRONGTYPE``,
+``NOSCRIPT``), opens nothing. The rate limiter has a breaker of its own: its errors
+never open serving's.
 """
 
 from __future__ import annotations

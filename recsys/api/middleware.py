@@ -7,6 +7,8 @@ may replace it before answering: ``/recommendations`` always answers with a sign
 id). An exception that escapes a route becomes a 500 JSON answer here, so even
 that answer carries the id. The log line and ``recsys_requests_total`` name the
 caller's API key by its name (``request.state.api_key_name``), never the key.
+The log line's path is the one the client sent, still percent-encoded (``raw_path``),
+with any other byte escaped: a ``%0a`` in a path cannot forge a log line.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import quote_from_bytes
 
 import orjson
 from starlette.datastructures import MutableHeaders
@@ -24,6 +27,7 @@ from recsys.api.metrics import ServingMetrics
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_PATH_CHARS = "/!$&'()*+,;=:@-._~%"  # with the letters and digits: what a path may hold, percent signs kept as sent
 
 
 def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -32,6 +36,15 @@ def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
             text = value.decode("latin-1")
             return text if _SAFE_ID.match(text) else None
     return None
+
+
+def logged_path(scope: dict) -> str:
+    """The path as sent (``raw_path``, without its query), every byte but an RFC 3986 path character escaped
+    ``%XX``: no control character, space or non-ASCII byte reaches the log line."""
+    raw = scope.get("raw_path")
+    if raw is None:  # a server that does not give it: the decoded path, escaped all the same
+        raw = scope.get("path", "").encode("utf-8", "surrogateescape")
+    return quote_from_bytes(raw.split(b"?", 1)[0], safe=_PATH_CHARS)
 
 
 def endpoint_label(scope: dict) -> str:
@@ -78,7 +91,7 @@ class RequestContextMiddleware:
             key_name = state.get("api_key_name") or "-"
             self.metrics.observe_request(endpoint, seconds, status, key_name)
             log.info("%s %s %d %.1fms key=%s request_id=%s client_request_id=%s", scope.get("method"),
-                     scope.get("path"), status, 1000 * seconds, key_name, state["request_id"], client_id or "-")
+                     logged_path(scope), status, 1000 * seconds, key_name, state["request_id"], client_id or "-")
 
 
 async def send_error(send, status: int, detail: str, request_id: str) -> None:

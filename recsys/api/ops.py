@@ -1,9 +1,16 @@
-"""Operations views: the serving model's registry status and the health of the dependencies."""
+"""Operations views: the serving model's registry status and the health of the dependencies.
+
+``/health`` is public (load balancers): anyone gets its status only; a caller with an API key
+also gets each check (with the error), the catalogue size and the served model. The stores are
+pinged at most once per ``HEALTH_MAX_AGE_SECONDS`` whatever the number of calls (``StoreChecks``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from recsys.api.errors import DependencyDown
 from recsys.api.state import ServingState
@@ -48,17 +55,45 @@ async def model_status(state: ServingState) -> dict:
     return model_status_of(row)
 
 
-async def health(state: ServingState) -> tuple[dict, int]:
-    """``ok`` (200), ``degraded`` (200: one dependency down, answers still served), ``down`` (503)."""
-    checks = {}
-    for name, ping in (("redis", state.redis.ping), ("database", state.db.ping)):
-        try:
-            await ping()
-            checks[name] = "ok"
-        except DependencyDown as exc:
-            checks[name] = f"error: {exc.message}"
-    up = sum(v == "ok" for v in checks.values())
+HEALTH_MAX_AGE_SECONDS = 1.0
+
+
+class StoreChecks:
+    """The stores' pings of ``/health``, each at most once per ``max_age`` seconds: a burst of calls waits for
+    one round of pings and shares its answers (a public endpoint is no cheap way to load the stores)."""
+
+    def __init__(self, max_age: float = HEALTH_MAX_AGE_SECONDS, clock: Callable[[], float] = time.monotonic):
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._at: float | None = None
+        self._checks: dict[str, str] = {}
+
+    async def of(self, state: ServingState) -> dict[str, str]:
+        """``{"redis": "ok" | "error: ...", "database": ...}``, pinged now or at most ``max_age`` ago."""
+        async with self._lock:
+            if self._at is None or self._clock() - self._at >= self.max_age:
+                self._checks = {"redis": await _check(state.redis.ping), "database": await _check(state.db.ping)}
+                self._at = self._clock()
+            return self._checks
+
+
+async def _check(ping) -> str:
+    try:
+        await ping()
+        return "ok"
+    except DependencyDown as exc:
+        return f"error: {exc.message}"
+
+
+async def health(state: ServingState, checks: StoreChecks, *, details: bool) -> tuple[dict, int]:
+    """``ok`` (200), ``degraded`` (200: one dependency down, answers still served), ``down`` (503); with
+    ``details``, each check, the catalogue size and the served model too."""
+    found = await checks.of(state)
+    up = sum(v == "ok" for v in found.values())
     status = "ok" if up == 2 else ("degraded" if up == 1 else "down")
-    body = {"status": status, **checks, "catalog_products": len(state.catalog),
-            "model_version": state.embeddings.model_id if state.embeddings else state.live_model_id}
+    body: dict = {"status": status}
+    if details:
+        body.update(found, catalog_products=len(state.catalog),
+                    model_version=state.embeddings.model_id if state.embeddings else state.live_model_id)
     return body, 503 if status == "down" else 200

@@ -5,23 +5,29 @@ The bucket ``ratelimit:{name}`` holds ``RECSYS_RATE_LIMIT_BURST`` tokens and ref
 and node shares one bucket per key. An empty bucket answers 429 with ``Retry-After``
 (whole seconds until a token is back). ``POST /events/batch`` costs one token per event (the
 request's own, then one per further event: what the database is protected from is events,
-not requests); a batch larger than the bucket can never pass and is a 422. With Redis down (or its circuit open) the
+not requests); a batch larger than the bucket can never pass and is a 422. With Redis down (or its circuit open), or
+refusing the script (``OOM`` under ``maxmemory`` with ``noeviction``, ``NOSCRIPT``, a key of another type), the
 request is served unchecked and counted (``recsys_rate_limit_unavailable_total``):
-failing open keeps the shop's pages up when the limiter's store is not.
+failing open keeps the shop's pages up when the limiter's store is not. The limiter reads serving's circuit
+breaker (skips the check while it is open) but never records on it: it has a breaker of its own, opened by a
+connectivity failure only (``recsys.db.redis_errors``), so no limiter error switches serving to the fallback tiers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
+import time
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
+from recsys.api.breaker import CircuitBreaker
 from recsys.api.errors import ApiError, InvalidInputError
 from recsys.constants import KEY_RATE_LIMIT
+from recsys.db.redis_errors import REDIS_ERRORS, is_connectivity_error
 
 log = logging.getLogger(__name__)
+WARN_EVERY_SECONDS = 10.0  # one log line per this many seconds of unchecked requests (all are counted)
 
 # KEYS[1] the bucket; ARGV rate (tokens/s), burst, cost (tokens, default 1).
 # Returns {allowed 0|1, milliseconds until ``cost`` tokens}.
@@ -56,24 +62,30 @@ class RateLimiter:
     """``charge(name)`` takes one token (or ``tokens``) of the key's bucket or raises ``RateLimited``."""
 
     def __init__(self, redis_store, metrics, per_second: float, burst: int,
-                 per_key: dict[str, tuple[float, int]] | None = None):
-        self.redis = redis_store  # RedisStore: its client and circuit breaker
+                 per_key: dict[str, tuple[float, int]] | None = None, breaker: CircuitBreaker | None = None):
+        self.redis = redis_store  # RedisStore: its client, and serving's circuit breaker (read, never recorded on)
+        self.breaker = breaker or CircuitBreaker("rate-limit")  # the limiter's own
         self.metrics = metrics
         self.default = (per_second, burst)
         self.per_key = dict(per_key or {})
         self._script = redis_store.client.register_script(TOKEN_BUCKET_LUA)
+        self._warned_at: float | None = None
+
+    def _available(self) -> bool:
+        """False (the request is counted unchecked) while either circuit is open."""
+        if self.breaker.available() and self.redis.breaker.available():
+            return True
+        self.metrics.rate_limit_skipped.inc()
+        return False
 
     async def charge(self, name: str, tokens: int = 1) -> None:
         """``tokens`` tokens of ``name``'s bucket, in a round trip of its own."""
         per_second, burst = self.per_key.get(name, self.default)
-        if per_second <= 0 or tokens <= 0:
-            return
-        if not self.redis.breaker.available():
-            self.metrics.rate_limit_skipped.inc()
+        if per_second <= 0 or tokens <= 0 or not self._available():
             return
         try:
             answer = await self._script(keys=[KEY_RATE_LIMIT.format(name=name)], args=[per_second, burst, tokens])
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             answer = exc
         self.settle(name, answer)
 
@@ -91,10 +103,7 @@ class RateLimiter:
         """EVALSHA arguments of one token of ``name``'s bucket, to ride in another pipeline (the cache
         hit's read); None when the key has no limit or the circuit is open (then counted as unchecked)."""
         per_second, burst = self.per_key.get(name, self.default)
-        if per_second <= 0:
-            return None
-        if not self.redis.breaker.available():
-            self.metrics.rate_limit_skipped.inc()
+        if per_second <= 0 or not self._available():
             return None
         return (self._script.sha, 1, KEY_RATE_LIMIT.format(name=name), per_second, burst)
 
@@ -107,13 +116,23 @@ class RateLimiter:
         self.settle(name, answer)
 
     def settle(self, name: str, answer) -> None:
-        """Raises ``RateLimited`` for an empty bucket; a Redis error serves the request unchecked (counted)."""
+        """Raises ``RateLimited`` for an empty bucket; a Redis error serves the request unchecked (counted;
+        a connectivity failure opens the limiter's own breaker)."""
         if isinstance(answer, BaseException):
-            self.redis.breaker.record_failure()
+            if is_connectivity_error(answer):
+                self.breaker.record_failure()
             self.metrics.rate_limit_skipped.inc()
-            log.warning("rate limit of %s not checked (Redis: %s): request served", name, answer)
+            self._warn(name, answer)
             return
+        self.breaker.record_success()
         allowed, wait_ms = answer
         if not int(allowed):
             self.metrics.rate_limited.labels(key=name).inc()
             raise RateLimited(name, max(1, math.ceil(int(wait_ms) / 1000)))
+
+    def _warn(self, name: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= WARN_EVERY_SECONDS:
+            self._warned_at = now
+            log.warning("rate limit of %s not checked (Redis: %s): request served (every unchecked request is "
+                        "counted in recsys_rate_limit_unavailable_total)", name, exc)

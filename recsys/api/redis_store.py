@@ -1,9 +1,10 @@
 """Redis adapter of the API (redis.asyncio): the hot-path read, session updates, lists.
 
 Every failure (refused, timeout, protocol) becomes ``DependencyDown("redis")``,
-so that callers fall back to the other tiers; connection failures and timeouts
-also open the circuit breaker (a command Redis refuses, such as a key of another
-type, concerns one request and opens nothing).
+so that callers fall back to the other tiers; only a connectivity failure also opens
+the circuit breaker (``recsys.db.redis_errors``: a command Redis refuses, such as a
+write under ``maxmemory`` or a key of another type, concerns that command and opens
+nothing). A refused write of the buffer is counted and dropped, never retried.
 The cache-hit path is ``read_user_view``: one pipelined round trip, which also
 carries the writes buffered since the previous request (impressions, A/B
 assignments: ``recsys.abtest.impressions``), sent by ``redis_wire.WirePipeline``
@@ -12,7 +13,6 @@ on a plain Redis (redis-py's cluster pipeline on a Redis Cluster).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -22,10 +22,7 @@ from typing import TypeVar
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recsys.abtest.impressions import ImpressionBuffer, PendingWrite, queue_writes, write_command
 from recsys.api.breaker import CircuitBreaker
@@ -34,6 +31,7 @@ from recsys.api.redis_wire import WirePipeline, pairs
 from recsys.api.session_state import (
     SEED_USER_LUA, UPDATE_SESSION_LUA, SessionState, parse_session,
 )
+from recsys.db.redis_errors import REDIS_ERRORS, is_connectivity_error, is_refused_command
 from recsys.keys import (
     ab_key, answer_key, category_keys, encode_recs, events_key, list_keys, recs_key, session_key,
     user_embedding_key,
@@ -111,9 +109,9 @@ class RedisStore:
             raise DependencyDown("redis", "circuit open after a recent failure")
         try:
             result = await call()
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)):
-                self.breaker.record_failure()  # a refused command (a key of another type) opens nothing
+        except REDIS_ERRORS as exc:
+            if is_connectivity_error(exc):
+                self.breaker.record_failure()  # a refused command (OOM, a key of another type) opens nothing
             raise DependencyDown("redis", exc) from exc
         self.breaker.record_success()
         return result
@@ -152,10 +150,10 @@ class RedisStore:
         async def run():
             out = await send()
             values, writes = out[:len(reads)], out[len(reads):]
+            self._count_write_errors(pending, writes)
             for value in values[:2]:
                 if isinstance(value, Exception):
                     raise value
-            self._count_write_errors(pending, writes)
             values[1] = pairs(values[1])
             return values
 
@@ -169,8 +167,9 @@ class RedisStore:
     async def _sent_with(self, pending: list[PendingWrite], run: Callable[[], Awaitable[T]]) -> T:
         try:
             return await self._guard(run)
-        except DependencyDown:
-            self.buffer.requeue(pending)
+        except DependencyDown as exc:
+            if not is_refused_command(exc.__cause__):  # not sent, or not known to be: kept for the next trip
+                self.buffer.requeue(pending)
             raise
 
     def _count_write_errors(self, pending: list[PendingWrite], results: list) -> None:

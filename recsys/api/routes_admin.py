@@ -2,7 +2,8 @@
 
 ``POST /admin/login`` with the admin token sets the ``recsys_admin`` cookie (signed,
 expiring after ``RECSYS_ADMIN_SESSION_SECONDS``, HttpOnly, SameSite=Strict, Secure over
-https) and sends the browser back to where it came from (a path of this API only).
+https) and sends the browser back to where it came from (a path of this API only). Each POST is an
+admin attempt of the client's address (``admin_throttle.py``): past the limit, the form again with 429.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from recsys.api.auth import ADMIN_COOKIE, Forbidden, admin_cookie, check_admin_token
+from recsys.api.admin_throttle import AdminAttemptsExceeded
+from recsys.api.auth import ADMIN_COOKIE, Forbidden, admin_cookie, check_admin_token, check_same_origin
 from recsys.api.errors import error_responses
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -51,10 +53,16 @@ async def login_form(next: Next = "/ab-tests"):
 @router.post("/login", response_class=HTMLResponse, status_code=303,
              responses={303: {"description": "logged in: the cookie is set, back to `next`"},
                         401: {"description": "wrong token: the form again", **_HTML},
+                        429: {"description": "too many attempts from this address: the form again, with "
+                                              "Retry-After", **_HTML},
                         **error_responses(400, 403, 413, 422)})
 async def login(request: Request, token: Annotated[str, Form(max_length=256)],
                 next: Annotated[str, Form(max_length=512)] = "/ab-tests"):
     settings = request.app.state.serving.settings
+    try:
+        await request.app.state.admin_throttle.attempt(request)
+    except AdminAttemptsExceeded as exc:  # the form again, with the wait
+        return HTMLResponse(login_page(next, str(exc)), status_code=exc.status_code, headers=exc.headers)
     try:
         check_admin_token(token, settings.admin_token)
     except Forbidden as exc:
@@ -69,8 +77,10 @@ async def login(request: Request, token: Annotated[str, Form(max_length=256)],
 
 
 @router.post("/logout", status_code=303, response_class=RedirectResponse,
-             responses={303: {"description": "the cookie is deleted, to the login form"}})
-async def logout():
+             responses={303: {"description": "the cookie is deleted, to the login form"}, **error_responses(403)})
+async def logout(request: Request):
+    if ADMIN_COOKIE in request.cookies:  # a write with the cookie: from this API's own pages only
+        check_same_origin(request)
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(ADMIN_COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -21,7 +21,9 @@ from recsys.api.deps import get_recommender, get_request_id, get_similar_service
 from recsys.api.errors import OrjsonResponse, error_responses
 from recsys.api.item_lists import SimilarService, trending_items
 from recsys.api.auth import API_KEY_HEADER
-from recsys.api.schemas import MAX_NUM_ITEMS, NumItems, RecommendationsResponse, SimilarResponse, TrendingResponse, id_query
+from recsys.api.schemas import (
+    MAX_NUM_ITEMS, NumItems, RecommendationsResponse, SimilarResponse, TrendingResponse, WithReasons, id_query,
+)
 from recsys.api.serving import RecommendationService
 from recsys.api.state import ServingState
 from recsys.constants import MAX_DB_INT
@@ -36,11 +38,13 @@ async def recommendations(
     user_id: Annotated[int, id_query("the user's id, as the calling backend authenticated it")],
     recommender: Annotated[RecommendationService, Depends(get_recommender)],
     num_items: NumItems = 10,
+    reasons: WithReasons = True,
 ):
     """The user's list. ``request_id`` is signed by the server: send it back with the clicks and
-    purchases of this list (``POST /events/click``) so that they count for the list's A/B arm."""
+    purchases of this list (``POST /events/click``) so that they count for the list's A/B arm.
+    ``reasons=false``: the same items and scores, without their reasons."""
     request_id = impression_request_id(request)
-    body = await recommender.respond(user_id, num_items, request_id)
+    body = await recommender.respond(user_id, num_items, request_id, reasons=reasons)
     request.state.request_id = request_id
     return Response(body, media_type="application/json")
 

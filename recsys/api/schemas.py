@@ -31,6 +31,8 @@ EpochMs = Annotated[int, Field(gt=0, le=MAX_DB_INT, strict=True, description="ep
 Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Source = Literal["personalized", "category", "trending"]
 NumItems = Annotated[int, Query(ge=1, le=MAX_NUM_ITEMS, description=f"list length, 1..{MAX_NUM_ITEMS}")]
+WithReasons = Annotated[bool, Query(description="false: items without a reason (nothing in the answer says what "
+                                                "the user bought, viewed or browsed)")]
 
 
 def id_query(description: str):
@@ -47,7 +49,9 @@ def id_path(description: str):
 class RecItem(BaseModel):
     product_id: int
     score: float
-    reason: str
+    reason: str | None = Field(
+        default=None, description="why the item is recommended (RECSYS_REASONS: personal or generic texts); "
+                                  "absent when the request asked for reasons=false")
 
 
 class RecommendationsResponse(BaseModel):
@@ -223,13 +227,20 @@ class ModelStatus(BaseModel):
     request_id: str
 
 
-class Health(BaseModel):
+class HealthStatus(BaseModel):
+    """``/health`` without an API key: the status only."""
+
     status: Literal["ok", "degraded", "down"]
+    request_id: str
+
+
+class Health(HealthStatus):
+    """``/health`` with an API key: each check (``ok`` or the error), the catalogue size, the served model."""
+
     redis: str
     database: str
     catalog_products: int
     model_version: str | None
-    request_id: str
 
 
 class ErrorBody(BaseModel):

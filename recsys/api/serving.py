@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from recsys.api.ab_serving import ArmChoice, choose_arm, log_impression, settle_arm
-from recsys.api.answers import answer_basis, build_answer, response_items
+from recsys.api.answers import answer_basis, build_answer, items_without_reasons, response_items
 from recsys.api.errors import DependencyDown
 from recsys.api.realtime import serve_real_time
 from recsys.api.redis_store import UserView
@@ -86,10 +86,11 @@ class RecommendationService:
         self.settings = state.settings
 
     async def respond(self, user_id: int, n: int, request_id: str = "", *, limiter=None,
-                      key_name: str | None = None) -> bytes:
+                      key_name: str | None = None, reasons: bool = True) -> bytes:
         """The ``GET /recommendations`` body. A cached answer that still holds (``answers``) is sent as
         it is; anything else goes through the tiers (``recommend``), a Tier-1 list's answer written back.
-        With ``limiter``, the caller's rate-limit token rides in the same round trip (``RateLimited``)."""
+        With ``limiter``, the caller's rate-limit token rides in the same round trip (``RateLimited``).
+        ``reasons=False``: the same items without their reasons (the answer written back keeps them)."""
         arm = choose_arm(self.state, user_id)
         model_id = arm.model_id if arm and arm.model_id != self.state.live_model_id else None
         command = limiter.command(key_name) if limiter is not None else None
@@ -102,9 +103,9 @@ class RecommendationService:
         arm = settle_arm(self.state, user_id, arm, view, redis_ok)
         answer = self._cached_answer(view, arm, redis_ok)
         if answer is not None:
-            return self._send_answer(user_id, n, request_id, answer, arm)
+            return self._send_answer(user_id, n, request_id, answer, arm, reasons)
         rec = await self._recommend_view(user_id, n, request_id, view, redis_ok, arm)
-        return orjson.dumps({"items": response_items(rec.items), "model_version": rec.model_version,
+        return orjson.dumps({"items": response_items(rec.items, reasons), "model_version": rec.model_version,
                              "source": rec.source, "request_id": request_id})
 
     async def recommend(self, user_id: int, n: int, request_id: str = "") -> Recommendation:
@@ -171,13 +172,14 @@ class RecommendationService:
         return answer
 
     def _send_answer(self, user_id: int, n: int, request_id: str, answer: CachedAnswer,
-                     arm: ArmChoice | None) -> bytes:
+                     arm: ArmChoice | None, reasons: bool = True) -> bytes:
         metrics = self.state.metrics
         metrics.cache.labels(result="hit").inc()
         metrics.source.labels(source=PERSONALIZED).inc()
         log_impression(self.state, request_id=request_id, user_id=user_id, products=answer.products[:n],
                        model_id=answer.model_version, arm=arm, source=PERSONALIZED)
-        return recommendations_body(answer.items_bytes(n), answer.model_version, PERSONALIZED, request_id)
+        items = answer.items_bytes(n) if reasons else items_without_reasons(answer.items_bytes(n))
+        return recommendations_body(items, answer.model_version, PERSONALIZED, request_id)
 
     async def _read_view(self, user_id: int, model_id: str | None, charge=None) -> tuple[UserView, bool]:
         try:

@@ -73,7 +73,8 @@ class ServingState:
         cached = self._answer_context
         if cached is None or cached[0] is not self.catalog or cached[1] is not self.lists:
             s = self.settings
-            digest = context_digest(self.catalog, self.lists, self.rules, s.new_product_days, s.exclude_seen_types)
+            digest = context_digest(self.catalog, self.lists, self.rules, s.new_product_days, s.exclude_seen_types,
+                                    s.reasons)
             cached = self._answer_context = (self.catalog, self.lists, digest)
         return cached[2]
 
@@ -81,4 +82,5 @@ class ServingState:
         s = self.settings
         return ServeContext(catalog=self.catalog, lists=self.lists, session=session, rules=self.rules,
                             now_ms=self.now_ms(), new_days=s.new_product_days,
-                            new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types)
+                            new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types,
+                            personal_reasons=s.personal_reasons)

@@ -29,6 +29,7 @@ from recsys.ranking.reasons import (
     SOURCE_POPULAR,
     SOURCE_TRENDING,
     ReasonContext,
+    impersonal,
     reason_for,
 )
 from recsys.ranking.rank_columns import rerank_positions
@@ -52,6 +53,7 @@ class ServeContext:
     new_days: int
     new_arrival_slots: int = 3
     seen_types: tuple[str, ...] = (PURCHASE,)  # RECSYS_EXCLUDE_SEEN
+    personal_reasons: bool = True  # RECSYS_REASONS=personal: reasons may name the user's own products
 
     def already_seen(self) -> set[int]:
         return self.session.already_seen(self.seen_types)
@@ -78,7 +80,7 @@ class ServeContext:
             if info and info.category:
                 purchased.setdefault(info.category, info.name)
         return ReasonContext(viewed_categories=frozenset(self.session.categories), purchased=purchased,
-                             complements=self.rules.complements)
+                             complements=self.rules.complements, personal=self.personal_reasons)
 
 
 def _rank_score(rank: int, size: int) -> float:
@@ -126,7 +128,8 @@ def _reason(ctx: ServeContext, c: Candidate, i: int, sources: Sequence[str], cac
         return reason_for(c, SOURCE_CROSS_SELL, ctx.reasons())
     reason = reason_for(c, sources[i], ctx.reasons())
     if reason == REASON_LIKE_YOU and i < len(cached_reasons) and cached_reasons[i]:
-        return str(cached_reasons[i])
+        cached = str(cached_reasons[i])  # written by precompute or an earlier request: may name a product
+        return cached if ctx.personal_reasons else impersonal(cached)
     return reason
 
 

@@ -61,13 +61,12 @@ def load_arrays(store: ArtifactStore, model_id: str, checksums: Mapping[str, str
 
 
 def model_saved(store: ArtifactStore, model_id: str) -> bool:
-    """The model's files are in the store (this version's, or an earlier version's pickle)."""
-    return store.exists(model_key(model_id, MODEL_META)) or store.exists(model_key(model_id, LEGACY_MODEL))
+    """The model's files are in the store (``model.json`` is written last)."""
+    return store.exists(model_key(model_id, MODEL_META))
 
 
-def model_file_names(store: ArtifactStore, model_id: str) -> tuple[str, ...]:
-    """The names of the model's own files in the store: ``MODEL_FILES`` or the legacy pickle."""
-    return (LEGACY_MODEL,) if not store.exists(model_key(model_id, MODEL_META)) and store.exists(
-        model_key(model_id, LEGACY_MODEL)) else MODEL_FILES
-
-
+def legacy_refusal(store: ArtifactStore, model_id: str) -> str:
+    """What to do with a model an earlier version saved as a pickle (the error's text)."""
+    return (f"{store.uri(model_key(model_id, LEGACY_MODEL))}: a model pickled by an earlier version is never "
+            f"unpickled; convert it on a trusted machine with `python -m recsys models convert-legacy {model_id}` "
+            "(README, Artifact integrity)")

@@ -175,7 +175,8 @@ def base_parser(description: str, workdir: str, port: int, database: str) -> arg
 def experiment_env(args) -> dict:
     """The environment of the experiment's API and pipeline (a fresh ``args.database``), also set in this process;
     ``args.day`` becomes yesterday and ``args.api_key`` the API key of this run (the API refuses requests
-    without one: the simulated shoppers send it; its rate limit is off, since every shopper shares it)."""
+    without one: the simulated shoppers send it; its rate limit is off, since every shopper shares it); the
+    request-id secret is generated per run too (the API and the A/B results share it, as in production)."""
     args.day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     args.api_key = secrets.token_urlsafe(24)
     work = Path(args.workdir)
@@ -185,7 +186,8 @@ def experiment_env(args) -> dict:
                RECSYS_API_KEYS=f"{LAB_KEY_NAME}:{args.api_key}",
                # the simulated shop's traffic all comes through this one key: no per-key limit for it
                RECSYS_RATE_LIMITS=json.dumps({LAB_KEY_NAME: [0, 1]}),
-               RECSYS_ADMIN_TOKEN=TOKEN, RECSYS_PERSONALIZED_MIN_EVENTS="0", RECSYS_API_REFRESH_SECONDS="5",
+               RECSYS_ADMIN_TOKEN=TOKEN, RECSYS_REQUEST_ID_SECRET=secrets.token_hex(32),
+               RECSYS_PERSONALIZED_MIN_EVENTS="0", RECSYS_API_REFRESH_SECONDS="5",
                RECSYS_AB_MIN_DETECTABLE_EFFECT=str(args.mde), RECSYS_VAR_DIR=str(work / "var"))
     os.environ.update({k: v for k, v in env.items() if k.startswith("RECSYS_")})
     return env

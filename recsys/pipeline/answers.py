@@ -43,7 +43,8 @@ class AnswerContext:
         s = self.settings
         return ServeContext(catalog=self.catalog, lists=self.lists, session=parse_session(session_raw),
                             rules=rerank_config(s), now_ms=now_ms, new_days=s.new_product_days,
-                            new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types)
+                            new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types,
+                            personal_reasons=s.personal_reasons)
 
 
 def _mget(redis, keys: list[str]) -> list:
@@ -71,7 +72,7 @@ def serving_context(engine: Engine, redis, settings: Settings) -> AnswerContext 
     lists = lists_from_redis({"trending": _json(trending), "new_arrivals": _json(new), "categories": categories,
                               "bestsellers": {c: _json(v) for c, v in best.items() if v is not None}})
     digest = context_digest(catalog, lists, rerank_config(settings), settings.new_product_days,
-                            settings.exclude_seen_types)
+                            settings.exclude_seen_types, settings.reasons)
     return AnswerContext(catalog, lists, digest, settings)
 
 

@@ -5,7 +5,10 @@ cross-sell rule). For model items the most specific true reason wins, in this
 order: a real-time model's list follows the product the user just viewed >
 it goes with a product the user bought > the user recently viewed its
 category > it is a new product with few interactions > "Customers like you
-also bought...". Texts are the ``constants.REASON_*`` templates.
+also bought...". Texts are the ``constants.REASON_*`` templates. With
+``ReasonContext.personal`` off (``RECSYS_REASONS=generic``) the same rules give
+texts that never name the user's own products ("Goes with your recent purchase",
+"Because of what you just viewed"), and ``impersonal`` turns a stored text into one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from dataclasses import dataclass, field
 
 from recsys.constants import (
     REASON_GOES_WITH,
+    REASON_GOES_WITH_GENERIC,
     REASON_JUST_VIEWED,
+    REASON_JUST_VIEWED_GENERIC,
     REASON_LIKE_YOU,
     REASON_NEW_ARRIVAL,
     REASON_POPULAR_IN,
@@ -45,7 +50,8 @@ class ReasonContext:
 
     ``purchased``: category of a product the user bought -> that product's name
     (the latest one per category). ``complements``: category -> categories that
-    go with it (the same map as ``RerankConfig.complements``).
+    go with it (the same map as ``RerankConfig.complements``). ``personal``: the
+    texts may name those products (off: the generic texts).
     """
 
     viewed_categories: frozenset[str] = frozenset()
@@ -53,6 +59,7 @@ class ReasonContext:
     purchased: Mapping[str, str] = field(default_factory=dict)
     complements: Mapping[str, Sequence[str]] = field(default_factory=dict)
     new_max_interactions: int = NEW_ARRIVAL_MAX_INTERACTIONS
+    personal: bool = True
     goes_with: Mapping[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -68,8 +75,23 @@ class ReasonContext:
 EMPTY_CONTEXT = ReasonContext()
 
 
+# the templates that name one of the user's products -> the text without it
+_NAMING = ((REASON_GOES_WITH, REASON_GOES_WITH_GENERIC), (REASON_JUST_VIEWED, REASON_JUST_VIEWED_GENERIC))
+
+
+def impersonal(text: str) -> str:
+    """A reason text without the user's product: a text of a naming template becomes its generic text."""
+    for template, generic in _NAMING:
+        prefix = template.split("{", 1)[0]
+        if text.startswith(prefix):
+            return generic
+    return text
+
+
 def _personal_reason(item: Candidate, ctx: ReasonContext) -> str:
     if item.category in ctx.goes_with:
+        if not ctx.personal:
+            return REASON_GOES_WITH_GENERIC
         return REASON_GOES_WITH.format(product=ctx.goes_with[item.category])
     if item.category and item.category in ctx.viewed_categories:
         return REASON_VIEWED_CATEGORY.format(category=item.category)
@@ -81,7 +103,7 @@ def _personal_reason(item: Candidate, ctx: ReasonContext) -> str:
 def reason_for(item: Candidate, source: str = SOURCE_MODEL, ctx: ReasonContext = EMPTY_CONTEXT) -> str:
     """The reason text of one item that came from ``source``."""
     if source == SOURCE_MODEL and ctx.just_viewed:
-        return REASON_JUST_VIEWED.format(product=ctx.just_viewed)
+        return REASON_JUST_VIEWED.format(product=ctx.just_viewed) if ctx.personal else REASON_JUST_VIEWED_GENERIC
     if source in (SOURCE_MODEL, SOURCE_CROSS_SELL):
         return _personal_reason(item, ctx)
     if source == SOURCE_POPULAR:

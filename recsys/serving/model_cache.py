@@ -9,9 +9,12 @@ registry recorded at publish (``recsys.integrity``), then shapes, dtypes and ids
 (the family opens them: ``open_served`` checks shapes, dtypes and ids), writes those checksums to
 ``MANIFEST`` in the folder and renames the folder into place; a worker that waited on the lock then finds the
 folder and reuses it. The rename is atomic, so a folder named after a model is
-always complete and verified. Workers map the files read-only: the page cache holds
-one copy. A folder whose ``MANIFEST`` is not the registry's current record (a folder
-left by an earlier version, or a record that changed) is downloaded and verified again.
+complete and verified when it appears. Workers map the files read-only: the page cache
+holds one copy. A folder is reused only after each of its files is hashed again against
+the registry's record (at every load: a worker's start, a new LIVE or A/B model), so a
+file changed on this node's disk after the download is refused (logged at ERROR) and
+downloaded again; so is a folder whose ``MANIFEST`` is not the registry's current
+record (a folder left by an earlier version, or a record that changed).
 
 ``prune`` removes the folders of models no longer served (a worker that still maps
 a removed file keeps its pages until it lets go of them) and the temporary folders
@@ -32,7 +35,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from recsys.artifacts import ArtifactStore, model_key
+from recsys.artifacts import ArtifactStore, model_key, sha256_file
 from recsys.families import REGISTERED, ModelFamily, ServedModel, family_of
 from recsys.families.vectors.files import EmbeddingsError
 from recsys.integrity import verify_file
@@ -48,11 +51,25 @@ def _recorded(checksums, files: tuple[str, ...]) -> dict[str, str]:
 
 
 def _verified_for(folder: Path, checksums, files: tuple[str, ...]) -> bool:
-    """The cached folder was verified against exactly these recorded checksums."""
+    """The cached folder was verified against exactly these recorded checksums, and its files are still
+    those: each is hashed again (the manifest lives in the folder, so it alone proves nothing)."""
     try:
-        return json.loads((folder / MANIFEST).read_text()) == _recorded(checksums, files)
+        if json.loads((folder / MANIFEST).read_text()) != _recorded(checksums, files):
+            return False
+        return _intact(folder, checksums, files)
     except (OSError, ValueError):
         return False
+
+
+def _intact(folder: Path, checksums, files: tuple[str, ...]) -> bool:
+    """The folder holds exactly the family's served files, each with the SHA-256 the registry recorded."""
+    present = {p.name for p in folder.iterdir()} - {MANIFEST}
+    changed = sorted(present ^ set(files)) or [
+        name for name in files if sha256_file(folder / name) != (checksums or {}).get(name)]
+    if changed:
+        log.error("embeddings cache %s: %s changed on this node's disk since it was verified: refused, "
+                  "downloaded again", folder, ", ".join(changed))
+    return not changed
 
 
 def family_of_files(store: ArtifactStore, model_id: str) -> ModelFamily:

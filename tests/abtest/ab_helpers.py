@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asgi_client import open_client  # noqa: F401  (re-exported for the tests)
+from asgi_client import TEST_REQUEST_ID_SECRET, open_client  # noqa: F401  (open_client: re-exported for the tests)
 
 import datetime as dt
 import json
@@ -18,15 +18,14 @@ from recsys.abtest.assignment import assign_arm
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.db.models import ABImpression, Product, RecommendationModel, UserEvent
 from recsys.families.vectors.files import publish_arrays
-from recsys.settings import default
 
 REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TOKEN = "s3cret-admin"
+TOKEN = "s3cret-admin-token-0123456789"
 N_ITEMS = 40
 ITEMS = list(range(1, N_ITEMS + 1))
 USERS = list(range(1, 301))
 CATS = ("Home", "Books", "Shoes", "Toys")
-SIGNER = RequestIdSigner(default("request_id_secret"))  # the tests' settings keep the development secret
+SIGNER = RequestIdSigner(TEST_REQUEST_ID_SECRET)  # the secret of every Settings of the suite (tests/conftest.py)
 
 
 def now_ms() -> int:

@@ -38,6 +38,16 @@ def ab_world(engine, redis_client, ab_store):
     return engine
 
 
+@pytest.fixture(params=["engine", "sqlite_engine"])
+def world(request, ab_store):
+    """Products 1..40; ``m-control`` LIVE, ``m-treat`` TRAINING; on PostgreSQL, then on SQLite."""
+    db = request.getfixturevalue(request.param)
+    catalog(db)
+    register(db, ab_store, "m-control", "LIVE", 1, prefer_low_ids=False)
+    register(db, ab_store, "m-treat", "TRAINING", 2, prefer_low_ids=True)
+    return db
+
+
 @pytest.fixture
 async def ab_api(ab_world, ab_settings, ab_store):
     app = create_app(ab_settings, store=ab_store, refresh_in_background=False)

@@ -83,3 +83,46 @@ def test_dashboard_in_chromium_shows_the_computed_numbers(ab_world, ab_settings,
             page.screenshot(path=os.environ["RECSYS_AB_SCREENSHOT"], full_page=True)
         browser.close()
     assert errors == [] and shot.stat().st_size > 10_000
+
+
+def page_app(html: str):
+    """A one-page ASGI app: another tool's page on the same host (another port)."""
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": html.encode()})
+    return app
+
+
+@needs_chromium
+def test_chromium_writes_with_the_cookie_from_the_dashboard_only(ab_world, ab_settings, ab_store):
+    """SameSite=Strict sends the cookie from another port of the host (same site); the API refuses that page's
+    POST by its Fetch Metadata, and takes the same POST from its own page."""
+    from playwright.sync_api import sync_playwright
+
+    test = service.start_test(ab_world, treatment_model_id="m-treat", control_model_id="m-control",
+                              duration_hours=24, treatment_fraction=0.5, settings=ab_settings)
+    tid = test["test_id"]
+    app = create_app(ab_settings, store=ab_store, refresh_in_background=False)
+    with ServerThread(app) as base:
+        evil = page_app(f'<form id="f" method="post" action="{base}/ab-tests/{tid}/stop"></form>'
+                        '<script>document.getElementById("f").submit()</script>')
+        with ServerThread(evil) as other, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page()
+            page.goto(f"{base}/admin/login?next=/ab-tests/{tid}/dashboard", wait_until="load")
+            page.fill("#token", TOKEN)
+            with page.expect_navigation():
+                page.click("#login")
+            with page.expect_response(f"{base}/ab-tests/{tid}/stop") as posted:
+                page.goto(other)  # the other tool's page posts its form to the API at once
+            sent = posted.value.request.all_headers()
+            assert sent["cookie"].startswith("recsys_admin=") and sent["sec-fetch-site"] == "same-site"
+            assert posted.value.status == 403 and "cross-site request refused" in posted.value.json()["detail"]
+            assert service.store.get_test(ab_world, tid)["status"] == "RUNNING"
+            page.goto(f"{base}/ab-tests/{tid}/dashboard", wait_until="load")
+            status = page.evaluate(f"fetch('/ab-tests/{tid}/refresh', {{method: 'POST'}}).then(r => r.status)")
+            assert status == 200  # the same kind of write from the API's own page
+            browser.close()

@@ -83,7 +83,8 @@ async def test_login_form_sets_a_strict_httponly_cookie_that_opens_the_admin_end
     jar = {"recsys_admin": value}
     assert (await ab_api.get(f"/ab-tests/{test_id}/dashboard", cookies=jar)).status_code == 200
     assert (await ab_api.get("/ab-tests", cookies=jar)).status_code == 200
-    assert (await ab_api.post(f"/ab-tests/{test_id}/refresh", cookies=jar)).status_code == 200
+    same_origin = {"Sec-Fetch-Site": "same-origin", "Origin": "http://api.test"}  # what a browser sends from /ab-tests
+    assert (await ab_api.post(f"/ab-tests/{test_id}/refresh", cookies=jar, headers=same_origin)).status_code == 200
     forged = {"recsys_admin": value[:-1] + ("0" if value[-1] != "0" else "1")}
     assert (await ab_api.get("/ab-tests", cookies=forged)).status_code == 401
     expired = {"recsys_admin": admin_cookie(TOKEN, -10)}
@@ -104,6 +105,8 @@ def test_cookie_values():
     assert valid_admin_cookie(value, TOKEN, now=now + 59) and not valid_admin_cookie(value, TOKEN, now=now + 61)
     assert not valid_admin_cookie(value, "other", now=now) and not valid_admin_cookie(value, "", now=now)
     assert not any(valid_admin_cookie(v, TOKEN, now=now) for v in ("", "x", "1.2.3", "abc.def", None))
+    for digits in ("\u2460" * 10, "\u00b2" * 10, "\uff11" * 10):  # str.isdigit() is true for each
+        assert not valid_admin_cookie(f"{digits}.{value.split('.')[1]}", TOKEN, now=now)
 
 
 def test_refresh_recomputes_whatever_the_age_of_the_results(ab_world, ab_settings):
@@ -116,3 +119,57 @@ def test_refresh_recomputes_whatever_the_age_of_the_results(ab_world, ab_setting
     first = service.refresh_test(ab_world, test["test_id"], settings=ab_settings)
     second = service.refresh_test(ab_world, test["test_id"], settings=ab_settings)
     assert first["results"]["computed_at"] < second["results"]["computed_at"]
+
+
+async def _login(ab_api) -> dict:
+    r = await ab_api.post("/admin/login", data={"token": TOKEN, "next": "/ab-tests"})
+    ab_api.cookies.clear()
+    return {"recsys_admin": r.cookies["recsys_admin"]}
+
+
+@pytest.mark.parametrize("headers, why", [
+    ({"Sec-Fetch-Site": "same-site", "Origin": "http://api.test:3000"}, "Sec-Fetch-Site is 'same-site'"),  # Grafana
+    ({"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, "Sec-Fetch-Site is 'cross-site'"),
+    ({"Sec-Fetch-Site": "none"}, "Sec-Fetch-Site is 'none'"),
+    ({"Origin": "http://api.test:9090"}, "Origin 'http://api.test:9090' is not 'http://api.test'"),  # no Fetch Metadata
+    ({"Origin": "null"}, "Origin 'null' is not 'http://api.test'"),
+    ({}, "no Sec-Fetch-Site, no Origin"),
+])
+async def test_a_cookie_write_from_another_origin_is_refused(ab_api, ab_world, headers, why):
+    """SameSite=Strict ignores ports: a page of another tool on the API's host sends the cookie. A write it makes
+    is refused; the same write from the API's own pages, with the bearer token, or a read is not."""
+    test_id = (await start(ab_api)).json()["test_id"]
+    jar = await _login(ab_api)
+    for path in (f"/ab-tests/{test_id}/refresh", f"/ab-tests/{test_id}/stop", "/admin/logout"):
+        r = await ab_api.post(path, cookies=jar, headers=headers)
+        assert r.status_code == 403, path
+        assert r.json()["detail"].startswith("cross-site request refused") and why in r.json()["detail"], path
+        assert "set-cookie" not in r.headers
+    r = await ab_api.post("/models/ab-test", cookies=jar, headers=headers, json={
+        "treatment_model_id": "m-control", "control_model_id": "m-treat", "duration_hours": 1})
+    assert r.status_code == 403
+    assert (await ab_api.get(f"/ab-tests/{test_id}", cookies=jar, headers=headers)).json()["status"] == "RUNNING"
+    assert (await ab_api.post(f"/ab-tests/{test_id}/refresh", headers={**auth(), **headers})).status_code == 200
+    own = {"Origin": "http://api.test"}  # a browser without Fetch Metadata, on the API's own page
+    assert (await ab_api.post(f"/ab-tests/{test_id}/refresh", cookies=jar, headers=own)).status_code == 200
+    r = await ab_api.post(f"/ab-tests/{test_id}/stop", cookies=jar, headers={"Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 200 and r.json()["status"] == "STOPPED"
+    r = await ab_api.post("/admin/logout", cookies=jar, headers={"Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 303 and 'recsys_admin=""' in r.headers["set-cookie"]
+
+
+@pytest.mark.parametrize("value", [
+    "\u00b2" * 10 + "." + "a" * 64,  # superscript two: str.isdigit() is true, int() raises
+    "\u00b9\u00b2\u00b3" + "9" * 7 + "." + "a" * 64,
+    "1" * 40 + "." + "a" * 64, "9999999999." + "A" * 64, "9999999999.xyz", "..", "\u00e9", "9999999999",
+])
+async def test_a_malformed_cookie_is_not_a_login_and_never_a_500(ab_api, ab_world, value):
+    test_id = (await start(ab_api)).json()["test_id"]
+    headers = {"Cookie": f"recsys_admin={value}".encode("latin-1")}  # the bytes the server decodes so
+    r = await ab_api.get("/ab-tests", headers=headers)
+    assert r.status_code == 401 and "Bearer" in r.json()["detail"]
+    r = await ab_api.get(f"/ab-tests/{test_id}/dashboard", headers=headers)
+    assert r.status_code == 303 and r.headers["location"].startswith("/admin/login")
+    r = await ab_api.post(f"/ab-tests/{test_id}/refresh", headers={**headers, "Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 401
+    assert not valid_admin_cookie(value, TOKEN)

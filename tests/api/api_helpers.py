@@ -40,6 +40,24 @@ async def get_recs(api, user_id, n=10):
     return body
 
 
+@contextmanager
+def tier_work(app):
+    """A list that gets one item per ``GET /recommendations`` the tiers work out while inside (a cached
+    answer sent as it is adds none)."""
+    service, calls = app.state.recommender, []
+    original = service._recommend_view
+
+    async def counted(*args, **kwargs):
+        calls.append(1)
+        return await original(*args, **kwargs)
+
+    service._recommend_view = counted
+    try:
+        yield calls
+    finally:
+        del service._recommend_view
+
+
 def catalog_rows(now: dt.datetime | None = None) -> list[dict]:
     now = now or dt.datetime.now(dt.timezone.utc)
     rows = []
@@ -70,6 +88,11 @@ def write_lists(redis_client) -> None:
     pipe.execute()
 
 
+
+
+def metric(text: str, prefix: str) -> float:
+    """The sum of the samples of ``/metrics`` text whose line starts with ``prefix``."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
 def now_ms() -> int:

@@ -8,7 +8,9 @@ import random
 import orjson
 import pytest
 
-from api_helpers import ALL_PRODUCTS, catalog_rows, get_recs, now_ms, open_client, pid, write_lists, write_user_recs
+from api_helpers import (
+    ALL_PRODUCTS, catalog_rows, get_recs, now_ms, open_client, pid, tier_work, write_lists, write_user_recs,
+)
 from recsys.api.answers import ANSWER_ITEMS, answer_basis, build_answer, response_items
 from recsys.api.app import create_app
 from recsys.api.catalog import CatalogSnapshot
@@ -62,18 +64,8 @@ def test_the_basis_covers_the_list_bytes_and_the_session_fields_tier_1_reads():
 
 async def _served(app, client, user: int, n: int = 10) -> tuple[list, int]:
     """The items of one answer and whether the tiers worked it out (1) or it came from the cache (0)."""
-    service, calls = app.state.recommender, []
-    original = service._recommend_view
-
-    async def counted(*args, **kwargs):
-        calls.append(1)
-        return await original(*args, **kwargs)
-
-    service._recommend_view = counted
-    try:
+    with tier_work(app) as calls:
         body = await get_recs(client, user, n)
-    finally:
-        del service._recommend_view
     return [(i.product_id, i.score, i.reason) for i in body.items], len(calls)
 
 

@@ -193,6 +193,39 @@ def test_a_cached_folder_is_verified_again_when_the_record_differs(store, tmp_pa
     assert len(store.downloads()) == downloaded  # mapped from that copy
 
 
+@pytest.mark.parametrize("change", ["byte", "deleted", "added"])
+def test_a_cached_file_changed_on_the_node_is_refused_and_downloaded_again(store, tmp_path, change, caplog):
+    """A byte of a cached .npy changed on this node's disk after the download (its manifest untouched), a
+    file deleted, or one added: the next load hashes the folder again, refuses it and downloads the
+    registry's files; the served vectors are the published ones."""
+    import logging
+
+    user_ids, user_vectors, item_ids, item_vectors = arrays()
+    sums = publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
+    root = tmp_path / "cache"
+    load_embeddings(store, "m1", root, sums)
+    cached = root / "m1" / "user_vectors.npy"
+    if change == "byte":
+        data = bytearray(cached.read_bytes())
+        data[-4:] = np.float32(1e6).tobytes()  # the last user's last component: still a valid .npy
+        cached.write_bytes(bytes(data))
+    elif change == "deleted":
+        (root / "m1" / "item_norms.npy").unlink()
+    else:
+        (root / "m1" / "extra.npy").write_bytes(cached.read_bytes())
+    with caplog.at_level(logging.ERROR, logger="recsys.serving.model_cache"):
+        again = load_embeddings(store, "m1", root, sums)  # the next start of a worker
+    assert store.downloads() == 2 * [model_key("m1", f) for f in EMBEDDING_FILES]
+    assert any("changed on this node's disk" in r.getMessage() for r in caplog.records)
+    assert {n: embedding_cache.sha256_file(root / "m1" / n) for n in EMBEDDING_FILES} == {
+        n: sums[n] for n in EMBEDDING_FILES}
+    published = np.load(store.uri(model_key("m1", "user_vectors.npy")))
+    np.testing.assert_array_equal(again.user_vectors, published)
+    assert published[-1, -1] != np.float32(1e6)
+    load_embeddings(store, "m1", root, sums)
+    assert len(store.downloads()) == 2 * len(EMBEDDING_FILES)  # the intact folder is reused
+
+
 def test_prune_keeps_served_models_and_removes_the_rest(store, tmp_path):
     root = tmp_path / "cache"
     for model_id in ("m1", "m2", "m3"):

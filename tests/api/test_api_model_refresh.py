@@ -178,3 +178,35 @@ async def test_a_refresh_works_out_the_answer_digest_so_no_request_does(catalog_
         assert computed == []
     finally:
         await close()
+
+
+async def test_a_cached_file_changed_on_the_node_is_refused_when_the_api_starts_again(
+        catalog_engine, redis_client, api_settings, caplog):
+    """The API starts (the LIVE model's files are downloaded into the node cache) and stops; a byte of a
+    cached .npy is changed on the node's disk; at the next start the folder is hashed again, refused and
+    downloaded again, and the API serves the registry's vectors."""
+    write_lists(redis_client)
+    store = LocalArtifactStore(api_settings.resolved_artifact_uri)
+    user, items = vectors(5)
+    register_live_model(catalog_engine, store, "m-node", [90], user, ALL_PRODUCTS, items)
+    client, close = await open_client(create_app(api_settings, refresh_in_background=False))
+    await close()
+    cached = api_settings.embeddings_cache_dir / "m-node" / "item_vectors.npy"
+    data = bytearray(cached.read_bytes())
+    data[-4:] = np.float32(1e6).tobytes()  # the bias of the last product: it would top every list
+    cached.write_bytes(bytes(data))
+    app = create_app(api_settings, refresh_in_background=False)
+    with caplog.at_level(logging.ERROR, logger="recsys.serving.model_cache"):
+        client, close = await open_client(app)
+    try:
+        state = app.state.serving
+        published = np.load(store.uri(model_key("m-node", "item_vectors.npy")))
+        np.testing.assert_array_equal(state.embeddings.item_vectors, published)
+        assert hashlib.sha256(cached.read_bytes()).hexdigest() == registry.get_artifacts(
+            catalog_engine, "m-node")["item_vectors.npy"]
+        assert any("item_vectors.npy changed on this node's disk" in r.getMessage() for r in caplog.records)
+        insert_events(catalog_engine, 90, [pid("Home", 1)] * 55)
+        body = await get_recs(client, 90, n=5)
+        assert body.source == "personalized" and body.model_version == "m-node"
+    finally:
+        await close()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+
+import httpx
 import pytest
 
 from api_helpers import open_client, pid, register_live_model, write_lists, write_user_recs
+from test_api_faults import kill_database, kill_redis
 from recsys.api.app import create_app
 from recsys.api.schemas import Health, ModelStatus, SimilarResponse, TrendingResponse
 from recsys.artifacts import LocalArtifactStore
@@ -13,12 +18,60 @@ pytestmark = pytest.mark.anyio
 METRIC_NAMES = ("recsys_request_latency_seconds_bucket", "recsys_cache_requests_total",
                 "recsys_recommendation_source_total", "recsys_degraded_total", "recsys_errors_total",
                 "recsys_events_logged_total")
+HEALTH_MAX_AGE_SECONDS = 1.0  # README: /health pings each store at most once a second
 
 
 async def test_health_ok(api):
     r = await api.get("/health")
     body = Health.model_validate(r.json())
     assert r.status_code == 200 and body.status == "ok" and body.catalog_products == 50
+
+
+def anonymous(api) -> httpx.AsyncClient:
+    """A client without the tests' API key (a load balancer) on the running app of ``api``."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url="http://api.test")
+
+
+async def test_health_tells_anyone_its_status_and_key_holders_the_details(api):
+    balancer = anonymous(api)
+    r = await balancer.get("/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok", "request_id": r.headers["x-request-id"]}
+    r = await balancer.get("/health", headers={"X-API-Key": "guessed-key-0123456789"})
+    assert set(r.json()) == {"status", "request_id"}
+    await asyncio.sleep(HEALTH_MAX_AGE_SECONDS + 0.05)
+    kill_redis(api.app)
+    r = await balancer.get("/health")
+    assert r.status_code == 200 and set(r.json()) == {"status", "request_id"} and r.json()["status"] == "degraded"
+    assert "127.0.0.1" not in r.text and "rror" not in r.text  # no Redis error text for strangers
+    details = Health.model_validate((await api.get("/health")).json())  # the tests' key
+    assert details.status == "degraded" and details.redis.startswith("error") and details.database == "ok"
+    assert details.catalog_products == 50
+    await asyncio.sleep(HEALTH_MAX_AGE_SECONDS + 0.05)
+    kill_database(api.app)
+    r = await balancer.get("/health")
+    assert r.status_code == 503 and set(r.json()) == {"status", "request_id"} and r.json()["status"] == "down"
+    await balancer.aclose()
+
+
+async def test_a_burst_of_health_calls_pings_each_store_once_a_second(api):
+    state, pings = api.app.state.serving, Counter()
+
+    def counted(name, ping):
+        async def call():
+            pings[name] += 1
+            return await ping()
+        return call
+
+    state.redis.ping = counted("redis", state.redis.ping)
+    state.db.ping = counted("database", state.db.ping)
+    balancer = anonymous(api)
+    answers = await asyncio.gather(*((balancer if i % 2 else api).get("/health") for i in range(60)))
+    assert [r.json()["status"] for r in answers] == ["ok"] * 60
+    assert pings == {"redis": 1, "database": 1}
+    await asyncio.sleep(HEALTH_MAX_AGE_SECONDS + 0.05)
+    await asyncio.gather(*(api.get("/health") for _ in range(10)))
+    assert pings == {"redis": 2, "database": 2}
+    await balancer.aclose()
 
 
 async def test_request_id_is_echoed_or_made(api):

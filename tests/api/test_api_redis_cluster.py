@@ -14,7 +14,8 @@ from redis.cluster import RedisCluster
 from sqlalchemy import text
 
 from api_helpers import now_ms, open_client, truncate_all
-from recsys.api.app import create_app
+from recsys.api.ab_admin import ABAdmin
+from recsys.api.app import create_app, make_async_redis
 from recsys.api.schemas import RecommendationsResponse
 from recsys.api.session_state import parse_session
 from recsys.artifacts import LocalArtifactStore
@@ -76,6 +77,21 @@ def heavy_users(engine, client, least: int = 50) -> list[int]:
         rows = conn.execute(text("SELECT user_id, count(*) FROM user_events WHERE event_type <> 'IMPRESSION' "
                                  "GROUP BY user_id HAVING count(*) >= :n ORDER BY user_id"), {"n": least}).all()
     return [int(u) for u, _ in rows if client is None or client.exists(recs_key(int(u)))]
+
+
+async def test_the_admin_endpoints_client_is_a_cluster_client_with_the_api_timeouts(on_cluster):
+    settings = on_cluster["settings"]
+    serving, _ = make_async_redis(settings)
+    admin = ABAdmin(settings, None, serving).redis
+    try:
+        assert isinstance(admin, RedisCluster)
+        kwargs = admin.get_default_node().redis_connection.connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == settings.redis_timeout_seconds
+        users = on_cluster["with_session"]  # keys of several slots, through the admin client
+        assert admin.exists(*(session_key(u) for u in users)) == len(users) and admin.ping()
+    finally:
+        admin.close()
+        await serving.aclose()
 
 
 def test_cluster_urls():

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from api_helpers import now_ms, open_client, pid, write_lists
+from api_helpers import metric, now_ms, open_client, pid, write_lists
 from asgi_client import KEY_HEADERS, TEST_API_KEY
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api.app import create_app
@@ -20,10 +20,6 @@ from recsys.settings import ConfigurationError, Settings
 
 pytestmark = pytest.mark.anyio
 SHOP_KEY, SHOP_KEY_NEW, BENCH_KEY = "shop-key-aaaaaaaaaaaaaaaa", "shop-key-bbbbbbbbbbbbbbbb", "bench-key-cccccccccccccc"
-
-
-def metric(text: str, prefix: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
 @pytest.fixture
@@ -66,6 +62,17 @@ async def test_metrics_can_be_public(app_with):
     assert (await api.get("/models/status")).status_code == 401
 
 
+async def test_metrics_take_the_key_as_a_bearer_token_as_prometheus_sends_it(app_with):
+    api = await app_with(api_keys=[f"shop:{SHOP_KEY}", f"prometheus:{BENCH_KEY}"])
+    r = await api.get("/metrics", headers={"Authorization": f"Bearer {BENCH_KEY}"})
+    assert r.status_code == 200 and "recsys_requests_total" in r.text
+    assert (await api.get("/metrics", headers={"Authorization": "Bearer guessed-key-0123456789"})).status_code == 401
+    assert (await api.get("/metrics")).status_code == 401
+    assert (await api.get("/models/status", headers={"Authorization": f"Bearer {BENCH_KEY}"})).status_code == 401
+    text = (await api.get("/metrics", headers={"X-API-Key": SHOP_KEY})).text
+    assert metric(text, 'recsys_requests_total{endpoint="/metrics",key="prometheus",status="200"}') == 1
+
+
 async def test_two_keys_of_one_name_during_rotation_and_the_name_in_logs_and_metrics(app_with, caplog):
     api = await app_with(api_keys=[f"shop:{SHOP_KEY}", f"shop:{SHOP_KEY_NEW}", f"bench:{BENCH_KEY}"])
     caplog.set_level(logging.INFO, logger="recsys.api.middleware")
@@ -89,8 +96,8 @@ def test_keys_are_checked_when_the_settings_are_read(monkeypatch):
 
 
 def test_production_refuses_placeholder_secrets_and_an_api_without_keys():
-    with pytest.raises(ValidationError, match="RECSYS_REQUEST_ID_SECRET"):
-        Settings(environment="production", api_keys=[f"shop:{SHOP_KEY}"])
+    with pytest.raises(ValidationError, match="RECSYS_REQUEST_ID_SECRET"):  # the placeholder (the suite sets a secret)
+        Settings(environment="production", api_keys=[f"shop:{SHOP_KEY}"], request_id_secret="changethis")
     with pytest.raises(ValidationError, match="RECSYS_REQUEST_ID_SECRET"):
         Settings(environment="production", request_id_secret="too-short")
     with pytest.raises(ValidationError, match="RECSYS_ADMIN_TOKEN"):
@@ -281,3 +288,40 @@ def test_serve_access_log_is_the_line_with_the_key_name(capsys):
         logger = logging.getLogger("recsys.api.middleware")
         logger.handlers.clear()
         logger.propagate, logger.level = True, logging.NOTSET
+
+
+def raw_request(base: str, target: bytes, request_id: str) -> int:
+    """One request with the bytes of ``target`` as its path, as a client may send them; the answer's status."""
+    import socket
+
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: api\r\nX-Request-ID: " + request_id.encode()
+                     + b"\r\nConnection: close\r\n\r\n")
+        return int(conn.makefile("rb").readline().split()[1])
+
+
+@pytest.mark.parametrize("target, logged", [
+    (b"/health%0a127.0.0.1%20GET%20/admin%20200", "/health%0a127.0.0.1%20GET%20/admin%20200"),  # a forged line
+    (b"/health%0d%0aX%00%1b[31m%7f", "/health%0d%0aX%00%1b%5B31m%7f"),
+    (b"/health%e2%80%a8%c2%85", "/health%e2%80%a8%c2%85"),  # Unicode line and next-line separators
+    (b"/health/%2e%2e;%25?q=%0a", "/health/%2e%2e;%25"),  # the path as sent, without its query
+])
+def test_the_access_log_escapes_the_path_a_line_per_request(api_settings, catalog_engine, caplog, target, logged):
+    from asgi_client import ServerThread
+
+    request_id = f"log-{target.hex()[-40:]}"
+    with caplog.at_level(logging.INFO, logger="recsys.api.middleware"):
+        with ServerThread(create_app(api_settings, refresh_in_background=False)) as base:
+            assert raw_request(base, target, request_id) == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "recsys.api.middleware"]
+    mine = [line for line in lines if request_id in line]
+    assert len(mine) == 1 and mine[0].startswith(f"GET {logged} 404 ")
+    assert all(" " <= c <= "~" for line in lines for c in line), lines  # printable ASCII only: one line each
+
+
+def test_a_path_without_raw_bytes_is_escaped_all_the_same():
+    from recsys.api.middleware import logged_path
+
+    assert logged_path({"path": "/a\nGET /b 200\r\u2028\x1b"}) == "/a%0AGET%20/b%20200%0D%E2%80%A8%1B"
+    assert logged_path({"path": "/decoded", "raw_path": b"/raw%0a?x=\n"}) == "/raw%0a"

@@ -155,7 +155,7 @@ def test_load_missing_or_foreign_artifact(local_store):
 
     data = pickle.dumps({"not": "a model"})
     local_store.put_bytes(model_key("ODD", "model.pkl"), data)
-    with pytest.raises(ModelArtifactError, match="dict"):  # a legacy pickle whose checksum an operator recorded
+    with pytest.raises(ModelArtifactError, match="convert-legacy ODD"):  # a legacy pickle, even with its checksum
         HybridModel.load(local_store, "ODD", {"model.pkl": hashlib.sha256(data).hexdigest()})
 
 
@@ -169,16 +169,84 @@ class _Exploit:
         return (pathlib.Path.touch, (pathlib.Path(self.path),))
 
 
-def test_an_unrecorded_pickle_is_never_unpickled(local_store, tmp_path):
+def test_a_pickle_from_the_bucket_is_never_unpickled(local_store, tmp_path):
+    """Recorded or not (``models trust`` of an earlier version recorded them), a ``model.pkl`` is refused
+    with what to do; nothing of it runs."""
     import pickle
 
     flag = tmp_path / "code-ran"
-    local_store.put_bytes(model_key("EVIL", "model.pkl"), pickle.dumps(_Exploit(str(flag))))
-    with pytest.raises(ArtifactIntegrityError, match="model.pkl: no recorded checksum"):
-        HybridModel.load(local_store, "EVIL", {})
-    with pytest.raises(ArtifactIntegrityError, match="model.pkl: checksum mismatch"):
-        HybridModel.load(local_store, "EVIL", {"model.pkl": "0" * 64})
+    data = pickle.dumps(_Exploit(str(flag)))
+    local_store.put_bytes(model_key("EVIL", "model.pkl"), data)
+    for recorded in ({}, {"model.pkl": "0" * 64}, {"model.pkl": hashlib.sha256(data).hexdigest()}):
+        with pytest.raises(ModelArtifactError, match="never unpickled; convert it on a trusted machine with "
+                                                     "`python -m recsys models convert-legacy EVIL`"):
+            HybridModel.load(local_store, "EVIL", recorded)
     assert not flag.exists()
+
+
+def test_the_conversion_unpickles_nothing_but_a_model(tmp_path):
+    import pickle
+
+    from recsys.families.hybrid.legacy_pickle import LegacyModelError, convert_file
+
+    flag = tmp_path / "code-ran"
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(_Exploit(str(flag))))
+    with pytest.raises(LegacyModelError, match="refers to pathlib.Path.touch, which is no part of a HybridModel"):
+        convert_file(tmp_path / "model.pkl")
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"not": "a model"}))
+    with pytest.raises(LegacyModelError, match="holds a dict, not a HybridModel"):
+        convert_file(tmp_path / "model.pkl")
+    assert not flag.exists() and not (tmp_path / "model.json").exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_a_pickled_model_converts_offline_to_files_that_score_the_same(tiny, tmp_path, protocol):
+    """``python -m recsys models convert-legacy PATH`` on a pickle as the earlier version saved it."""
+    import json
+    import pickle
+    import subprocess
+    import sys
+
+    from recsys.artifacts import LocalArtifactStore
+
+    model, users, products, _ = tiny
+    legacy = tmp_path / "old" / "model.pkl"
+    legacy.parent.mkdir()
+    legacy.write_bytes(pickle.dumps(model, protocol=protocol))
+    out = subprocess.run([sys.executable, "-m", "recsys", "models", "convert-legacy", str(legacy),
+                          "--out", str(tmp_path / "store" / "models" / "conv")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    sums = json.loads(out.stdout)["sha256"]
+    assert set(sums) == {"model.npz", "model.json"}
+    loaded = HybridModel.load(LocalArtifactStore(tmp_path / "store"), "conv", sums)
+    np.testing.assert_array_equal(loaded.score(users, products), model.score(users, products))
+    assert loaded.vocabulary == model.vocabulary and loaded.info == model.info
+
+
+def test_nothing_but_the_conversion_unpickles():
+    """No module of the pipeline, the API, the DAGs or the scripts imports a deserializer that runs code
+    (pickle and kin), reads a pickle through pandas, numpy or torch: only ``recsys.families.hybrid.legacy_pickle``."""
+    import ast
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    banned = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
+    found = set()
+    for folder in ("recsys", "plugins", "dags", "scripts", "bench"):
+        for path in sorted((root / folder).rglob("*.py")):
+            where = str(path.relative_to(root))
+            for node in ast.walk(ast.parse(path.read_text(), where)):
+                if isinstance(node, ast.Import):
+                    found |= {(where, a.name) for a in node.names if a.name.split(".")[0] in banned}
+                elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in banned:
+                    found.add((where, node.module))
+                elif isinstance(node, ast.Attribute) and node.attr == "read_pickle":
+                    found.add((where, "read_pickle"))
+                elif isinstance(node, ast.Attribute) and node.attr == "load" and \
+                        getattr(node.value, "id", "") == "torch":
+                    found.add((where, "torch.load"))
+                elif isinstance(node, ast.keyword) and node.arg == "allow_pickle" and getattr(node.value, "value", 0):
+                    found.add((where, "allow_pickle=True"))
+    assert found == {("recsys/families/hybrid/legacy_pickle.py", "pickle")}
 
 
 @pytest.mark.parametrize("name", ["model.npz", "model.json"])

@@ -126,6 +126,7 @@ def stack(webhook):
             "RECSYS_DATABASE_URL": f"{pg_base}/{recsys_db}",
             "RECSYS_REDIS_URL": REDIS_URL,
             "RECSYS_ARTIFACT_URI": f"s3://{BUCKET}/artifacts",
+            "RECSYS_REQUEST_ID_SECRET": uuid.uuid4().hex,  # RECSYS_ENVIRONMENT unset: production's checks
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
             "RECSYS_NO_COMPONENTS": "8", "RECSYS_EPOCHS": "5", "RECSYS_TRAINING_WINDOW_DAYS": "7",

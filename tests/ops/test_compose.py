@@ -25,7 +25,7 @@ RECSYS_IMAGE = {"api", "impressions-flusher", "pipeline-exporter", "recsys-migra
 LONG_RUNNING = {"postgres", "redis", "minio", "api", "impressions-flusher", "pipeline-exporter", "prometheus",
                 "grafana"} | AIRFLOW
 PUBLISHED = {"api": 8000, "airflow-api-server": 8080, "prometheus": 9090, "grafana": 3000, "minio": 9001}
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|ACCESS_KEY")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|ACCESS_KEY|API_KEY")
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -442,3 +442,28 @@ def test_the_api_needs_keys_and_a_request_id_secret_in_production():
     required = {m.group(1) for m in VAR.finditer(text) if m.group(2) in (":?", "?")}
     assert {"RECSYS_API_KEYS", "RECSYS_REQUEST_ID_SECRET", "RECSYS_S3_READER_SECRET_KEY",
             "RECSYS_S3_WRITER_SECRET_KEY"} <= required
+
+
+def test_metrics_need_a_key_and_prometheus_scrapes_with_its_own():
+    from recsys.settings import Settings, parse_api_keys
+
+    env = environment("api")
+    assert env.get("RECSYS_METRICS_PUBLIC", "false").lower() == "false", "compose makes /metrics public"
+    assert "RECSYS_METRICS_PUBLIC" not in env_example()
+    filled = {**resolved_env(), "RECSYS_API_KEYS": "shop:0123456789abcdef0123"}  # as .env.example says
+    api_keys = interpolate(SERVICES["api"]["environment"]["RECSYS_API_KEYS"], filled)
+    assert parse_api_keys(api_keys.split(",")) == [("shop", "0123456789abcdef0123"),
+                                                   ("prometheus", filled["RECSYS_PROMETHEUS_API_KEY"])]
+    assert Settings(api_keys=api_keys).api_key_pairs  # the settings take the list as compose builds it
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = {m.group(1) for m in VAR.finditer(text) if m.group(2) in (":?", "?")}
+    assert "RECSYS_PROMETHEUS_API_KEY" in required
+    # Prometheus reads the same key from a compose secret, and its API scrape sends it
+    secret = COMPOSE["secrets"]["prometheus_api_key"]
+    assert secret == {"environment": "RECSYS_PROMETHEUS_API_KEY"}
+    assert "prometheus_api_key" in SERVICES["prometheus"]["secrets"]
+    prometheus_env = SERVICES["prometheus"].get("environment", {})
+    assert not any("RECSYS_PROMETHEUS_API_KEY" in str(v) for v in prometheus_env.values())  # a file, not a variable
+    config = yaml.safe_load((ROOT / "monitoring/prometheus.yml").read_text())
+    api_job = next(job for job in config["scrape_configs"] if job["job_name"] == "recsys-api")
+    assert api_job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/prometheus_api_key"}

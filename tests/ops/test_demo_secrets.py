@@ -38,3 +38,17 @@ def test_run_demo_uses_them_and_prints_a_curl_with_the_key():
     script = (ROOT / "scripts/run_demo.sh").read_text()
     assert script.index('demo_secrets "$VAR"') < script.index("recsys serve")
     assert "curl -H 'X-API-Key: $DEMO_API_KEY'" in script and "/recommendations?user_id=$USER_ID" in script
+
+
+def test_make_run_starts_without_an_environment_flag(tmp_path):
+    """`make run`'s environment (demo_env.sh, then demo_secrets) passes the production checks the API runs at
+    start, with RECSYS_ENVIRONMENT unset as a shop's deployment leaves it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "AIRFLOW"))}
+    check = ("from recsys.settings import Settings; s = Settings(); s.check_api(); "
+             "print(s.environment, len(s.request_id_secret), len(s.admin_token))")
+    script = (f'ROOT="{ROOT}"; VAR="{tmp_path}"; source scripts/demo_env.sh; . scripts/demo_secrets.sh; '
+              f'demo_secrets "$VAR" "{sys.executable}"; exec "{sys.executable}" -c "$CHECK"')
+    out = subprocess.run(["bash", "-c", script], cwd=ROOT, env={**clean, "CHECK": check}, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["production", "64", "48"]

@@ -53,8 +53,16 @@ def test_promtool_checks_the_rules():
 
 
 @needs_promtool
-def test_promtool_checks_the_prometheus_config():
-    result = promtool("check", "config", "prometheus.yml")
+def test_promtool_checks_the_prometheus_config(tmp_path):
+    """The whole check, files included: the API scrape's key file (a compose secret under /run/secrets in
+    the container) is a stand-in file here."""
+    key_file = tmp_path / "prometheus_api_key"
+    key_file.write_text("stand-in-key-0123456789")
+    text = (MON / "prometheus.yml").read_text()
+    assert text.count("/run/secrets/prometheus_api_key") == 1
+    (tmp_path / "prometheus.yml").write_text(text.replace("/run/secrets/prometheus_api_key", str(key_file)))
+    shutil.copy(MON / "alerts.yml", tmp_path / "alerts.yml")
+    result = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -134,6 +142,8 @@ def test_prometheus_scrapes_the_api_and_the_exporter():
     assert "runbook_base" in config["global"]["external_labels"]
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
     assert targets["recsys-api"] == ["api:8000"]
+    api_job = next(job for job in config["scrape_configs"] if job["job_name"] == "recsys-api")
+    assert api_job["authorization"]["type"] == "Bearer"  # /metrics needs a key (tests/ops/test_compose.py)
     assert targets["recsys-pipeline"] == ["pipeline-exporter:9108"]
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert "9108" in compose["pipeline-exporter"]["command"]

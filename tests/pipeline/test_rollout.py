@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 import redis as redis_lib
 
@@ -112,3 +114,69 @@ def test_a_future_event_does_not_move_the_precompute_day(shop_engine):
         conn.execute(insert(UserEvent), [{"user_id": 1, "product_id": 1, "event_type": "VIEW",
                                           "timestamp": day_start_ms(LAST_EVENT_DAY) + 400 * 86_400_000}])
     assert precompute.latest_event_day(shop_engine) == before
+
+
+def _as_legacy(engine, store, model_id: str, recorded: bool):
+    """Turn a trained model into one of the earlier version: one ``model.pkl`` (the pickled HybridModel, as
+    that version saved it), its checksum recorded (``models trust`` of that version) or nothing recorded."""
+    import hashlib
+    import pickle
+
+    from sqlalchemy import update
+
+    from recsys.db.models import RecommendationModel
+    from recsys.families.hybrid.model import HybridModel
+
+    model = HybridModel.load(store, model_id, registry.get_artifacts(engine, model_id))
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    store.put_bytes(model_key(model_id, "model.pkl"), data)
+    for name in ("model.npz", "model.json"):
+        store.delete_prefix(model_key(model_id, name))
+    artifacts = {"model.pkl": hashlib.sha256(data).hexdigest()} if recorded else {}
+    with engine.begin() as conn:
+        conn.execute(update(RecommendationModel).where(RecommendationModel.model_id == model_id)
+                     .values(artifacts=artifacts))
+    return model
+
+
+@pytest.fixture
+def trained(shop_engine, local_store):
+    params = TrainParams(epochs=1, no_components=4, window_days=7, threads=1, seed=1)
+    return train_model(shop_engine, local_store, LAST_EVENT_DAY, params)["model_id"]
+
+
+def test_trust_refuses_a_folder_with_a_pickle_saying_what_to_do(shop_engine, local_store, trained):
+    _as_legacy(shop_engine, local_store, trained, recorded=False)
+    with pytest.raises(registry.RegistryError, match=f"convert-legacy {trained}"):
+        rollout.trust_model(shop_engine, local_store, trained)
+    assert registry.get_artifacts(shop_engine, trained) == {}  # nothing recorded
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_a_converted_legacy_model_loads_and_scores_like_the_original(shop_engine, local_store, trained, recorded):
+    """Converted on the operator's machine: model.npz + model.json written, the pickle removed; a model with
+    a record gets the new files recorded, one registered before checksums is trusted next."""
+    from recsys.families.hybrid.model import HybridModel
+
+    original = _as_legacy(shop_engine, local_store, trained, recorded=recorded)
+    out = rollout.convert_legacy(shop_engine, local_store, trained)
+    assert not local_store.exists(model_key(trained, "model.pkl"))
+    assert out["recorded"] is recorded and (out["next"] is None) is recorded
+    if not recorded:
+        rollout.trust_model(shop_engine, local_store, trained)
+    recorded_now = registry.get_artifacts(shop_engine, trained)
+    assert set(recorded_now) == {"model.npz", "model.json"} == set(out["written"])
+    loaded = HybridModel.load(local_store, trained, recorded_now)
+    users = pd.read_sql("SELECT * FROM users ORDER BY user_id LIMIT 50", shop_engine)
+    products = pd.read_sql("SELECT * FROM products", shop_engine)
+    assert rollout.verify_model(shop_engine, local_store, trained)["ok"]
+    np.testing.assert_array_equal(loaded.score(users, products), original.score(users, products))
+
+
+def test_a_recorded_pickle_that_changed_is_not_converted(shop_engine, local_store, trained):
+    _as_legacy(shop_engine, local_store, trained, recorded=True)
+    key = model_key(trained, "model.pkl")
+    local_store.put_bytes(key, local_store.get_bytes(key) + b"\0")
+    with pytest.raises(ArtifactIntegrityError, match="model.pkl: checksum mismatch"):
+        rollout.convert_legacy(shop_engine, local_store, trained)
+    assert local_store.exists(key) and not local_store.exists(model_key(trained, "model.json"))

@@ -21,6 +21,7 @@ from recsys.ranking.reasons import (
     ReasonContext,
     ReasonError,
     attach_reasons,
+    impersonal,
     reason_for,
 )
 from recsys.ranking.rerank import Candidate
@@ -56,6 +57,30 @@ def test_goes_with_wins_over_viewed_category():
     assert reason_for(Candidate(1, 1.0, "tripods"), SOURCE_CROSS_SELL, CTX) == REASON_GOES_WITH.format(
         product="Nikon Z5"
     )
+
+
+def test_generic_reasons_follow_the_same_rules_without_naming_the_users_products():
+    import dataclasses
+
+    generic = dataclasses.replace(CTX, personal=False)
+    assert reason_for(Candidate(1, 1.0, "lenses"), SOURCE_MODEL, generic) == "Goes with your recent purchase"
+    assert reason_for(Candidate(1, 1.0, "tripods"), SOURCE_CROSS_SELL, generic) == "Goes with your recent purchase"
+    viewed = dataclasses.replace(generic, just_viewed="Red Shoe")
+    assert reason_for(Candidate(1, 1.0, "books"), SOURCE_MODEL, viewed) == "Because of what you just viewed"
+    for item in (Candidate(1, 1.0, "shoes"), Candidate(1, 1.0, "books", is_new=True, popularity=3),
+                 Candidate(1, 1.0, "books")):  # the rules that name no product of the user's give the same text
+        assert reason_for(item, SOURCE_MODEL, generic) == reason_for(item, SOURCE_MODEL, CTX)
+
+
+@pytest.mark.parametrize("stored, shown", [
+    ("Because you just viewed Red Shoe", "Because of what you just viewed"),
+    ("Goes with your Nikon Z5", "Goes with your recent purchase"),
+    ("Goes with your recent purchase", "Goes with your recent purchase"),
+    ("Because you viewed shoes", "Because you viewed shoes"),
+    (REASON_LIKE_YOU, REASON_LIKE_YOU), (REASON_NEW_ARRIVAL, REASON_NEW_ARRIVAL),
+])
+def test_impersonal_turns_a_stored_text_into_its_generic_one(stored, shown):
+    assert impersonal(stored) == shown
 
 
 def test_list_sources():

@@ -94,9 +94,9 @@ class LightFMFamily:
         return HybridModel.load(store, model_id, checksums)
 
     def own_files(self, store, model_id: str) -> tuple[str, ...]:
-        from recsys.families.files import model_file_names
+        from recsys.families.files import MODEL_FILES
 
-        return model_file_names(store, model_id)
+        return MODEL_FILES
 
     def saved(self, store, model_id: str) -> bool:
         from recsys.families.files import model_saved

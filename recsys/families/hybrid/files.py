@@ -12,10 +12,10 @@ Loading rebuilds a ``lightfm.LightFM`` from these parts; nothing on the way exec
 code from the file. ``model.json`` is written last. Both files' SHA-256 go to the
 registry (``recsys.integrity``) and are checked before a byte is parsed.
 
-A model saved by an earlier version is one ``model.pkl`` (a pickle). It is unpickled
-only when the registry holds its checksum and the file matches it; the pipeline never
-records one by itself (``python -m recsys models trust MODEL_ID`` does, for an operator
-who has checked the file).
+A model saved by an earlier version is one ``model.pkl`` (a pickle): it is never
+unpickled here (``load_model`` refuses it, naming the conversion). An operator converts it
+on a trusted machine with ``python -m recsys models convert-legacy MODEL_ID``
+(``recsys.families.hybrid.legacy_pickle``, the one module that unpickles).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import pickle
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -33,7 +32,7 @@ import pandas as pd
 from recsys.artifacts import ArtifactStore, model_key
 from recsys.integrity import verify_bytes
 from recsys.families.files import (
-    FORMAT, LEGACY_MODEL, MODEL_ARRAYS, MODEL_FILES, MODEL_META, ModelArtifactError, model_file_names,
+    FORMAT, LEGACY_MODEL, MODEL_ARRAYS, MODEL_FILES, MODEL_META, ModelArtifactError, legacy_refusal,
 )
 from recsys.families.hybrid.features import FeatureSpace
 
@@ -115,20 +114,12 @@ def save_model(model: HybridModel, store: ArtifactStore, model_id: str) -> dict[
 
 def load_model(store: ArtifactStore, model_id: str, checksums: Mapping[str, str] | None) -> HybridModel:
     """Read, verify (``ArtifactIntegrityError`` naming the file) and rebuild a model."""
-    from recsys.families.hybrid.model import HybridModel
-
-    names = model_file_names(store, model_id)
     files = {}
-    for name in names:
+    for name in MODEL_FILES:
         key = model_key(model_id, name)
         if not store.exists(key):
+            if store.exists(model_key(model_id, LEGACY_MODEL)):
+                raise ModelArtifactError(legacy_refusal(store, model_id))
             raise ModelArtifactError(f"no model artifact {store.uri(key)} for model {model_id}")
-        data = store.get_bytes(key)
-        files[name] = verify_bytes(data, checksums, name, store.uri(key))
-    if names != (LEGACY_MODEL,):
-        return decode(files, store.uri(model_key(model_id, MODEL_META)))
-    obj = pickle.loads(files[LEGACY_MODEL])  # verified against the registry's record just above
-    if not isinstance(obj, HybridModel):
-        raise ModelArtifactError(f"{store.uri(model_key(model_id, LEGACY_MODEL))} holds a {type(obj).__name__}, "
-                                 "not a HybridModel")
-    return obj
+        files[name] = verify_bytes(store.get_bytes(key), checksums, name, store.uri(key))
+    return decode(files, store.uri(model_key(model_id, MODEL_META)))
