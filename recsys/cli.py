@@ -92,7 +92,7 @@ def cmd_models(args) -> int:
         return cmd_models_candidate(engine, args.model_id)
     if args.action == "compare":
         return cmd_models_compare(engine, args.model_id, args.other_id, as_json=args.json)
-    if args.action in ("promote", "trust", "convert-legacy") and not args.model_id:
+    if args.action in ("promote", "prepare", "trust", "convert-legacy") and not args.model_id:
         print(f"models {args.action} needs MODEL_ID", file=sys.stderr)
         return 2
     try:
@@ -124,6 +124,7 @@ def _models_action(engine, args) -> int:
     from recsys import registry
     from recsys.clients import get_redis, get_store
     from recsys.pipeline import rollout
+    from recsys.settings import get_settings
 
     if args.action == "list":
         _print(registry.list_models(engine))
@@ -141,9 +142,14 @@ def _models_action(engine, args) -> int:
     elif args.action == "convert-legacy":
         _print(rollout.convert_legacy(engine, get_store(), args.model_id))
     elif args.action == "promote":
-        _print(rollout.promote_live(engine, get_store(), get_redis(), args.model_id, reason="promoted by hand (CLI)"))
+        _print(rollout.promote_live(engine, get_store(), get_redis(), args.model_id, reason="promoted by hand (CLI)",
+                                    settings=get_settings()))
+    elif args.action == "prepare":
+        from recsys.pipeline.release import prepare_arm
+
+        _print(prepare_arm(engine, get_store(), get_redis(), args.model_id, get_settings()))
     elif args.action == "rollback":
-        _print(rollout.rollback_live(engine, get_store(), get_redis()))
+        _print(rollout.rollback_live(engine, get_store(), get_redis(), get_settings()))
     return 0
 
 
@@ -350,8 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="the model registry")
     models.add_argument("action", choices=["list", "history", "verify", "trust", "convert-legacy", "promote",
-                                           "rollback", "candidate", "compare"],
-                        help="verify [MODEL_ID]: check the files' SHA-256 (default the LIVE model); trust MODEL_ID: "
+                                           "rollback", "prepare", "candidate", "compare"],
+                        help="verify [MODEL_ID]: check the files' SHA-256 (default the LIVE model); promote MODEL_ID / "
+                             "rollback: verify, publish, write its lists, then switch the LIVE model; prepare MODEL_ID: "
+                             "make a model ready to serve an A/B arm (verify, publish, its lists in its own keys); "
+                             "trust MODEL_ID: "
                              "record the checksums of a model registered before checksums existed (never a model.pkl); "
                              "convert-legacy MODEL_ID|PATH: on a trusted machine, turn an earlier version's pickled "
                              "model.pkl into model.npz + model.json (the store's copy: recorded, pickle removed; a "

@@ -233,6 +233,20 @@ def promote(engine: Engine | Connection, model_id: str, reason: str, expected_li
                 "promoted_at": row.promoted_at.isoformat(), "reason": reason}
 
 
+def why_not_promotable(engine: Engine | Connection, model_id: str, expected_live: str | None) -> str | None:
+    """Why ``promote(model_id, expected_live=..., allow_archived=False)`` would be refused now, or None
+    (checked under the LIVE row's lock, in ``engine``'s transaction when it is a connection)."""
+    with _session(engine) as session, session.begin():
+        row = _get(session, model_id)
+        if row.status == STATUS_ARCHIVED:
+            return f"{model_id} is ARCHIVED ({row.decision or 'no reason recorded'})"
+        try:
+            _check_live(session, expected_live)
+        except LiveChangedError as exc:
+            return str(exc)
+        return None
+
+
 def archive(engine: Engine | Connection, model_id: str, reason: str) -> dict:
     """Archive a non-LIVE model (re-archiving is a no-op that keeps the first ``archived_at``)."""
     with _session(engine) as session, session.begin():

@@ -36,9 +36,11 @@ from recsys.settings import default
 log = logging.getLogger(__name__)
 
 
-def published(store: ArtifactStore, model_id: str) -> bool:
-    """The model is published: its ``metadata.json`` (written last) is in the store."""
-    return store.exists(model_key(model_id, METADATA_FILE))
+def published(store: ArtifactStore, model_id: str, model_type: str) -> bool:
+    """The model can be served: what its family serves the API from is in the store (the last of its
+    ``served_files``, written last; a family serving the files training wrote has them from training)."""
+    family = family_of(model_type)
+    return store.exists(model_key(model_id, family.served_files[-1]))
 
 
 def upload_files(store: ArtifactStore, model_id: str, folder: Path, files: tuple[str, ...]) -> list[str]:

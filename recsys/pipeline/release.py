@@ -32,7 +32,8 @@ import logging
 from sqlalchemy import Engine
 
 from recsys import registry
-from recsys.artifacts import ArtifactStore
+from recsys.artifacts import ArtifactStore, model_key
+from recsys.artifacts.retention import METADATA_FILE
 from recsys.constants import STATUS_ARCHIVED, STATUS_LIVE
 from recsys.evaluation.gate import judge
 from recsys.families import family_of
@@ -74,24 +75,27 @@ def prepare(engine: Engine, store: ArtifactStore, model_id: str, settings: Setti
     """Step 1: the model's files verified, then published unless it already is."""
     row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
     require_intact(store, model_id, row.artifacts, required_files(store, model_id, row.model_type))
-    if published(store, model_id):
+    if published(store, model_id, row.model_type) and store.exists(model_key(model_id, METADATA_FILE)):
         return {"model_id": model_id, "published": "already", "keys": [], "deleted": []}
     out = publish_model(engine, store, model_id, keep=settings.keep_model_versions,
                         rollback_depth=settings.rollback_depth)
     return {**out, "published": "now"}
 
 
-def switch(engine: Engine, model_id: str, reason: str, expected_live=_UNSET, rollback: bool = False) -> dict:
+def switch(engine: Engine, model_id: str, reason: str, expected_live=_UNSET, rollback: bool = False,
+           allow_archived: bool = True) -> dict:
     """Step 3: the registry's LIVE model becomes ``model_id`` (under the LIVE row's lock); ``expected_live``:
-    only while that model is LIVE (``LiveChangedError`` otherwise). ``rollback``: the step back of
-    ``registry.rollback`` (``model_id`` must be its target)."""
+    only while that model is LIVE (``LiveChangedError`` otherwise); ``allow_archived=False`` (an A/B winner):
+    ``ArchivedModelError`` for an ARCHIVED model. ``rollback``: the step back of ``registry.rollback``
+    (``model_id`` must be its target)."""
     if rollback:
         out = registry.rollback(engine, expected_live=None if expected_live is _UNSET else expected_live)
         if out["model_id"] != model_id:
             raise ReleaseError(f"the rollback brought back {out['model_id']}, not {model_id}")
         return out
     return registry.promote(engine, model_id, reason=reason,
-                            expected_live=None if expected_live is _UNSET else expected_live)
+                            expected_live=None if expected_live is _UNSET else expected_live,
+                            allow_archived=allow_archived)
 
 
 def activate(engine: Engine, store: ArtifactStore, redis, model_id: str, day: dt.date, user_ids,
@@ -105,15 +109,23 @@ def activate(engine: Engine, store: ArtifactStore, redis, model_id: str, day: dt
 
 def make_live(engine: Engine, store: ArtifactStore, redis, model_id: str, reason: str, *,
               settings: Settings = DEFAULTS, day: dt.date | None = None, expected_live=_UNSET,
-              rollback: bool = False) -> dict:
-    """Verify, publish, precompute, switch, activate (see the module doc); returns what each step did."""
+              rollback: bool = False, allow_archived: bool = True) -> dict:
+    """Verify, publish, precompute, switch, activate (see the module doc); returns what each step did.
+    ``expected_live`` / ``allow_archived``: the switch's conditions, checked first (nothing is written for a
+    model that could not be switched) and again under the lock."""
     row = registry.get_model(engine, model_id)
     if row.status == STATUS_LIVE and not rollback:
         return {**registry.promote(engine, model_id, reason=reason), "prepared": None, "precompute": None}
+    if not allow_archived and row.status == STATUS_ARCHIVED:
+        raise registry.ArchivedModelError(f"{model_id} is ARCHIVED ({row.decision or 'no reason recorded'})")
+    if expected_live is not _UNSET and not rollback:
+        live = registry.get_live(engine)
+        if (live.model_id if live else None) != expected_live:
+            raise registry.LiveChangedError(f"{expected_live} is no longer LIVE ({live.model_id if live else 'no model'} is)")
     prepared = prepare(engine, store, model_id, settings)
     day = day or latest_event_day(engine, skew_ms=settings.event_clock_skew_seconds * 1000)
     lists = precompute_all(engine, store, redis, day, model_id, settings)
-    switched = switch(engine, model_id, reason, expected_live, rollback)
+    switched = switch(engine, model_id, reason, expected_live, rollback, allow_archived)
     activated = activate(engine, store, redis, model_id, day, lists.pop("user_ids"), settings)
     log.warning("%s is LIVE (%s): %d lists precomputed, %d activated", model_id, reason, lists["users"],
                 activated["moved"])

@@ -139,7 +139,7 @@ def _download(store: ArtifactStore, model_id: str, folder: Path, checksums, fami
 def ensure_local(store: ArtifactStore, model_id: str, root: Path, checksums, family: ModelFamily) -> Path | None:
     """The complete, verified local folder of ``model_id``'s served files, downloaded when this node lacks it.
 
-    None when the model was published by an earlier version (only ``legacy_files`` recorded);
+    None when the model was published by an earlier version (only its ``legacy_files`` are in the store);
     ``EmbeddingsError`` when a file is missing or malformed; ``ArtifactIntegrityError`` when a file's checksum
     is not recorded in ``checksums`` or differs.
     """
@@ -147,9 +147,9 @@ def ensure_local(store: ArtifactStore, model_id: str, root: Path, checksums, fam
     files = family.served_files
     if folder.is_dir() and _verified_for(folder, checksums, files):
         return folder
-    recorded = set(checksums or {})
-    if not set(files) <= recorded and set(family.legacy_files) & recorded:
-        return None
+    if not store.exists(model_key(model_id, files[-1])) and any(
+            store.exists(model_key(model_id, name)) for name in family.legacy_files):
+        return None  # published by an earlier version
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root / f"{LOCK}{model_id}"):
         if not (folder.is_dir() and _verified_for(folder, checksums, files)):  # else another worker did it meanwhile

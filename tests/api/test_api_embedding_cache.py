@@ -203,7 +203,7 @@ def test_a_cached_file_changed_on_the_node_is_refused_and_downloaded_again(store
     user_ids, user_vectors, item_ids, item_vectors = arrays()
     sums = publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
     root = tmp_path / "cache"
-    load_embeddings(store, "m1", root, sums)
+    load_served(store, "m1", root, sums)
     cached = root / "m1" / "user_vectors.npy"
     if change == "byte":
         data = bytearray(cached.read_bytes())
@@ -214,7 +214,7 @@ def test_a_cached_file_changed_on_the_node_is_refused_and_downloaded_again(store
     else:
         (root / "m1" / "extra.npy").write_bytes(cached.read_bytes())
     with caplog.at_level(logging.ERROR, logger="recsys.serving.model_cache"):
-        again = load_embeddings(store, "m1", root, sums)  # the next start of a worker
+        again = load_served(store, "m1", root, sums)  # the next start of a worker
     assert store.downloads() == 2 * [model_key("m1", f) for f in EMBEDDING_FILES]
     assert any("changed on this node's disk" in r.getMessage() for r in caplog.records)
     assert {n: embedding_cache.sha256_file(root / "m1" / n) for n in EMBEDDING_FILES} == {
@@ -222,7 +222,7 @@ def test_a_cached_file_changed_on_the_node_is_refused_and_downloaded_again(store
     published = np.load(store.uri(model_key("m1", "user_vectors.npy")))
     np.testing.assert_array_equal(again.user_vectors, published)
     assert published[-1, -1] != np.float32(1e6)
-    load_embeddings(store, "m1", root, sums)
+    load_served(store, "m1", root, sums)
     assert len(store.downloads()) == 2 * len(EMBEDDING_FILES)  # the intact folder is reused
 
 

@@ -155,3 +155,42 @@ def test_an_archived_model_cannot_enter_a_test_but_a_candidate_is_made_ready(
 
 def test_keys_of_a_model_are_its_own_and_the_live_keys_have_no_model(world):
     assert keys.recs_key(7, world["b"]) == f"recs:{world['b']}:{{7}}" and keys.recs_key(7) == "recs:{7}"
+
+
+def _winner_waiting(engine, store_, control: str, treatment: str) -> int:
+    """A test of ``treatment`` against ``control`` closed with the treatment as winner, waiting for the release
+    (the decision ``finalize_test`` takes: tests/abtest/test_ab_results.py)."""
+    from recsys.abtest import service, store as tests
+    from recsys.abtest.results import ACTION_RELEASE
+
+    test = service.start_test(engine, treatment_model_id=treatment, control_model_id=control, duration_hours=1,
+                              treatment_fraction=0.5, settings=SETTINGS, artifacts=store_)
+    with engine.begin() as conn:
+        tests.save_results(conn, test["test_id"], {"winner": "treatment", "decision": {
+            "action": ACTION_RELEASE, "model_id": treatment, "expected_live": control,
+            "reason": f"A/B test {test['test_id']}: treatment won"}}, status="COMPLETED")
+    return test["test_id"]
+
+
+def test_an_ab_winner_is_released_lists_first_and_a_failure_leaves_it_waiting(
+        shop_engine, local_store, redis_client, world, monkeypatch):
+    from recsys.abtest import store as tests
+    from recsys.abtest.results import release_winner
+
+    test_id = _winner_waiting(shop_engine, local_store, world["a"], world["b"])
+    real = precompute.score_users
+    monkeypatch.setattr(precompute, "score_users", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        release_winner(shop_engine, local_store, redis_client, test_id, SETTINGS)
+    assert registry.get_live(shop_engine).model_id == world["a"]
+    assert set(_live_lists(redis_client).values()) == {world["a"]}
+    assert tests.get_test(shop_engine, test_id)["results"]["decision"]["action"] == "release"  # retried next hour
+
+    monkeypatch.setattr(precompute, "score_users", real)
+    seen: dict = {}
+    _spy_switch(monkeypatch, redis_client, seen)
+    out = release_winner(shop_engine, local_store, redis_client, test_id, SETTINGS)
+    assert out["action"] == "promoted" and registry.get_live(shop_engine).model_id == world["b"]
+    assert set(seen["live_lists"].values()) == {world["a"]} and seen["own_lists"] == world["users"]
+    assert set(_live_lists(redis_client).values()) == {world["b"]}
+    assert release_winner(shop_engine, local_store, redis_client, test_id, SETTINGS)["action"] is None  # once

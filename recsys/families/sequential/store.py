@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from recsys.artifacts import ArtifactStore, model_key
-from recsys.integrity import verify_file
+from recsys.integrity import folder_checksums, verify_file
 from recsys.families.sequential import config as C
 from recsys.families.sequential.config import SequentialConfig
 
@@ -38,6 +38,15 @@ def config_from_settings(settings, **overrides) -> SequentialConfig:
     values = {"time_budget_s": settings.sequential_time_budget_seconds,
               "threads": settings.train_threads or os.cpu_count() or 1, "seed": settings.seed}
     return dataclasses.replace(SequentialConfig(), **{**values, **overrides})
+
+
+def upload_folder(store: ArtifactStore, model_id: str, folder: Path) -> dict[str, str]:
+    """Upload an exported folder's files (``config.json`` last); returns their ``{name: sha256}`` for the
+    registry."""
+    checksums = folder_checksums(folder, SEQUENTIAL_FILES)
+    for name in SEQUENTIAL_FILES:
+        store.upload(folder / name, model_key(model_id, name))
+    return checksums
 
 
 def sequential_saved(store: ArtifactStore, model_id: str) -> bool:
