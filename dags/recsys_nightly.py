@@ -9,7 +9,7 @@ task reads it from what its upstream task returned.
 
 **Release**: `promote_or_archive` takes the gate's decision; a promoted model is
 published, its lists precomputed into its own keys (`precompute`, per shard), then
-`switch` makes it LIVE and `activate` moves its lists onto the LIVE keys (one path
+`switch` makes it LIVE and `promote_lists` moves its lists onto the LIVE keys (one path
 for every way a model becomes LIVE: `recsys.pipeline.release`). A run that fails
 before `switch` leaves the previous LIVE model serving its own lists.
 
@@ -120,7 +120,7 @@ def recsys_nightly():
 
     @task(max_active_tis_per_dagrun=4)
     @nightly_lineage
-    def activate(decision: dict, switched: dict, precomputed: dict) -> dict:
+    def promote_lists(decision: dict, switched: dict, precomputed: dict) -> dict:
         return skippable(nightly.activate_shard, engine(), redis_client(), day_of(decision), precomputed["shard"],
                          decision)
 
@@ -138,7 +138,7 @@ def recsys_nightly():
     published = publish(decision)
     precomputed = precompute.partial(decision=decision).expand(shard=shards(decision, published))
     switched = switch(decision, precomputed)
-    activate.partial(decision=decision, switched=switched).expand(precomputed=precomputed)
+    promote_lists.partial(decision=decision, switched=switched).expand(precomputed=precomputed)
     lists(decision, published, switched)
 
 

@@ -126,7 +126,7 @@ def _nightly(w: Where, r: dict) -> dict[str, Callable[[], IO]]:
         "shards": lambda: ([t(MODELS), t(EVENTS), t(USERS)], []),
         "precompute": lambda: ([*(folder or [t(MODELS)]), t(EVENTS), t(AB_TESTS)], recs),
         "switch": lambda: ([t(MODELS)], [t(MODELS), t(PROMOTIONS)]),
-        "activate": lambda: ([w.redis(_pattern(KEY_RECS_MODEL)), t(EVENTS)], [w.redis(_pattern(KEY_RECS))]),
+        "promote_lists": lambda: ([w.redis(_pattern(KEY_RECS_MODEL)), t(EVENTS)], [w.redis(_pattern(KEY_RECS))]),
         "lists": lambda: ([t(EVENTS), t(PRODUCTS)], lists),
     }
 

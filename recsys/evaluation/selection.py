@@ -3,8 +3,8 @@ side of a validation split, score them as they would be served, and pick the bes
 
 - Candidates (``candidate_specs``): every registered family's named configurations
   (``ModelFamily.configurations``), the production default ``hybrid-default`` first; a family that cannot
-  train here (``ModelFamily.unavailable``: a missing optional package) gets the row "unavailable", never
-  a failure.
+  train here (``ModelFamily.unavailable``: a missing optional package) gets the row "unavailable", and one
+  whose size guard the catalogue exceeds (``Capabilities.max_items``) the row "too large", never a failure.
 - Scoring: every candidate's lists go through the production re-ranking (precompute's boost, stock
   and diversity, then serving's rules: ``recsys.evaluation.reranking``), since whichever wins is
   served that way; the metric (``RECSYS_SELECTION_METRIC``, default ``ndcg@10``) is measured on the
@@ -156,6 +156,9 @@ def select_model(val: EvalSplit, specs: Sequence[CandidateSpec], *, metric: str 
 
 
 def _run(spec: CandidateSpec, val: EvalSplit, k: int) -> dict:
+    too_large = family_of(spec.family).capabilities.fits(len(val.products))
+    if too_large:  # its size guard: the family cannot hold this shop's catalogue
+        return _row(spec, skipped=f"too large: {too_large}")
     started = time.perf_counter()
     try:
         model = spec.fit(val)

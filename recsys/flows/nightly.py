@@ -237,7 +237,7 @@ def switch(engine, day: dt.date, decision: dict) -> dict:
     return {**out, "day": day.isoformat()}
 
 
-@recorded("activate:{shard}")
+@recorded("promote_lists:{shard}")
 def activate_shard(engine, redis, day: dt.date, shard: int, decision: dict) -> dict:
     """The promoted model's lists of the shard onto the LIVE keys (after the switch)."""
     from recsys.pipeline.activate import activate_shard as run

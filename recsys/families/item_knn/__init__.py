@@ -1,9 +1,7 @@
 """Item-kNN: co-occurrence cosine similarity kept as a sparse top-k neighbour matrix, and each trained user's
 history (``model.ItemKNNModel``). A user's score for a product is the sum of its similarities to the user's
 products (``history[u] @ S``). No cold start and no dense vectors: published as the neighbour files
-(``files``), scored on the fly by the API from them (``served``). Configuration: ``{"neighbours": k}``.
-Its size guard: the item-item co-occurrence matrix is built in memory, so catalogues above ``MAX_ITEMS``
-products are left out of selection."""
+(``files``), scored on the fly by the API from them (``served``). Configuration: ``{"neighbours": k}``."""
 
 from __future__ import annotations
 
@@ -16,13 +14,12 @@ from recsys.families.item_knn.names import NEIGHBOUR_FILES
 NAME = "item-knn"
 
 DEFAULT_NEIGHBOURS = 100
-MAX_ITEMS = 2_000_000  # co-occurrence of 2M products (sparse, top-k kept per row) still fits a large node
 
 
 class ItemKNNFamily:
     name = model_type = NAME
     label = "item-kNN (co-occurrence cosine, users seen in training)"
-    capabilities = Capabilities(cold_start_users=False, dense_vectors=False, max_items=MAX_ITEMS)
+    capabilities = Capabilities(cold_start_users=False, dense_vectors=False)
     served_files = NEIGHBOUR_FILES
     legacy_files = ()
     ranks = {NAME: 1.0}  # its candidate's place in selection's order (cheap: early)
