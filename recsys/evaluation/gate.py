@@ -8,9 +8,10 @@ Protocol (one split, the same for every model):
 - candidates: every product of the catalogue, minus those the user had a "seen" event on before ``day``
   (``RECSYS_EXCLUDE_SEEN``, by default PURCHASE; also dropped from the truth; users left without truth
   are dropped);
-- lists: each model's scores through the production re-ranking (precompute's popular-products boost,
-  stock and diversity, then serving's rules with the session each user had before ``day``:
-  ``recsys.evaluation.reranking``), the same lists model selection compares: one meaning of "better";
+- lists: the new and the LIVE model's scores through the production re-ranking (precompute's
+  popular-products boost, stock and diversity, then serving's rules with the session each user had before
+  ``day``: ``recsys.evaluation.reranking``), the same lists model selection compares: one meaning of
+  "better"; popularity's list as it is (what a user the model cannot serve gets from the fallback tiers);
 - metrics: ``recsys.evaluation.measure`` (the one engine), at ``k``.
 
 ``judge``: the new model wins when its NDCG@10 beats popularity's and the LIVE model's times
@@ -95,19 +96,20 @@ def evaluate_candidate(engine: Engine, store: ArtifactStore, day: dt.date, model
     live_id = live.model_id if live is not None and live.model_id != model_id else None
     seed = settings.seed
 
-    def metrics(model) -> dict:
-        return evaluate_model(model, split, k, seed=seed, rerank=rerank)
+    def metrics(model, served: bool = True) -> dict:
+        return evaluate_model(model, split, k, seed=seed, rerank=rerank if served else None)
 
     results = {
         "new": metrics(new),
         "live": metrics(family_of(live.model_type).load(store, live_id, live.artifacts)) if live_id else None,
-        "popularity": metrics(PopularityModel.fit(frame)),
+        "popularity": metrics(PopularityModel.fit(frame), served=False),
         "protocol": {
             "day": day.isoformat(), "k": k, "train_days": [first.isoformat(), (day - dt.timedelta(days=1)).isoformat()],
             "users": len(split.users), "items": len(split.products), "positives": split.n_positives,
             "excluded_seen": int(sum(len(x) for x in split.excluded)), "exclude_seen": list(settings.exclude_seen_types),
             "positive_events": list(POSITIVE_EVENTS), "live_model_id": live_id,
-            "lists": "re-ranked as served (precompute's boost, stock and diversity, serving's rules)",
+            "lists": "new and live re-ranked as served (precompute's boost, stock and diversity, serving's rules); "
+                     "popularity as it is",
         },
     }
     registry.set_metrics(engine, model_id, results)
