@@ -4,7 +4,7 @@ score them, and report this process's memory from ``/proc/self``.
 - ``old``: the previous version's loading: ``embeddings.npz`` read whole into the heap
   (``get_bytes`` + ``np.load``), ``{id: row}`` dicts for users and items, an L2-normalised copy
   of the item embeddings; a lookup is ``user_index.get(uid)``.
-- ``new``: ``recsys.api.embeddings.load_embeddings``: the node cache (download once), the
+- ``new``: ``recsys.families.vectors.served.load_embeddings``: the node cache (download once), the
   ``.npy`` files memory-mapped read-only, ``np.searchsorted`` lookups.
 Scoring is the same code for both (``ModelEmbeddings.score_user``).
 
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.api.embeddings import ModelEmbeddings, load_embeddings
+from recsys.families.vectors.served import ModelEmbeddings
+from recsys.serving.model_cache import load_served
 from recsys.artifacts import LocalArtifactStore, model_key
-from recsys.model.embedding_files import LEGACY_FILE, arrays_from_npz, body_norms
+from recsys.families.vectors.files import LEGACY_FILE, arrays_from_npz, body_norms
 
 STATUS_FIELDS = ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem")
 ROLLUP_FIELDS = ("Pss", "Pss_Anon", "Pss_File")
@@ -93,7 +94,7 @@ def measure_queries(lookup, emb: ModelEmbeddings, users: np.ndarray, k: int, que
 
 def recorded_checksums(store: LocalArtifactStore, model_id: str) -> dict[str, str]:
     """What publish records in the registry for these files (the bench has no registry)."""
-    from recsys.model.embedding_files import EMBEDDING_FILES
+    from recsys.families.vectors.files import EMBEDDING_FILES
 
     return {name: store.sha256(model_key(model_id, name)) for name in EMBEDDING_FILES}
 
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         old = load_old(store, args.model)
         emb, lookup = old.emb, old.user_vector
     else:
-        emb = load_embeddings(store, args.model, Path(args.cache), checksums)  # verified on download
+        emb = load_served(store, args.model, Path(args.cache), checksums)  # verified on download
         lookup = emb.user_vector
     report["load_seconds"] = time.perf_counter() - start
     report["memory_loaded"] = proc_memory()

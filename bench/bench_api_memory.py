@@ -31,7 +31,7 @@ import numpy as np
 from bench import vectors
 from bench.common import REPO, log, machine, quick, ratio, summary, write_result
 from recsys.artifacts import LocalArtifactStore, model_key
-from recsys.model.embedding_files import EMBEDDING_FILES, LEGACY_FILE, write_side
+from recsys.families.vectors.files import EMBEDDING_FILES, LEGACY_FILE, write_side
 
 MODES = ("old", "new")
 HEADROOM = 1.25  # a second old worker starts only when available memory > its predicted peak x this

@@ -29,7 +29,7 @@ from bench import vectors
 from bench.common import alternate, log, machine, quick, ratio, summary, write_result
 from bench.numpy_ref import NumpyReference
 from recsys.pipeline.precompute import CANDIDATE_FACTOR, Scorer, _user_lists, top_matrix
-from recsys.pipeline.topk import fused_top
+from recsys.ranking.topk import fused_top
 from recsys.settings import Settings
 
 BYTES_PER_SCORE = 16  # float32 scores + negated copy + int64 argpartition indexes

@@ -18,7 +18,7 @@ from bench.common import log, machine, write_result
 from recsys.constants import COL_TIMESTAMP
 from recsys.evaluation.logs import EventLogs
 from recsys.evaluation.selection import select_model
-from recsys.model.train import TrainParams
+from recsys.families.hybrid.fit import TrainParams
 from recsys.pipeline.model_choice import nightly_specs, validation_of
 from recsys.settings import Settings
 from recsys.timeutil import day_start_ms

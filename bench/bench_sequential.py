@@ -2,7 +2,7 @@
 
 A synthetic model of the production shape (SASRec, ``max_len`` 50, 64 dims, 2 blocks; untrained
 weights: latency does not depend on their values) over ``--products`` products is exported with
-``recsys.sequential.export`` and scored with ``recsys.sequential.scoring`` (onnxruntime, one
+``recsys.families.sequential.export`` and scored with ``recsys.families.sequential.scoring`` (onnxruntime, one
 thread, the item matrix memory-mapped), as the API would. Measured alternately, per call:
 
 Each step's wall time and the calling thread's CPU time (onnxruntime and, in ``score_next``, BLAS run
@@ -50,7 +50,7 @@ K = 10
 def measure(runtime, sequences: list[list[int]], candidates: int, seed: int) -> tuple[dict, float]:
     """Wall time and the calling thread's CPU time of each step (onnxruntime and BLAS run on that one
     thread, so CPU time is the cost on an idle core, whatever else the shared machine runs)."""
-    from recsys.sequential.scoring import encode, score_next, score_products
+    from recsys.families.sequential.scoring import encode, score_next, score_products
 
     rng = np.random.default_rng(seed)
     ids = runtime.product_ids

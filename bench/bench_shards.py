@@ -36,9 +36,9 @@ from bench.fixtures import bench_database, bench_redis, serve_ready_shop
 from recsys.artifacts import LocalArtifactStore
 from recsys.clients import make_engine
 from recsys.constants import COL_USER
-from recsys.model.families import servable_users
+from recsys.families import servable_users
 from recsys.pipeline.precompute import CANDIDATE_FACTOR, Scorer, active_users, precompute_shard
-from recsys.pipeline.topk import fused_top
+from recsys.ranking.topk import fused_top
 from recsys.settings import Settings
 
 
@@ -87,10 +87,11 @@ def timed_setup(engine, store, day, settings: Settings) -> dict:
 def selection_blocks(engine, store, day, settings: Settings) -> tuple[Scorer, list[np.ndarray]]:
     """The LIVE scorer and its active users' vectors in precompute's blocks."""
     scorer = Scorer.load(engine, store, day, None, settings)
-    users = servable_users(scorer.model, active_users(engine, day, settings.active_days, settings), COL_USER)
+    users = servable_users(scorer.family, scorer.model, active_users(engine, day, settings.active_days, settings),
+                           COL_USER)
     step = settings.precompute_block_size
     blocks = [users.iloc[i : i + step] for i in range(0, len(users), step)]
-    return scorer, [scorer.model.user_vectors(b, b.set_index(COL_USER)["value_segment"]) for b in blocks]
+    return scorer, [scorer.scorer.block(b, b.set_index(COL_USER)["value_segment"]) for b in blocks]
 
 
 def timed_selection(scorer: Scorer, blocks: list[np.ndarray]) -> float:
@@ -106,7 +107,7 @@ def measure(url: str, artifact_dir: str, redis, day, settings: Settings, shards:
     engine, store = make_engine(url), LocalArtifactStore(artifact_dir)
     scorer, blocks = selection_blocks(engine, store, day, settings)
     if not scorer.has_vectors:
-        raise SystemExit(f"the LIVE model ({scorer.model.served_as}) has no vectors: no fused selection to time")
+        raise SystemExit(f"the LIVE model ({scorer.family.name}) has no vectors: no fused selection to time")
     n_selected = sum(len(b) for b in blocks)
     runs: dict[str, list] = {"shards": [], "whole": [], "scorer_load": [], "active_users": [], "selection": []}
     for r in range(repeats):

@@ -24,7 +24,7 @@ import pandas as pd
 
 from bench.common import log, machine, quick, ratio, summary, write_result
 from recsys.constants import EVENT_WEIGHTS, PURCHASE
-from recsys.model.train import TrainParams, fit_hybrid
+from recsys.families.hybrid.fit import TrainParams, fit_hybrid
 
 PAIRS_PER_USER = 14.0  # distinct (user, product) pairs per synthetic user over 30 days (measured, refined below)
 

@@ -76,7 +76,8 @@ def serve_ready_shop(url: str, redis_client, artifact_dir: str, *, n_users: int,
     from recsys.artifacts import LocalArtifactStore
     from recsys.data.loading import load_shop
     from recsys.data.synthetic import generate_shop
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
     from recsys.pipeline.precompute import precompute_all
     from recsys.pipeline.publish import publish_model
 

@@ -16,7 +16,7 @@ benchmark's profile does (``bench.serving_profile``), for users with a precomput
 - ``changed``: right after ``POST /events/click`` through the app (not timed) on a product the
   session's sequence does not start with: the ONNX encoder runs once and the list is written back.
 Each call's wall time and the thread's CPU time (the event loop, onnxruntime and BLAS all run on the
-calling thread); the encoder runs (``recsys.sequential.scoring.encode``) and model loads
+calling thread); the encoder runs (``recsys.families.sequential.scoring.encode``) and model loads
 (``load_runtime``) during each call are counted, and a call of the wrong kind raises
 (``WrongPathError``): the benchmark cannot measure another path than it says.
 
@@ -66,10 +66,10 @@ def register_synthetic(engine, store, day: dt.date, seed: int) -> str:
 
     from recsys import registry
     from recsys.artifacts import model_key
-    from recsys.constants import MODEL_TYPE_SEQUENTIAL
-    from recsys.model.train import load_products
-    from recsys.sequential.config import CONFIG_FILE, SequentialConfig
-    from recsys.sequential.family import upload_folder
+    from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
+    from recsys.data.frames import load_products
+    from recsys.families.sequential.config import CONFIG_FILE, SequentialConfig
+    from recsys.families.sequential.store import upload_folder
 
     catalogue = load_products(engine)
     model_id = str(ULID())
@@ -172,7 +172,7 @@ class Probe:
 @contextlib.contextmanager
 def probing(app):
     """A ``Probe`` of ``app`` with the encoder runs and model loads counted while it is open."""
-    from recsys.sequential import scoring
+    from recsys.families.sequential import scoring
 
     probe = Probe(app)
     with counted(scoring, "encode", probe.encodes), counted(scoring, "load_runtime", probe.loads):
@@ -283,7 +283,8 @@ def measure_hybrid_hits(settings, redis_client, shop: dict, users: list[int], ro
     """A hybrid model trained on the same shop, LIVE and precomputed; the cache hits of ``users``."""
     from recsys import registry
     from recsys.clients import get_store, make_engine
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
     from recsys.pipeline.precompute import precompute_all
     from recsys.pipeline.publish import publish_model
 

@@ -3,7 +3,7 @@
 SASRec with the default ``SequentialConfig`` (``max_len`` 50, 64 dims, 2 blocks) over a catalogue,
 untrained: latency does not depend on the weights' values, only the item vectors are spread as
 training spreads them (scores with a real spread, not ties). Exported with
-``recsys.sequential.export`` exactly as training exports a model, so it loads, verifies and scores
+``recsys.families.sequential.export`` exactly as training exports a model, so it loads, verifies and scores
 like a trained one.
 """
 
@@ -28,10 +28,10 @@ def export_synthetic(catalogue: pd.DataFrame, folder: str | Path, seed: int = 0)
     """The exported files of an untrained model over ``catalogue`` (``product_id``, ``category``, ``price``)."""
     import torch
 
-    from recsys.sequential.config import SequentialConfig
-    from recsys.sequential.data import build_vocab
-    from recsys.sequential.export import export_model
-    from recsys.sequential.train import FittedSequential, new_model
+    from recsys.families.sequential.config import SequentialConfig
+    from recsys.families.sequential.data import build_vocab
+    from recsys.families.sequential.export import export_model
+    from recsys.families.sequential.train import FittedSequential, new_model
 
     config = dataclasses.replace(SequentialConfig(), seed=seed)
     torch.manual_seed(seed)
@@ -44,7 +44,7 @@ def export_synthetic(catalogue: pd.DataFrame, folder: str | Path, seed: int = 0)
 
 def synthetic_runtime(products: int, folder: str, seed: int = 0):
     """The runtime of a synthetic model over ``synthetic_catalogue(products)`` (one thread, item matrix mapped)."""
-    from recsys.sequential.scoring import load_runtime
+    from recsys.families.sequential.scoring import load_runtime
 
     export_synthetic(synthetic_catalogue(products, seed), folder, seed)
     return load_runtime(folder, threads=1, mmap=True)

@@ -7,6 +7,12 @@ trigger` or the REST API may leave it out in Airflow 3) processes the day before
 its `run_after`, i.e. yesterday. The first task computes that day; every later
 task reads it from what its upstream task returned.
 
+**Release**: `promote_or_archive` takes the gate's decision; a promoted model is
+published, its lists precomputed into its own keys (`precompute`, per shard), then
+`switch` makes it LIVE and `promote_lists` moves its lists onto the LIVE keys (one path
+for every way a model becomes LIVE: `recsys.pipeline.release`). A run that fails
+before `switch` leaves the previous LIVE model serving its own lists.
+
 **Sequential branch**: `train_sequential -> evaluate_sequential` runs beside the
 hybrid after `validate` (`RECSYS_SEQUENTIAL_NIGHTLY`); it registers and judges the
 sequential model but never switches the LIVE one.
@@ -105,11 +111,22 @@ def recsys_nightly():
     @task(max_active_tis_per_dagrun=4)
     @nightly_lineage
     def precompute(decision: dict, shard: int) -> dict:
-        return nightly.precompute_shard(engine(), store(), redis_client(), day_of(decision), shard)
+        return nightly.precompute_shard(engine(), store(), redis_client(), day_of(decision), shard, decision)
 
     @task
     @nightly_lineage
-    def lists(decision: dict, published: dict) -> dict:
+    def switch(decision: dict, precomputed: list) -> dict:
+        return skippable(nightly.switch, engine(), day_of(decision), decision)
+
+    @task(max_active_tis_per_dagrun=4)
+    @nightly_lineage
+    def promote_lists(decision: dict, switched: dict, precomputed: dict) -> dict:
+        return skippable(nightly.activate_shard, engine(), redis_client(), day_of(decision), precomputed["shard"],
+                         decision)
+
+    @task(trigger_rule="none_failed")
+    @nightly_lineage
+    def lists(decision: dict, published: dict, switched: dict) -> dict:
         return skippable(nightly.lists, engine(), store(), redis_client(), day_of(decision), decision)
 
     validated = validate(extract())
@@ -119,8 +136,10 @@ def recsys_nightly():
     output_drift(evaluated)
     decision = promote_or_archive(evaluated)
     published = publish(decision)
-    precompute.partial(decision=decision).expand(shard=shards(decision, published))
-    lists(decision, published)
+    precomputed = precompute.partial(decision=decision).expand(shard=shards(decision, published))
+    switched = switch(decision, precomputed)
+    promote_lists.partial(decision=decision, switched=switched).expand(precomputed=precomputed)
+    lists(decision, published, switched)
 
 
 allow_dag_test(recsys_nightly())

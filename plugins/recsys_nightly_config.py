@@ -33,7 +33,7 @@ from typing import Any
 def nightly_params() -> dict:
     from airflow.sdk import Param
 
-    from recsys.constants import MODEL_FAMILIES
+    from recsys.families import names  # the registry: cheap to import (no pandas at parse time)
     from recsys.settings import get_settings
 
     s = get_settings()  # environment variables only: no I/O at parse time
@@ -46,7 +46,7 @@ def nightly_params() -> dict:
         "dry_run": Param(False, type="boolean", description="Train and evaluate only: promote, publish and precompute nothing."),
         "promotion_policy": Param(s.promotion_policy, type="string", enum=["auto", "ab_test"],
                                   description="auto: promote or archive; ab_test: a winner waits as CANDIDATE for an A/B test."),
-        "family": Param("auto", type="string", enum=["auto", *MODEL_FAMILIES],
+        "family": Param("auto", type="string", enum=["auto", *names()],
                         description="auto: model selection on the training window's validation days picks the family; "
                                     "else train this family (its default configuration) without selection."),
     }

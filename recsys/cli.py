@@ -82,7 +82,7 @@ def cmd_models(args) -> int:
     from recsys import registry
     from recsys.clients import get_engine
     from recsys.integrity import ArtifactIntegrityError
-    from recsys.model.model_files import ModelArtifactError
+    from recsys.families.files import ModelArtifactError
     from recsys.pipeline.precompute import PrecomputeError
 
     if args.action == "convert-legacy" and args.model_id and Path(args.model_id).is_file():
@@ -92,7 +92,7 @@ def cmd_models(args) -> int:
         return cmd_models_candidate(engine, args.model_id)
     if args.action == "compare":
         return cmd_models_compare(engine, args.model_id, args.other_id, as_json=args.json)
-    if args.action in ("promote", "trust", "convert-legacy") and not args.model_id:
+    if args.action in ("promote", "prepare", "trust", "convert-legacy") and not args.model_id:
         print(f"models {args.action} needs MODEL_ID", file=sys.stderr)
         return 2
     try:
@@ -105,8 +105,8 @@ def cmd_models(args) -> int:
 def cmd_convert_legacy_file(path: Path, out: str | None) -> int:
     """A ``model.pkl`` outside the artifact store: ``model.npz`` + ``model.json`` beside it (or in ``--out``)."""
     from recsys.artifacts import sha256_file
-    from recsys.model.model_files import ModelArtifactError
-    from recsys.model.legacy_pickle import convert_file
+    from recsys.families.files import ModelArtifactError
+    from recsys.families.hybrid.legacy_pickle import convert_file
 
     try:
         written = convert_file(path, Path(out) if out else None)
@@ -124,6 +124,7 @@ def _models_action(engine, args) -> int:
     from recsys import registry
     from recsys.clients import get_redis, get_store
     from recsys.pipeline import rollout
+    from recsys.settings import get_settings
 
     if args.action == "list":
         _print(registry.list_models(engine))
@@ -141,16 +142,21 @@ def _models_action(engine, args) -> int:
     elif args.action == "convert-legacy":
         _print(rollout.convert_legacy(engine, get_store(), args.model_id))
     elif args.action == "promote":
-        _print(rollout.promote_live(engine, get_store(), get_redis(), args.model_id, reason="promoted by hand (CLI)"))
+        _print(rollout.promote_live(engine, get_store(), get_redis(), args.model_id, reason="promoted by hand (CLI)",
+                                    settings=get_settings()))
+    elif args.action == "prepare":
+        from recsys.pipeline.release import prepare_arm
+
+        _print(prepare_arm(engine, get_store(), get_redis(), args.model_id, get_settings()))
     elif args.action == "rollback":
-        _print(rollout.rollback_live(engine, get_store(), get_redis()))
+        _print(rollout.rollback_live(engine, get_store(), get_redis(), get_settings()))
     return 0
 
 
 def cmd_models_compare(engine, a_id: str | None, b_id: str | None, as_json: bool = False) -> int:
     """Two registry rows side by side: params, training window, samples, validation metrics, B - A."""
     from recsys import registry
-    from recsys.model.compare import compare_rows, format_table
+    from recsys.evaluation.compare import compare_rows, format_table
 
     if not a_id or not b_id:
         print("models compare needs two MODEL_IDs: models compare A B", file=sys.stderr)
@@ -350,8 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="the model registry")
     models.add_argument("action", choices=["list", "history", "verify", "trust", "convert-legacy", "promote",
-                                           "rollback", "candidate", "compare"],
-                        help="verify [MODEL_ID]: check the files' SHA-256 (default the LIVE model); trust MODEL_ID: "
+                                           "rollback", "prepare", "candidate", "compare"],
+                        help="verify [MODEL_ID]: check the files' SHA-256 (default the LIVE model); promote MODEL_ID / "
+                             "rollback: verify, publish, write its lists, then switch the LIVE model; prepare MODEL_ID: "
+                             "make a model ready to serve an A/B arm (verify, publish, its lists in its own keys); "
+                             "trust MODEL_ID: "
                              "record the checksums of a model registered before checksums existed (never a model.pkl); "
                              "convert-legacy MODEL_ID|PATH: on a trusted machine, turn an earlier version's pickled "
                              "model.pkl into model.npz + model.json (the store's copy: recorded, pickle removed; a "

@@ -46,13 +46,6 @@ STATUS_CANDIDATE = "CANDIDATE"
 STATUS_LIVE = "LIVE"
 STATUS_ARCHIVED = "ARCHIVED"
 MODEL_STATUSES = (STATUS_TRAINING, STATUS_CANDIDATE, STATUS_LIVE, STATUS_ARCHIVED)
-MODEL_TYPE_HYBRID = "HYBRID"
-# model families the nightly run can train and serve (recsys.model.families) and the named
-# configurations model selection tries, the production default first (recsys.evaluation.selection)
-MODEL_FAMILIES = ("hybrid", "lightfm-cf", "als", "item-knn", "sequential")
-SELECTION_CANDIDATES = ("hybrid-default", "item-knn", "als", "lightfm-cf", "hybrid-warp", "hybrid-nofeatures",
-                        "sequential")  # sequential last: the slowest (its own time budget), the time box skips it first
-MODEL_TYPE_SEQUENTIAL = "SEQUENTIAL"  # recsys.sequential: the session model, scored from ONNX
 # attribute groups the hybrid model can learn from (RECSYS_USER_FEATURES / RECSYS_ITEM_FEATURES)
 USER_FEATURE_GROUPS = ("country", "language", "device_type", "segment")
 ITEM_FEATURE_GROUPS = ("category", "price", "name")
@@ -79,7 +72,7 @@ REASON_POPULAR_IN = "Popular in {category}"
 REASON_TRENDING = "Trending now"
 REASON_NEW_ARRIVAL = "New arrival"
 REASON_GOES_WITH = "Goes with your {product}"
-REASON_JUST_VIEWED = "Because you just viewed {product}"  # the sequential model: next after this product
+REASON_JUST_VIEWED = "Because you just viewed {product}"  # a real-time model: next after this product
 # RECSYS_REASONS=generic: the same rules, without naming the user's own products
 REASON_GOES_WITH_GENERIC = "Goes with your recent purchase"
 REASON_JUST_VIEWED_GENERIC = "Because of what you just viewed"

@@ -125,6 +125,8 @@ def _nightly(w: Where, r: dict) -> dict[str, Callable[[], IO]]:
         "publish": lambda: ([*folder, t(MODELS), t(USERS), t(PRODUCTS)], [*folder, t(MODELS)]),
         "shards": lambda: ([t(MODELS), t(EVENTS), t(USERS)], []),
         "precompute": lambda: ([*(folder or [t(MODELS)]), t(EVENTS), t(AB_TESTS)], recs),
+        "switch": lambda: ([t(MODELS)], [t(MODELS), t(PROMOTIONS)]),
+        "promote_lists": lambda: ([w.redis(_pattern(KEY_RECS_MODEL)), t(EVENTS)], [w.redis(_pattern(KEY_RECS))]),
         "lists": lambda: ([t(EVENTS), t(PRODUCTS)], lists),
     }
 

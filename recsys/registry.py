@@ -1,8 +1,9 @@
 """The model registry: a thin adapter over ``recommendation_models``.
 
-Life of a model: ``register_model`` (TRAINING) -> evaluate stores ``metrics`` ->
-``decide`` promotes it (LIVE), archives it (ARCHIVED) or, with the ``ab_test``
-policy, keeps it as a CANDIDATE for an A/B test. Every switch of the LIVE model
+Life of a model: ``register_model`` (TRAINING) -> evaluate stores ``metrics`` -> it is made
+LIVE (``recsys.pipeline.release``, which calls ``promote``), archived (ARCHIVED) or, with the ``ab_test``
+policy, kept as a CANDIDATE for an A/B test; the judgement is the gate's
+(``recsys.evaluation.gate``), the registry keeps rows, transitions and history. Every switch of the LIVE model
 happens in one transaction: the old LIVE row is archived before the new one is
 set LIVE, and the partial unique index ``uq_models_one_live`` makes a second
 LIVE row impossible even for two concurrent promotions.
@@ -34,11 +35,6 @@ from recsys.constants import (
 )
 from recsys.db.models import ABTest, ModelPromotion, RecommendationModel
 
-DECISION_PROMOTED = "promoted"
-DECISION_ARCHIVED = "archived"
-DECISION_CANDIDATE = "candidate"
-POLICIES = ("auto", "ab_test")
-HEADLINE_METRIC = "ndcg@10"
 KIND_PROMOTE, KIND_ROLLBACK = "promote", "rollback"
 _REGISTER_ATTEMPTS = 5
 
@@ -237,6 +233,20 @@ def promote(engine: Engine | Connection, model_id: str, reason: str, expected_li
                 "promoted_at": row.promoted_at.isoformat(), "reason": reason}
 
 
+def why_not_promotable(engine: Engine | Connection, model_id: str, expected_live: str | None) -> str | None:
+    """Why ``promote(model_id, expected_live=..., allow_archived=False)`` would be refused now, or None
+    (checked under the LIVE row's lock, in ``engine``'s transaction when it is a connection)."""
+    with _session(engine) as session, session.begin():
+        row = _get(session, model_id)
+        if row.status == STATUS_ARCHIVED:
+            return f"{model_id} is ARCHIVED ({row.decision or 'no reason recorded'})"
+        try:
+            _check_live(session, expected_live)
+        except LiveChangedError as exc:
+            return str(exc)
+        return None
+
+
 def archive(engine: Engine | Connection, model_id: str, reason: str) -> dict:
     """Archive a non-LIVE model (re-archiving is a no-op that keeps the first ``archived_at``)."""
     with _session(engine) as session, session.begin():
@@ -333,57 +343,3 @@ def promotion_history(engine: Engine, limit: int = 20) -> list[dict]:
         rows = session.scalars(select(ModelPromotion).order_by(ModelPromotion.promotion_id.desc()).limit(limit))
         cols = ModelPromotion.__table__.columns.keys()
         return [{c: _iso(getattr(r, c)) for c in cols} for r in rows]
-
-
-# --- the promotion decision -----------------------------------------------------
-def _headline(metrics: dict | None, name: str) -> float | None:
-    block = (metrics or {}).get(name)
-    if not block or block.get(HEADLINE_METRIC) is None:
-        return None
-    return float(block[HEADLINE_METRIC])
-
-
-def judge(metrics: dict, margin: float) -> tuple[bool, str]:
-    """Pure rule: (wins, why). Wins when new > live * (1 + margin) (or no live) and new > popularity."""
-    new = _headline(metrics, "new")
-    if new is None:
-        raise RegistryError(f"metrics have no new[{HEADLINE_METRIC!r}]: run evaluate before deciding")
-    live, popularity = _headline(metrics, "live"), _headline(metrics, "popularity")
-    if popularity is not None and not new > popularity:
-        return False, f"{HEADLINE_METRIC} {new:.4f} does not beat popularity {popularity:.4f}"
-    if live is None:
-        return True, f"{HEADLINE_METRIC} {new:.4f}, no LIVE model to beat"
-    needed = live * (1 + margin)
-    if not new > needed:
-        return False, f"{HEADLINE_METRIC} {new:.4f} <= LIVE {live:.4f} * (1 + {margin:g}) = {needed:.4f}"
-    return True, f"{HEADLINE_METRIC} {new:.4f} > LIVE {live:.4f} * (1 + {margin:g})"
-
-
-def decide(engine: Engine, model_id: str, margin: float, force: bool = False, policy: str = "auto") -> dict:
-    """Promote, archive or (``ab_test`` policy) keep as CANDIDATE, from the metrics stored by evaluate.
-
-    ``force`` promotes whatever the metrics. With ``ab_test`` a winner becomes a CANDIDATE
-    for an A/B test against the LIVE model, or is promoted when there is no LIVE model.
-    """
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, not {margin}")
-    row = get_model(engine, model_id)
-    if row.status == STATUS_LIVE:
-        return {"decision": DECISION_PROMOTED, "live_model_id": model_id, "reason": "already LIVE"}
-    if force:
-        wins, why = True, "forced promotion"
-    else:
-        wins, why = judge(row.metrics or {}, margin)
-    live = get_live(engine)
-    if wins and (force or policy == "auto" or live is None):  # no LIVE model: nothing to A/B test against
-        promote(engine, model_id, reason=why)
-        return {"decision": DECISION_PROMOTED, "live_model_id": model_id, "reason": why}
-    if wins:
-        mark_candidate(engine, model_id, reason=f"A/B candidate: {why}")
-        decision = DECISION_CANDIDATE
-    else:
-        archive(engine, model_id, reason=why)
-        decision = DECISION_ARCHIVED
-    return {"decision": decision, "live_model_id": live.model_id if live else None, "reason": why}

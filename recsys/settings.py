@@ -18,8 +18,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from recsys.constants import (
-    EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, REASON_MODES, REASONS_PERSONAL, SELECTION_CANDIDATES,
-    USER_FEATURE_GROUPS,
+    EXCLUDE_PURCHASED, ITEM_FEATURE_GROUPS, RANKING_METRICS, REASON_MODES, REASONS_PERSONAL, USER_FEATURE_GROUPS,
 )
 from recsys.ranking.seen import seen_event_types
 
@@ -122,6 +121,10 @@ class Settings(BaseSettings):
     sequential_nightly: bool = Field(
         default=True,
         description="the nightly DAG also trains, evaluates and registers the sequential model (needs requirements-train.txt)")
+    challenger_family: str = Field(
+        default="sequential",
+        description="the nightly DAG's challenger branch (RECSYS_SEQUENTIAL_NIGHTLY) trains this family beside the "
+                    "main line, as an A/B candidate")
     sequential_time_budget_seconds: float = Field(
         default=600.0, gt=0, description="sequential model: wall-clock seconds of training, checked before every batch")
     promotion_margin: float = Field(default=0.0, ge=0, description="relative NDCG@10 gain needed over LIVE")
@@ -167,9 +170,10 @@ class Settings(BaseSettings):
     selection_budget_seconds: float = Field(
         default=900.0, gt=0, description="model selection: time box for training and scoring every candidate")
     selection_candidates: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(SELECTION_CANDIDATES),
+        default_factory=list,
         description="model selection in the nightly run: comma-separated candidates, in order; the first is the "
-                    "fallback when there is nothing to choose on (fewer for small shops and tests)")
+                    "fallback when there is nothing to choose on (empty: every registered family's candidates, "
+                    "hybrid-default first; fewer for small shops and tests)")
     selection_validation_days: int = Field(
         default=1, ge=1, description="model selection in the nightly run: the newest days of the training window "
                                      "that candidates are scored on (never the day being evaluated)")
@@ -353,9 +357,11 @@ class Settings(BaseSettings):
     @field_validator("selection_candidates")
     @classmethod
     def _selection_candidates(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError("selection_candidates: name at least one candidate")
-        return _known(v, SELECTION_CANDIDATES, "selection_candidates")
+        """Names only (checked against the registered families where selection runs)."""
+        bad = [name for name in v if not _KEY_NAME.match(name)]
+        if bad:
+            raise ValueError(f"selection_candidates: {bad} are not candidate names (letters, digits, _ . -)")
+        return list(dict.fromkeys(v))
 
     @field_validator("promotion_policy")
     @classmethod
@@ -448,6 +454,11 @@ def settings_error_message(exc: ValidationError | SettingsError | ConfigurationE
     return "invalid settings: " + "; ".join(problems)
 
 
+DEFAULTS = Settings.model_construct()  # every default, no environment: what a library function falls back to
+
+
 @lru_cache
 def get_settings() -> Settings:
+    """The settings of this process, read from the environment once: only entry points (the CLI, DAG hooks,
+    the app factory, bench scripts) call it; library functions take settings as an argument."""
     return Settings()

@@ -41,7 +41,8 @@ def test_rollback_restores_the_previous_model_and_its_recommendations(cli_env, r
     from recsys import registry
     from recsys.cli import main
     from recsys.clients import get_store
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
 
     params = TrainParams(epochs=3, no_components=8, window_days=14)
     first = train_model(cli_env, get_store(), LAST_EVENT_DAY, params)["model_id"]
@@ -77,7 +78,8 @@ def test_models_verify_and_a_refused_rollback_through_the_cli(cli_env, redis_cli
     from recsys import registry
     from recsys.artifacts import model_key
     from recsys.clients import get_store
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
     from recsys.pipeline.publish import publish_model
 
     store, params = get_store(), TrainParams(epochs=1, no_components=4, window_days=7, threads=1)

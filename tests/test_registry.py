@@ -33,27 +33,6 @@ def _live_count(engine) -> int:
         return conn.execute(text("SELECT count(*) FROM recommendation_models WHERE status = 'LIVE'")).scalar_one()
 
 
-# --- pure rule ----------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("metrics", "margin", "wins"),
-    [
-        ({"new": {"ndcg@10": 0.2}, "live": None, "popularity": {"ndcg@10": 0.1}}, 0.0, True),
-        ({"new": {"ndcg@10": 0.2}, "live": None, "popularity": {"ndcg@10": 0.3}}, 0.0, False),
-        ({"new": {"ndcg@10": 0.2}, "live": {"ndcg@10": 0.19}, "popularity": {"ndcg@10": 0.1}}, 0.0, True),
-        ({"new": {"ndcg@10": 0.2}, "live": {"ndcg@10": 0.19}, "popularity": {"ndcg@10": 0.1}}, 0.1, False),
-        ({"new": {"ndcg@10": 0.2}, "live": {"ndcg@10": 0.2}, "popularity": {"ndcg@10": 0.1}}, 0.0, False),
-        ({"new": {"ndcg@10": 0.23}, "live": {"ndcg@10": 0.2}, "popularity": {"ndcg@10": 0.1}}, 0.1, True),
-    ],
-)
-def test_judge_rule(metrics, margin, wins):
-    assert registry.judge(metrics, margin)[0] is wins
-
-
-def test_judge_needs_new_metrics():
-    with pytest.raises(registry.RegistryError, match="run evaluate"):
-        registry.judge({"live": None}, 0.0)
-
-
 # --- register / read ----------------------------------------------------------------
 def test_register_increments_version_and_lists_newest_first(engine):
     assert _register(engine, "m1") == 1
@@ -81,77 +60,6 @@ def test_register_twice_and_unknown_ids_are_refused(engine):
 def test_set_metrics_round_trips(engine):
     _register(engine, "m1", new=0.3, pop=0.1)
     assert registry.get_model(engine, "m1").metrics["new"] == {"ndcg@10": 0.3}
-
-
-# --- decide -------------------------------------------------------------------------
-def test_decide_promotes_first_model_that_beats_popularity(engine):
-    _register(engine, "m1", new=0.2, pop=0.1)
-    out = registry.decide(engine, "m1", margin=0.0)
-    assert out["decision"] == "promoted" and out["live_model_id"] == "m1"
-    row = registry.get_live(engine)
-    assert row.model_id == "m1" and row.promoted_at is not None and row.decision
-
-
-def test_decide_archives_model_worse_than_popularity(engine):
-    _register(engine, "m1", new=0.05, pop=0.1)
-    out = registry.decide(engine, "m1", margin=0.0)
-    assert out == {"decision": "archived", "live_model_id": None, "reason": out["reason"]}
-    assert "popularity" in out["reason"]
-    row = registry.get_model(engine, "m1")
-    assert row.status == STATUS_ARCHIVED and row.archived_at is not None and row.promoted_at is None
-
-
-def test_decide_margin_against_live(engine):
-    _register(engine, "m1", new=0.2)
-    registry.decide(engine, "m1", margin=0.0)
-    _register(engine, "m2", new=0.21, live=0.2)  # +5 %: not enough for a 10 % margin
-    out = registry.decide(engine, "m2", margin=0.1)
-    assert out["decision"] == "archived" and out["live_model_id"] == "m1"
-    _register(engine, "m3", new=0.23, live=0.2)  # +15 %
-    out = registry.decide(engine, "m3", margin=0.1)
-    assert out["decision"] == "promoted" and out["live_model_id"] == "m3"
-    assert registry.get_model(engine, "m1").status == STATUS_ARCHIVED
-    assert registry.get_model(engine, "m1").archived_at is not None
-    assert _live_count(engine) == 1
-
-
-def test_decide_force_promotes_a_loser(engine):
-    _register(engine, "m1", new=0.3)
-    registry.decide(engine, "m1", margin=0.0)
-    _register(engine, "m2", new=0.01, live=0.3)
-    out = registry.decide(engine, "m2", margin=0.0, force=True)
-    assert out["decision"] == "promoted" and out["reason"] == "forced promotion"
-    assert registry.get_live(engine).model_id == "m2"
-
-
-def test_decide_force_works_without_metrics_but_auto_needs_them(engine):
-    _register(engine, "m1")
-    with pytest.raises(registry.RegistryError, match="run evaluate"):
-        registry.decide(engine, "m1", margin=0.0)
-    assert registry.decide(engine, "m1", margin=0.0, force=True)["decision"] == "promoted"
-
-
-def test_decide_ab_test_policy_makes_a_candidate(engine):
-    _register(engine, "m1", new=0.2)
-    first = registry.decide(engine, "m1", margin=0.0, policy="ab_test")  # nothing LIVE to test against
-    assert first["decision"] == "promoted" and registry.get_live(engine).model_id == "m1"
-    _register(engine, "m2", new=0.3, live=0.2)
-    out = registry.decide(engine, "m2", margin=0.0, policy="ab_test")
-    assert out["decision"] == "candidate" and out["live_model_id"] == "m1"
-    assert registry.get_model(engine, "m2").status == STATUS_CANDIDATE
-    _register(engine, "m3", new=0.1, live=0.2)
-    assert registry.decide(engine, "m3", margin=0.0, policy="ab_test")["decision"] == "archived"
-
-
-def test_decide_rejects_bad_arguments_and_is_idempotent_for_live(engine):
-    _register(engine, "m1", new=0.2)
-    with pytest.raises(ValueError, match="policy"):
-        registry.decide(engine, "m1", margin=0.0, policy="coin-flip")
-    with pytest.raises(ValueError, match="margin"):
-        registry.decide(engine, "m1", margin=-0.1)
-    registry.decide(engine, "m1", margin=0.0)
-    again = registry.decide(engine, "m1", margin=0.0)  # an Airflow retry of the task
-    assert again["decision"] == "promoted" and again["live_model_id"] == "m1"
 
 
 # --- promote / archive / one LIVE ------------------------------------------------------
@@ -213,8 +121,8 @@ def test_rollback_with_nothing_to_go_back_to(engine):
 def test_registry_works_on_sqlite_too(sqlite_engine):
     _register(sqlite_engine, "m1", new=0.2)
     _register(sqlite_engine, "m2", new=0.3, live=0.2)
-    registry.decide(sqlite_engine, "m1", margin=0.0)
-    registry.decide(sqlite_engine, "m2", margin=0.0)
+    registry.promote(sqlite_engine, "m1", reason="promote m1")  # the release's switch (recsys.pipeline.release)
+    registry.promote(sqlite_engine, "m2", reason="promote m2")
     assert registry.get_live(sqlite_engine).model_id == "m2"
     assert registry.rollback(sqlite_engine)["model_id"] == "m1"
     assert _live_count(sqlite_engine) == 1

@@ -5,10 +5,13 @@ database attribute and aggregate one test's impressions and events (``store.outc
 the rules of ``recsys.abtest.attribution``); ``update_results`` writes them to ``ab_tests``
 (never replacing newer results with older ones, so backfills are harmless, nor a closed
 test's final ones); ``finalize_test`` closes a test once (a compare-and-set on RUNNING under
-the row lock) and promotes or archives its treatment through the registry in the same
-transaction; a winner is promoted only while the test's control is still LIVE (a model
-promoted during the test is never replaced by one it was not compared with) and while it
-is not ARCHIVED. ``run_interval`` is what the hourly DAG ``recsys_ab_results`` runs.
+the row lock) and decides in the same transaction: a losing treatment is archived, a winning one
+is to be released (decision ``release``) while the test's control is still LIVE (a model promoted
+during the test is never replaced by one it was not compared with) and while it is not ARCHIVED.
+``release_winner`` then makes it LIVE through the one release path (``recsys.pipeline.release.make_live``:
+its lists are precomputed before the registry switches, under the same checks), once (a compare-and-set
+on the decision under the row lock), and records ``promoted`` or ``blocked``. ``run_interval`` is what the
+hourly DAG ``recsys_ab_results`` runs; its last task releases the winners it found.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ SERIES_STEPS_MS = (10_000, 60_000, 300_000, 900_000, 3_600_000, 3 * 3_600_000, 6
 MAX_POINTS = 48
 KEPT_KEYS = ("config", "planned_end_at", "decision")  # results keys that survive a recomputation
 ACTION_BLOCKED = "blocked"  # the treatment won, but its control was no longer LIVE or it was archived: nothing promoted
+ACTION_RELEASE, ACTION_RELEASING, ACTION_PROMOTED = "release", "releasing", "promoted"  # a winner's way to LIVE
 
 
 def _ms(value: dt.datetime) -> int:
@@ -166,13 +170,10 @@ def decide_outcome(conn: Connection, test: dict, results: dict, auto_promote: bo
         return {"action": "none", "reason": f"A/B test {tid}: treatment won ({summary}); auto-promotion is off"}
     if winner == ARM_TREATMENT:
         reason = f"A/B test {tid}: treatment won against {control} ({summary})"
-        try:
-            out = registry.promote(conn, treatment, reason=reason, expected_live=control, allow_archived=False)
-        except (registry.LiveChangedError, registry.ArchivedModelError) as exc:  # a newer model was promoted
-            # during the test (keep it), or the treatment was archived (an operator may bring it back)
-            return _blocked(tid, treatment, control, f"{reason}, but {exc}: nothing promoted")
-        return {"action": "promoted", "model_id": treatment, "previous_live_model_id": out["previous_live_model_id"],
-                "reason": reason}
+        why_not = registry.why_not_promotable(conn, treatment, expected_live=control)
+        if why_not:  # a newer model was promoted during the test (keep it), or the treatment was archived
+            return _blocked(tid, treatment, control, f"{reason}, but {why_not}: nothing promoted")
+        return {"action": ACTION_RELEASE, "model_id": treatment, "expected_live": control, "reason": reason}
     if winner == ARM_CONTROL and registry.get_model(conn, treatment).status != STATUS_LIVE:
         reason = f"A/B test {tid}: lost against {control} ({summary})"
         registry.archive(conn, treatment, reason=reason)
@@ -231,4 +232,50 @@ def run_interval(engine: Engine, start: dt.datetime, end: dt.datetime, settings:
                     "pvalue": (results.get("ctr_test") or {}).get("pvalue"),
                     "decision": (results.get("decision") or {}).get("action")})
     return {"start": start.isoformat(), "end": end.isoformat(), "tests": out,
-            "promoted": [t["test_id"] for t in out if t["decision"] == "promoted"]}
+            "promoted": [t["test_id"] for t in out if t["decision"] == ACTION_RELEASE]}
+
+
+def _claim(engine: Engine, test_id: int) -> dict | None:
+    """The winner's decision, moved from ``release`` to ``releasing`` under the test's row lock (None when it
+    is not waiting to be released: another releaser took it, or there is nothing to release)."""
+    with engine.begin() as conn:
+        test = store.lock_test(conn, test_id)
+        decision = ((test or {}).get("results") or {}).get("decision") or {}
+        if decision.get("action") != ACTION_RELEASE:
+            return None
+        results = {**test["results"], "decision": {**decision, "action": ACTION_RELEASING}}
+        store.save_results(conn, test_id, results)
+        return decision
+
+
+def _settle(engine: Engine, test_id: int, decision: dict) -> None:
+    with engine.begin() as conn:
+        test = store.lock_test(conn, test_id)
+        store.save_results(conn, test_id, {**test["results"], "decision": decision})
+
+
+def release_winner(engine: Engine, artifacts, redis, test_id: int, settings: Settings) -> dict:
+    """Make a closed test's winning treatment LIVE through ``make_live`` (lists first, then the switch, only
+    while its control is LIVE and it is not ARCHIVED), once; the decision becomes ``promoted`` or
+    ``blocked``. A failure of the release (a precompute that dies) puts the decision back to ``release``:
+    the next hourly run tries again."""
+    from recsys.pipeline.release import make_live
+
+    decision = _claim(engine, test_id)
+    if decision is None:
+        return {"test_id": test_id, "action": None}
+    treatment, control = decision["model_id"], decision["expected_live"]
+    try:
+        out = make_live(engine, artifacts, redis, treatment, decision["reason"], settings=settings,
+                        expected_live=control, allow_archived=False)
+    except (registry.LiveChangedError, registry.ArchivedModelError) as exc:
+        settled = _blocked(test_id, treatment, control, f"{decision['reason']}, but {exc}: nothing promoted")
+    except Exception:
+        _settle(engine, test_id, decision)  # back to "release": retried by the next run
+        raise
+    else:
+        settled = {"action": ACTION_PROMOTED, "model_id": treatment,
+                   "previous_live_model_id": out["previous_live_model_id"], "reason": decision["reason"]}
+    _settle(engine, test_id, settled)
+    log.info("A/B test %s: %s %s", test_id, settled["action"], treatment)
+    return {"test_id": test_id, **settled}

@@ -37,22 +37,30 @@ def check_request(duration_hours: float, treatment_fraction: float) -> None:
 
 
 def _published(artifacts: ArtifactStore, row) -> bool:
-    """Published as its family serves it (``recsys.model.families``): embedding or neighbour files, or for
-    a sequential model (scored from its ONNX files) the metadata publish writes."""
-    from recsys.model.families import family_of
+    """Servable: what its family serves the API from is in the store."""
+    from recsys.pipeline.publish import published
 
-    return family_of(row.model_type).published(artifacts, row.model_id)
+    return published(artifacts, row.model_id, row.model_type)
 
 
-def check_models(engine: Engine, model_ids: tuple[str, ...], artifacts: ArtifactStore | None) -> None:
-    """Every model exists (``UnknownModelError``), is not archived and, when ``artifacts`` is given, is published."""
+def check_models(engine: Engine, model_ids: tuple[str, ...], artifacts: ArtifactStore | None,
+                 settings: Settings | None = None) -> None:
+    """Every model exists (``UnknownModelError``), is not archived and, when ``artifacts`` is given, can be
+    served: a model that is not published yet is made ready through the release's ``prepare`` (its files
+    verified, then published), or refused naming the command that does it."""
+    from recsys.pipeline.release import prepare
+
     for model_id in dict.fromkeys(model_ids):
         row = registry.get_model(engine, model_id)
         if row.status == STATUS_ARCHIVED:
             raise InvalidTestError(f"model {model_id!r} is ARCHIVED: archived models cannot enter a test")
-        if artifacts is not None and row.status != STATUS_LIVE and not _published(artifacts, row):
-            raise InvalidTestError(f"model {model_id!r} is not published (no embeddings in "
-                                   f"{artifacts.uri(model_key(model_id, ''))}): publish it first")
+        if artifacts is None or row.status == STATUS_LIVE or _published(artifacts, row):
+            continue
+        try:
+            prepare(engine, artifacts, model_id, settings or get_settings())
+        except Exception as exc:  # a missing or altered file: nothing to serve the arm from
+            raise InvalidTestError(f"model {model_id!r} is not published and cannot be ({exc}); fix its files, "
+                                   f"then `python -m recsys models prepare {model_id}`") from exc
 
 
 def close_expired(engine: Engine, now: dt.datetime | None = None, settings: Settings | None = None) -> list[int]:
@@ -76,7 +84,7 @@ def start_test(engine: Engine, *, treatment_model_id: str, control_model_id: str
     settings = settings or get_settings()
     now = now or _now()
     check_request(duration_hours, treatment_fraction)
-    check_models(engine, (treatment_model_id, control_model_id), artifacts)
+    check_models(engine, (treatment_model_id, control_model_id), artifacts, settings)
     close_expired(engine, now, settings)
     end = now + dt.timedelta(hours=duration_hours)
     test = store.insert_test(engine, control_model_id=control_model_id, treatment_model_id=treatment_model_id,

@@ -108,6 +108,15 @@ def lock_running(conn: Connection, test_id: int) -> dict | None:
     return None if found is None else _row(found._mapping)
 
 
+def lock_test(conn: Connection, test_id: int) -> dict | None:
+    """The test's row whatever its status, locked until ``conn``'s transaction ends (``lock_running``'s lock)."""
+    t = ABTest
+    if conn.dialect.name == "sqlite":
+        conn.execute(update(t).where(t.test_id == test_id).values(status=t.status))
+    found = conn.execute(select(t.__table__).where(t.test_id == test_id).with_for_update()).first()
+    return None if found is None else _row(found._mapping)
+
+
 def save_results(conn: Connection, test_id: int, results: dict, *, status: str | None = None,
                  end_at: dt.datetime | None = None) -> None:
     """The summary columns and the ``results`` JSON of a test (and its status / end when closing it),

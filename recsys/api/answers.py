@@ -10,7 +10,7 @@ which its ``basis`` (a digest) records:
 - the model list: the exact bytes of ``recs:{user_id}`` (a new precompute or an on-the-fly
   score changes them);
 - the session fields Tier 1 reads (``cats``, ``bought``, ``seen`` of ``session:{user_id}``) and the
-  recent sequence (``seq``): a sequential model's list is re-scored the moment it changes
+  recent sequence (``seq``): a real-time model's list is re-scored the moment it changes
   (``recsys.api.realtime``), so an answer never outlives the sequence it was made for.
 and while it is younger than ``RECSYS_ANSWER_MAX_AGE_SECONDS``: the freshness boost decays with
 the products' age, so an answer's scores are those of its computation time (0 = never cached).
@@ -34,7 +34,7 @@ from recsys.keys import encode_answer
 from recsys.ranking.rerank import Candidate, RerankConfig
 
 ANSWER_ITEMS = MAX_NUM_ITEMS  # an answer holds as many items as a request may ask for
-SESSION_FIELDS = ("cats", "bought", "seen", "seq")  # what Tier 1 (and real-time sequential scoring) reads
+SESSION_FIELDS = ("cats", "bought", "seen", "seq")  # what Tier 1 (and real-time scoring) reads
 _SESSION_KEYS = tuple((name.encode(), name) for name in SESSION_FIELDS)
 
 

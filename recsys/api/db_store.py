@@ -173,6 +173,11 @@ class DbStore:
         stmt = select(RecommendationModel.artifacts).where(RecommendationModel.model_id == model_id)
         return dict(await self._read(lambda c: c.scalar(stmt)) or {})
 
+    async def model_type(self, model_id: str) -> str | None:
+        """The registry's ``model_type`` of a model (its family; None when no such model)."""
+        stmt = select(RecommendationModel.model_type).where(RecommendationModel.model_id == model_id)
+        return await self._read(lambda c: c.scalar(stmt))
+
     async def running_ab_test(self) -> dict | None:
         async def fn(conn):
             row = (await conn.execute(select(ABTest.__table__).where(ABTest.status == "RUNNING")

@@ -1,9 +1,10 @@
-"""Background refresh of the serving snapshots: catalog, LIVE model (+ embeddings), fallback lists.
+"""Background refresh of the serving snapshots: catalog, LIVE model (+ its served form), fallback lists.
 
 Each refresh keeps the previous snapshot when its source fails, and counts the
 failure as degraded; ``refresh_forever`` repeats every ``api_refresh_seconds``.
-Embeddings are mapped from this node's cache (``embedding_cache``); a model refresh
-also removes the cached files of models no longer LIVE or in the running A/B test.
+A served model (the LIVE one and the running A/B test's others, of any family) is opened from this
+node's cache (``recsys.serving.model_cache``); a model refresh also removes the cached files of models no
+longer LIVE or in the running A/B test.
 ``flush_writes_forever`` sends buffered impressions that no request took along.
 """
 
@@ -12,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pandas as pd
+
+from recsys.abtest.assignment import arm_model
 from recsys.api.catalog import CatalogSnapshot
-from recsys.api.embedding_cache import prune
-from recsys.api.embeddings import ModelEmbeddings, load_embeddings
 from recsys.api.errors import DependencyDown
 from recsys.api.fallbacks import lists_from_counts, lists_from_redis
-from recsys.abtest.assignment import arm_model
-from recsys.api.realtime import is_sequential_row, refresh_sequential
 from recsys.api.state import ServingState
-from recsys.constants import ARMS
+from recsys.constants import ARMS, COL_ITEM
+from recsys.families import ServedModel, family_of
 from recsys.integrity import ArtifactIntegrityError
+from recsys.serving.model_cache import load_served, prune
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ async def refresh_catalog(state: ServingState) -> bool:
 
 
 async def refresh_model(state: ServingState) -> bool:
-    """The LIVE registry row, a running A/B test, and the embeddings when the LIVE model changed."""
+    """The LIVE registry row, a running A/B test, and the served models when they changed."""
     try:
         live = await state.db.live_model()
         state.ab_test = await state.db.running_ab_test()
@@ -46,25 +48,33 @@ async def refresh_model(state: ServingState) -> bool:
         return False
     state.live_model = live
     model_id = live["model_id"] if live else None
-    await refresh_sequential(state)
-    await refresh_arm_embeddings(state)
-    if model_id is not None and state.store is not None and not is_sequential_row(live) and (
+    await refresh_arm_models(state)
+    if model_id is not None and state.store is not None and (
             state.embeddings is None or state.embeddings.model_id != model_id):
-        loaded = await _load(state, model_id, "embeddings")
+        loaded = await _load(state, model_id, live.get("model_type"), "embeddings")
         if loaded is not None:
             state.embeddings = loaded
-            log.info("loaded embeddings of %s (%d items)", model_id, len(loaded.item_ids))
+            state.real_time[model_id] = family_of(live.get("model_type")).capabilities.real_time
+            log.info("loaded the served model %s (%s)", model_id, live.get("model_type"))
     await prune_embeddings(state)
     return True
 
 
-async def _load(state: ServingState, model_id: str, what: str) -> ModelEmbeddings | None:
-    """A model's embeddings, verified against the checksums its registry row records, or None (logged)
-    when they cannot be read: serving goes on with what it has."""
+def _catalog_frame(catalog: CatalogSnapshot) -> pd.DataFrame:
+    """The catalogue's products as a frame (``product_id, category, price``) for a family that gives new
+    products a vector when it is opened."""
+    return pd.DataFrame([(pid, p.category, p.price) for pid, p in catalog.products.items()],
+                        columns=[COL_ITEM, "category", "price"])
+
+
+async def _load(state: ServingState, model_id: str, model_type: str | None, what: str) -> ServedModel | None:
+    """A model as this node serves it, verified against the checksums its registry row records, or None
+    (logged) when it cannot be read: serving goes on with what it has."""
     try:
         checksums = await state.db.model_artifacts(model_id)
-        return await asyncio.to_thread(load_embeddings, state.store, model_id, state.settings.embeddings_cache_dir,
-                                       checksums)
+        products = _catalog_frame(state.catalog)
+        return await asyncio.to_thread(load_served, state.store, model_id, state.settings.embeddings_cache_dir,
+                                       checksums, model_type, products)
     except ArtifactIntegrityError as exc:  # altered, replaced or unrecorded file: never served
         log.error("%s of %s refused: %s", what, model_id, exc)
         return None
@@ -73,19 +83,24 @@ async def _load(state: ServingState, model_id: str, what: str) -> ModelEmbedding
         return None
 
 
-async def refresh_arm_embeddings(state: ServingState) -> None:
-    """Embeddings of the running A/B test's models other than the LIVE one (for on-the-fly scoring)."""
+async def refresh_arm_models(state: ServingState) -> None:
+    """The running A/B test's models other than the LIVE one (for on-the-fly and real-time scoring)."""
     test = state.running_test()
     wanted = {arm_model(test, arm) for arm in ARMS} - {state.live_model_id} if test else set()
-    wanted -= {m for m, runtime in state.sequential.items() if runtime is not None}  # scored by recsys.api.realtime
     kept = {m: e for m, e in state.arm_embeddings.items() if m in wanted}
     for model_id in sorted(wanted - set(kept)):
         if state.store is None:
             break
-        loaded = await _load(state, model_id, "embeddings of A/B model")
+        try:
+            model_type = await state.db.model_type(model_id)
+        except DependencyDown as exc:
+            log.warning("A/B model %s not checked: %s", model_id, exc)
+            continue
+        loaded = await _load(state, model_id, model_type, "embeddings of A/B model")
         if loaded is not None:  # else its users get its cached lists or the LIVE ones
             kept[model_id] = loaded
-            log.info("loaded embeddings of A/B model %s", model_id)
+            state.real_time[model_id] = family_of(model_type).capabilities.real_time
+            log.info("loaded the served A/B model %s", model_id)
     state.arm_embeddings = kept
 
 

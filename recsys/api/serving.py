@@ -28,13 +28,13 @@ import orjson
 from recsys.api.ab_serving import ArmChoice, choose_arm, log_impression, settle_arm
 from recsys.api.answers import answer_basis, build_answer, items_without_reasons, response_items
 from recsys.api.errors import DependencyDown
-from recsys.api.realtime import serve_sequential
+from recsys.api.realtime import serve_real_time
 from recsys.api.redis_store import UserView
 from recsys.api.session_state import SessionState, parse_session, seed_fields
 from recsys.api.state import ServingState
 from recsys.api.tiers import CATEGORY, PERSONALIZED, TRENDING, category_tier, personalized, trending_tier
 from recsys.constants import HISTORY_EVENTS
-from recsys.keys import CachedAnswer, answer_key, decode_answer, recommendations_body
+from recsys.keys import CachedAnswer, answer_key, decode_answer, recommendations_body, recs_payload
 from recsys.ranking.reasons import SOURCE_MODEL, reason_for
 from recsys.ranking.rerank import Candidate, boost_popular
 
@@ -55,7 +55,7 @@ class ModelList:
     scores: list[float]
     reasons: list[str] | None
     model_version: str | None
-    sequence: str | None = None  # a sequential model's list: the key of the sequence it was made for
+    sequence: str | None = None  # a real-time model's list: the key of the sequence it was made for
 
 
 @dataclass(frozen=True)
@@ -228,28 +228,28 @@ class RecommendationService:
     async def _personalized(self, user_id: int, lists: UserLists, session: SessionState, n: int,
                             redis_ok: bool, write_back: tuple[str, bytes, Mapping] | None = None) -> Recommendation | None:
         metrics = self.state.metrics
-        runtime = self.state.sequential.get(lists.expected) if lists.expected else None
-        if runtime is not None:  # a sequential model: re-scored when the session's sequence changed
-            return await serve_sequential(self, runtime, user_id, lists, session, n, redis_ok, write_back)
+        served = self.state.embeddings_for(lists.expected) if lists.expected else None
+        if served is not None and self.state.real_time.get(served.model_id):  # re-scored when the sequence changed
+            return await serve_real_time(self, served, user_id, lists, session, n, redis_ok, write_back)
         ctx = self.state.context(session)
         if lists.cached is not None and not lists.stale:
             metrics.cache.labels(result="hit").inc()
             if write_back is not None:
-                return self._tier1_written_back(ctx, lists.cached, n, write_back)
-            return self._tier1(ctx, lists.cached, n)
+                return self.tier1_written_back(ctx, lists.cached, n, write_back)
+            return self.tier1(ctx, lists.cached, n)
         metrics.cache.labels(result="miss").inc()
         scored = await self._score_on_the_fly(user_id, session, redis_ok, lists.expected)
         chosen = scored or lists.cached or lists.fallback  # a stale list beats none
-        return self._tier1(ctx, chosen, n) if chosen is not None else None
+        return self.tier1(ctx, chosen, n) if chosen is not None else None
 
     @staticmethod
-    def _tier1(ctx, found: ModelList, n: int) -> Recommendation:
+    def tier1(ctx, found: ModelList, n: int) -> Recommendation:
         return Recommendation(personalized(ctx, found.products, found.scores, found.reasons, n), PERSONALIZED,
                               found.model_version)
 
-    def _tier1_written_back(self, ctx, found: ModelList, n: int, write_back: tuple[str, bytes, Mapping]) -> Recommendation:
+    def tier1_written_back(self, ctx, found: ModelList, n: int, write_back: tuple[str, bytes, Mapping]) -> Recommendation:
         """Tier 1 worked out to ``ANSWER_ITEMS`` items, its answer buffered for the next pipeline, the first n
-        returned (the same items as ``_tier1``: the order does not depend on n)."""
+        returned (the same items as ``tier1``: the order does not depend on n)."""
         key, recs_raw, session_raw = write_back
         basis = answer_basis(self.state.answer_context(), recs_raw, session_raw)
         items, value = build_answer(ctx, found.products, found.scores, found.reasons, found.model_version, basis)
@@ -271,7 +271,7 @@ class RecommendationService:
 
     async def _score_on_the_fly(self, user_id: int, session: SessionState, redis_ok: bool,
                                 model_id: str | None = None) -> ModelList | None:
-        """Score every item for the user from the model's mapped embeddings; cache the list when Redis is up."""
+        """Score every item for the user from the served model (its mapped files); cache the list when Redis is up."""
         emb = self.state.embeddings_for(model_id)
         if emb is None:
             return None
@@ -285,8 +285,8 @@ class RecommendationService:
         reasons = [reason_for(c, SOURCE_MODEL) for c in items]
         result = ModelList([c.product_id for c in items], [c.score for c in items], reasons, emb.model_id)
         if redis_ok:
-            payload = {"products": result.products, "scores": result.scores, "reasons": reasons,
-                       "model_version": emb.model_id, "updated_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+            payload = recs_payload(result.products, result.scores, reasons, emb.model_id,
+                                   dt.datetime.now(dt.timezone.utc).isoformat())
             key_model = None if emb is self.state.embeddings else emb.model_id
             try:
                 await self.state.redis.write_recs(user_id, payload, self.settings.recs_ttl_seconds, model_id=key_model)

@@ -4,8 +4,8 @@ Hash fields (lists joined by the unit separator ``\\x1f``, most recent first):
 - ``cats``    recent categories the user browsed (view, click, wishlist, cart), distinct, at most 5
 - ``viewed``  recent product ids browsed, distinct, at most 20
 - ``bought``  recent purchases, distinct, at most 10 (a RETURN removes its product)
-- ``seq``     the sequential model's input: recent products of views, clicks, wishlists, carts and purchases,
-  distinct, at most 50 (``recsys.sequential.recent``: an event moves its product to the front)
+- ``seq``     a real-time model's input: recent products of views, clicks, wishlists, carts and purchases,
+  distinct, at most 50 (``recsys.data.sequences``: an event moves its product to the front)
 - ``seen``    recent products of the other "seen" event types (``RECSYS_EXCLUDE_SEEN``, e.g. VIEW
   with ``interacted``), distinct, at most 50; empty with the default ``purchased``
 - ``sid``     the last client session id; ``ts`` epoch ms of the last update
@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from recsys.constants import ADD_TO_CART, CLICK, IMPRESSION, PURCHASE, RETURN, VIEW, WISHLIST
-from recsys.sequential.recent import MAX_SEQUENCE
+from recsys.data.sequences import MAX_SEQUENCE
 
 SEP = "\x1f"
 MAX_CATEGORIES = 5
@@ -41,7 +41,7 @@ MAX_BOUGHT = 10
 MAX_SEEN = 50
 BROWSE_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART})
 COUNTED_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE, RETURN})  # not IMPRESSION
-SEQUENCE_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE})  # the sequential model's signal
+SEQUENCE_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE})  # what a real-time model reads
 
 # KEYS: session hash, counter. ARGV: event_type, product_id, category, session_id, now_ms,
 # session ttl, the user's event count ('' = unknown), counter ttl, the seen event types other than
@@ -113,7 +113,7 @@ class SessionState:
     viewed: tuple[int, ...] = ()
     purchased: tuple[int, ...] = ()
     seen: tuple[int, ...] = ()  # other seen event types' products (``RECSYS_EXCLUDE_SEEN``)
-    sequence: tuple[int, ...] = ()  # the sequential model's input, newest first (``seq``)
+    sequence: tuple[int, ...] = ()  # a real-time model's input, newest first (``seq``)
     session_id: str | None = None
     updated_at_ms: int | None = None
     exists: bool = False  # the hash exists (seeded or written by an event)

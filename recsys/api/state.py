@@ -16,7 +16,7 @@ from recsys.abtest.assignment import is_running
 from recsys.api.answers import context_digest
 from recsys.api.catalog import CatalogSnapshot
 from recsys.api.db_store import DbStore
-from recsys.api.embeddings import ModelEmbeddings
+from recsys.families import ServedModel
 from recsys.api.fallbacks import FallbackLists
 from recsys.api.metrics import ServingMetrics
 from recsys.api.redis_store import RedisStore
@@ -37,12 +37,12 @@ class ServingState:
     rules: RerankConfig
     catalog: CatalogSnapshot = field(default_factory=CatalogSnapshot)
     lists: FallbackLists = field(default_factory=FallbackLists)
-    embeddings: ModelEmbeddings | None = None
+    embeddings: ServedModel | None = None  # the LIVE model as this node serves it (any family)
     live_model: dict[str, Any] | None = None
     ab_test: dict[str, Any] | None = None
-    arm_embeddings: dict[str, ModelEmbeddings] = field(default_factory=dict)  # non-LIVE models of the A/B test
-    # LIVE / A/B models -> their ONNX runtime when sequential, None when not (recsys.api.realtime)
-    sequential: dict[str, Any] = field(default_factory=dict)
+    arm_embeddings: dict[str, ServedModel] = field(default_factory=dict)  # non-LIVE models of the A/B test
+    # served model id -> its family scores in real time from the session's sequence (recsys.api.realtime)
+    real_time: dict[str, bool] = field(default_factory=dict)
     similar_cache: dict[int, tuple[float, list[tuple[int, int]]]] = field(default_factory=dict)
     _answer_context: tuple[object, object, bytes] | None = field(default=None, repr=False)
 
@@ -62,8 +62,8 @@ class ServingState:
         test = self.ab_test
         return test if is_running(test, dt.datetime.now(dt.timezone.utc)) else None
 
-    def embeddings_for(self, model_id: str | None) -> ModelEmbeddings | None:
-        """The loaded embeddings of ``model_id`` (the LIVE model's when None)."""
+    def embeddings_for(self, model_id: str | None) -> ServedModel | None:
+        """The loaded served model ``model_id`` (the LIVE model's when None)."""
         if model_id is None or (self.embeddings is not None and self.embeddings.model_id == model_id):
             return self.embeddings
         return self.arm_embeddings.get(model_id)

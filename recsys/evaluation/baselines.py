@@ -1,18 +1,13 @@
-"""Benchmark baselines with the ``score(users_df, products_df) -> (n, m)`` interface of HybridModel.
+"""The simple baselines every model is compared with (not model families: nothing serves them), each with
+``score(users_df, products_df) -> (n, m)`` (``recsys.evaluation.measure`` scores them through it):
 
-- ``TrendingModel``: the production trending list (``recsys.pipeline.lists.trending``:
-  event weights over the last ``days`` before the end of training, halved every
-  ``days / 2`` days); products not trending are ordered by all-time popularity.
-- ``ItemKNNModel``: item-item cosine similarity of co-occurrence (two products bought
-  by the same users), each product keeping its ``neighbours`` most similar ones; a
-  user's score for a product is the sum of its similarities to the user's products.
-- ``ALSModel``: implicit-feedback ALS of the ``implicit`` package; ``ModelUnavailableError`` when it
-  is missing.
+- ``RandomModel``: uniform random scores, seeded per user.
+- ``PopularityModel``: how many users interacted with each product in training (the same list for all).
+- ``TrendingModel``: the production trending list (``recsys.pipeline.lists.trending``: event weights over
+  the last ``days`` before the end of training, halved every ``days / 2`` days); products not trending are
+  ordered by all-time popularity.
 
-``ItemKNNModel`` and ``ALSModel`` are the served families' own classes (``recsys.model.item_knn``,
-``recsys.model.als``), so what is evaluated is what the pipeline trains and serves.
-
-Users or products unseen in training score 0 (these models have no cold start).
+The model families (``recsys.families``) are compared through the same engine.
 """
 
 from __future__ import annotations
@@ -21,13 +16,48 @@ import numpy as np
 import pandas as pd
 
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, MS_PER_DAY
-from recsys.evaluation.popularity import PopularityModel
-from recsys.model.als import ALSModel, ModelUnavailableError
-from recsys.model.features import require_columns
-from recsys.model.id_matrix import top_per_row
-from recsys.model.item_knn import ItemKNNModel
+from recsys.data.frames import require_columns
+from recsys.families.base import ModelUnavailableError
 
-__all__ = ["ALSModel", "ItemKNNModel", "ModelUnavailableError", "TrendingModel", "top_per_row"]
+__all__ = ["ModelUnavailableError", "PopularityModel", "RandomModel", "TrendingModel"]
+
+
+class PopularityModel:
+    """Scores every product by how many users interacted with it in the training window (same for all users)."""
+
+    def __init__(self, counts: pd.Series):
+        self.counts = counts.astype(float)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame) -> PopularityModel:
+        """``frame``: interaction rows (``user_id, product_id``); a product counts each user once."""
+        require_columns(frame, (COL_USER, COL_ITEM), "training")
+        pairs = frame[[COL_USER, COL_ITEM]].drop_duplicates()
+        return cls(pairs[COL_ITEM].value_counts())
+
+    def item_scores(self, products: pd.DataFrame) -> np.ndarray:
+        require_columns(products, (COL_ITEM,), "products")
+        return self.counts.reindex(products[COL_ITEM].to_numpy()).fillna(0.0).to_numpy(dtype=np.float32)
+
+    def score(self, users_df: pd.DataFrame, products_df: pd.DataFrame) -> np.ndarray:
+        require_columns(users_df, (COL_USER,), "users")
+        items = self.item_scores(products_df)
+        return np.broadcast_to(items, (len(users_df), len(items))).copy()
+
+
+class RandomModel:
+    """Uniform random scores; a user's scores depend only on (seed, user_id), not on the batch."""
+
+    def __init__(self, seed: int = 42):
+        self.seed = int(seed)
+
+    def score(self, users_df: pd.DataFrame, products_df: pd.DataFrame) -> np.ndarray:
+        require_columns(users_df, (COL_USER,), "users")
+        require_columns(products_df, (COL_ITEM,), "products")
+        out = np.empty((len(users_df), len(products_df)), dtype=np.float32)
+        for row, user in enumerate(users_df[COL_USER].to_numpy()):
+            out[row] = np.random.default_rng([self.seed, int(user)]).random(len(products_df))
+        return out
 
 
 class TrendingModel:

@@ -82,6 +82,7 @@ def run(args) -> tuple[dict, dict]:
     """Read, split, evaluate, write; returns the result and the written paths."""
     from recsys.evaluation.logs import read_logs
     from recsys.evaluation.models import MODEL_NAMES, BaselineConfig
+    from recsys.families import options_from_settings
     from recsys.evaluation.protocol import POSITIVE_EVENTS, Protocol, build_eval_split
     from recsys.evaluation.report import write_outputs
     from recsys.evaluation.runner import RunOptions, run_evaluation
@@ -93,9 +94,8 @@ def run(args) -> tuple[dict, dict]:
                         cold_max_items=args.cold_max_items, train_days=args.train_days, seed=hybrid.params.seed,
                         exclude_seen=args.exclude_seen or settings.exclude_seen)
     metric = settings.selection_metric if args.selection_metric is None else _metric(args.selection_metric)
-    # the sequential model's training is time-boxed by RECSYS_SEQUENTIAL_TIME_BUDGET_SECONDS, as in the nightly run
-    baselines = BaselineConfig(trending_days=settings.trending_days,
-                               sequential={"time_budget_s": settings.sequential_time_budget_seconds})
+    # each family's options from the settings (a training time budget), as in the nightly run
+    baselines = BaselineConfig(trending_days=settings.trending_days, options=options_from_settings(settings))
     options = RunOptions(models=_names(args.models, "--models") or MODEL_NAMES, hybrid=hybrid, baselines=baselines,
                          tune_minutes=args.tune_minutes if args.tune else None, progress=not args.quiet,
                          selection=not args.no_selection, selection_metric=metric,

@@ -33,7 +33,8 @@ from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_PRICE, COL_TIMESTAMP,
     EVENT_WEIGHTS, EXCLUDE_PURCHASED, MS_PER_DAY, POSITIVE_EVENTS, PURCHASE
 from recsys.evaluation.errors import EmptyTestSetError, EmptyTrainingSetError, EvaluationError
 from recsys.evaluation.logs import EventLogs
-from recsys.evaluation.holdout import Split, build_split
+from recsys.evaluation.split import Split, build_split
+from recsys.families.base import FrameHistory
 from recsys.ranking.seen import seen_event_types
 from recsys.timeutil import day_start_ms, ms_to_datetime
 
@@ -160,13 +161,14 @@ def _sides(logs: EventLogs, cutoff: Cutoff, protocol: Protocol) -> tuple[pd.Data
     return train, test, history
 
 
-def _new_item_split(frame, test, protocol, users, products) -> Split | None:
+def _new_item_split(frame, test, protocol, users, products, history=None) -> Split | None:
     new = products[~products[COL_ITEM].isin(frame[COL_ITEM])]
     pairs = _pairs(test, protocol.positive_events)
     new = new[new[COL_ITEM].isin(pairs[COL_ITEM])]
     if len(new) <= protocol.k:
         return None
     split = build_split(frame, pairs, pairs.iloc[:0], users, new)
+    split.history = history
     return split if len(split.users) else None
 
 
@@ -182,6 +184,7 @@ def build_eval_split(logs: EventLogs, cutoff: Cutoff, protocol: Protocol = Proto
     main = build_split(frame, _pairs(test, protocol.positive_events), _pairs(history, protocol.seen_types),
                        logs.users, catalogue)
     main.excluded = [np.array(x) for x in main.excluded]  # own copies: the slices are views of large arrays
+    main.history = FrameHistory(train)  # users' events before the cut-off, for families that read sequences
     if len(main.users) == 0:
         raise EmptyTestSetError(
             f"empty test set: no user of the training side has a positive event {list(protocol.positive_events)} "
@@ -190,7 +193,7 @@ def build_eval_split(logs: EventLogs, cutoff: Cutoff, protocol: Protocol = Proto
         raise EvaluationError(f"k={protocol.k} must be smaller than the {len(main.products)} candidate products")
     n_items = frame.groupby(COL_USER).size().reindex(main.users[COL_USER]).to_numpy()
     groups = {COLD: n_items <= protocol.cold_max_items, WARM: n_items > protocol.cold_max_items}
-    new_items = _new_item_split(frame, test, protocol, logs.users, logs.products)
+    new_items = _new_item_split(frame, test, protocol, logs.users, logs.products, main.history)
     split = EvalSplit(protocol, train, frame, logs.users, logs.products, main, groups, new_items, {}, cutoff.ms)
     split.info = {**logs.source, **describe(split, cutoff, test)}
     return split

@@ -7,7 +7,6 @@ show the long steps: fitting each model and scoring users in blocks.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import time
@@ -16,10 +15,11 @@ from dataclasses import dataclass, field
 
 from recsys.evaluation.baselines import ModelUnavailableError
 from recsys.evaluation.models import (
-    FEATURE_FIELDS, MODEL_NAMES, BaselineConfig, HybridConfig, build_model, hybrid_reranker, lightfm_cf_params,
+    MODEL_NAMES, BaselineConfig, HybridConfig, build_model, family_config, hybrid_reranker,
 )
+from recsys.families import DEFAULT_FAMILY, names
 from recsys.evaluation.protocol import EvalSplit, validation_split
-from recsys.evaluation.scoring import measure
+from recsys.evaluation.measure import measure
 from recsys.evaluation.errors import EvaluationError
 from recsys.evaluation.selection import (
     CandidateSpec, candidate_specs, fallback_selection, select_model, served_metrics,
@@ -91,7 +91,7 @@ def evaluate_one(name: str, split: EvalSplit, options: RunOptions, hybrid: Hybri
         return {"available": False, "reason": str(exc)}
     fitted = time.perf_counter()
     p = split.protocol
-    reranks = name == "hybrid"
+    reranks = name == DEFAULT_FAMILY  # the production model's row: as served (the others: their raw lists)
     main_rerank = hybrid_reranker(split, split.main, hybrid) if reranks else None
     out = measure(model, split.main, p.k, seed=p.seed, groups=split.groups, rerank=main_rerank,
                   blocks=_bar(options.progress, f"scoring {name}", leave=False))
@@ -103,14 +103,11 @@ def evaluate_one(name: str, split: EvalSplit, options: RunOptions, hybrid: Hybri
         raw = measure(model, split.main, p.k, seed=p.seed, with_curves=False, with_auc=False)
         out["without_rerank"] = {key: v for key, v in raw.items() if "@" in key}
     out["fit_seconds"] = round(fitted - started, 2)
-    if getattr(model, "training_summary", None):  # epochs, early stopping (the sequential model)
+    if getattr(model, "training_summary", None):  # epochs, early stopping (a family that reports them)
         out["training"] = model.training_summary
     out["eval_seconds"] = round(time.perf_counter() - fitted, 2)
-    if name in ("hybrid", "lightfm-cf"):
-        cf_params = lightfm_cf_params(hybrid, options.baselines)
-        out["config"] = hybrid.as_dict() if name == "hybrid" else {
-            "params": {k: v for k, v in dataclasses.asdict(cf_params).items() if k not in FEATURE_FIELDS},
-            "features": "ids only"}
+    if name in names():
+        out["config"] = family_config(name, hybrid, options.baselines)
     return out
 
 
@@ -168,6 +165,6 @@ def run_evaluation(split: EvalSplit, options: RunOptions = RunOptions()) -> dict
         "protocol": split.info,
         "models": models,
         "selection": selection,
-        "config": {"hybrid": hybrid.as_dict(), "baselines": dataclasses.asdict(options.baselines)},
+        "config": {"hybrid": hybrid.as_dict(), "baselines": options.baselines.as_dict()},
         "tuning": tuning,
     }

@@ -1,19 +1,18 @@
 """Model selection per shop: train small, named configurations of each model family on the training
 side of a validation split, score them as they would be served, and pick the best by one metric.
 
-- Candidates (``candidate_specs``): the hybrid LightFM (today's defaults ``hybrid-default``, the same
-  with WARP ``hybrid-warp``, on ids only ``hybrid-nofeatures``), plain LightFM WARP on ids
-  (``lightfm-cf``), implicit ALS (``als``), co-occurrence item-kNN (``item-knn``) and the sequential
-  session model (``sequential``: ``BaselineConfig.sequential`` over its defaults; without torch its row
-  is skipped as "unavailable", never a failure).
+- Candidates (``candidate_specs``): every registered family's named configurations
+  (``ModelFamily.configurations``), the production default ``hybrid-default`` first; a family that cannot
+  train here (``ModelFamily.unavailable``: a missing optional package) gets the row "unavailable", and one
+  whose size guard the catalogue exceeds (``Capabilities.max_items``) the row "too large", never a failure.
 - Scoring: every candidate's lists go through the production re-ranking (precompute's boost, stock
   and diversity, then serving's rules: ``recsys.evaluation.reranking``), since whichever wins is
   served that way; the metric (``RECSYS_SELECTION_METRIC``, default ``ndcg@10``) is measured on the
   validation split's truth only.
 - Time box: ``hybrid-default`` (the fallback, so there is always a choice) runs first, then the
   others in order; a candidate whose expected cost (the last fit + score of its family, else of any
-  candidate, and at least the training time budget of its configuration: the sequential model's
-  ``time_budget_s``) would overrun ``budget_seconds`` is skipped, and the table says so.
+  candidate, and at least the training time budget of its configuration) would overrun
+  ``budget_seconds`` is skipped, and the table says so.
 - Choice: the best metric; exact ties go to the secondary metric, then to the earlier candidate.
   Without a usable validation split (too little data), ``fallback_selection`` keeps the default.
 
@@ -23,88 +22,67 @@ events by ``recsys.evaluation.protocol.validation_split``), never the test perio
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from recsys.evaluation.baselines import ModelUnavailableError
-from recsys.evaluation.models import (
-    FEATURE_FIELDS, BaselineConfig, FeatureSet, HybridConfig, build_model, hybrid_reranker, lightfm_cf_params,
-    with_features,
-)
+from recsys.evaluation.measure import measure
+from recsys.evaluation.models import BaselineConfig, HybridConfig, config_base, fit_family, hybrid_reranker
 from recsys.evaluation.protocol import EvalSplit
-from recsys.evaluation.scoring import measure
-from recsys.constants import MODEL_FAMILIES, SELECTION_CANDIDATES
+from recsys.families import DEFAULT_FAMILY, REGISTERED, family_of
 from recsys.settings import check_ranking_metric
 
-FAMILIES = MODEL_FAMILIES
-DEFAULT_CANDIDATE = SELECTION_CANDIDATES[0]
+FAMILIES = tuple(f.name for f in REGISTERED)
+DEFAULT_CANDIDATE = "hybrid-default"  # the production default: the first candidate, the fallback
 
 
 @dataclass(frozen=True)
 class CandidateSpec:
-    """One named configuration of a family. ``hybrid`` carries the re-ranking every family is served with
-    (and, for the hybrid family, its training parameters); ``baselines`` the other families' parameters."""
+    """One named configuration of a family (``ModelFamily.configurations``). ``hybrid`` carries the run's
+    training parameters and the re-ranking every candidate is served with; ``baselines`` the per-family
+    options; ``tuned`` the values a weekly search found for it (``ModelFamily.with_values``)."""
 
     name: str
     family: str
     hybrid: HybridConfig
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    tuned: tuple = ()  # ((name, value), ...): hashable
 
     def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ValueError(f"unknown model family {self.family!r}; known: {list(FAMILIES)}")
+        family_of(self.family)  # UnknownFamilyError for a family that is not registered
 
     def config(self) -> dict:
         """The family's configuration (JSON-able), as the registry will record it."""
-        if self.family == "hybrid":
-            return self.hybrid.as_dict()
-        if self.family == "lightfm-cf":
-            params = dataclasses.asdict(lightfm_cf_params(self.hybrid, self.baselines))
-            return {"params": {k: v for k, v in params.items() if k not in FEATURE_FIELDS}, "features": "ids only"}
-        if self.family == "als":
-            return dict(self.baselines.als)
-        if self.family == "sequential":
-            return self.sequential_config().as_dict()
-        return {"neighbours": self.baselines.knn_neighbours}
-
-    def sequential_config(self):
-        """The ``SequentialConfig`` the sequential family fits with (``build_model``'s)."""
-        from recsys.evaluation.sequential_model import sequential_config
-
-        params = self.hybrid.params
-        return sequential_config(**{"seed": params.seed, "threads": params.threads, **self.baselines.sequential})
+        family = family_of(self.family)
+        config = family.configurations(config_base(self.hybrid, self.baselines))[self.name]
+        return family.with_values(config, dict(self.tuned)) if self.tuned else config
 
     @property
     def time_budget_seconds(self) -> float:
-        """Seconds the configuration itself allows its training (0: none; the sequential model trains
-        until ``time_budget_s`` unless early stopping ends it first)."""
-        return float(self.sequential_config().time_budget_s) if self.family == "sequential" else 0.0
+        """Seconds the configuration itself allows its training (0: none)."""
+        budget = getattr(family_of(self.family), "time_budget_seconds", None)
+        return float(budget(self.config())) if budget else 0.0
 
     def fit(self, split: EvalSplit):
         """The model trained on ``split``'s training interactions."""
-        return build_model(self.family, split, self.hybrid, self.baselines)
+        return fit_family(self.family, self.config(), split, self.hybrid)
 
 
 def candidate_specs(base: HybridConfig, baselines: BaselineConfig = BaselineConfig()) -> tuple[CandidateSpec, ...]:
-    """The candidates, ``hybrid-default`` (``base``, the production configuration) first; a configuration
-    equal to an earlier one (e.g. ``hybrid-nofeatures`` when the defaults are ids only) is left out."""
-    warp = dataclasses.replace(base, params=dataclasses.replace(base.params, loss="warp"))
-    ids_only = dataclasses.replace(base, params=with_features(base.params, FeatureSet((), ())))
-    specs = [CandidateSpec(DEFAULT_CANDIDATE, "hybrid", base, baselines),
-             CandidateSpec("item-knn", "item-knn", base, baselines),
-             CandidateSpec("als", "als", base, baselines),
-             CandidateSpec("lightfm-cf", "lightfm-cf", base, baselines),
-             CandidateSpec("hybrid-warp", "hybrid", warp, baselines),
-             CandidateSpec("hybrid-nofeatures", "hybrid", ids_only, baselines),
-             CandidateSpec("sequential", "sequential", base, baselines)]
+    """Every registered family's named configurations, ``hybrid-default`` (``base``, the production
+    configuration) first, then by the families' ``ranks`` (the slowest last: the time box skips them first);
+    a configuration equal to an earlier one of its family (``hybrid-nofeatures`` when the defaults are ids
+    only) is left out."""
+    ranked = []
+    for family in REGISTERED:
+        for name, config in family.configurations(config_base(base, baselines)).items():
+            ranked.append((family.ranks.get(name, 50.0), name, family.name, config))
     out, seen = [], []
-    for spec in specs:
-        key = (spec.family, spec.config())
-        if key not in seen:
-            seen.append(key)
-            out.append(spec)
+    for _, name, fam, config in sorted(ranked, key=lambda r: r[0]):
+        if (fam, config) not in seen:
+            seen.append((fam, config))
+            out.append(CandidateSpec(name, fam, base, baselines))
     return tuple(out)
 
 
@@ -178,6 +156,9 @@ def select_model(val: EvalSplit, specs: Sequence[CandidateSpec], *, metric: str 
 
 
 def _run(spec: CandidateSpec, val: EvalSplit, k: int) -> dict:
+    too_large = family_of(spec.family).capabilities.fits(len(val.products))
+    if too_large:  # its size guard: the family cannot hold this shop's catalogue
+        return _row(spec, skipped=f"too large: {too_large}")
     started = time.perf_counter()
     try:
         model = spec.fit(val)

@@ -1,4 +1,8 @@
-"""A small, time-boxed search over the hybrid's configuration, on a validation split.
+"""Hyper-parameter searches on a validation split, never on the test: ``tune_hybrid`` (``evaluate --tune``, a
+coordinate search over the production configuration and its re-ranking) and ``search`` (the nightly run's
+weekly Optuna search of the leading families, each through its family's ``search_space``).
+
+``tune_hybrid``: a small, time-boxed search over the hybrid's configuration.
 
 The test period is never looked at: the training side of the evaluation split is
 split again in time (the last ``validation_days`` of it are the validation period,
@@ -19,6 +23,8 @@ is seeded (bit-identical with one thread), so a budget gives a reproducible answ
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -26,11 +32,14 @@ from dataclasses import dataclass, field
 
 from recsys.constants import COL_TIMESTAMP, MS_PER_DAY
 from recsys.evaluation.models import (
-    RERANK_FIELDS, FeatureSet, HybridConfig, fit_lightfm, hybrid_reranker, with_features,
+    RERANK_FIELDS, FeatureSet, HybridConfig, fit_hybrid_config, hybrid_reranker, with_features,
 )
 from recsys.evaluation.protocol import EvalSplit, validation_split
-from recsys.evaluation.scoring import measure
+from recsys.evaluation.measure import measure
+from recsys.evaluation.selection import CandidateSpec, served_metrics
+from recsys.families import DEFAULT_FAMILY, family_of
 
+log = logging.getLogger(__name__)
 FEATURE_SETS = (
     FeatureSet(),  # every attribute group
     FeatureSet((), ()),
@@ -90,7 +99,7 @@ def same_model(a: HybridConfig, b: HybridConfig) -> bool:
 def trial(config: HybridConfig, val: EvalSplit, objective: str, model=None) -> tuple[dict, object]:
     """Fit (unless ``model`` is given) on the validation split's training side, measure after it."""
     started = time.perf_counter()
-    model = model if model is not None else fit_lightfm(val, config.params)
+    model = model if model is not None else fit_hybrid_config(val, config)
     k = val.protocol.k
     m = measure(model, val.main, k, seed=val.protocol.seed, rerank=hybrid_reranker(val, val.main, config),
                 with_curves=False, with_auc=False)
@@ -178,3 +187,95 @@ def _result(search: _Search, described: str, began: float, budget_seconds: float
         "seconds": time.perf_counter() - began,
         "budget_minutes": round(budget_seconds / 60, 2),
     }
+
+
+# --- the weekly search of the leading families (the nightly run: recsys.pipeline.model_choice) -------------
+def tunable(spec: CandidateSpec) -> bool:
+    """The family of ``spec`` has a search space (a family bounded by its time budget has none)."""
+    return family_of(spec.family).search_space(_Probe()) is not None
+
+
+class _Probe:
+    """A stand-in Optuna trial that only says whether a family suggests anything."""
+
+    def suggest_int(self, name, low, high, **kw):
+        return low
+
+    def suggest_float(self, name, low, high, **kw):
+        return low
+
+    def suggest_categorical(self, name, choices):
+        return choices[0]
+
+
+def apply_tuned(spec: CandidateSpec, tuned: dict | None) -> CandidateSpec:
+    """``spec`` with a tuned configuration (``{"config": ...}`` of a tuning record), or unchanged."""
+    config = (tuned or {}).get("config")
+    if not config:
+        return spec
+    family = family_of(spec.family)
+    values = family.values_of(family.with_values(spec.config(), config))
+    if spec.family == DEFAULT_FAMILY:  # the production configuration carries the run's training parameters
+        tuned_params = family.with_values(spec.hybrid.as_dict(), values)["params"]
+        return dataclasses.replace(spec, hybrid=dataclasses.replace(
+            spec.hybrid, params=dataclasses.replace(spec.hybrid.params, **tuned_params)))
+    return dataclasses.replace(spec, tuned=tuple(sorted(values.items())))
+
+
+def suggest(trial, spec: CandidateSpec) -> CandidateSpec:
+    """A candidate of ``spec``'s family with the trial's hyper-parameters."""
+    return apply_tuned(spec, {"config": family_of(spec.family).search_space(trial)})
+
+
+def current_values(spec: CandidateSpec) -> dict:
+    """The trial values of ``spec``'s configuration (the search's first trial)."""
+    return family_of(spec.family).values_of(spec.config())
+
+
+def leading(specs: tuple[CandidateSpec, ...], last_selection: dict | None, n: int) -> list[CandidateSpec]:
+    """The best candidate of each of the ``n`` best families of the last selection (else the first ones),
+    among the families with a search space (``ModelFamily.search_space``; a family bounded by its time budget has none)."""
+    specs = tuple(s for s in specs if tunable(s))
+    by_name = {s.name: s for s in specs}
+    order = list(specs)
+    if last_selection:
+        metric = last_selection["metric"]
+        rows = sorted((r for r in last_selection["candidates"] if r.get("validation") and r["name"] in by_name),
+                      key=lambda r: -r["validation"][metric])
+        order = [by_name[r["name"]] for r in rows] + [s for s in specs if s.name not in {r["name"] for r in rows}]
+    out, families = [], set()
+    for spec in order:
+        if spec.family not in families:
+            families.add(spec.family)
+            out.append(spec)
+    return out[:n]
+
+
+def search(val: EvalSplit, specs: list[CandidateSpec], metric: str, budget_seconds: float, day: dt.date,
+           seed: int = 42) -> dict:
+    """An Optuna (TPE, seeded) search of each of ``specs`` on ``val`` for ``budget_seconds / len(specs)``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    k = int(metric.partition("@")[2])
+    out, share = {}, budget_seconds / max(len(specs), 1)
+    for spec in specs:
+        began = time.perf_counter()
+
+        def objective(trial, spec=spec):
+            candidate = suggest(trial, spec)
+            metrics = served_metrics(candidate, candidate.fit(val), val, k)
+            trial.set_user_attr("config", candidate.config())
+            return float(metrics[metric])
+
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        study.enqueue_trial(current_values(spec))
+        study.optimize(objective, timeout=share)
+        default = study.trials[0].value
+        best = study.best_trial
+        out[spec.name] = {"family": spec.family, "validation": best.value, "default_validation": default,
+                          "trials": len(study.trials), "seconds": round(time.perf_counter() - began, 1),
+                          "config": best.user_attrs["config"] if best.number > 0 and best.value > default else None}
+        log.info("tuning %s: %d trials, %s %.4f (current configuration %.4f)", spec.name, len(study.trials),
+                 metric, best.value, default)
+    return {"searched_on": day.isoformat(), "metric": metric, "budget_seconds": budget_seconds, "candidates": out}

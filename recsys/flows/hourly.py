@@ -4,8 +4,8 @@ The run with logical date ``L`` (a run without one, such as a manual trigger,
 stands for its ``run_after``: ``recsys.timeutil.run_instant``) handles the hour ``[L - 1h, L)``: impressions are
 flushed, every test running in that hour gets its results as of ``L`` (older
 results never replace newer ones, so a backfill only closes what it should have
-closed), and a test whose end is before ``L`` is closed and decided. After a
-promotion the new LIVE model's lists are precomputed.
+closed), and a test whose end is before ``L`` is closed and decided. A winning
+treatment is then made LIVE through the one release path (its lists before the switch).
 """
 
 from __future__ import annotations
@@ -41,10 +41,17 @@ def update_results(engine, logical_date: dt.datetime) -> dict:
 
 
 def refresh_after_promotion(engine, store, redis, outcome: dict) -> dict:
-    """Precompute every segment with the model an A/B test just promoted (else: nothing to do)."""
-    from recsys.pipeline.precompute import precompute_all
+    """Make the winners this run's closed tests found LIVE (``results.release_winner``: their lists first, then
+    the switch, through the one release path), and any winner an earlier close left waiting (``/stop``)."""
+    from recsys.abtest import store as tests
+    from recsys.abtest.results import ACTION_RELEASE, release_winner
 
-    if not outcome.get("promoted"):
-        raise Skip("no A/B test promoted a model in this run")
-    result = precompute_all(engine, store, redis)
-    return {"model_id": result["model_id"], "users": result["users"], "tests": outcome["promoted"]}
+    waiting = [t["test_id"] for t in tests.list_tests(engine)
+               if ((t.get("results") or {}).get("decision") or {}).get("action") == ACTION_RELEASE]
+    ids = list(dict.fromkeys([*outcome.get("promoted", []), *waiting]))
+    if not ids:
+        raise Skip("no A/B test has a winner waiting to be made LIVE")
+    released = [release_winner(engine, store, redis, test_id, get_settings()) for test_id in ids]
+    promoted = [r for r in released if r["action"] == "promoted"]
+    return {"model_id": promoted[-1]["model_id"] if promoted else None, "tests": ids,
+            "released": [r["action"] for r in released]}

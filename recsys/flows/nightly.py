@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
 
-from recsys.flows.sequential import evaluate_sequential, train_sequential  # the DAG's sequential branch
+from recsys.flows.challenger import evaluate_sequential, train_sequential  # the DAG's challenger branch
 from recsys.flows.steps import Skip, recorded
 from recsys.settings import Settings, get_settings
 
@@ -32,7 +32,7 @@ class RunParams:
     force_promotion: bool
     dry_run: bool
     promotion_policy: str
-    family: str | None = None  # pin a model family (recsys.model.families); None = model selection
+    family: str | None = None  # pin a model family (recsys.families.registry); None = model selection
 
     @classmethod
     def from_params(cls, params: dict | None, settings: Settings | None = None) -> "RunParams":
@@ -51,12 +51,12 @@ class RunParams:
 
 def _family(value) -> str | None:
     """A pinned family from the trigger form: empty or ``auto`` means model selection."""
-    from recsys.constants import MODEL_FAMILIES
+    from recsys.families import names
 
     if value in (None, "", "auto"):
         return None
-    if value not in MODEL_FAMILIES:
-        raise ValueError(f"family must be 'auto' or one of {list(MODEL_FAMILIES)}, not {value!r}")
+    if value not in names():
+        raise ValueError(f"family must be 'auto' or one of {list(names())}, not {value!r}")
     return str(value)
 
 
@@ -85,8 +85,7 @@ def train(engine, store, day: dt.date, params: dict | None) -> dict:
     """Select a family on the window's validation split (or take the pinned one), train it for ``day`` and
     register it; a re-run with the same params reuses the model already trained for it."""
     from recsys import registry
-    from recsys.model.families import family_of
-    from recsys.model.train import TrainParams
+    from recsys.families import TrainParams, family_of
     from recsys.pipeline.model_choice import selection_key, train_chosen
 
     run = log_params(day, params)
@@ -104,9 +103,9 @@ def train(engine, store, day: dt.date, params: dict | None) -> dict:
 
 @recorded("evaluate")
 def evaluate(engine, store, day: dt.date, model_id: str) -> dict:
-    from recsys.evaluation.holdout import evaluate_candidate
+    from recsys.evaluation.gate import evaluate_candidate
 
-    metrics = evaluate_candidate(engine, store, day, model_id)
+    metrics = evaluate_candidate(engine, store, day, model_id, settings=get_settings())
     # XCom carries the headline numbers only; the full metrics are on the registry row
     return {
         "model_id": model_id,
@@ -134,24 +133,23 @@ def output_drift(engine, store, day: dt.date, model_id: str) -> dict:
 
 @recorded("promote_or_archive")
 def promote_or_archive(engine, day: dt.date, model_id: str, params: dict | None) -> dict:
-    from recsys import registry
+    """The gate's decision (``release.decide``): ``promoted`` (made LIVE by this run's ``switch``, after its
+    lists are written), ``candidate`` (the ``ab_test`` policy: an A/B test starts) or ``archived``."""
+    from recsys.pipeline import release
 
     run = RunParams.from_params(params)
     if run.dry_run and _is_live(engine, model_id):  # train re-used the LIVE model (same day, same params)
         return {"decision": "kept", "model_id": model_id, "reason": "dry run: the re-used model is LIVE, left as it is",
                 "dry_run": True, "day": day.isoformat()}
     if run.dry_run:
+        from recsys import registry
+
         registry.archive(engine, model_id, reason="dry run: evaluated, never promoted")
         return {"decision": "archived", "model_id": model_id, "reason": "dry run", "dry_run": True,
                 "day": day.isoformat()}
-    decision = registry.decide(
-        engine,
-        model_id,
-        margin=get_settings().promotion_margin,
-        force=run.force_promotion,
-        policy=run.promotion_policy,
-    )
-    if decision["decision"] == registry.DECISION_CANDIDATE:
+    decision = release.decide(engine, model_id, margin=get_settings().promotion_margin,
+                              force=run.force_promotion, policy=run.promotion_policy)
+    if decision["decision"] == release.DECISION_CANDIDATE:  # its arm is made ready by publish, next
         decision = {**decision, **_start_ab_test(engine, model_id, decision.get("live_model_id"))}
     return {"model_id": model_id, "dry_run": False, **decision, "day": day.isoformat()}
 
@@ -161,6 +159,28 @@ def _is_live(engine, model_id: str) -> bool:
 
     live = registry.get_live(engine)
     return live is not None and live.model_id == model_id
+
+
+def serving_model(engine, decision: dict) -> str | None:
+    """The model this run leaves serving: the new one when it is promoted, else the LIVE one (None: no model)."""
+    from recsys import registry
+
+    if decision.get("decision") == "promoted":
+        return decision["model_id"]
+    live = registry.get_live(engine)
+    return live.model_id if live is not None else None
+
+
+@recorded("publish")
+def publish(engine, store, day: dt.date, decision: dict) -> dict:
+    """The new model's files verified and published (``release.prepare``): ready to be made LIVE, or to serve
+    its A/B arm (a CANDIDATE's lists are precomputed into its own keys by this run's precompute)."""
+    from recsys.pipeline import release
+
+    if decision.get("dry_run"):
+        raise Skip("dry run: nothing is published")
+    out = release.prepare(engine, store, decision["model_id"], get_settings())
+    return {**out, "decision": decision.get("decision"), "day": day.isoformat()}
 
 
 def _start_ab_test(engine, model_id: str, live_model_id: str | None) -> dict:
@@ -179,38 +199,52 @@ def _start_ab_test(engine, model_id: str, live_model_id: str | None) -> dict:
     return {"ab_test_id": test["test_id"]}
 
 
-@recorded("publish")
-def publish(engine, store, day: dt.date, decision: dict) -> dict:
-    from recsys.pipeline.publish import publish_model
-
-    if decision.get("dry_run"):
-        raise Skip("dry run: nothing is published")
-    return publish_model(engine, store, decision["model_id"], keep=get_settings().keep_model_versions)
-
-
 @recorded("shards")
 def shards(engine, day: dt.date, decision: dict) -> list[int]:
     """The precompute shards to map over: ``0 .. RECSYS_PRECOMPUTE_SHARDS - 1`` (equal shares of the users,
-    whatever their segments), none without a LIVE model."""
-    from recsys import registry
-
+    whatever their segments), none without a model to serve."""
     if decision.get("dry_run"):
         raise Skip("dry run: live recommendations are left as they are")
-    if registry.get_live(engine) is None:
+    if serving_model(engine, decision) is None:
         log.warning("no LIVE model yet: no personalised lists this run (fallback lists only)")
         return []
     return list(range(get_settings().precompute_shards))
 
 
 @recorded("precompute:{shard}")
-def precompute_shard(engine, store, redis, day: dt.date, shard: int) -> dict:
-    """The LIVE model's lists, then those of a running A/B test's other model for its arm's users."""
+def precompute_shard(engine, store, redis, day: dt.date, shard: int, decision: dict | None = None) -> dict:
+    """The lists of the model this run leaves serving (a promoted model's into its own keys, activated after
+    the switch), then those of a running A/B test's other model for its arm's users."""
     from recsys.abtest.precompute import precompute_test_arms
     from recsys.pipeline.precompute import precompute_shard as run
 
-    out = run(engine, store, redis, day, shard)
-    arms = precompute_test_arms(engine, store, redis, day, shard)
+    s = get_settings()
+    out = run(engine, store, redis, day, shard, serving_model(engine, decision or {}), settings=s)
+    arms = precompute_test_arms(engine, store, redis, day, shard, settings=s)
     return {**out, "ab_test_id": arms["test_id"], "ab_users": arms["users"]}
+
+
+@recorded("switch")
+def switch(engine, day: dt.date, decision: dict) -> dict:
+    """A promoted model becomes LIVE (under the registry's lock, only while the LIVE model is the one the
+    decision was taken against), now that its lists are written."""
+    from recsys.pipeline import release
+
+    if decision.get("dry_run") or decision.get("decision") != "promoted":
+        raise Skip(f"nothing to switch: the decision is {decision.get('decision')!r}")
+    out = release.switch(engine, decision["model_id"], decision.get("reason") or "promoted by the nightly run",
+                         expected_live=decision.get("live_model_id"))
+    return {**out, "day": day.isoformat()}
+
+
+@recorded("promote_lists:{shard}")
+def activate_shard(engine, redis, day: dt.date, shard: int, decision: dict) -> dict:
+    """The promoted model's lists of the shard onto the LIVE keys (after the switch)."""
+    from recsys.pipeline.activate import activate_shard as run
+
+    if decision.get("dry_run") or decision.get("decision") != "promoted":
+        raise Skip("no new LIVE model: its lists are the LIVE keys already")
+    return run(engine, redis, day, decision["model_id"], shard, get_settings())
 
 
 @recorded("lists")
@@ -219,4 +253,4 @@ def lists(engine, store, redis, day: dt.date, decision: dict) -> dict:
 
     if decision.get("dry_run"):
         raise Skip("dry run: live lists are left as they are")
-    return precompute_lists(engine, store, redis, day)
+    return precompute_lists(engine, store, redis, day, get_settings())

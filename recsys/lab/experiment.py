@@ -53,7 +53,8 @@ def prepare(args, env: dict) -> dict:
     from recsys.data.loading import load_shop
     from recsys.data.synthetic import generate_shop
     from recsys.db.migrate import upgrade
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
     from recsys.pipeline.precompute import precompute_all
     from recsys.pipeline.publish import publish_model
     from recsys.settings import Settings
@@ -83,7 +84,7 @@ def prepare(args, env: dict) -> dict:
 
 def true_ctr(engine, store, shoppers, model_id: str, users, k: int = 10) -> float:
     """Mean true probability of a click on the model's top-k list (the shoppers' hidden tastes)."""
-    from recsys.model.embedding_files import read_embeddings
+    from recsys.families.vectors.files import read_embeddings
 
     from recsys import registry
 

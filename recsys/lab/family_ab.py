@@ -25,15 +25,14 @@ from recsys.lab.experiment import TOKEN, api_process, base_parser, experiment_en
 
 def prepare_families(args, settings) -> dict:
     """The shop in the database; a hybrid (LIVE) and a sequential model trained on it, published, LIVE lists."""
-    from recsys import registry
     from recsys.clients import get_store, make_engine, make_redis
     from recsys.data.loading import load_shop
     from recsys.data.synthetic import generate_shop
     from recsys.db.migrate import upgrade
-    from recsys.model.train import TrainParams, train_model
-    from recsys.pipeline.precompute import precompute_all
+    from recsys.families import ConfigBase, TrainParams, family_of
     from recsys.pipeline.publish import publish_model
-    from recsys.sequential.family import config_from_settings, train_sequential_model
+    from recsys.pipeline.release import make_live
+    from recsys.pipeline.train import train_model
 
     upgrade(settings.database_url)
     engine, redis, store = make_engine(settings.database_url), make_redis(settings), get_store(settings)
@@ -42,14 +41,13 @@ def prepare_families(args, settings) -> dict:
                          seed=args.shop_seed, end_date=args.day)
     load_shop(engine, shop)
     day = args.day + dt.timedelta(days=1)  # train on every day of the shop
-    hybrid = train_model(engine, store, day, TrainParams(window_days=args.shop_days + 1, epochs=args.epochs,
-                                                          no_components=32, threads=2, seed=1))["model_id"]
-    config = config_from_settings(settings, time_budget_s=args.sequential_budget, seed=1)
-    sequential = train_sequential_model(engine, store, day, args.shop_days + 1, config)["model_id"]
-    for model_id in (hybrid, sequential):
-        publish_model(engine, store, model_id)
-    registry.promote(engine, hybrid, reason="family A/B: the hybrid is LIVE")
-    precompute_all(engine, store, redis, day=args.day, settings=settings)
+    params = TrainParams(window_days=args.shop_days + 1, epochs=args.epochs, no_components=32, threads=2, seed=1)
+    hybrid = train_model(engine, store, day, params)["model_id"]
+    treatment = family_of("sequential")  # this experiment's treatment family
+    config = treatment.default_config(ConfigBase(params, options={treatment.name: {"time_budget_s": args.sequential_budget}}))
+    sequential = train_model(engine, store, day, params, family=treatment.name, config=config)["model_id"]
+    publish_model(engine, store, sequential)
+    make_live(engine, store, redis, hybrid, "family A/B: the hybrid is LIVE", settings=settings, day=args.day)
     return {"engine": engine, "redis": redis, "store": store, "shop": shop, "hybrid": hybrid,
             "sequential": sequential, "settings": settings}
 

@@ -3,18 +3,23 @@ train the winner on the whole window (``train_model``) and register it with the 
 
 For hold-out day ``D`` the training window is ``[D - window_days + 1, D)``. Its newest
 ``RECSYS_SELECTION_VALIDATION_DAYS`` days are the validation period: every candidate of
-``RECSYS_SELECTION_CANDIDATES`` is trained on the window's days before them and scored on them as
-served (``recsys.evaluation.selection.select_model``, time-boxed by
-``RECSYS_SELECTION_BUDGET_SECONDS``). Day ``D`` itself, which evaluate scores the new model on
-against LIVE, is never read here. A family pinned by the run's params skips the selection; a window
-without validation users keeps the first candidate (the production default).
+``RECSYS_SELECTION_CANDIDATES`` (empty: every registered family's candidates, ``recsys.families``) is
+trained on the window's days before them and scored on them as served
+(``recsys.evaluation.selection.select_model``, time-boxed by ``RECSYS_SELECTION_BUDGET_SECONDS``). Day
+``D`` itself, which evaluate scores the new model on against LIVE, is never read here. A family pinned by
+the run's params skips the selection; a window without validation users keeps the first candidate (the
+production default). Each family's configuration takes its options from the settings
+(``ModelFamily.options_from_settings``: a training time budget). The chosen candidate is trained on the
+whole window and registered with its family's ``model_type``; evaluate, the release and precompute take it
+like any model.
 
-The ``sequential`` candidate is the session model with the settings' time budget, threads and seed
-(``recsys.sequential.family.config_from_settings``), scored on validation like the others; chosen (or
-pinned), it is trained on the whole window and registered with ``model_type`` ``SEQUENTIAL`` through
-the family registry (``recsys.model.families``), and evaluate, promote, publish and precompute take it
-like any model. The DAG's separate sequential branch (``recsys.flows.sequential``) still trains its own
-model for an A/B test; neither reuses the other's row on a re-run (their params differ in layout).
+Weekly tuning: when the newest tuning record in the registry (on a model row trained for a day up to the
+processed one) is ``RECSYS_TUNING_INTERVAL_DAYS`` days old or more, or there is none (0 switches tuning
+off), the ``RECSYS_TUNING_FAMILIES`` best families of the last selection that have a search space are
+searched (``recsys.evaluation.tuning.search``) on the same validation split, each for an equal share of
+``RECSYS_TUNING_BUDGET_SECONDS``; the record (``params["tuning"]``: ``{"searched_on", "metric",
+"candidates": {name: {"config", "validation", "default_validation", "trials"}}}``) is carried to every
+later model's row until the next search, and its improvements configure the candidates.
 
 The table (each candidate's family, configuration, validation metrics, seconds, chosen/skipped) is
 stored in the registry row's ``params["selection"]`` (written once at registration; ``metrics`` is
@@ -27,14 +32,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import pandas as pd
 from sqlalchemy import Engine, select
 
 from recsys.artifacts import ArtifactStore
-from recsys.constants import (
-    COL_EVENT_TYPE, COL_ITEM, COL_PRICE, COL_TIMESTAMP, COL_USER, MS_PER_DAY, SELECTION_CANDIDATES,
-)
-from recsys.db.models import UserEvent
+from recsys.constants import MS_PER_DAY
+from recsys.data.frames import load_products, load_users, load_window_events
+from recsys.db.models import RecommendationModel
 from recsys.evaluation.errors import EvaluationError
 from recsys.evaluation.logs import EventLogs
 from recsys.evaluation.models import BaselineConfig, HybridConfig
@@ -42,24 +45,13 @@ from recsys.evaluation.protocol import Cutoff, EvalSplit, Protocol, build_eval_s
 from recsys.evaluation.selection import (
     CandidateSpec, Selection, candidate_specs, fallback_selection, select_model,
 )
-from recsys.model.train import TrainParams, load_products, load_users, train_model
-from recsys.sequential.family import config_from_settings
+from recsys.evaluation.tuning import apply_tuned, leading, search
+from recsys.families import TrainParams, options_from_settings
+from recsys.pipeline.train import train_model
 from recsys.settings import Settings
 from recsys.timeutil import day_start_ms
 
 log = logging.getLogger(__name__)
-EVENT_COLUMNS = (COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_TIMESTAMP, COL_PRICE)
-
-
-def load_window_events(engine: Engine, start_day: dt.date, end_day_exclusive: dt.date) -> pd.DataFrame:
-    """The raw events of ``[start_day, end_day_exclusive)`` with a user and a product."""
-    e = UserEvent
-    stmt = select(e.user_id, e.product_id, e.event_type, e.timestamp, e.price).where(
-        e.timestamp >= day_start_ms(start_day), e.timestamp < day_start_ms(end_day_exclusive),
-        e.user_id.is_not(None), e.product_id.is_not(None))
-    with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(stmt).all(), columns=list(EVENT_COLUMNS))
-    return frame.astype({COL_USER: "int64", COL_ITEM: "int64", COL_TIMESTAMP: "int64", COL_PRICE: "float64"})
 
 
 def validation_of(logs: EventLogs, day: dt.date, validation_days: int, exclude_seen: str) -> EvalSplit:
@@ -72,18 +64,20 @@ def validation_of(logs: EventLogs, day: dt.date, validation_days: int, exclude_s
 
 def nightly_specs(settings: Settings, params: TrainParams, tuned: dict | None = None,
                   names: tuple[str, ...] | None = None) -> tuple[CandidateSpec, ...]:
-    """The candidates ``names`` (default ``RECSYS_SELECTION_CANDIDATES``), in that order, with the run's
-    training params and the stored tuned configurations (``tuned``: ``{candidate name: config}``,
-    ``recsys.pipeline.tuning``)."""
+    """The candidates ``names`` (default every registered candidate), in that order, with the run's training
+    params, the families' options from the settings and the stored tuned configurations (``tuned``:
+    ``{candidate name: config}``); ``ValueError`` naming an unknown candidate."""
     base = HybridConfig.from_settings(settings, window_days=params.window_days, epochs=params.epochs,
                                       loss=params.loss)
-    baselines = BaselineConfig(sequential=config_from_settings(settings).as_dict())
+    baselines = BaselineConfig(options=options_from_settings(settings))
     specs = {spec.name: spec for spec in candidate_specs(base, baselines)}
     if tuned:
-        from recsys.pipeline.tuning import apply_tuned
-
         specs = {name: apply_tuned(spec, tuned.get(name)) for name, spec in specs.items()}
-    return tuple(specs[name] for name in (names or settings.selection_candidates) if name in specs)
+    wanted = names or tuple(specs)
+    unknown = [name for name in wanted if name not in specs]
+    if unknown:
+        raise ValueError(f"RECSYS_SELECTION_CANDIDATES names unknown candidate(s) {unknown}; known: {list(specs)}")
+    return tuple(specs[name] for name in wanted)
 
 
 def pinned_selection(specs: tuple[CandidateSpec, ...], family: str, metric: str) -> tuple[Selection, CandidateSpec]:
@@ -123,10 +117,8 @@ def choose(engine: Engine, day: dt.date, params: TrainParams, settings: Settings
            pinned: str | None = None) -> tuple[dict, CandidateSpec, dict | None]:
     """The selection (as a dict), the chosen candidate and the tuning record in effect
     (``recsys.pipeline.tuning``: the stored one, or a search run now when one is due)."""
-    from recsys.pipeline.tuning import is_due, latest_record, search_leading, tuned_configs
-
     metric = settings.selection_metric
-    names = SELECTION_CANDIDATES if pinned else tuple(settings.selection_candidates)
+    names = None if pinned else (tuple(settings.selection_candidates) or None)
     base = nightly_specs(settings, params, None, names)
     tuning = latest_record(engine, day, "tuning")
     due = not pinned and is_due(tuning, day, settings.tuning_interval_days)
@@ -168,3 +160,38 @@ def train_chosen(engine: Engine, store: ArtifactStore, day: dt.date, params: Tra
     out = train_model(engine, store, day, params, family=spec.family, config=config, record=record)
     return {**out, "candidate": spec.name, "selection": {r["name"]: (r["validation"] or {}).get(selection["metric"])
                                                          for r in selection["candidates"]}}
+
+
+# --- weekly tuning (the search itself: recsys.evaluation.tuning.search) ---
+def latest_record(engine: Engine, day: dt.date, key: str) -> dict | None:
+    """``params[key]`` of the newest model row trained for a day up to ``day`` that has one."""
+    stmt = (select(RecommendationModel.params).where(RecommendationModel.train_date <= day)
+            .order_by(RecommendationModel.train_date.desc(), RecommendationModel.version.desc()))
+    with engine.connect() as conn:
+        for (params,) in conn.execute(stmt):
+            if (params or {}).get(key):
+                return params[key]
+    return None
+
+
+def is_due(record: dict | None, day: dt.date, interval_days: int) -> bool:
+    """A new search is due: tuning is on and the last one is ``interval_days`` old or more (or missing)."""
+    if interval_days <= 0:
+        return False
+    if not record:
+        return True
+    return (day - dt.date.fromisoformat(record["searched_on"])).days >= interval_days
+
+
+def search_leading(engine: Engine, day: dt.date, val: EvalSplit, specs: tuple[CandidateSpec, ...],
+                   settings: Settings) -> dict:
+    """A new search of the leading families of the last selection (``leading``) on ``val``."""
+    chosen = leading(specs, latest_record(engine, day, "selection"), settings.tuning_families)
+    log.info("tuning %s on the validation split (budget %.0f s)", [s.name for s in chosen],
+             settings.tuning_budget_seconds)
+    return search(val, chosen, settings.selection_metric, settings.tuning_budget_seconds, day, settings.seed)
+
+
+def tuned_configs(record: dict | None) -> dict:
+    """``{candidate name: {"config": ...}}`` of a tuning record's improvements (for ``nightly_specs``)."""
+    return {name: c for name, c in ((record or {}).get("candidates") or {}).items() if c.get("config")}

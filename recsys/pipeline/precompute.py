@@ -2,11 +2,10 @@
 
 For one shard (``segments.shard_of``, ``RECSYS_PRECOMPUTE_SHARDS`` of them): its
 users active in ``[day - active_days + 1, day]`` (those the model knows, for a family
-without cold start) are scored in blocks, products they already saw are excluded
-(``RECSYS_EXCLUDE_SEEN``: by default the ones they PURCHASEd) and the top
-``CANDIDATE_FACTOR * recs_per_user`` are kept (``topk.fused_top``: tiles of
-``user_vectors @ item_vectors.T`` in threads, for any vector family of ``recsys.model.families``;
-for item-kNN the history rows times the neighbour matrix, then ``topk.select_top``), products popular in
+without cold start) are scored in blocks by the model's family scorer (``recsys.families``), products they
+already saw are excluded (``RECSYS_EXCLUDE_SEEN``: by default the ones they PURCHASEd) and the top
+``CANDIDATE_FACTOR * recs_per_user`` are kept (``Scorer.top``: for a vector model ``topk.fused_top``,
+tiles of ``user_vectors @ item_vectors.T`` in threads), products popular in
 the trending window get a boost (``rerank_trending_weight``), the list is
 re-ranked (per-category cap, out-of-stock last), cut to ``recs_per_user`` and
 each kept item gets its reason. Every key is written whole with one SET in pipelined chunks,
@@ -27,7 +26,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from sqlalchemy import Engine, func, or_, select
 
 from recsys import keys, registry
@@ -37,17 +35,17 @@ from recsys.constants import (
     PURCHASE, REASON_JUST_VIEWED, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
 )
 from recsys.db.models import User, UserEvent
-from recsys.model.families import ScoringWindow, load_model, servable_users
-from recsys.model.features import value_segments
+from recsys.families import ModelFamily, ScoringWindow, family_of, servable_users
+from recsys.families.base import Scorer as FamilyScorer
+from recsys.families.vectors.scorer import VectorScorer
+from recsys.data.frames import value_segments
 from recsys.pipeline.answers import serving_context, write_block
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment: re-exported)
     PrecomputeError, check_shard, parse_segment, segment_of, shard_of,
 )
-from recsys.pipeline.topk import fused_top, select_top
 from recsys.ranking.reasons import NEW_ARRIVAL_MAX_INTERACTIONS
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
-from recsys.sequential.served import just_viewed, list_fields
 from recsys.settings import Settings, get_settings
 from recsys.timeutil import ms_to_datetime
 
@@ -130,28 +128,33 @@ class CatalogArrays:
         return self.column.get_indexer(np.asarray(product_ids))
 
 
+def _no_users(users: pd.DataFrame, segments=None) -> np.ndarray:
+    raise ValueError("this scorer was built from item vectors alone: give the users' vectors to its methods")
+
+
 @dataclass
 class Scorer:
-    """One model (any family, ``recsys.model.families``) ready to score: item vectors (for item-kNN the
-    sparse neighbour columns) and product attributes in catalogue order."""
+    """One model ready to precompute with: its family's scorer over the catalogue (``recsys.families``) and
+    the catalogue's attributes. Built from ``item_vectors`` alone (``model`` None: benchmarks and tests), it
+    scores given user vectors as a vector model would."""
 
     model_id: str
     is_live: bool
-    model: object  # a model of recsys.model.families, or a recsys.sequential.served.SequentialServed
+    model: object  # a model of recsys.families (None: item_vectors stand for one)
     products: pd.DataFrame
-    item_vectors: np.ndarray | sp.spmatrix
+    item_vectors: np.ndarray | None
     settings: Settings
+    scorer: FamilyScorer | None = None
+    family: ModelFamily | None = None
+
+    def __post_init__(self):
+        if self.scorer is None:
+            self.scorer = VectorScorer(self.products, self.item_vectors, _no_users)
 
     @property
     def has_vectors(self) -> bool:
-        """Dense user/item vectors exist (``embedding:*`` keys are written); not for item-kNN."""
-        return not sp.issparse(self.item_vectors)  # item-kNN's neighbour matrix is sparse (served_as "neighbours")
-
-    def scores(self, vectors) -> np.ndarray:
-        """(n, m) float32 scores of a block's user vectors for the catalogue: ``vectors @ item_vectors.T``
-        (for item-kNN: the users' history rows times the neighbour matrix)."""
-        scores = vectors @ self.item_vectors.T
-        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
+        """Dense user/item vectors exist (``embedding:*`` keys are written)."""
+        return self.scorer.item_vectors is not None
 
     @cached_property
     def catalog(self) -> CatalogArrays:
@@ -159,25 +162,32 @@ class Scorer:
         strings' factorisation and the id index cost more per block than the block's own top-k)."""
         return CatalogArrays.of(self.products)
 
+    @cached_property
+    def names(self) -> dict[int, str]:
+        """Product id -> name (the reason "Because you just viewed <name>")."""
+        if "name" not in self.products:
+            return {}
+        return dict(zip(self.products[COL_ITEM].astype(int).tolist(), self.products["name"].astype(str).tolist()))
+
     @classmethod
     def load(cls, engine: Engine, store: ArtifactStore, day: dt.date, model_id: str | None,
-             settings: Settings, as_live: bool = False) -> Scorer:
-        """The LIVE model (or ``model_id``), its files verified; ``as_live`` writes a non-LIVE model's
-        lists to the LIVE keys (a rollback or promotion precomputes before it switches the registry)."""
+             settings: Settings) -> Scorer:
+        """The LIVE model (or ``model_id``), its files verified."""
         live = registry.get_live(engine)
         if model_id is None:
             if live is None:
                 raise PrecomputeError("no LIVE model to precompute with: train and promote one first")
             model_id = live.model_id
         row = registry.get_model(engine, model_id)  # UnknownModelError for a wrong id
-        # any family, or a sequential model reading each user's sequence up to the end of ``day``;
-        # ArtifactIntegrityError for an altered file
-        model = load_model(store, row, ScoringWindow(engine, window_ms(day, 1)[1], settings.training_window_days))
+        family = family_of(row.model_type)
+        model = family.load(store, model_id, row.artifacts)  # ArtifactIntegrityError for an altered file
         products = load_catalog(engine, day, settings)
         if products.empty:
             raise PrecomputeError("the catalogue is empty: nothing to recommend")
-        is_live = as_live or (live is not None and live.model_id == model_id)
-        return cls(model_id, is_live, model, products, model.item_vectors(products), settings)
+        # a family scoring from users' recent events reads them up to the end of ``day``
+        scorer = model.scorer(products, ScoringWindow(engine, window_ms(day, 1)[1], settings.training_window_days))
+        is_live = live is not None and live.model_id == model_id
+        return cls(model_id, is_live, model, products, scorer.item_vectors, settings, scorer, family)
 
     def recs_key(self, user_id: int) -> str:
         return keys.recs_key(user_id, None if self.is_live else self.model_id)
@@ -221,17 +231,14 @@ def _viewed_pairs(users: pd.DataFrame, catalog: CatalogArrays, history: pd.DataF
     return np.unique(rows * (codes.max(initial=0) + 1) + codes[cols])
 
 
-def _candidates(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
+def _candidates(scorer: Scorer, users: pd.DataFrame, block,
                 history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's ``CANDIDATE_FACTOR * recs_per_user`` best unseen products, best first (``topk.fused_top``)."""
+    """Each user's ``CANDIDATE_FACTOR * recs_per_user`` best unseen products, best first (the family scorer's
+    ``top``: for a vector model ``topk.fused_top``)."""
     s = scorer.settings
     rows, cols = _seen_pairs(users, scorer.catalog, history, s.exclude_seen_types)
-    if not scorer.has_vectors:  # item-kNN: sparse history rows x neighbour matrix, a dense block of scores
-        scores = np.ascontiguousarray(scorer.scores(vectors))
-        scores[rows, cols] = -np.inf
-        return select_top(scores, CANDIDATE_FACTOR * s.recs_per_user)
-    return fused_top(vectors, scorer.item_vectors, CANDIDATE_FACTOR * s.recs_per_user, rows, cols,
-                     tile_bytes=s.precompute_tile_mb * 2**20, threads=s.precompute_threads)
+    return scorer.scorer.top(block, CANDIDATE_FACTOR * s.recs_per_user, rows, cols,
+                             tile_bytes=s.precompute_tile_mb * 2**20, threads=s.precompute_threads)
 
 
 def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
@@ -270,10 +277,12 @@ def _user_lists(scorer: Scorer, users: pd.DataFrame, vectors: np.ndarray,
 
 
 def _just_viewed_reasons(scorer: Scorer, users: pd.DataFrame, row: np.ndarray, reasons: list[str]) -> list[str]:
-    """A sequential model's items: "Because you just viewed <product>" (``reason_for``'s first rule)."""
-    viewed = [just_viewed(scorer.model, uid) for uid in users[COL_USER].tolist()]
-    if not any(viewed):
+    """A list that follows a product (a family scoring the recent sequence): "Because you just viewed <product>"
+    (``reason_for``'s first rule)."""
+    follows = [scorer.scorer.follows(uid) for uid in users[COL_USER].tolist()]
+    if not any(p is not None for p in follows):
         return reasons
+    viewed = [None if p is None else scorer.names.get(int(p), str(p)) for p in follows]
     return [REASON_JUST_VIEWED.format(product=viewed[r]) if viewed[r] else text
             for r, text in zip(row.tolist(), reasons)]
 
@@ -318,8 +327,9 @@ def embedding_payload(vector: np.ndarray, model_id: str) -> dict:
 
 def recommend_block(engine: Engine, day: dt.date, scorer: Scorer,
                     block: pd.DataFrame) -> tuple[np.ndarray, list[list[Candidate]]]:
-    """The user vectors and re-ranked lists of a block of ``active_users`` rows, as cached (nothing written)."""
-    vectors = scorer.model.user_vectors(block, block.set_index(COL_USER)["value_segment"])
+    """The family scorer's block (for a vector model the user vectors) and the re-ranked lists of a block of
+    ``active_users`` rows, as cached (nothing written)."""
+    vectors = scorer.scorer.block(block, block.set_index(COL_USER)["value_segment"])
     s = scorer.settings
     history = _history(engine, block[COL_USER].tolist(), day, s.trending_days, s.exclude_seen_types)
     return vectors, _user_lists(scorer, block, vectors, history)
@@ -328,7 +338,8 @@ def recommend_block(engine: Engine, day: dt.date, scorer: Scorer,
 def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.DataFrame) -> int:
     """Score, re-rank and write the lists (and LIVE embeddings) of ``users``; returns users written."""
     s, ttl = scorer.settings, scorer.settings.recs_ttl_seconds
-    users = servable_users(scorer.model, users, COL_USER)  # a family without cold start: its known users
+    if scorer.family is not None:  # a family without cold start: its known users
+        users = servable_users(scorer.family, scorer.model, users, COL_USER)
     context = serving_context(engine, redis, s)  # the final answers' context (None: answers off)
     for start in range(0, len(users), s.precompute_block_size):
         block = users.iloc[start : start + s.precompute_block_size]
@@ -336,12 +347,13 @@ def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.D
         vectors, lists = recommend_block(engine, day, scorer, block)
         updated = dt.datetime.now(dt.timezone.utc).isoformat()
         write_block(redis, [scorer.recs_key(uid) for uid in ids], ids,
-                    [keys.encode_recs({**recs_payload(items, scorer.model_id, updated), **list_fields(scorer.model, uid)})
+                    [keys.encode_recs({**recs_payload(items, scorer.model_id, updated), **scorer.scorer.list_fields(uid)})
                      for uid, items in zip(ids, lists)], ttl, context,
                     answer_model=None if scorer.is_live else scorer.model_id)
-        if scorer.is_live and scorer.has_vectors:  # embedding:{user_id} belongs to the LIVE model only
+        user_vectors = scorer.scorer.user_vectors(vectors) if scorer.is_live else None
+        if user_vectors is not None:  # embedding:{user_id} belongs to the LIVE model only
             write_json(redis, ((KEY_USER_EMBEDDING.format(user_id=uid), embedding_payload(vec, scorer.model_id))
-                               for uid, vec in zip(ids, vectors)), ttl=ttl)
+                               for uid, vec in zip(ids, user_vectors)), ttl=ttl)
     return len(users)
 
 
@@ -379,7 +391,7 @@ def _write_lists(engine: Engine, redis, day: dt.date, settings: Settings, live: 
     out = write_lists(engine, redis, day, settings, catalog=live.products)
     if not live.has_vectors:
         log.info("LIVE model %s (%s) has no product vectors: product embeddings not written", live.model_id,
-                 live.model.served_as)
+                 live.family.name if live.family else "?")
         return {**out, "product_embeddings": 0, "model_id": live.model_id}
     n = write_json(redis, ((KEY_PRODUCT_EMBEDDING.format(product_id=pid), embedding_payload(vec, live.model_id))
                            for pid, vec in zip(live.products[COL_ITEM].tolist(), live.item_vectors)),
@@ -402,13 +414,14 @@ def latest_event_day(engine: Engine, now_ms: int | None = None, skew_ms: int | N
 
 
 def precompute_all(engine: Engine, store: ArtifactStore, redis, day: dt.date | None = None,
-                   model_id: str | None = None, settings: Settings | None = None, as_live: bool = False) -> dict:
-    """The shared lists and every active segment (for a manual promote or rollback: ``as_live`` writes
-    ``model_id``'s lists to the LIVE keys before the registry points at it)."""
+                   model_id: str | None = None, settings: Settings | None = None) -> dict:
+    """The shared lists and every active segment's lists of the LIVE model (or ``model_id``: a model that is
+    not LIVE writes its own keys, ``recs:<model>:{user}``, which ``recsys.pipeline.release`` activates after
+    the switch); ``user_ids``: the users whose lists were written."""
     settings = settings or get_settings()
     day = day or latest_event_day(engine, skew_ms=settings.event_clock_skew_seconds * 1000)
     started = time.perf_counter()
-    scorer = Scorer.load(engine, store, day, model_id, settings, as_live=as_live)
+    scorer = Scorer.load(engine, store, day, model_id, settings)
     if scorer.is_live:
         lists = _write_lists(engine, redis, day, settings, scorer)
     else:
@@ -417,4 +430,5 @@ def precompute_all(engine: Engine, store: ArtifactStore, redis, day: dt.date | N
     segments = {seg: score_users(engine, redis, day, scorer, group.reset_index(drop=True))
                 for seg, group in users.groupby("segment", sort=True)}
     return {"day": day.isoformat(), "model_id": scorer.model_id, "lists": lists, "segments": segments,
-            "users": int(sum(segments.values())), "seconds": round(time.perf_counter() - started, 3)}
+            "users": int(sum(segments.values())), "user_ids": users[COL_USER].tolist(),
+            "seconds": round(time.perf_counter() - started, 3)}

@@ -2,7 +2,7 @@
 
 The source says which list an item came from (the model, a fallback list, a
 cross-sell rule). For model items the most specific true reason wins, in this
-order: a sequential model's list follows the product the user just viewed >
+order: a real-time model's list follows the product the user just viewed >
 it goes with a product the user bought > the user recently viewed its
 category > it is a new product with few interactions > "Customers like you
 also bought...". Texts are the ``constants.REASON_*`` templates. With
@@ -55,7 +55,7 @@ class ReasonContext:
     """
 
     viewed_categories: frozenset[str] = frozenset()
-    just_viewed: str | None = None  # a sequential model's list: the product (name or id) it follows
+    just_viewed: str | None = None  # a real-time model's list: the product (name or id) it follows
     purchased: Mapping[str, str] = field(default_factory=dict)
     complements: Mapping[str, Sequence[str]] = field(default_factory=dict)
     new_max_interactions: int = NEW_ARRIVAL_MAX_INTERACTIONS

@@ -17,7 +17,7 @@ from recsys.constants import KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_TRENDING
 from recsys.abtest.assignment import assign_arm
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.db.models import ABImpression, Product, RecommendationModel, UserEvent
-from recsys.model.embedding_files import publish_arrays
+from recsys.families.vectors.files import publish_arrays
 
 REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TOKEN = "s3cret-admin-token-0123456789"

@@ -1,5 +1,7 @@
 """Closing an A/B test is decided once, on the real PostgreSQL (and on SQLite): racing closers, a
-stale results write after the close, and a treatment archived during its test."""
+stale results write after the close, and a treatment archived during its test; a winner is released once
+(``results.release_winner``: the one release path, ``make_live``, stood in for here by its switch: its
+lists-before-the-switch order is tested with real models in tests/pipeline/test_release.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,23 @@ def begin(engine, settings, hours=24.0):
 def promotions_of(engine, model_id: str) -> int:
     with engine.connect() as conn:
         return conn.scalar(select(func.count()).select_from(ModelPromotion).where(ModelPromotion.model_id == model_id))
+
+
+@pytest.fixture
+def released(monkeypatch):
+    """``make_live`` as the release calls it, reduced to its switch (these worlds' models have no files to
+    precompute from); every call recorded."""
+    from recsys.pipeline import release
+
+    calls = []
+
+    def make_live(engine, store_, redis, model_id, reason, *, settings, expected_live, allow_archived, **kw):
+        calls.append(model_id)
+        return registry.promote(engine, model_id, reason=reason, expected_live=expected_live,
+                                allow_archived=allow_archived)
+
+    monkeypatch.setattr(release, "make_live", make_live)
+    return calls
 
 
 @pytest.fixture
@@ -63,8 +82,9 @@ def run_together(calls) -> list:
 
 
 @pytest.mark.parametrize("attempt", range(3))
-def test_racing_closers_decide_once_and_promote_the_winner_once(world, ab_settings, decisions, attempt):
-    """/stop twice, the hourly run's close and close_expired, released together: one decision, one promotion."""
+def test_racing_closers_decide_once_and_promote_the_winner_once(world, ab_settings, decisions, released, attempt):
+    """/stop twice, the hourly run's close and close_expired, released together: one decision; then releasers
+    racing: one promotion."""
     test = begin(world, ab_settings, hours=1.5)  # ended 30 minutes ago: every closer may close it
     seed_traffic(world, test, 150, {"control": 0.2, "treatment": 0.45})
     tid = test["test_id"]
@@ -76,10 +96,15 @@ def test_racing_closers_decide_once_and_promote_the_winner_once(world, ab_settin
     ])
     refused = [o for o in out if isinstance(o, Exception)]
     assert all(isinstance(e, store.InvalidTestError) and "not RUNNING" in str(e) for e in refused), refused
-    assert len(decisions) == 1 and decisions[0]["action"] == "promoted"
-    assert decisions[0]["previous_live_model_id"] == "m-control"
+    assert len(decisions) == 1 and decisions[0]["action"] == "release"
+    assert decisions[0]["expected_live"] == "m-control"
     closed = store.get_test(world, tid)
     assert closed["status"] in ("COMPLETED", "STOPPED") and closed["results"]["decision"] == decisions[0]
+    assert registry.get_live(world).model_id == "m-control"  # not LIVE before the release writes its lists
+    out = run_together([lambda: R.release_winner(world, None, None, tid, ab_settings) for _ in range(3)])
+    assert sorted(o["action"] or "" for o in out) == ["", "", "promoted"] and released == ["m-treat"]
+    decision = store.get_test(world, tid)["results"]["decision"]
+    assert decision["action"] == "promoted" and decision["previous_live_model_id"] == "m-control"
     assert promotions_of(world, "m-treat") == 1
     assert registry.get_live(world).model_id == "m-treat"
 
@@ -103,13 +128,13 @@ def test_a_results_write_that_lands_after_the_close_leaves_the_decision(world, a
     monkeypatch.setattr(R, "compute_results", close_meanwhile)
     returned = R.update_results(world, tid, as_of=NOW, settings=ab_settings)
     decision = closed["row"]["results"]["decision"]
-    assert decision["action"] == "promoted"
+    assert decision["action"] == "release"
     stored = store.get_test(world, tid)
     assert stored["status"] == "STOPPED" and stored["results"]["decision"] == decision
     assert stored["results"] == closed["row"]["results"] and returned == stored["results"]
 
 
-def test_a_treatment_archived_during_its_test_is_not_made_live(world, ab_settings, caplog):
+def test_a_treatment_archived_during_its_test_is_not_made_live(world, ab_settings, released, caplog):
     test = begin(world, ab_settings)
     seed_traffic(world, test, 150, {"control": 0.2, "treatment": 0.45})
     registry.archive(world, "m-treat", reason="an operator archived it during the test")
@@ -120,6 +145,8 @@ def test_a_treatment_archived_during_its_test_is_not_made_live(world, ab_setting
     assert registry.get_live(world).model_id == "m-control"
     assert registry.get_model(world, "m-treat").status == "ARCHIVED"
     assert promotions_of(world, "m-treat") == 0
+    assert R.release_winner(world, None, None, test["test_id"], ab_settings)["action"] is None  # nothing waits
+    assert released == []
     with pytest.raises(registry.ArchivedModelError, match="m-treat is ARCHIVED"):
         registry.promote(world, "m-treat", reason="A/B winner", expected_live="m-control", allow_archived=False)
     registry.promote(world, "m-treat", reason="by hand (models promote)")  # an operator may bring it back

@@ -74,7 +74,8 @@ def test_dag_wiring():
 @pytest.fixture
 def two_models(shop_engine, local_store):
     """A tiny trained LIVE model, and a copy of it registered as a second model (the treatment)."""
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
 
     live = train_model(shop_engine, local_store, DAY, TrainParams(window_days=21, epochs=2, no_components=8,
                                                                    threads=1, seed=3))["model_id"]

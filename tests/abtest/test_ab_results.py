@@ -33,13 +33,23 @@ def test_results_numbers_match_the_counts(ab_world, ab_settings):
     assert points[-1]["treatment"]["ctr"] == pytest.approx(0.3) and len(points) <= R.MAX_POINTS
 
 
-def test_a_winning_treatment_becomes_live_recorded_with_the_test_id(ab_world, ab_settings):
+def test_a_winning_treatment_becomes_live_recorded_with_the_test_id(ab_world, ab_settings, monkeypatch):
+    from recsys.pipeline import release
+
+    calls = []
+    monkeypatch.setattr(release, "make_live", lambda engine, s, r, model_id, reason, **kw: calls.append(kw) or
+                        registry.promote(engine, model_id, reason=reason, expected_live=kw["expected_live"],
+                                         allow_archived=kw["allow_archived"]))  # the release's switch
     test = begin(ab_world, ab_settings)
     seed_traffic(ab_world, test, 150, {"control": 0.2, "treatment": 0.45})
     row = service.stop_test(ab_world, test["test_id"], now=NOW, settings=ab_settings)
     assert row["status"] == "STOPPED" and row["winner"] == "treatment" and row["pvalue"] < 0.05
     assert row["results"]["ctr_test"]["sample_size_reached"]
-    decision = row["results"]["decision"]
+    assert row["results"]["decision"]["action"] == "release"  # made LIVE by the release, lists first
+    assert registry.get_live(ab_world).model_id == "m-control"
+    R.release_winner(ab_world, None, None, test["test_id"], ab_settings)
+    assert calls == [{"settings": ab_settings, "expected_live": "m-control", "allow_archived": False}]
+    decision = store.get_test(ab_world, test["test_id"])["results"]["decision"]
     assert decision["action"] == "promoted" and decision["previous_live_model_id"] == "m-control"
     live = registry.get_live(ab_world)
     assert live.model_id == "m-treat" and f"A/B test {test['test_id']}" in live.decision

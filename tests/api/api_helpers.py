@@ -144,7 +144,7 @@ def register_live_model(engine, store, model_id: str, user_ids, user_vectors, it
 
     from recsys.artifacts import model_key
     from recsys.db.models import RecommendationModel
-    from recsys.model.embedding_files import publish_arrays
+    from recsys.families.vectors.files import publish_arrays
 
     checksums = publish_arrays(store, model_id, user_ids, user_vectors, item_ids, item_vectors)
     with engine.begin() as conn:

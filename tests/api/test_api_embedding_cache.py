@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.api import embedding_cache
-from recsys.api.embeddings import EmbeddingsError, load_embeddings
+from recsys.serving import model_cache as embedding_cache
+from recsys.families.vectors.served import EmbeddingsError
+from recsys.serving.model_cache import load_served
 from recsys.integrity import ArtifactIntegrityError
 from recsys.artifacts import LocalArtifactStore, model_key
-from recsys.model.embedding_files import EMBEDDING_FILES, publish_arrays
+from recsys.families.vectors.files import EMBEDDING_FILES, publish_arrays
 
 
 def arrays(seed=0, users=40, items=30, dim=5):
@@ -55,11 +56,11 @@ def test_downloaded_once_then_reused_from_the_cache(store, tmp_path):
     user_ids, user_vectors, item_ids, item_vectors = arrays()
     sums = publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
     root = tmp_path / "cache"
-    first = load_embeddings(store, "m1", root, sums)
+    first = load_served(store, "m1", root, sums)
     assert store.downloads() == [model_key("m1", f) for f in EMBEDDING_FILES]
     assert sorted(p.name for p in (root / "m1").iterdir()) == sorted((*EMBEDDING_FILES, embedding_cache.MANIFEST))
     assert leftovers(root) == []
-    second = load_embeddings(store, "m1", root, sums)
+    second = load_served(store, "m1", root, sums)
     assert len(store.downloads()) == len(EMBEDDING_FILES)  # the second load downloaded nothing
     assert Path(second.user_vectors.base.filename) == root / "m1" / "user_vectors.npy"
     order = np.argsort(user_ids)
@@ -77,7 +78,7 @@ def test_concurrent_loaders_in_threads_download_once(tmp_path):
     def load():
         start.wait()
         try:
-            results.append(load_embeddings(store, "m1", root, sums))
+            results.append(load_served(store, "m1", root, sums))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -95,7 +96,7 @@ def test_concurrent_loaders_in_threads_download_once(tmp_path):
 def _load_in_process(store, root, sums, go, out):
     go.wait()
     try:
-        emb = load_embeddings(store, "m1", root, sums)
+        emb = load_served(store, "m1", root, sums)
         out.put((emb.user_vector(int(emb.user_ids[3])).tolist(), len(emb.item_ids)))
     except Exception as exc:  # noqa: BLE001 - the parent compares the answers
         out.put(repr(exc))
@@ -124,7 +125,7 @@ def test_concurrent_worker_processes_share_one_download(tmp_path):
 def test_s3_store_downloads_into_the_cache(s3_store, tmp_path):
     user_ids, user_vectors, item_ids, item_vectors = arrays(3)
     sums = publish_arrays(s3_store, "m1", user_ids, user_vectors, item_ids, item_vectors)
-    emb = load_embeddings(s3_store, "m1", tmp_path / "cache", sums)
+    emb = load_served(s3_store, "m1", tmp_path / "cache", sums)
     assert (tmp_path / "cache" / "m1" / "item_norms.npy").is_file()
     order = np.argsort(item_ids)
     np.testing.assert_array_equal(emb.item_ids, item_ids[order])
@@ -157,7 +158,7 @@ def test_bad_or_missing_files_give_a_readable_error_and_leave_nothing(store, tmp
         sums = {**sums, name: store.sha256(model_key("m1", name))}
     root = tmp_path / "cache"
     with pytest.raises(EmbeddingsError, match=message):
-        load_embeddings(store, "m1", root, sums)
+        load_served(store, "m1", root, sums)
     assert not (root / "m1").exists() and leftovers(root) == []
 
 
@@ -169,9 +170,9 @@ def test_a_file_altered_after_publish_is_refused_by_name(store, tmp_path, name):
     store.put_bytes(model_key("m1", name), bytes(data))
     root = tmp_path / "cache"
     with pytest.raises(ArtifactIntegrityError, match=f"m1/{name}: checksum mismatch"):
-        load_embeddings(store, "m1", root, sums)
+        load_served(store, "m1", root, sums)
     with pytest.raises(ArtifactIntegrityError, match=f"m1/{EMBEDDING_FILES[0]}: no recorded checksum"):
-        load_embeddings(store, "m1", root, {})
+        load_served(store, "m1", root, {})
     assert not (root / "m1").exists() and leftovers(root) == []
 
 
@@ -179,16 +180,16 @@ def test_a_cached_folder_is_verified_again_when_the_record_differs(store, tmp_pa
     """A folder cached by an earlier version (no manifest) or for another record is downloaded and checked again."""
     sums = publish_arrays(store, "m1", *arrays())
     root = tmp_path / "cache"
-    load_embeddings(store, "m1", root, sums)
+    load_served(store, "m1", root, sums)
     (root / "m1" / embedding_cache.MANIFEST).unlink()
-    load_embeddings(store, "m1", root, sums)
+    load_served(store, "m1", root, sums)
     assert len(store.downloads()) == 2 * len(EMBEDDING_FILES)
     altered = {**sums, "item_ids.npy": "0" * 64}
     with pytest.raises(ArtifactIntegrityError, match="item_ids.npy"):
-        load_embeddings(store, "m1", root, altered)
+        load_served(store, "m1", root, altered)
     assert (root / "m1").is_dir()  # the verified copy stays for the record it matches
     downloaded = len(store.downloads())
-    load_embeddings(store, "m1", root, sums)
+    load_served(store, "m1", root, sums)
     assert len(store.downloads()) == downloaded  # mapped from that copy
 
 
@@ -202,7 +203,7 @@ def test_a_cached_file_changed_on_the_node_is_refused_and_downloaded_again(store
     user_ids, user_vectors, item_ids, item_vectors = arrays()
     sums = publish_arrays(store, "m1", user_ids, user_vectors, item_ids, item_vectors)
     root = tmp_path / "cache"
-    load_embeddings(store, "m1", root, sums)
+    load_served(store, "m1", root, sums)
     cached = root / "m1" / "user_vectors.npy"
     if change == "byte":
         data = bytearray(cached.read_bytes())
@@ -212,8 +213,8 @@ def test_a_cached_file_changed_on_the_node_is_refused_and_downloaded_again(store
         (root / "m1" / "item_norms.npy").unlink()
     else:
         (root / "m1" / "extra.npy").write_bytes(cached.read_bytes())
-    with caplog.at_level(logging.ERROR, logger="recsys.api.embedding_cache"):
-        again = load_embeddings(store, "m1", root, sums)  # the next start of a worker
+    with caplog.at_level(logging.ERROR, logger="recsys.serving.model_cache"):
+        again = load_served(store, "m1", root, sums)  # the next start of a worker
     assert store.downloads() == 2 * [model_key("m1", f) for f in EMBEDDING_FILES]
     assert any("changed on this node's disk" in r.getMessage() for r in caplog.records)
     assert {n: embedding_cache.sha256_file(root / "m1" / n) for n in EMBEDDING_FILES} == {
@@ -221,14 +222,14 @@ def test_a_cached_file_changed_on_the_node_is_refused_and_downloaded_again(store
     published = np.load(store.uri(model_key("m1", "user_vectors.npy")))
     np.testing.assert_array_equal(again.user_vectors, published)
     assert published[-1, -1] != np.float32(1e6)
-    load_embeddings(store, "m1", root, sums)
+    load_served(store, "m1", root, sums)
     assert len(store.downloads()) == 2 * len(EMBEDDING_FILES)  # the intact folder is reused
 
 
 def test_prune_keeps_served_models_and_removes_the_rest(store, tmp_path):
     root = tmp_path / "cache"
     for model_id in ("m1", "m2", "m3"):
-        load_embeddings(store, model_id, root, publish_arrays(store, model_id, *arrays()))
+        load_served(store, model_id, root, publish_arrays(store, model_id, *arrays()))
     dead = root / f"{embedding_cache.TMP}m1+crashed"  # a download that died half-way
     dead.mkdir()
     assert embedding_cache.prune(root, {"m1", "m3"}) == ["m2"]
@@ -252,4 +253,4 @@ def test_prune_leaves_a_running_download_alone(tmp_path):
 def test_model_ids_must_be_plain_folder_names(store, tmp_path):
     for bad in ("../escape", ".hidden", "a/b", ""):
         with pytest.raises(EmbeddingsError, match="plain folder name"):
-            load_embeddings(store, bad, tmp_path / "cache", {})
+            load_served(store, bad, tmp_path / "cache", {})

@@ -8,9 +8,10 @@ import io
 import numpy as np
 import pytest
 
-from recsys.api.embeddings import EmbeddingsError, ModelEmbeddings, load_embeddings
+from recsys.families.vectors.served import EmbeddingsError, ModelEmbeddings
+from recsys.serving.model_cache import load_served
 from recsys.artifacts import model_key
-from recsys.model.embedding_files import publish_arrays
+from recsys.families.vectors.files import publish_arrays
 
 
 class Reference:
@@ -80,7 +81,7 @@ def pair(request, local_store, tmp_path):
     if request.param == "in_memory":
         emb = ModelEmbeddings.from_arrays("m1", *arrays)
     else:
-        emb = load_embeddings(local_store, "m1", tmp_path / "cache", publish_arrays(local_store, "m1", *arrays))
+        emb = load_served(local_store, "m1", tmp_path / "cache", publish_arrays(local_store, "m1", *arrays))
         assert isinstance(emb.item_vectors.base, np.memmap) and not emb.item_vectors.flags.writeable
     return emb, Reference(*arrays)
 
@@ -168,7 +169,7 @@ def test_a_model_published_as_npz_still_loads_whole(local_store, tmp_path):
     buf = io.BytesIO()
     np.savez_compressed(buf, **dict(zip(("user_ids", "user_vectors", "item_ids", "item_vectors"), arrays)))
     local_store.put_bytes(model_key("old", "embeddings.npz"), buf.getvalue())
-    loaded = load_embeddings(local_store, "old", tmp_path / "cache", _recorded(local_store, "old"))
+    loaded = load_served(local_store, "old", tmp_path / "cache", _recorded(local_store, "old"))
     ref = Reference(*arrays)
     assert loaded.model_id == "old" and loaded.dim == 9 and not (tmp_path / "cache" / "old").exists()
     for uid in list(ref.user_index)[:10]:
@@ -184,9 +185,9 @@ def test_a_legacy_file_without_the_arrays_or_not_an_archive(local_store, tmp_pat
     np.savez(bad, item_ids=np.arange(3))
     local_store.put_bytes(model_key("m2", "embeddings.npz"), bad.getvalue())
     with pytest.raises(EmbeddingsError, match="lacks"):
-        load_embeddings(local_store, "m2", tmp_path, _recorded(local_store, "m2"))
+        load_served(local_store, "m2", tmp_path, _recorded(local_store, "m2"))
     local_store.put_bytes(model_key("m3", "embeddings.npz"), b"not a zip at all")
     with pytest.raises(EmbeddingsError, match="not a readable .npz"):
-        load_embeddings(local_store, "m3", tmp_path, _recorded(local_store, "m3"))
+        load_served(local_store, "m3", tmp_path, _recorded(local_store, "m3"))
     with pytest.raises(EmbeddingsError, match="no published embeddings"):
-        load_embeddings(local_store, "m4", tmp_path, {})
+        load_served(local_store, "m4", tmp_path, {})

@@ -32,7 +32,8 @@ def anyio_backend():
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
 def pipeline(request, pg_engine, pg_url, small_shop, tmp_path_factory):
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
 
     family = request.param
 
@@ -91,8 +92,8 @@ async def test_cache_hit_then_on_the_fly_scoring_from_the_published_files(api, p
 async def test_served_scores_are_the_models_scores(api, pipeline):
     """The API's on-the-fly scores of a user are the trained model's own scores for the trained products."""
     from recsys import registry
-    from recsys.model.families import load_model
-    from recsys.model.train import load_products
+    from recsys.families import load_model
+    from recsys.data.frames import load_products
 
     serving = api.app.state.serving.embeddings
     assert serving is not None and serving.model_id == pipeline["model_id"]
@@ -119,7 +120,7 @@ async def test_model_status_shows_the_family(api, pipeline):
 
 def test_an_altered_published_file_is_refused(pipeline, tmp_path):
     from recsys import registry
-    from recsys.api.embeddings import load_embeddings
+    from recsys.serving.model_cache import load_served
     from recsys.integrity import ArtifactIntegrityError
 
     store, model_id = pipeline["store"], pipeline["model_id"]
@@ -129,7 +130,7 @@ def test_an_altered_published_file_is_refused(pipeline, tmp_path):
     try:
         path.write_bytes(original[:-4] + b"\x00\x00\x80\x3f")
         with pytest.raises(ArtifactIntegrityError):
-            load_embeddings(store, model_id, tmp_path, registry.get_artifacts(pipeline["engine"], model_id))
+            load_served(store, model_id, tmp_path, registry.get_artifacts(pipeline["engine"], model_id))
     finally:
         path.write_bytes(original)
 

@@ -16,7 +16,7 @@ from recsys import registry
 from recsys.api.app import create_app
 from recsys.api.refresh import refresh_model
 from recsys.artifacts import LocalArtifactStore, model_key
-from recsys.model.embedding_files import publish_arrays
+from recsys.families.vectors.files import publish_arrays
 
 pytestmark = pytest.mark.anyio
 
@@ -196,7 +196,7 @@ async def test_a_cached_file_changed_on_the_node_is_refused_when_the_api_starts_
     data[-4:] = np.float32(1e6).tobytes()  # the bias of the last product: it would top every list
     cached.write_bytes(bytes(data))
     app = create_app(api_settings, refresh_in_background=False)
-    with caplog.at_level(logging.ERROR, logger="recsys.api.embedding_cache"):
+    with caplog.at_level(logging.ERROR, logger="recsys.serving.model_cache"):
         client, close = await open_client(app)
     try:
         state = app.state.serving

@@ -33,7 +33,8 @@ def anyio_backend():
 @pytest.fixture(scope="module")
 def pipeline(pg_engine, pg_url, small_shop, tmp_path_factory):
     """The shop in PostgreSQL, a trained LIVE model, its embeddings, and the Redis keys of precompute."""
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
     from recsys.pipeline.extract import refresh_interactions
 
     def prepare(engine):

@@ -44,7 +44,8 @@ def on_cluster(pg_engine, pg_url, small_shop, cluster, tmp_path_factory):
     """The shop, a LIVE model and precompute's keys, written to the cluster."""
     from recsys import registry
     from recsys.data.loading import load_shop
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
     from recsys.pipeline.precompute import precompute_all
     from recsys.pipeline.publish import publish_model
 

@@ -17,9 +17,11 @@ import pytest
 from api_helpers import AppClient, now_ms, served_shop
 from recsys.artifacts import LocalArtifactStore, model_key
 from recsys.keys import answer_key, recs_key
-from recsys.sequential.family import train_sequential_model
-from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_LIVE
-from recsys.sequential.config import SequentialConfig
+from recsys.families import TrainParams
+from recsys.pipeline.train import train_model
+from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
+from recsys.constants import STATUS_LIVE
+from recsys.families.sequential.config import SequentialConfig
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 LAST_DAY = dt.date(2026, 11, 20)  # tests/conftest.py LAST_EVENT_DAY
@@ -36,7 +38,8 @@ def anyio_backend():
 def pipeline(pg_engine, pg_url, small_shop, tmp_path_factory):
     """The shop in PostgreSQL, a LIVE sequential model, published and precomputed."""
     def train(engine, store):
-        return train_sequential_model(engine, store, LAST_DAY + dt.timedelta(days=1), 14, TINY)["model_id"]
+        return train_model(engine, store, LAST_DAY + dt.timedelta(days=1), TrainParams(window_days=14),
+                           family="sequential", config=TINY.as_dict())["model_id"]
 
     with served_shop(pg_engine, pg_url, small_shop, tmp_path_factory.mktemp("sequential"), train,
                      personalized_min_events=3) as shop:
@@ -61,7 +64,7 @@ def _user_lists(client) -> dict[int, dict]:
 def test_registered_with_checksums_and_the_loader_refuses_altered_files(pipeline, tmp_path):
     from recsys import registry
     from recsys.integrity import ArtifactIntegrityError
-    from recsys.sequential.family import SEQUENTIAL_FILES, load_sequential
+    from recsys.families.sequential.store import SEQUENTIAL_FILES, load_sequential
 
     engine, store, model_id = pipeline["engine"], pipeline["store"], pipeline["model_id"]
     row = registry.get_model(engine, model_id)
@@ -85,7 +88,7 @@ def test_registered_with_checksums_and_the_loader_refuses_altered_files(pipeline
 
 
 def test_holdout_evaluation_scores_the_sequential_model(pipeline):
-    from recsys.evaluation.holdout import evaluate_candidate
+    from recsys.evaluation.gate import evaluate_candidate
 
     metrics = evaluate_candidate(pipeline["engine"], pipeline["store"], LAST_DAY, pipeline["model_id"])
     assert metrics["new"]["users"] == metrics["popularity"]["users"] > 0
@@ -93,8 +96,8 @@ def test_holdout_evaluation_scores_the_sequential_model(pipeline):
 
 
 def test_precompute_writes_lists_with_their_sequence_and_reason(pipeline):
-    from recsys.sequential.family import load_events
-    from recsys.sequential.recent import newest_first, sequence_key
+    from recsys.data.frames import load_signal_events as load_events
+    from recsys.data.sequences import newest_first, sequence_key
     from recsys.timeutil import day_bounds_ms
 
     lists = _user_lists(pipeline["redis"])
@@ -111,7 +114,7 @@ def test_precompute_writes_lists_with_their_sequence_and_reason(pipeline):
 
 
 async def test_a_click_changes_the_very_next_answer_and_a_hit_runs_no_model(pipeline, api, monkeypatch):
-    from recsys.sequential import scoring
+    from recsys.families.sequential import scoring
 
     calls = []
     real = scoring.score_next

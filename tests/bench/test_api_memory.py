@@ -10,7 +10,7 @@ import pytest
 
 from bench import api_memory_worker as W
 from bench.bench_api_memory import figures, one_round, per_unit, publish_synthetic, summarise
-from recsys.api.embeddings import load_embeddings
+from recsys.serving.model_cache import load_served
 from recsys.artifacts import LocalArtifactStore
 
 
@@ -35,7 +35,7 @@ def test_both_formats_hold_the_same_model_and_the_old_layout_finds_every_user(ti
     root, files = tiny
     store = LocalArtifactStore(root / "artifacts")
     assert files["npy_bytes"] > 3000 * 9 * 4 and files["npz_bytes"] > 0
-    old, new = W.load_old(store, "m"), load_embeddings(store, "m", root / "check-cache",
+    old, new = W.load_old(store, "m"), load_served(store, "m", root / "check-cache",
                                                            W.recorded_checksums(store, "m"))
     np.testing.assert_array_equal(old.emb.user_ids, new.user_ids)
     np.testing.assert_array_equal(old.emb.item_vectors, new.item_vectors)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from recsys import registry
-from recsys.model.embedding_files import EMBEDDING_FILES
+from recsys.families.vectors.files import EMBEDDING_FILES
 from pg_helpers import clear_client_caches
 from shop_dates import REDIS_URL, RUN_DATE
 

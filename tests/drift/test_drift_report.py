@@ -142,7 +142,8 @@ def test_bad_day_is_refused(shop_engine, local_store, settings):
 
 # --- model output -------------------------------------------------------------------------
 def _train(engine, store, seed):
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
 
     params = TrainParams(epochs=3, no_components=8, window_days=14, seed=seed)
     return train_model(engine, store, DAY, params)["model_id"]

@@ -12,9 +12,9 @@ from recsys.evaluation.models import (
     MODEL_NAMES, FeatureSet, HybridConfig, build_model, hybrid_reranker,
 )
 from recsys.evaluation.protocol import COLD, WARM, Cutoff, Protocol, build_eval_split
-from recsys.evaluation.scoring import measure, rank, top_n
-from recsys.model.hybrid import HybridModel
-from recsys.model.train import TrainParams
+from recsys.evaluation.measure import measure, rank, top_n
+from recsys.families.hybrid.model import HybridModel
+from recsys.families.hybrid.fit import TrainParams
 from recsys.settings import Settings
 from tests.evaluation.eval_helpers import CUT, shop_logs
 

@@ -9,7 +9,7 @@ from recsys.constants import ITEM_FEATURE_GROUPS, MS_PER_DAY, USER_FEATURE_GROUP
 from recsys.evaluation import tuning
 from recsys.evaluation.models import FeatureSet, HybridConfig
 from recsys.evaluation.protocol import Cutoff, Protocol, build_eval_split
-from recsys.model.train import TrainParams
+from recsys.families.hybrid.fit import TrainParams
 from tests.evaluation.eval_helpers import CUT, shop_logs
 
 

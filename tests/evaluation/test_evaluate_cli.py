@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from recsys.cli import main
-from recsys.evaluation.models import MODEL_NAMES, plain_lightfm
+from recsys.evaluation.models import MODEL_NAMES
+from recsys.families.lightfm_cf import plain_lightfm
 
 REES46 = Path(__file__).resolve().parents[3] / "shared" / "data" / "rees46-sample" / "2019-Oct-sample.csv"
 MAPPING = "user=uid,item=sku,timestamp=when,event_type=kind,category=cat,name=label,price=cost"

@@ -10,7 +10,10 @@ import pytest
 import scipy.sparse as sp
 
 from recsys.constants import MS_PER_DAY, PURCHASE, VIEW
-from recsys.evaluation.baselines import ALSModel, ItemKNNModel, ModelUnavailableError, TrendingModel, top_per_row
+from recsys.evaluation.baselines import ModelUnavailableError, TrendingModel
+from recsys.families.als.model import ALSModel
+from recsys.families.item_knn.model import ItemKNNModel
+from recsys.families.matrix import top_per_row
 from recsys.evaluation.protocol import interaction_frame
 
 USERS = pd.DataFrame({"user_id": [1, 2, 3, 99]})

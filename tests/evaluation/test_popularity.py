@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.evaluation.popularity import PopularityModel, RandomModel
+from recsys.evaluation.baselines import PopularityModel, RandomModel
 
 USERS = pd.DataFrame({"user_id": [1, 2, 3]})
 PRODUCTS = pd.DataFrame({"product_id": [10, 11, 12, 13]})

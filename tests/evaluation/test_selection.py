@@ -14,7 +14,7 @@ from recsys.evaluation.logs import EventLogs
 from recsys.evaluation.models import BaselineConfig, HybridConfig
 from recsys.evaluation.protocol import Cutoff, Protocol, build_eval_split, choose_cutoff, validation_split
 from recsys.evaluation.runner import RunOptions, run_selection
-from recsys.model.train import TrainParams
+from recsys.families.hybrid.fit import TrainParams
 from tests.evaluation.eval_helpers import synthetic_logs
 
 # small and single-threaded: seeded training is bit-identical
@@ -147,7 +147,7 @@ def test_exclude_seen_interacted_removes_every_touched_product_from_candidates_a
     assert interacted.info["exclude_seen"] == "interacted" and split.info["exclude_seen"] == "purchased"
     assert sum(map(len, interacted.main.excluded)) > sum(map(len, split.main.excluded))
     model = S.candidate_specs(HYBRID)[1].fit(interacted)  # item-knn: the lists as served never show them
-    from recsys.evaluation.scoring import rank
+    from recsys.evaluation.measure import rank
 
     top, _ = rank(model, interacted.main, 10, seed=1, with_auc=False)
     assert not any(set(row.tolist()) & set(x.tolist()) for row, x in zip(top, interacted.main.excluded))

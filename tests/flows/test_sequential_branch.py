@@ -8,7 +8,9 @@ import pytest
 
 from shop_dates import LAST_EVENT_DAY
 from recsys import registry
-from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_ARCHIVED, STATUS_CANDIDATE, STATUS_LIVE
+from recsys.evaluation.gate import judge
+from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
+from recsys.constants import STATUS_ARCHIVED, STATUS_CANDIDATE, STATUS_LIVE
 from recsys.flows import nightly
 from recsys.pipeline.runs import get_steps
 from recsys.settings import get_settings
@@ -41,7 +43,7 @@ def test_the_branch_trains_registers_evaluates_and_never_takes_the_live_slot(sho
     evaluated = nightly.evaluate_sequential(shop_engine, local_store, DAY, trained["model_id"], FAST)
     metrics = registry.get_model(shop_engine, trained["model_id"]).metrics
     assert metrics["live"] is not None and metrics["protocol"]["live_model_id"] == hybrid["model_id"]
-    wins, _ = registry.judge(metrics, get_settings().promotion_margin)
+    wins, _ = judge(metrics, get_settings().promotion_margin)
     expected = STATUS_CANDIDATE if wins else STATUS_ARCHIVED
     assert registry.get_model(shop_engine, trained["model_id"]).status == expected
     assert evaluated["decision"] == ("candidate" if wins else "archived")
@@ -103,7 +105,7 @@ def test_without_the_training_modules_the_branch_is_skipped(shop_engine, local_s
     test waited for its retries. Now it is skipped, saying what to install."""
     import sys
 
-    monkeypatch.setitem(sys.modules, "recsys.sequential.train", None)  # as if torch were not installed
+    monkeypatch.setitem(sys.modules, "recsys.families.sequential.train", None)  # as if torch were not installed
     with pytest.raises(nightly.Skip, match="needs torch.*requirements-train.txt"):
         nightly.train_sequential(shop_engine, local_store, DAY, FAST)
     assert {s["step"]: s["status"] for s in get_steps(shop_engine, DAY)}["train_sequential"] == "SKIPPED"

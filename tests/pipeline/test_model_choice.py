@@ -144,7 +144,7 @@ def test_without_torch_the_sequential_candidate_is_skipped_not_a_failure(shop_en
     import sys
 
     env(selection_candidates="hybrid-default,sequential", no_components=8)
-    monkeypatch.setitem(sys.modules, "recsys.sequential.train", None)  # as if torch were not installed
+    monkeypatch.setitem(sys.modules, "recsys.families.sequential.train", None)  # as if torch were not installed
     trained = nightly.train(shop_engine, local_store, DAY, FAST)
     table = registry.get_model(shop_engine, trained["model_id"]).params["selection"]
     sequential = table["candidates"][1]
@@ -155,8 +155,9 @@ def test_without_torch_the_sequential_candidate_is_skipped_not_a_failure(shop_en
 
 def test_a_pinned_sequential_model_goes_through_evaluate_promotion_publish_and_precompute(
         shop_engine, local_store, redis_client, env):
-    from recsys.constants import MODEL_TYPE_SEQUENTIAL, STATUS_LIVE
-    from recsys.sequential.config import SequentialConfig
+    from recsys.constants import STATUS_LIVE
+    from recsys.families.sequential import MODEL_TYPE_SEQUENTIAL
+    from recsys.families.sequential.config import SequentialConfig
 
     env(selection_candidates="hybrid-default", sequential_time_budget_seconds=3)
     pinned = {**FAST, "family": "sequential", "force_promotion": True}
@@ -178,11 +179,16 @@ def test_a_pinned_sequential_model_goes_through_evaluate_promotion_publish_and_p
     assert metrics["new"]["users"] == metrics["popularity"]["users"] > 0
     assert evaluated["new_ndcg@10"] == metrics["new"]["ndcg@10"]
     decision = nightly.promote_or_archive(shop_engine, DAY, trained["model_id"], pinned)
-    assert decision["decision"] == "promoted" and registry.get_live(shop_engine).model_id == trained["model_id"]
-    assert registry.get_model(shop_engine, trained["model_id"]).status == STATUS_LIVE
+    assert decision["decision"] == "promoted"  # made LIVE by the run's switch, once its lists are written
     published = nightly.publish(shop_engine, local_store, DAY, decision)
     assert published["keys"] == [f"models/{trained['model_id']}/metadata.json"]
     assert "metadata.json" in registry.get_model(shop_engine, trained["model_id"]).artifacts
     shards = nightly.shards(shop_engine, DAY, decision)
-    written = [nightly.precompute_shard(shop_engine, local_store, redis_client, DAY, shard) for shard in shards]
+    written = [nightly.precompute_shard(shop_engine, local_store, redis_client, DAY, shard, decision)
+               for shard in shards]
     assert {w["model_id"] for w in written} == {trained["model_id"]} and sum(w["users"] for w in written) > 0
+    nightly.switch(shop_engine, DAY, decision)
+    assert registry.get_live(shop_engine).model_id == trained["model_id"]
+    assert registry.get_model(shop_engine, trained["model_id"]).status == STATUS_LIVE
+    moved = [nightly.activate_shard(shop_engine, redis_client, DAY, shard, decision) for shard in shards]
+    assert sum(m["moved"] for m in moved) == sum(w["users"] for w in written)

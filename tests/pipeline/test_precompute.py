@@ -17,7 +17,8 @@ from recsys.constants import (
     KEY_TRENDING, KEY_USER_EMBEDDING, PURCHASE, REASON_LIKE_YOU, VIEW,
 )
 from recsys.db.models import Product, UserEvent
-from recsys.model.train import TrainParams, train_model
+from recsys.families.hybrid.fit import TrainParams
+from recsys.pipeline.train import train_model
 from recsys.pipeline import precompute as P
 from recsys.pipeline.lists import bestsellers, new_arrivals, trending, window_ms, write_json
 from recsys.settings import Settings

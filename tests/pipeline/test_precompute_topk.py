@@ -17,7 +17,7 @@ import pytest
 
 from recsys.constants import CLICK, COL_ITEM, COL_USER, PURCHASE, VIEW
 from recsys.pipeline import precompute as P
-from recsys.pipeline.topk import fused_top, select_top, tile_rows
+from recsys.ranking.topk import fused_top, select_top, tile_rows
 from recsys.ranking.reasons import SOURCE_MODEL, ReasonContext, reason_for
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
 from recsys.settings import Settings
@@ -181,7 +181,8 @@ def test_recommend_block_matches_the_previous_path_on_a_trained_model(shop_engin
     import datetime as dt
 
     from recsys import registry
-    from recsys.model.train import TrainParams, train_model
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
 
     day = dt.date(2026, 11, 20)  # the small shop's last day (tests/conftest.py)
     model_id = train_model(shop_engine, local_store, day, TrainParams(window_days=21, epochs=3, no_components=16,

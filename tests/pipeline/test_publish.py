@@ -13,15 +13,12 @@ from recsys import registry
 from recsys.artifacts import S3ArtifactStore, model_key
 from recsys.constants import STATUS_ARCHIVED, STATUS_CANDIDATE, STATUS_LIVE
 from recsys.db.bulk import upsert_rows
-from recsys.model.hybrid import HybridModel
-from recsys.model.train import TrainParams, fit_hybrid
-from recsys.model.embedding_files import EMBEDDING_FILES, body_norms, read_embeddings
-from recsys.pipeline.publish import (
-    folders_to_delete,
-    model_folders,
-    publish_model,
-    write_model_embeddings,
-)
+from recsys.families.hybrid.model import HybridModel
+from recsys.families.hybrid.fit import TrainParams, fit_hybrid
+from recsys.families.vectors.files import EMBEDDING_FILES, body_norms, read_embeddings
+from recsys.artifacts.retention import folders_to_delete, model_folders
+from recsys.families.vectors.scorer import write_model_embeddings
+from recsys.pipeline.publish import publish_model
 
 DAY = dt.date(2026, 11, 20)
 N_USERS, N_PRODUCTS = 40, 25
@@ -118,7 +115,7 @@ def test_publish_unknown_model_or_missing_artifact(catalog_engine, local_store, 
         publish_model(catalog_engine, local_store, "ghost")
     registry.register_model(catalog_engine, model_id="nofile", model_type="HYBRID", train_date=DAY,
                             params={}, samples=0, artifact_uri="nowhere")
-    from recsys.model.hybrid import ModelArtifactError
+    from recsys.families.files import ModelArtifactError
 
     with pytest.raises(ModelArtifactError):
         publish_model(catalog_engine, local_store, "nofile")

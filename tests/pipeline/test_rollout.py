@@ -12,7 +12,8 @@ import redis as redis_lib
 from recsys import registry
 from recsys.artifacts import model_key
 from recsys.integrity import ArtifactIntegrityError
-from recsys.model.train import TrainParams, train_model
+from recsys.families.hybrid.fit import TrainParams
+from recsys.pipeline.train import train_model
 from recsys.pipeline import precompute, rollout
 from recsys.pipeline.publish import publish_model
 from recsys.settings import Settings
@@ -124,7 +125,7 @@ def _as_legacy(engine, store, model_id: str, recorded: bool):
     from sqlalchemy import update
 
     from recsys.db.models import RecommendationModel
-    from recsys.model.hybrid import HybridModel
+    from recsys.families.hybrid.model import HybridModel
 
     model = HybridModel.load(store, model_id, registry.get_artifacts(engine, model_id))
     data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
@@ -155,7 +156,7 @@ def test_trust_refuses_a_folder_with_a_pickle_saying_what_to_do(shop_engine, loc
 def test_a_converted_legacy_model_loads_and_scores_like_the_original(shop_engine, local_store, trained, recorded):
     """Converted on the operator's machine: model.npz + model.json written, the pickle removed; a model with
     a record gets the new files recorded, one registered before checksums is trusted next."""
-    from recsys.model.hybrid import HybridModel
+    from recsys.families.hybrid.model import HybridModel
 
     original = _as_legacy(shop_engine, local_store, trained, recorded=recorded)
     out = rollout.convert_legacy(shop_engine, local_store, trained)

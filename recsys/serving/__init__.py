@@ -1,0 +1,1 @@
+"""The serving core shared by the API, precompute and evaluation."""
