@@ -2,32 +2,33 @@
 ``model_type`` the registry records. Each family is one package beside this file (``base`` is the protocol
 they implement); nothing outside a family's package knows what it is.
 
-To add a family: write its package (a ``FAMILY`` implementing ``base.ModelFamily``) and add it to
-``REGISTERED`` below (one line).
+To add a family: write its package (a ``FAMILY`` implementing ``base.ModelFamily``) and add its name to
+``PACKAGES`` below (one line).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
-from recsys.families import als, hybrid, item_knn, lightfm_cf, sequential
 from recsys.families.base import (
     Capabilities, FrameHistory, History, Model, ModelFamily, ModelUnavailableError, Scorer, ScoringWindow,
     ServedModel, TrainingData, UnknownFamilyError,
 )
 from recsys.families.hybrid.params import TrainParams
 
-REGISTERED: tuple[ModelFamily, ...] = (
-    hybrid.FAMILY,
-    lightfm_cf.FAMILY,
-    als.FAMILY,
-    item_knn.FAMILY,
-    sequential.FAMILY,
+PACKAGES = (  # the registered families: one package beside this file each, one line each
+    "hybrid",
+    "lightfm_cf",
+    "als",
+    "item_knn",
+    "sequential",
 )
+REGISTERED: tuple[ModelFamily, ...] = tuple(import_module(f"{__name__}.{name}").FAMILY for name in PACKAGES)
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in REGISTERED}
-DEFAULT_FAMILY = hybrid.FAMILY.name  # the production default (the first selection candidate)
+DEFAULT_FAMILY = REGISTERED[0].name  # the production default (the first selection candidate)
 _BY_TYPE = {f.model_type.lower(): f for f in REGISTERED} | {f.name.lower(): f for f in REGISTERED}
 
 
