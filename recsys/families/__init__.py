@@ -25,6 +25,7 @@ PACKAGES = (  # the registered families: one package beside this file each, one 
     "als",
     "item_knn",
     "sequential",
+    "ease",
 )
 REGISTERED: tuple[ModelFamily, ...] = tuple(import_module(f"{__name__}.{name}").FAMILY for name in PACKAGES)
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in REGISTERED}

@@ -35,7 +35,7 @@ def test_candidates_cover_every_family_with_the_production_default_first():
     specs = S.candidate_specs(HYBRID)
     assert specs[0].name == S.DEFAULT_CANDIDATE and specs[0].hybrid == HYBRID
     assert {s.family for s in specs} == set(S.FAMILIES)
-    assert ["hybrid-default", "item-knn", "als", "lightfm-cf", "hybrid-warp", "hybrid-nofeatures", "sequential"] \
+    assert ["hybrid-default", "item-knn", "als", "lightfm-cf", "hybrid-warp", "hybrid-nofeatures", "ease", "sequential"] \
         == [s.name for s in specs]  # sequential last: the time box skips the slowest first
     ids_only = dataclasses.replace(HYBRID, params=dataclasses.replace(HYBRID.params, user_features=(),
                                                                       item_features=()))
