@@ -195,6 +195,7 @@ class ServedModel(Protocol):
     def similar_items(self, product_id: int, k: int, exclude: Collection[int] = ()) -> list[tuple[int, float]]: ...
 
 
+@runtime_checkable
 class ModelFamily(Protocol):
     """One family: its names, what it can do, and how its models are trained, stored, loaded and served.
 
@@ -204,8 +205,10 @@ class ModelFamily(Protocol):
     (``base``: the run's training parameters); ``default_config(base)``: the configuration of a run that
     pins the family; ``unavailable()``: why it cannot train here, or None; ``served_files``: the files
     publish writes for the API (empty when it serves files training wrote: ``own_files``);
-    ``tuning_space(trial, config)``: a configuration suggested by an Optuna trial, None without a
-    search space."""
+    ``options_from_settings(settings)``: its options the settings give (a training time budget);
+    ``ranks``: its candidates' order in selection; ``search_space(trial)``: the values an Optuna trial
+    suggests, None without a search space; ``with_values(config, values)`` / ``values_of(config)``: a
+    configuration with searched values set, and the searched values of one."""
 
     name: str
     model_type: str
@@ -213,8 +216,11 @@ class ModelFamily(Protocol):
     capabilities: Capabilities
     served_files: tuple[str, ...]
     legacy_files: tuple[str, ...]  # what an earlier version published instead (read once trusted)
+    ranks: Mapping[str, float]
 
     def unavailable(self) -> str | None: ...
+
+    def options_from_settings(self, settings: Any) -> dict: ...
 
     def configurations(self, base: Any) -> dict[str, dict]: ...
 
@@ -232,4 +238,8 @@ class ModelFamily(Protocol):
 
     def open_served(self, model_id: str, folder: Path, products: pd.DataFrame | None = None) -> ServedModel: ...
 
-    def tuning_space(self, trial: Any, config: Mapping) -> dict | None: ...
+    def search_space(self, trial: Any) -> dict | None: ...
+
+    def with_values(self, config: Mapping, values: Mapping) -> dict: ...
+
+    def values_of(self, config: Mapping) -> dict: ...

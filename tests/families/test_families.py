@@ -87,6 +87,17 @@ def test_a_model_of_another_family_is_not_read_as_this_one(data, local_store):
         family_of("item-knn").load(local_store, "m3", checksums)
 
 
+def test_every_registered_family_has_every_member_of_the_protocol():
+    from recsys.families import REGISTERED
+    from recsys.families.base import ModelFamily
+
+    members = [name for name in ModelFamily.__annotations__] + [
+        name for name, value in vars(ModelFamily).items() if callable(value) and not name.startswith("_")]
+    for family in REGISTERED:
+        missing = [name for name in members if not hasattr(family, name)]
+        assert not missing and isinstance(family, ModelFamily), (family.name, missing)
+
+
 def test_families_by_registry_model_type():
     assert family_of("HYBRID").name == "hybrid" and family_of("HYBRID").model_type == "HYBRID"
     assert family_of("item-knn").model_type == "item-knn"

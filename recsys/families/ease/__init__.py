@@ -23,6 +23,7 @@ class EASEFamily:
     label = "EASE (closed-form item-item, Steck 2019)"
     capabilities = Capabilities(cold_start_users=False, dense_vectors=False, max_items=MAX_ITEMS)
     served_files = NEIGHBOUR_FILES
+    legacy_files = ()
     ranks = {NAME: 6.0}  # its candidate's place in selection's order
 
     def unavailable(self) -> str | None:
