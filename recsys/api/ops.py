@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from recsys.api.errors import DependencyDown
-from recsys.api.state import ServingState
+from recsys.serving.state import ServingState
 
 NO_MODEL = "NO_MODEL"
 

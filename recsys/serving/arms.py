@@ -17,9 +17,9 @@ import orjson
 
 from recsys.abtest.assignment import arm_model, assign_arm, assignment_payload, remaining_seconds
 from recsys.abtest.impressions import impression_fields
-from recsys.api.redis_store import UserView
-from recsys.api.state import ServingState
 from recsys.constants import ARMS, KEY_AB_ASSIGNMENT
+from recsys.serving.state import ServingState
+from recsys.serving.stores.redis_store import UserView
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,16 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 
+from recsys.api.auth import API_KEY_HEADER
 from recsys.api.deps import get_recommender, get_request_id, get_similar_service, get_state, impression_request_id
 from recsys.api.errors import OrjsonResponse, error_responses
-from recsys.api.item_lists import SimilarService, trending_items
-from recsys.api.auth import API_KEY_HEADER
 from recsys.api.schemas import (
     MAX_NUM_ITEMS, NumItems, RecommendationsResponse, SimilarResponse, TrendingResponse, WithReasons, id_query,
 )
-from recsys.api.serving import RecommendationService
-from recsys.api.state import ServingState
 from recsys.constants import MAX_DB_INT
+from recsys.serving.item_lists import SimilarService, trending_items
+from recsys.serving.service import RecommendationService
+from recsys.serving.state import ServingState
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 RequestId = Annotated[str, Depends(get_request_id)]

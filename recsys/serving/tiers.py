@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
 
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.fallbacks import FallbackLists, RankedList
-from recsys.api.session_state import SessionState
 from recsys.constants import PURCHASE, REASON_LIKE_YOU
+from recsys.ranking.rank_columns import rerank_positions
 from recsys.ranking.reasons import (
     SOURCE_CROSS_SELL,
     SOURCE_MODEL,
@@ -32,8 +30,10 @@ from recsys.ranking.reasons import (
     impersonal,
     reason_for,
 )
-from recsys.ranking.rank_columns import rerank_positions
 from recsys.ranking.rerank import Candidate, RerankConfig
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.fallbacks import FallbackLists, RankedList
+from recsys.serving.session_state import SessionState
 
 PERSONALIZED, CATEGORY, TRENDING = "personalized", "category", "trending"
 TIER2_CATEGORIES = 3  # most recent categories a Tier-2 list draws from

@@ -2,7 +2,7 @@
 
 When the model serving a user (LIVE, or the user's A/B arm) scores in real time (its family's
 ``Capabilities.real_time``), Tier 1 reads the user's recent sequence from the session hash (``seq``, kept by
-every event: ``recsys.api.session_state``) and compares its key (``ServedModel.sequence_key``) with the one
+every event: ``recsys.serving.session_state``) and compares its key (``ServedModel.sequence_key``) with the one
 the cached list was made for (its ``seq`` field, written by precompute or by the last real-time scoring):
 
 - same key: the cached list is served as it is (a cache hit: no model is run);
@@ -27,9 +27,9 @@ from recsys.constants import REASON_JUST_VIEWED
 from recsys.ranking.rerank import boost_popular
 
 if TYPE_CHECKING:
-    from recsys.api.serving import Recommendation, RecommendationService, UserLists
-    from recsys.api.session_state import SessionState
-    from recsys.api.state import ServingState
+    from recsys.serving.service import Recommendation, RecommendationService, UserLists
+    from recsys.serving.session_state import SessionState
+    from recsys.serving.state import ServingState
     from recsys.families import ServedModel
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ async def serve_real_time(service: RecommendationService, served: ServedModel, u
     """Tier 1 of a user whose model scores in real time (``lists.expected``). A hit (the list was made for this
     sequence) writes its final answer back like any Tier-1 hit (``write_back``), so the next request with
     the same session is a cached answer again, not a re-rank."""
-    from recsys.api.serving import ModelList
+    from recsys.serving.service import ModelList
 
     state, cached = service.state, lists.cached
     key, name = served.sequence_key(session.sequence), _just_viewed(state, session.sequence)

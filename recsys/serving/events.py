@@ -25,11 +25,11 @@ import logging
 from collections.abc import Sequence
 
 from recsys.api.errors import ApiError, ConflictError, DependencyDown, InvalidInputError
-from recsys.api.event_batch import EventWrite
 from recsys.api.schemas import EventIn
-from recsys.api.session_state import update_args
-from recsys.api.state import ServingState
 from recsys.constants import PURCHASE
+from recsys.serving.session_state import update_args
+from recsys.serving.state import ServingState
+from recsys.serving.stores.event_batch import EventWrite
 
 log = logging.getLogger(__name__)
 

@@ -25,18 +25,18 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from recsys.api.ab_serving import ArmChoice, choose_arm, log_impression, settle_arm
-from recsys.api.answers import answer_basis, build_answer, items_without_reasons, response_items
 from recsys.api.errors import DependencyDown
-from recsys.api.realtime import serve_real_time
-from recsys.api.redis_store import UserView
-from recsys.api.session_state import SessionState, parse_session, seed_fields
-from recsys.api.state import ServingState
-from recsys.api.tiers import CATEGORY, PERSONALIZED, TRENDING, category_tier, personalized, trending_tier
 from recsys.constants import HISTORY_EVENTS
 from recsys.keys import CachedAnswer, answer_key, decode_answer, recommendations_body, recs_payload
 from recsys.ranking.reasons import SOURCE_MODEL, reason_for
 from recsys.ranking.rerank import Candidate, boost_popular
+from recsys.serving.answers import answer_basis, build_answer, items_without_reasons, response_items
+from recsys.serving.arms import ArmChoice, choose_arm, log_impression, settle_arm
+from recsys.serving.realtime import serve_real_time
+from recsys.serving.session_state import SessionState, parse_session, seed_fields
+from recsys.serving.state import ServingState
+from recsys.serving.stores.redis_store import UserView
+from recsys.serving.tiers import CATEGORY, PERSONALIZED, TRENDING, category_tier, personalized, trending_tier
 
 log = logging.getLogger(__name__)
 
