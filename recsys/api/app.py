@@ -26,13 +26,14 @@ from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api.admin_throttle import AdminThrottle
 from recsys.api.auth import API_KEY, METRICS_KEY, ApiKeys
 from recsys.api.body_limit import BodyLimitMiddleware
-from recsys.api.errors import DependencyDown, error_responses, install_error_handlers
+from recsys.api.errors import error_responses, install_error_handlers
 from recsys.api.middleware import RequestContextMiddleware
 from recsys.api.ops import StoreChecks
 from recsys.api.rate_limit import RateLimiter
 from recsys.api.routes import abtests, admin, events, ops, recommendations
 from recsys.artifacts import ArtifactStore
 from recsys.constants import MAX_DB_INT
+from recsys.serving.errors import DependencyDown
 from recsys.serving.events import EventService
 from recsys.serving.item_lists import SimilarService
 from recsys.serving.metrics import ServingMetrics

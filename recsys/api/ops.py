@@ -12,7 +12,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 
-from recsys.api.errors import DependencyDown
+from recsys.serving.errors import DependencyDown
 from recsys.serving.state import ServingState
 
 NO_MODEL = "NO_MODEL"

@@ -21,9 +21,10 @@ import time
 
 from redis.exceptions import NoScriptError
 
-from recsys.api.errors import ApiError, InvalidInputError
-from recsys.constants import KEY_RATE_LIMIT
+from recsys.api.errors import ApiError
 from recsys.db.redis_errors import REDIS_ERRORS, is_connectivity_error
+from recsys.keys import KEY_RATE_LIMIT
+from recsys.serving.errors import InvalidInputError
 from recsys.serving.stores.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)

@@ -26,13 +26,13 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from recsys.api.schemas import MAX_NUM_ITEMS
 from recsys.keys import encode_answer
 from recsys.ranking.rerank import Candidate, RerankConfig
 from recsys.serving.catalog import CatalogSnapshot
 from recsys.serving.fallbacks import FallbackLists
 from recsys.serving.tiers import ServeContext, personalized
 
+MAX_NUM_ITEMS = 100  # the longest list a request may ask for (GET /recommendations' num_items)
 ANSWER_ITEMS = MAX_NUM_ITEMS  # an answer holds as many items as a request may ask for
 SESSION_FIELDS = ("cats", "bought", "seen", "seq")  # what Tier 1 (and real-time scoring) reads
 _SESSION_KEYS = tuple((name.encode(), name) for name in SESSION_FIELDS)

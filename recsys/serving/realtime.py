@@ -22,9 +22,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from recsys import keys
-from recsys.api.errors import DependencyDown
 from recsys.constants import REASON_JUST_VIEWED
 from recsys.ranking.rerank import boost_popular
+from recsys.serving.errors import DependencyDown
 
 if TYPE_CHECKING:
     from recsys.serving.service import Recommendation, RecommendationService, UserLists

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from recsys.api.errors import DependencyDown
 from recsys.constants import HISTORY_EVENTS
 from recsys.keys import CachedAnswer, answer_key, decode_answer, recommendations_body, recs_payload
 from recsys.ranking.reasons import SOURCE_MODEL, reason_for
 from recsys.ranking.rerank import Candidate, boost_popular
 from recsys.serving.answers import answer_basis, build_answer, items_without_reasons, response_items
 from recsys.serving.arms import ArmChoice, choose_arm, log_impression, settle_arm
+from recsys.serving.errors import DependencyDown
 from recsys.serving.realtime import serve_real_time
 from recsys.serving.session_state import SessionState, parse_session, seed_fields
 from recsys.serving.state import ServingState

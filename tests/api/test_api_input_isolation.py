@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from api_helpers import now_ms, pid
-from recsys.api.errors import DependencyDown, InvalidInputError
 from recsys.constants import MAX_DB_INT
 from recsys.db.errors import is_connectivity_error, is_input_error
+from recsys.serving.errors import DependencyDown, InvalidInputError
 from recsys.serving.stores.breaker import CircuitBreaker
 from recsys.serving.stores.db_store import DbStore
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from api_helpers import catalog_rows, lists_json, pid
-from recsys.api.errors import InvalidInputError, field_of
+from recsys.api.errors import field_of
 from recsys.api.middleware import endpoint_label, incoming_request_id
 from recsys.api.ops import NO_MODEL, model_status_of, training_accuracy
 from recsys.constants import CLICK, MS_PER_DAY, PURCHASE, VIEW
 from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.errors import InvalidInputError
 from recsys.serving.events import check_timestamp
 from recsys.serving.fallbacks import RankedList, lists_from_counts, lists_from_redis
 from recsys.serving.item_lists import blend
