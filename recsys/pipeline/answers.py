@@ -92,7 +92,7 @@ def write_block(redis, recs_keys: Sequence[str], user_ids: Sequence[int], values
         pipe.set(key, value, ex=ttl)
         if context is None or not session_raw:
             continue
-        payload = orjson.loads(value)  # the list as the API decodes it (serving._model_list)
+        payload = orjson.loads(value)  # the list as the API decodes it (recsys.serving.model_lists.model_list)
         products = [int(p) for p in payload["products"]]
         if not products:
             continue

@@ -78,9 +78,10 @@ class ServingState:
             cached = self._answer_context = (self.catalog, self.lists, digest)
         return cached[2]
 
-    def context(self, session: SessionState) -> ServeContext:
+    def context(self, session: SessionState, just_viewed: str | None = None) -> ServeContext:
+        """The request's context; ``just_viewed``: the product a real-time model's list follows."""
         s = self.settings
         return ServeContext(catalog=self.catalog, lists=self.lists, session=session, rules=self.rules,
                             now_ms=self.now_ms(), new_days=s.new_product_days,
                             new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types,
-                            personal_reasons=s.personal_reasons)
+                            personal_reasons=s.personal_reasons, just_viewed=just_viewed)

@@ -54,6 +54,7 @@ class ServeContext:
     new_arrival_slots: int = 3
     seen_types: tuple[str, ...] = (PURCHASE,)  # RECSYS_EXCLUDE_SEEN
     personal_reasons: bool = True  # RECSYS_REASONS=personal: reasons may name the user's own products
+    just_viewed: str | None = None  # a real-time model's list: the product it follows (``realtime.just_viewed``)
 
     def already_seen(self) -> set[int]:
         return self.session.already_seen(self.seen_types)
@@ -79,8 +80,8 @@ class ServeContext:
             info = self.catalog.get(pid)
             if info and info.category:
                 purchased.setdefault(info.category, info.name)
-        return ReasonContext(viewed_categories=frozenset(self.session.categories), purchased=purchased,
-                             complements=self.rules.complements, personal=self.personal_reasons)
+        return ReasonContext(viewed_categories=frozenset(self.session.categories), just_viewed=self.just_viewed,
+                             purchased=purchased, complements=self.rules.complements, personal=self.personal_reasons)
 
 
 def _rank_score(rank: int, size: int) -> float:

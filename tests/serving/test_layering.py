@@ -1,5 +1,7 @@
 """The serving core's place in the layers (issue 22), read from the sources: every import statement, a
-function's own included. Batch code and the serving core never import the web package (``recsys.api``)."""
+function's own included. Batch code and the serving core never import the web package (``recsys.api``), and
+no two modules of the serving core or of the web package import each other, even through others (a module
+and the sub-package holding the other count as one)."""
 
 from __future__ import annotations
 
@@ -50,3 +52,47 @@ def test_the_reader_finds_an_import_of_the_web_package_in_a_function(tmp_path):
     source = tmp_path / "batch.py"
     source.write_text("import os\n\ndef f():\n    from recsys.api.tiers import rerank_config\n")
     assert {"recsys.api.tiers", "recsys.api.tiers.rerank_config"} <= imports(source)
+
+
+def sibling_imports(package: str) -> dict[str, set[str]]:
+    """For each child of ``package`` (module or sub-package), the other children it imports."""
+    depth = package.count(".") + 1
+    graph: dict[str, set[str]] = {}
+    for module, imported in modules(package).items():
+        if module == package:
+            continue
+        child = module.split(".")[depth]
+        graph.setdefault(child, set()).update(
+            i.split(".")[depth] for i in imported if within(i, package) and i != package)
+        graph[child].discard(child)
+    return graph
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph (its nodes, the first repeated at the end), or None."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        if node in done:
+            return None
+        for nxt in sorted(graph.get(node, ())):
+            found = visit(nxt, path + [node])
+            if found:
+                return found
+        done.add(node)
+        return None
+
+    return next((c for c in (visit(n, []) for n in sorted(graph)) if c), None)
+
+
+@pytest.mark.parametrize("package", ["recsys.serving", "recsys.serving.stores", "recsys.api", "recsys.api.routes"])
+def test_no_import_cycle_between_the_modules_of_a_package(package):
+    assert cycle(sibling_imports(package)) is None
+
+
+def test_the_cycle_finder_finds_one_through_a_third_module():
+    assert cycle({"service": {"realtime"}, "realtime": {"state"}, "state": {"service"}, "tiers": set()}) == [
+        "realtime", "state", "service", "realtime"]
+    assert cycle({"service": {"realtime", "tiers"}, "realtime": {"tiers"}, "tiers": set()}) is None
