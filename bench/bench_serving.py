@@ -40,11 +40,12 @@ REC_PATH = "/recommendations?num_items=10&user_id="
 
 
 def api_fingerprint(source: Path = REPO) -> dict:
-    """Which version of ``recsys/api`` was measured: a hash of its sources and their newest change."""
+    """Which version of the API (``recsys/api`` and the serving core ``recsys/serving``) was measured: a hash of
+    their sources and their newest change."""
     import datetime as dt
     import hashlib
 
-    files = sorted((source / "recsys" / "api").glob("*.py"))
+    files = sorted(f for package in ("api", "serving") for f in (source / "recsys" / package).rglob("*.py"))
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     newest = max(f.stat().st_mtime for f in files)
     return {"sha256_16": digest, "files": len(files),

@@ -51,7 +51,7 @@ def serving(r: dict) -> str:
         f"{', '.join(f'{k} {num(v)}' for k, v in r['tiers']['users'].items())}. Response "
         f"{r['tiers']['response_bytes']} B (10 items); cached list `recs:{{user_id}}` {r['tiers']['recs_value_bytes']} B.",
         f"Server settings kept (best cache-hit req/s of the sweep below): **{cfg['workers']} worker(s), "
-        f"{cfg['loop']}, {cfg['http']}**. API measured: `recsys/api` sources "
+        f"{cfg['loop']}, {cfg['http']}**. API measured: `recsys/api` + `recsys/serving` sources "
         f"{(r.get('api_source') or {}).get('sha256_16', '?')} (newest change "
         f"{(r.get('api_source') or {}).get('newest_change', '?')})"
         + ("; **the sources changed during the run: numbers mix two versions**." if r.get("api_changed_during_run")
@@ -65,8 +65,8 @@ def serving(r: dict) -> str:
         f"raises the ratio). {_plateau(r['config_sweep'])} The remaining gap to the trivial endpoint is the "
         "request's own work (profile below). The API already answers with orjson (see the encoder table); "
         "the cache hit's one Redis round trip is packed by hiredis and sent on a connection of the hit path's "
-        "own (`recsys/api/redis_wire.py`, one per in-flight request, one timeout per trip), and the hit never "
-        "touches the database pool. A plain `GET /recommendations` skips FastAPI's per-request dependency "
+        "own (`recsys/serving/stores/redis_wire.py`, one per in-flight request, one timeout per trip), and the hit "
+        "never touches the database pool. A plain `GET /recommendations` skips FastAPI's per-request dependency "
         "resolution (`FastRecommendationsRoute`); its rate-limit script rides in the read's round trip.",
         "### Concurrency (chosen settings)",
         table(["connections", "hit req/s", "p50 ms", "p95 ms", "p99 ms", "trivial req/s", "ratio"], conc),

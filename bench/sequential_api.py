@@ -191,7 +191,7 @@ def check_path(rec: dict, model_id: str) -> None:
 
 
 def front_of_sequence(redis_client, user_id: int) -> int | None:
-    from recsys.api.session_state import parse_session
+    from recsys.serving.session_state import parse_session
     from recsys.keys import session_key
 
     seq = parse_session(redis_client.hgetall(session_key(user_id))).sequence

@@ -27,7 +27,7 @@ def create_trivial_app():
 
     from recsys.abtest.request_ids import RequestIdSigner
     from recsys.api.errors import OrjsonResponse
-    from recsys.api.metrics import ServingMetrics
+    from recsys.serving.metrics import ServingMetrics
     from recsys.api.middleware import RequestContextMiddleware
     from recsys.api.schemas import RecommendationsResponse
 

@@ -68,7 +68,7 @@ def before_after(r: dict) -> str:
     trivial = r["side_by_side"]["trivial"]["rps"]
     return "\n\n".join([
         "### Before and after: the baseline's API in the same run",
-        f"Before: the API of {_label(r)} (`{r['baseline']['source']}`, `recsys/api` sources "
+        f"Before: the API of {_label(r)} (`{r['baseline']['source']}`, `recsys/api` + `recsys/serving` sources "
         f"{r['baseline']['api_source']['sha256_16']}); after: this tree. Same shop, Redis, users and server "
         f"settings; the side-by-side runs alternate between the two, the trivial endpoint ({med(trivial)} req/s) "
         "and the other targets.",

@@ -23,9 +23,9 @@ from bench.common import REPO
 AREAS = (("dataclasses.replace", ("dataclasses.py",)), ("redis client", ("redis/",)), ("json (orjson)", ("orjson",)),
          ("re-ranking", ("recsys/ranking/rerank", "recsys/ranking/rank_columns")),
          ("reasons", ("recsys/ranking/reasons",)),
-         ("tiers + catalog", ("recsys/api/tiers", "recsys/api/catalog", "recsys/api/fallbacks")),
-         ("serving service", ("recsys/api/serving", "recsys/api/session_state", "recsys/api/redis_store",
-                              "recsys/api/ab_")),
+         ("tiers + catalog", ("recsys/serving/tiers", "recsys/serving/catalog", "recsys/serving/fallbacks")),
+         ("serving service", ("recsys/serving/service", "recsys/serving/session_state",
+                              "recsys/serving/stores/redis_store", "recsys/serving/arms")),
          ("event loop + sockets", ("asyncio/", "selectors", "uvloop", "socket")))
 
 

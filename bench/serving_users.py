@@ -15,9 +15,9 @@ import httpx
 from sqlalchemy import func, select
 
 from bench.common import API_KEY_HEADERS
-from recsys.api.session_state import COUNTED_EVENTS
 from recsys.constants import KEY_RECS, KEY_SESSION, KEY_USER_EVENTS
 from recsys.db.models import UserEvent
+from recsys.serving.session_state import COUNTED_EVENTS
 
 UNKNOWN_USER_BASE = 50_000_000
 

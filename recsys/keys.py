@@ -13,9 +13,10 @@ session and counter are seeded again from the database), and the old keys expire
 
 Values:
 - ``recs:{user}`` (and ``recs:<model>:{user}``): the model's list, JSON ``{products, scores,
-  reasons, model_version, updated_at}`` (``encode_recs``).
+  reasons, model_version, updated_at}`` and, for a model that scores in real time, ``seq`` (``recs_payload``,
+  ``encode_recs``).
 - ``answer:{user}`` (and ``answer:<model>:{user}``): the final Tier-1 answer of that list for the
-  user's session, as the API sends it (``recsys.serving_answer``).
+  user's session, as the API sends it (``recsys.serving.answers``).
 """
 
 from __future__ import annotations
@@ -93,10 +94,14 @@ def category_keys(categories: Sequence[str]) -> list[str]:
 
 # --- values -----------------------------------------------------------------------------------
 def recs_payload(products: Sequence[int], scores: Sequence[float], reasons: Sequence[str] | None,
-                 model_version: str | None, updated_at: str) -> dict:
-    """The JSON value of ``recs:{user_id}``."""
-    return {"products": list(products), "scores": list(scores), "reasons": list(reasons or []),
-            "model_version": model_version, "updated_at": updated_at}
+                 model_version: str | None, updated_at: str, *, sequence: str | None = None) -> dict:
+    """The JSON value of ``recs:{user_id}``; ``sequence``: a real-time model's list holds the key of the
+    recent sequence it was made for (``seq``)."""
+    payload = {"products": list(products), "scores": list(scores), "reasons": list(reasons or []),
+               "model_version": model_version, "updated_at": updated_at}
+    if sequence is not None:
+        payload["seq"] = sequence
+    return payload
 
 
 def encode_recs(payload: dict) -> bytes:

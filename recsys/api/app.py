@@ -23,27 +23,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recsys.abtest.impressions import ImpressionBuffer
 from recsys.abtest.request_ids import RequestIdSigner
-from recsys.api import routes_abtests, routes_admin, routes_events, routes_ops, routes_recommendations
 from recsys.api.admin_throttle import AdminThrottle
 from recsys.api.auth import API_KEY, METRICS_KEY, ApiKeys
 from recsys.api.body_limit import BodyLimitMiddleware
-from recsys.api.breaker import CircuitBreaker
-from recsys.api.db_store import DbStore, make_async_engine
 from recsys.api.errors import error_responses, install_error_handlers
-from recsys.api.events import EventService
-from recsys.api.item_lists import SimilarService
-from recsys.api.metrics import ServingMetrics
 from recsys.api.middleware import RequestContextMiddleware
 from recsys.api.ops import StoreChecks
 from recsys.api.rate_limit import RateLimiter
-from recsys.api.redis_store import RedisStore
-from recsys.api.errors import DependencyDown
-from recsys.api.refresh import flush_writes_forever, refresh_all, refresh_forever
-from recsys.api.serving import RecommendationService
-from recsys.api.state import ServingState
-from recsys.api.tiers import rerank_config
+from recsys.api.routes import abtests, admin, events, ops, recommendations
 from recsys.artifacts import ArtifactStore
 from recsys.constants import MAX_DB_INT
+from recsys.serving.errors import DependencyDown
+from recsys.serving.events import EventService
+from recsys.serving.item_lists import SimilarService
+from recsys.serving.metrics import ServingMetrics
+from recsys.serving.refresh import flush_writes_forever, refresh_all, refresh_forever
+from recsys.serving.service import RecommendationService
+from recsys.serving.state import ServingState
+from recsys.serving.stores.breaker import CircuitBreaker
+from recsys.serving.stores.db_store import DbStore, make_async_engine
+from recsys.serving.stores.redis_store import RedisStore
+from recsys.serving.tiers import rerank_config
 from recsys.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -142,9 +142,9 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
                         await t
             await state.db.drain()
             await _flush_on_shutdown(state)
-            admin = getattr(app.state, "ab_admin", None)
-            if admin is not None:
-                admin.close()
+            ab_admin = getattr(app.state, "ab_admin", None)
+            if ab_admin is not None:
+                ab_admin.close()
                 app.state.ab_admin = None
             await close()
             metrics.mark_process_dead(os.getpid())
@@ -164,16 +164,16 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, signer=app.state.request_ids)  # outermost
     keyed = {"dependencies": API_KEY, "responses": error_responses(401, 429)}
-    app.include_router(routes_recommendations.router, **keyed)
-    app.include_router(routes_events.router, **keyed)
-    app.include_router(routes_ops.router, **keyed)
-    app.include_router(routes_ops.health_router)
+    app.include_router(recommendations.router, **keyed)
+    app.include_router(events.router, **keyed)
+    app.include_router(ops.router, **keyed)
+    app.include_router(ops.health_router)
     metrics_keyed = {"dependencies": METRICS_KEY, "responses": error_responses(401, 429)}  # X-API-Key or Bearer
-    app.include_router(routes_ops.metrics_router, **({} if settings.metrics_public else metrics_keyed))
+    app.include_router(ops.metrics_router, **({} if settings.metrics_public else metrics_keyed))
     admin_attempts = {"responses": error_responses(429)}  # a bearer check past the address's attempts
-    app.include_router(routes_abtests.router, **admin_attempts)
-    app.include_router(routes_admin.router)
-    routes_recommendations.install_fast_route(app)
+    app.include_router(abtests.router, **admin_attempts)
+    app.include_router(admin.router)
+    recommendations.install_fast_route(app)
     return app
 
 

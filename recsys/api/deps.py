@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from recsys.api.events import EventService
-from recsys.api.item_lists import SimilarService
-from recsys.api.serving import RecommendationService
-from recsys.api.state import ServingState
+from recsys.serving.events import EventService
+from recsys.serving.item_lists import SimilarService
+from recsys.serving.service import RecommendationService
+from recsys.serving.state import ServingState
 
 
 def serving_state(request: Request) -> ServingState:

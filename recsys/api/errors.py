@@ -1,4 +1,5 @@
-"""Typed errors of the API and the handlers that turn them into JSON answers.
+"""The API's error answers: its own typed errors (``ApiError``) and the handlers that turn them and the
+serving core's (``recsys.serving.errors``) into JSON answers.
 
 Every error answer has the same shape: ``{"detail": str, "field": str | None,
 "errors": [...], "request_id": str}``; a validation error names the field
@@ -16,6 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from recsys.api.schemas import ErrorBody
+from recsys.serving.errors import ServingError
+
 log = logging.getLogger(__name__)
 
 
@@ -28,42 +32,10 @@ class OrjsonResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
-class ApiError(Exception):
-    """An error with an HTTP status and a readable message (and, in ``headers``, answer headers)."""
+class ApiError(ServingError):
+    """An error of the HTTP layer itself (credentials, rate limits), with answer ``headers`` of its own."""
 
-    status_code = 500
     headers: dict[str, str] | None = None
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class InvalidInputError(ApiError):
-    """Input that passed the schema but not the business rules (unknown product, ...)."""
-
-    status_code = 422
-
-
-class NotFoundError(ApiError):
-    status_code = 404
-
-
-class ConflictError(ApiError):
-    """A client event id re-used for a different event."""
-
-    status_code = 409
-
-
-class DependencyDown(ApiError):
-    """Redis or the database did not answer; the client may retry later."""
-
-    status_code = 503
-
-    def __init__(self, dependency: str, cause: BaseException | str):
-        super().__init__(f"{dependency} unavailable: {cause}")
-        self.dependency = dependency
 
 
 def request_id_of(request: Request) -> str:
@@ -93,9 +65,9 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
     return OrjsonResponse(error_body(request, detail, field, errors), status_code=422)
 
 
-async def _api_error_handler(request: Request, exc: ApiError) -> Response:
+async def _error_handler(request: Request, exc: ServingError) -> Response:
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else []
-    headers = {"Retry-After": "1"} if exc.status_code == 503 else exc.headers
+    headers = {"Retry-After": "1"} if exc.status_code == 503 else exc.headers if isinstance(exc, ApiError) else None
     return OrjsonResponse(error_body(request, exc.message, exc.field, errors), status_code=exc.status_code,
                           headers=headers)
 
@@ -121,14 +93,12 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(ServingError, _error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
 
 
 def error_responses(*codes: int) -> dict:
     """OpenAPI ``responses=`` entries for the error codes a route may answer."""
-    from recsys.api.schemas import ErrorBody
-
     json = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     # the content is explicit: on an HTML route FastAPI would document the model as text/html only
     return {code: {"model": ErrorBody, "content": json} for code in codes}

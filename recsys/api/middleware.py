@@ -22,7 +22,7 @@ import orjson
 from starlette.datastructures import MutableHeaders
 
 from recsys.abtest.request_ids import RequestIdSigner
-from recsys.api.metrics import ServingMetrics
+from recsys.serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"

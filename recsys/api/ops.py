@@ -12,8 +12,8 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 
-from recsys.api.errors import DependencyDown
-from recsys.api.state import ServingState
+from recsys.serving.errors import DependencyDown
+from recsys.serving.state import ServingState
 
 NO_MODEL = "NO_MODEL"
 

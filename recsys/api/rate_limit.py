@@ -21,10 +21,11 @@ import time
 
 from redis.exceptions import NoScriptError
 
-from recsys.api.breaker import CircuitBreaker
-from recsys.api.errors import ApiError, InvalidInputError
-from recsys.constants import KEY_RATE_LIMIT
+from recsys.api.errors import ApiError
 from recsys.db.redis_errors import REDIS_ERRORS, is_connectivity_error
+from recsys.keys import KEY_RATE_LIMIT
+from recsys.serving.errors import InvalidInputError
+from recsys.serving.stores.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 WARN_EVERY_SECONDS = 10.0  # one log line per this many seconds of unchecked requests (all are counted)

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from recsys.constants import (
     CLICK, CLIENT_EVENT_TYPES, IMPRESSION, MAX_DB_INT, PURCHASE, RESERVED_EVENT_ID_PREFIX,
 )
+from recsys.serving.answers import MAX_NUM_ITEMS
 
-MAX_NUM_ITEMS = 100
 PositiveId = Annotated[int, Field(gt=0, le=MAX_DB_INT, strict=True)]
 EpochMs = Annotated[int, Field(gt=0, le=MAX_DB_INT, strict=True, description="epoch milliseconds, UTC")]
 Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]

@@ -3,7 +3,7 @@
 The sequence is the user's distinct products of signal events (``recsys.data.frames.SIGNAL_EVENTS``:
 views, clicks, wishlists, carts, purchases), **newest first**, at most ``MAX_SEQUENCE``: an event moves
 its product to the front. It is what a family that scores in real time reads (``recsys.families``). The API keeps it in the ``seq`` field of ``session:{user_id}``
-(``recsys.api.session_state``); precompute and the hold-out evaluation build the same list from the
+(``recsys.serving.session_state``); precompute and the hold-out evaluation build the same list from the
 database (``recent_products``), so a precomputed list and a session agree on its key.
 
 ``sequence_key``: the newest ``KEY_PRODUCTS`` products joined. An event that changes the sequence

@@ -6,8 +6,8 @@
    last ``trending_days`` before the cut-off), out-of-stock products last, at most
    ``max_per_category`` per category per block, cut to ``recs_per_user``.
 2. Serving (Tier 1): ``recsys.ranking.rerank.rerank`` with the rules of the settings
-   (``recsys.api.tiers.rerank_config``) and the user's session as the API seeds it from the
-   latest ``HISTORY_EVENTS`` events before the cut-off (``recsys.api.session_state.seed_fields``):
+   (``recsys.serving.tiers.rerank_config``) and the user's session as the API seeds it from the
+   latest ``HISTORY_EVENTS`` events before the cut-off (``recsys.serving.session_state.seed_fields``):
    cross-sell, browsed categories, margin, freshness (product age at the cut-off), stock, diversity.
 
 Not reproduced offline: the cross-sell candidates serving adds from bestseller lists, and the
@@ -44,7 +44,7 @@ def _age_days(products: pd.DataFrame, now_ms: int) -> np.ndarray:
 
 def sessions(events: pd.DataFrame, user_ids, categories: pd.Series) -> dict[int, tuple[tuple, list]]:
     """Per user: (browsed categories, purchased categories) of the session the API would seed."""
-    from recsys.api.session_state import parse_session, seed_fields
+    from recsys.serving.session_state import parse_session, seed_fields
 
     mine = events[events[COL_USER].isin(user_ids)].sort_values(COL_TIMESTAMP, ascending=False, kind="stable")
     latest = mine.groupby(COL_USER, sort=False).head(HISTORY_EVENTS)
@@ -101,7 +101,7 @@ class ServingReranker:
 def serving_rules(max_per_category: int | None, freshness_weight: float, new_days: int,
                   settings=None) -> RerankConfig:
     """The serving rules of the settings with the hybrid configuration's tunable knobs."""
-    from recsys.api.tiers import rerank_config
+    from recsys.serving.tiers import rerank_config
 
     rules = rerank_config(settings or get_settings())
     return dataclasses.replace(rules, max_per_category=max_per_category, freshness_weight=freshness_weight,

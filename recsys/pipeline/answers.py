@@ -1,5 +1,5 @@
 """Precompute's writes of a block's lists: ``recs:{user_id}`` and, for users with a session, the final
-Tier-1 answer ``answer:{user_id}`` the API sends as it is (``recsys.api.answers``).
+Tier-1 answer ``answer:{user_id}`` the API sends as it is (``recsys.serving.answers``).
 
 The answer is worked out as the API would: the same catalog rows (``products``), the fallback lists
 precompute wrote to Redis, the re-ranking rules of the settings, the session hash Redis holds now,
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import orjson
 from sqlalchemy import Engine, select
 
-from recsys.api.answers import answer_basis, build_answer, context_digest
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.fallbacks import FallbackLists, lists_from_redis
-from recsys.api.session_state import parse_session
-from recsys.api.tiers import ServeContext, rerank_config
 from recsys.db.models import Product
 from recsys.keys import answer_key, category_keys, list_keys, session_key
+from recsys.serving.answers import answer_basis, build_answer, context_digest
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.fallbacks import FallbackLists, lists_from_redis
+from recsys.serving.session_state import parse_session
+from recsys.serving.tiers import ServeContext, rerank_config
 from recsys.settings import Settings
 
 CATALOG_COLUMNS = ("product_id", "name", "category", "price", "margin", "in_stock", "created_at")
@@ -92,7 +92,7 @@ def write_block(redis, recs_keys: Sequence[str], user_ids: Sequence[int], values
         pipe.set(key, value, ex=ttl)
         if context is None or not session_raw:
             continue
-        payload = orjson.loads(value)  # the list as the API decodes it (serving._model_list)
+        payload = orjson.loads(value)  # the list as the API decodes it (recsys.serving.model_lists.model_list)
         products = [int(p) for p in payload["products"]]
         if not products:
             continue

@@ -16,10 +16,10 @@ from ab_helpers import REDIS_URL
 from recsys.abtest import dead_letters
 from recsys.abtest.flusher import flush_impressions, stream_counts, write_entries
 from recsys.abtest.impressions import ImpressionBuffer, impression_fields
-from recsys.api.redis_store import RedisStore
 from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.db.models import ABImpression, ImpressionDeadLetter, UserEvent
 from recsys.pipeline_metrics import register_pipeline_metrics
+from recsys.serving.stores.redis_store import RedisStore
 
 TS = 1_700_000_000_000
 

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from ab_helpers import REDIS_URL
 from recsys.abtest.flusher import flush_impressions, write_entries
 from recsys.abtest.impressions import ImpressionBuffer, decode_entry, impression_fields
-from recsys.api.errors import DependencyDown
-from recsys.api.redis_store import RedisStore
 from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.db.models import ABImpression, User, UserEvent
 from recsys.keys import ab_key
+from recsys.serving.errors import DependencyDown
+from recsys.serving.stores.redis_store import RedisStore
 
 
 def fields(rid: str, user: int = 7, products=(1, 2, 3), test_id=4, arm="treatment"):

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anyio
 
 
 def admin_client(settings):
-    """The admin client of an API with these settings (built as ``routes_abtests.get_admin`` builds it)."""
+    """The admin client of an API with these settings (built as ``routes.abtests.get_admin`` builds it)."""
     serving, _ = make_async_redis(settings)  # opens no connection
     return ABAdmin(settings, None, serving).redis, serving
 

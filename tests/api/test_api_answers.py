@@ -11,11 +11,11 @@ import pytest
 from api_helpers import (
     ALL_PRODUCTS, catalog_rows, get_recs, now_ms, open_client, pid, tier_work, write_lists, write_user_recs,
 )
-from recsys.api.answers import ANSWER_ITEMS, answer_basis, build_answer, response_items
 from recsys.api.app import create_app
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.tiers import personalized
 from recsys.keys import answer_key, decode_answer, encode_answer, recommendations_body, recs_key
+from recsys.serving.answers import ANSWER_ITEMS, answer_basis, build_answer, response_items
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.tiers import personalized
 from test_api_tiers_reference import CORPUS
 
 pytestmark = pytest.mark.anyio

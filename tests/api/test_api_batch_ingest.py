@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import ProgrammingError
 
-import recsys.api.db_store as db_store
+import recsys.serving.stores.db_store as db_store
 from api_helpers import now_ms, pid
 from recsys.api.schemas import EventBatchLogged
-from recsys.api.session_state import SEP
 from recsys.db.models import UserEvent
 from recsys.keys import events_key, session_key
+from recsys.serving.session_state import SEP
 from test_api_event_batch import rows as stored
 from test_api_faults import kill_database
 

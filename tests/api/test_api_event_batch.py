@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import ProgrammingError
 
-import recsys.api.db_store as db_store
+import recsys.serving.stores.db_store as db_store
 from api_helpers import now_ms, pid
-from recsys.api.db_store import DbStore, make_async_engine
-from recsys.api.errors import DependencyDown, InvalidInputError
 from recsys.db.models import User, UserEvent
 from recsys.keys import events_key, session_key
+from recsys.serving.errors import DependencyDown, InvalidInputError
+from recsys.serving.stores.db_store import DbStore, make_async_engine
 
 pytestmark = pytest.mark.anyio
 

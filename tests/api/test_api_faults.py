@@ -7,9 +7,9 @@ from redis.asyncio import Redis
 
 from api_helpers import insert_events, now_ms, open_client, pid, write_user_recs
 from recsys.api.app import create_app
-from recsys.api.breaker import CircuitBreaker
-from recsys.api.db_store import DbStore, make_async_engine
-from recsys.api.redis_store import RedisStore
+from recsys.serving.stores.breaker import CircuitBreaker
+from recsys.serving.stores.db_store import DbStore, make_async_engine
+from recsys.serving.stores.redis_store import RedisStore
 
 pytestmark = pytest.mark.anyio
 DEAD_REDIS = "redis://127.0.0.1:1/0"

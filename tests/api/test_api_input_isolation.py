@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from api_helpers import now_ms, pid
-from recsys.api.breaker import CircuitBreaker
-from recsys.api.db_store import DbStore
-from recsys.api.errors import DependencyDown, InvalidInputError
 from recsys.constants import MAX_DB_INT
 from recsys.db.errors import is_connectivity_error, is_input_error
+from recsys.serving.errors import DependencyDown, InvalidInputError
+from recsys.serving.stores.breaker import CircuitBreaker
+from recsys.serving.stores.db_store import DbStore
 
 pytestmark = pytest.mark.anyio
 TOO_BIG = MAX_DB_INT + 1  # 9223372036854775808

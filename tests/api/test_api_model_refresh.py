@@ -14,9 +14,9 @@ import pytest
 from api_helpers import ALL_PRODUCTS, get_recs, insert_events, open_client, pid, register_live_model, write_lists
 from recsys import registry
 from recsys.api.app import create_app
-from recsys.api.refresh import refresh_model
 from recsys.artifacts import LocalArtifactStore, model_key
 from recsys.families.vectors.files import publish_arrays
+from recsys.serving.refresh import refresh_model
 
 pytestmark = pytest.mark.anyio
 
@@ -61,7 +61,7 @@ async def test_bad_files_are_logged_and_serving_goes_on(catalog_engine, redis_cl
     store.put_bytes(model_key("m-bad", "item_vectors.npy"), b"truncated upload")
     insert_events(catalog_engine, 90, [pid("Home", 1)] * 55)
     app = create_app(api_settings, refresh_in_background=False)
-    with caplog.at_level(logging.WARNING, logger="recsys.api.refresh"):
+    with caplog.at_level(logging.WARNING, logger="recsys.serving.refresh"):
         client, close = await open_client(app)
     try:
         state = app.state.serving
@@ -122,7 +122,7 @@ async def test_an_altered_file_of_a_new_live_model_keeps_the_previous_model_in_s
                                 params={}, samples=10, artifact_uri="x", artifacts=checksums)
         registry.promote(catalog_engine, "m-evil", reason="test")
         publish_arrays(store, "m-evil", [90], -user_b, ALL_PRODUCTS, items_b)  # same shapes, other bytes
-        with caplog.at_level(logging.ERROR, logger="recsys.api.refresh"):
+        with caplog.at_level(logging.ERROR, logger="recsys.serving.refresh"):
             assert await refresh_model(state)
         assert state.live_model_id == "m-evil" and state.embeddings.model_id == "m-a"
         assert any("m-evil" in r.getMessage() and "user_vectors.npy: checksum mismatch" in r.getMessage()
@@ -142,7 +142,7 @@ async def test_a_file_without_a_recorded_checksum_is_never_read(catalog_engine, 
     buf = io.BytesIO()
     np.savez(buf, user_ids=np.array([90]), user_vectors=user, item_ids=np.array(ALL_PRODUCTS), item_vectors=items)
     store.put_bytes(model_key("m-old", "embeddings.npz"), buf.getvalue())
-    with caplog.at_level(logging.ERROR, logger="recsys.api.refresh"):
+    with caplog.at_level(logging.ERROR, logger="recsys.serving.refresh"):
         client, close = await open_client(create_app(api_settings, refresh_in_background=False))
     try:
         assert any("embeddings.npz: no recorded checksum" in r.getMessage() for r in caplog.records)
@@ -157,8 +157,8 @@ async def test_a_refresh_works_out_the_answer_digest_so_no_request_does(catalog_
     """The digest of every product (0.13-0.29 s at 100K products) was computed by the first request after each
     catalog refresh, on the event loop; the refresh now leaves it ready for the new snapshots."""
     from api_helpers import write_user_recs
-    from recsys.api import state as state_module
-    from recsys.api.refresh import refresh_all
+    from recsys.serving import state as state_module
+    from recsys.serving.refresh import refresh_all
     from recsys.keys import answer_key
 
     write_lists(redis_client)

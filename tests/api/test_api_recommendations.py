@@ -22,9 +22,9 @@ from api_helpers import (
     write_user_recs,
 )
 from recsys.api.app import create_app
-from recsys.api.db_store import make_async_engine
 from recsys.artifacts import LocalArtifactStore
 from recsys.keys import ab_key, answer_key, events_key, recs_key
+from recsys.serving.stores.db_store import make_async_engine
 
 pytestmark = pytest.mark.anyio
 

@@ -17,10 +17,10 @@ from api_helpers import now_ms, open_client, truncate_all
 from recsys.api.ab_admin import ABAdmin
 from recsys.api.app import create_app, make_async_redis
 from recsys.api.schemas import RecommendationsResponse
-from recsys.api.session_state import parse_session
 from recsys.artifacts import LocalArtifactStore
 from recsys.clients import cluster_url, make_redis
 from recsys.keys import ab_key, answer_key, events_key, recs_key, session_key, user_embedding_key
+from recsys.serving.session_state import parse_session
 from recsys.settings import Settings
 from redis_cluster import local_cluster
 

@@ -13,9 +13,9 @@ from api_helpers import metric, now_ms, open_client, pid, write_lists
 from asgi_client import KEY_HEADERS, TEST_API_KEY
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api.app import create_app
-from recsys.api.breaker import CircuitBreaker
-from recsys.api.redis_store import RedisStore
 from recsys.db.models import UserEvent
+from recsys.serving.stores.breaker import CircuitBreaker
+from recsys.serving.stores.redis_store import RedisStore
 from recsys.settings import ConfigurationError, Settings
 
 pytestmark = pytest.mark.anyio

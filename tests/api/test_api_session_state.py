@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from recsys.api.redis_store import RedisStore
-from recsys.api.session_state import (
+from recsys.constants import ADD_TO_CART, CLICK, EXCLUDE_INTERACTED, IMPRESSION, PURCHASE, RETURN, VIEW
+from recsys.keys import ab_key, events_key, recs_key, session_key
+from recsys.ranking.seen import seen_event_types
+from recsys.serving.session_state import (
     MAX_VIEWED,
     SEP,
     parse_session,
     seed_fields,
     update_args,
 )
-from recsys.constants import ADD_TO_CART, CLICK, EXCLUDE_INTERACTED, IMPRESSION, PURCHASE, RETURN, VIEW
-from recsys.ranking.seen import seen_event_types
-from recsys.keys import ab_key, events_key, recs_key, session_key
+from recsys.serving.stores.redis_store import RedisStore
 
 from api_helpers import REDIS_URL
 

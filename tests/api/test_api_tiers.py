@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 
 from api_helpers import CATEGORIES, NEW_PRODUCT, OUT_OF_STOCK, catalog_rows, lists_json, now_ms, pid
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.fallbacks import lists_from_redis
-from recsys.api.session_state import SessionState
-from recsys.api.tiers import ServeContext, category_tier, interleave, personalized, rerank_config, trending_tier
 from recsys.constants import REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_TRENDING
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.fallbacks import lists_from_redis
+from recsys.serving.session_state import SessionState
+from recsys.serving.tiers import ServeContext, category_tier, interleave, personalized, rerank_config, trending_tier
 from recsys.settings import Settings
 
 CATALOG = CatalogSnapshot.from_rows(catalog_rows())

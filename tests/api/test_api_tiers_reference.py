@@ -19,12 +19,12 @@ from dataclasses import astuple
 import pytest
 
 import tiers_reference as ref
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.fallbacks import lists_from_redis
-from recsys.api.session_state import SessionState
-from recsys.api.tiers import ServeContext, category_tier, personalized, rerank_config, trending_tier
 from recsys.constants import MS_PER_DAY, REASON_LIKE_YOU
 from recsys.ranking.rerank import RerankConfig
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.fallbacks import lists_from_redis
+from recsys.serving.session_state import SessionState
+from recsys.serving.tiers import ServeContext, category_tier, personalized, rerank_config, trending_tier
 from recsys.settings import Settings
 
 NOW_MS = 1_790_000_000_000

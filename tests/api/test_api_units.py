@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 
 from api_helpers import catalog_rows, lists_json, pid
-from recsys.api.breaker import CircuitBreaker
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.db_store import async_database_url
-from recsys.api.errors import InvalidInputError, field_of
-from recsys.api.events import check_timestamp
-from recsys.api.fallbacks import RankedList, lists_from_counts, lists_from_redis
-from recsys.api.item_lists import blend
+from recsys.api.errors import field_of
 from recsys.api.middleware import endpoint_label, incoming_request_id
 from recsys.api.ops import NO_MODEL, model_status_of, training_accuracy
 from recsys.constants import CLICK, MS_PER_DAY, PURCHASE, VIEW
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.errors import InvalidInputError
+from recsys.serving.events import check_timestamp
+from recsys.serving.fallbacks import RankedList, lists_from_counts, lists_from_redis
+from recsys.serving.item_lists import blend
+from recsys.serving.stores.breaker import CircuitBreaker
+from recsys.serving.stores.db_store import async_database_url
 
 NOW = 1_800_000_000_000
 

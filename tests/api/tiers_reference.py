@@ -1,6 +1,6 @@
 """The serving tiers as they were before the cache-hit path was made cheaper (commit 8651939): the oracle.
 
-A frozen copy of ``recsys/api/tiers.py`` (``personalized``, ``finish``, the fallback
+A frozen copy of ``recsys/serving/tiers.py`` (``personalized``, ``finish``, the fallback
 tiers), ``CatalogSnapshot.candidate``, ``recsys/ranking/reasons.py`` and the online
 ``rerank`` with its rules, straight and slow: every item becomes a Candidate, is
 copied by ``dataclasses.replace`` for its reason and by every boost, and the whole
@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from recsys.api.fallbacks import RankedList
 from recsys.constants import (
     MS_PER_DAY,
     REASON_GOES_WITH,
@@ -27,6 +26,7 @@ from recsys.constants import (
     REASON_VIEWED_CATEGORY,
 )
 from recsys.ranking.rerank import Candidate
+from recsys.serving.fallbacks import RankedList
 
 TIER2_CATEGORIES = 3
 CROSS_SELL_PER_CATEGORY = 3
@@ -172,7 +172,7 @@ def rerank(items: Sequence[Candidate], rules, *, session_categories: Iterable[st
     return head + tail
 
 
-# --- recsys/api/tiers.py ----------------------------------------------------------------------
+# --- recsys/serving/tiers.py ----------------------------------------------------------------------
 def _with_reason(rc: dict, c: Candidate, source: str) -> Candidate:
     return replace(c, reason=reason_for(c, source, rc))
 

@@ -359,7 +359,7 @@ def test_the_code_reader_finds_reads():
 
 
 # variables that matter to one process only: name -> the services that must set it
-ONLY_FOR = {"PROMETHEUS_MULTIPROC_DIR": {"api"},  # read by `recsys serve` (cli.py) and recsys/api/metrics.py
+ONLY_FOR = {"PROMETHEUS_MULTIPROC_DIR": {"api"},  # read by `recsys serve` (cli.py) and recsys/serving/metrics.py
             "RECSYS_CLIENT_API_KEY": set()}  # `recsys simulate` on a client machine: no service of the stack
 
 

@@ -24,7 +24,7 @@ needs_promtool = pytest.mark.skipif(
 RULES = yaml.safe_load((MON / "alerts.yml").read_text())
 ALERTS = {r["alert"]: r for g in RULES["groups"] for r in g["rules"] if "alert" in r}
 DESIGN_ALERTS = {"ModelTrainingFailed", "CTRRegression", "ServingLatencyHigh", "CacheHitRateLow", "ColdStartFallback"}
-API_METRICS = {  # exposed by the API at /metrics (recsys/api/metrics.py)
+API_METRICS = {  # exposed by the API at /metrics (recsys/serving/metrics.py)
     "recsys_request_latency_seconds_bucket", "recsys_request_latency_seconds_count", "recsys_request_latency_seconds_sum",
     "recsys_cache_requests_total", "recsys_recommendation_source_total", "recsys_degraded_total",
     "recsys_errors_total", "recsys_events_logged_total",

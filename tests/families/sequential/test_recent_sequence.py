@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.api.session_state import parse_session, seed_fields
 from recsys.constants import CLICK, IMPRESSION, PURCHASE, RETURN, VIEW
+from recsys.data.sequences import MAX_SEQUENCE, newest_first, push, sequence_key
 from recsys.ranking.reasons import SOURCE_CROSS_SELL, SOURCE_MODEL, ReasonContext, reason_for
 from recsys.ranking.rerank import Candidate
-from recsys.data.sequences import MAX_SEQUENCE, newest_first, push, sequence_key
+from recsys.serving.session_state import parse_session, seed_fields
 
 
 def test_pushing_events_one_by_one_is_the_newest_first_list_of_the_log():

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
 
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.fallbacks import FallbackLists, RankedList
-from recsys.api.session_state import SessionState
 from recsys.constants import PURCHASE, REASON_LIKE_YOU
+from recsys.ranking.rank_columns import rerank_positions
 from recsys.ranking.reasons import (
     SOURCE_CROSS_SELL,
     SOURCE_MODEL,
@@ -32,8 +30,10 @@ from recsys.ranking.reasons import (
     impersonal,
     reason_for,
 )
-from recsys.ranking.rank_columns import rerank_positions
 from recsys.ranking.rerank import Candidate, RerankConfig
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.fallbacks import FallbackLists, RankedList
+from recsys.serving.session_state import SessionState
 
 PERSONALIZED, CATEGORY, TRENDING = "personalized", "category", "trending"
 TIER2_CATEGORIES = 3  # most recent categories a Tier-2 list draws from
@@ -54,6 +54,7 @@ class ServeContext:
     new_arrival_slots: int = 3
     seen_types: tuple[str, ...] = (PURCHASE,)  # RECSYS_EXCLUDE_SEEN
     personal_reasons: bool = True  # RECSYS_REASONS=personal: reasons may name the user's own products
+    just_viewed: str | None = None  # a real-time model's list: the product it follows (``realtime.just_viewed``)
 
     def already_seen(self) -> set[int]:
         return self.session.already_seen(self.seen_types)
@@ -79,8 +80,8 @@ class ServeContext:
             info = self.catalog.get(pid)
             if info and info.category:
                 purchased.setdefault(info.category, info.name)
-        return ReasonContext(viewed_categories=frozenset(self.session.categories), purchased=purchased,
-                             complements=self.rules.complements, personal=self.personal_reasons)
+        return ReasonContext(viewed_categories=frozenset(self.session.categories), just_viewed=self.just_viewed,
+                             purchased=purchased, complements=self.rules.complements, personal=self.personal_reasons)
 
 
 def _rank_score(rank: int, size: int) -> float:

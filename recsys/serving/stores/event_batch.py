@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from recsys.api.session_state import COUNTED_EVENTS
 from recsys.db.models import User, UserEvent
+from recsys.serving.session_state import COUNTED_EVENTS
 
 _EVENTS = UserEvent.__table__
 _USERS = User.__table__

@@ -16,14 +16,14 @@ import logging
 import pandas as pd
 
 from recsys.abtest.assignment import arm_model
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.errors import DependencyDown
-from recsys.api.fallbacks import lists_from_counts, lists_from_redis
-from recsys.api.state import ServingState
 from recsys.constants import ARMS, COL_ITEM
 from recsys.families import ServedModel, family_of
 from recsys.integrity import ArtifactIntegrityError
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.errors import DependencyDown
+from recsys.serving.fallbacks import lists_from_counts, lists_from_redis
 from recsys.serving.model_cache import load_served, prune
+from recsys.serving.state import ServingState
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Request
 
 from recsys.api.deps import client_named_request, get_event_service, get_request_id
 from recsys.api.errors import OrjsonResponse, error_responses
-from recsys.api.events import EventService
 from recsys.api.schemas import (
     ClickEventIn, EventBatchIn, EventBatchLogged, EventLogged, GenericEventIn, PurchaseEventIn,
 )
+from recsys.serving.events import EventService
 
 router = APIRouter(prefix="/events", tags=["events"])
 Service = Annotated[EventService, Depends(get_event_service)]

@@ -25,17 +25,17 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from recsys.abtest.impressions import ImpressionBuffer, PendingWrite, queue_writes, write_command
-from recsys.api.breaker import CircuitBreaker
-from recsys.api.errors import DependencyDown
-from recsys.api.redis_wire import WirePipeline, pairs
-from recsys.api.session_state import (
-    SEED_USER_LUA, UPDATE_SESSION_LUA, SessionState, parse_session,
-)
 from recsys.db.redis_errors import REDIS_ERRORS, is_connectivity_error, is_refused_command
 from recsys.keys import (
     ab_key, answer_key, category_keys, encode_recs, events_key, list_keys, recs_key, session_key,
     user_embedding_key,
 )
+from recsys.serving.errors import DependencyDown
+from recsys.serving.session_state import (
+    SEED_USER_LUA, UPDATE_SESSION_LUA, SessionState, parse_session,
+)
+from recsys.serving.stores.breaker import CircuitBreaker
+from recsys.serving.stores.redis_wire import WirePipeline, pairs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -24,14 +24,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from recsys.api.breaker import CircuitBreaker
-from recsys.api.errors import DependencyDown, InvalidInputError
-from recsys.api.event_batch import EventWrite, write_event_batch
-from recsys.api.group_commit import GroupCommit
-from recsys.api.session_state import COUNTED_EVENTS
 from recsys.constants import MS_PER_DAY, STATUS_LIVE
 from recsys.db.errors import is_connectivity_error, is_input_error, short_reason
 from recsys.db.models import ABTest, Product, RecommendationModel, UserEvent, UserProductInteraction
+from recsys.serving.errors import DependencyDown, InvalidInputError
+from recsys.serving.session_state import COUNTED_EVENTS
+from recsys.serving.stores.breaker import CircuitBreaker
+from recsys.serving.stores.event_batch import EventWrite, write_event_batch
+from recsys.serving.stores.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

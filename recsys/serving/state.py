@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recsys.abtest.assignment import is_running
-from recsys.api.answers import context_digest
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.db_store import DbStore
-from recsys.families import ServedModel
-from recsys.api.fallbacks import FallbackLists
-from recsys.api.metrics import ServingMetrics
-from recsys.api.redis_store import RedisStore
-from recsys.api.session_state import SessionState
-from recsys.api.tiers import ServeContext
 from recsys.artifacts import ArtifactStore
+from recsys.families import ServedModel
 from recsys.ranking.rerank import RerankConfig
+from recsys.serving.answers import context_digest
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.fallbacks import FallbackLists
+from recsys.serving.metrics import ServingMetrics
+from recsys.serving.session_state import SessionState
+from recsys.serving.stores.db_store import DbStore
+from recsys.serving.stores.redis_store import RedisStore
+from recsys.serving.tiers import ServeContext
 from recsys.settings import Settings
 
 
@@ -41,7 +41,7 @@ class ServingState:
     live_model: dict[str, Any] | None = None
     ab_test: dict[str, Any] | None = None
     arm_embeddings: dict[str, ServedModel] = field(default_factory=dict)  # non-LIVE models of the A/B test
-    # served model id -> its family scores in real time from the session's sequence (recsys.api.realtime)
+    # served model id -> its family scores in real time from the session's sequence (recsys.serving.realtime)
     real_time: dict[str, bool] = field(default_factory=dict)
     similar_cache: dict[int, tuple[float, list[tuple[int, int]]]] = field(default_factory=dict)
     _answer_context: tuple[object, object, bytes] | None = field(default=None, repr=False)
@@ -78,9 +78,10 @@ class ServingState:
             cached = self._answer_context = (self.catalog, self.lists, digest)
         return cached[2]
 
-    def context(self, session: SessionState) -> ServeContext:
+    def context(self, session: SessionState, just_viewed: str | None = None) -> ServeContext:
+        """The request's context; ``just_viewed``: the product a real-time model's list follows."""
         s = self.settings
         return ServeContext(catalog=self.catalog, lists=self.lists, session=session, rules=self.rules,
                             now_ms=self.now_ms(), new_days=s.new_product_days,
                             new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types,
-                            personal_reasons=s.personal_reasons)
+                            personal_reasons=s.personal_reasons, just_viewed=just_viewed)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from recsys.api.catalog import CatalogSnapshot
 from recsys.constants import EVENT_WEIGHTS, MS_PER_DAY, PURCHASE
+from recsys.serving.catalog import CatalogSnapshot
 
 LIST_SIZE = 100
 

@@ -17,9 +17,10 @@ import orjson
 
 from recsys.abtest.assignment import arm_model, assign_arm, assignment_payload, remaining_seconds
 from recsys.abtest.impressions import impression_fields
-from recsys.api.redis_store import UserView
-from recsys.api.state import ServingState
-from recsys.constants import ARMS, KEY_AB_ASSIGNMENT
+from recsys.constants import ARMS
+from recsys.keys import ab_key
+from recsys.serving.state import ServingState
+from recsys.serving.stores.redis_store import UserView
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,7 @@ def settle_arm(state: ServingState, user_id: int, arm: ArmChoice | None, view: U
         test = state.running_test()
         if test is not None:
             ttl = remaining_seconds(test["end_at"], dt.datetime.now(dt.timezone.utc))
-            state.redis.buffer.add_set(KEY_AB_ASSIGNMENT.format(user_id=user_id),
-                                       orjson.dumps(assignment_payload(test, arm.arm)), ttl)
+            state.redis.buffer.add_set(ab_key(user_id), orjson.dumps(assignment_payload(test, arm.arm)), ttl)
     return arm
 
 

@@ -22,14 +22,13 @@ from recsys.abtest.store import InvalidTestError, TestConflictError, UnknownTest
 from recsys.api.ab_admin import ABAdmin
 from recsys.api.ab_schemas import ABTestCreate, ABTestCreated, ABTestList, ABTestView
 from recsys.api.auth import ADMIN, ADMIN_PAGE
-from recsys.api.schemas import id_path
 from recsys.api.deps import get_request_id, get_state, serving_state
-from recsys.api.errors import (
-    ConflictError, DependencyDown, InvalidInputError, NotFoundError, OrjsonResponse, error_responses,
-)
-from recsys.api.refresh import refresh_model
-from recsys.api.state import ServingState
+from recsys.api.errors import OrjsonResponse, error_responses
+from recsys.api.schemas import id_path
 from recsys.registry import UnknownModelError
+from recsys.serving.errors import ConflictError, DependencyDown, InvalidInputError, NotFoundError
+from recsys.serving.refresh import refresh_model
+from recsys.serving.state import ServingState
 
 router = APIRouter(tags=["ab-tests"])
 State = Annotated[ServingState, Depends(get_state)]

@@ -5,7 +5,7 @@ a model list: ``recs:{user_id}`` (or, for a user in an A/B arm with another
 model, ``recs:{model_id}:{user_id}``), else scored on the fly from that model's
 memory-mapped embeddings and written back. A list of another model than the one
 expected (the LIVE model changed) is re-scored when the embeddings allow.
-Every answer buffers its impression (``ab_serving.log_impression``). Tier 2 (category)
+Every answer buffers its impression (``arms.log_impression``). Tier 2 (category)
 when the user's recent categories are known, Tier 3 (trending) otherwise.
 
 The cache-hit path is one Redis round trip (``RedisStore.read_user_view``) and
@@ -25,18 +25,21 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from recsys.api.ab_serving import ArmChoice, choose_arm, log_impression, settle_arm
-from recsys.api.answers import answer_basis, build_answer, items_without_reasons, response_items
-from recsys.api.errors import DependencyDown
-from recsys.api.realtime import serve_real_time
-from recsys.api.redis_store import UserView
-from recsys.api.session_state import SessionState, parse_session, seed_fields
-from recsys.api.state import ServingState
-from recsys.api.tiers import CATEGORY, PERSONALIZED, TRENDING, category_tier, personalized, trending_tier
 from recsys.constants import HISTORY_EVENTS
 from recsys.keys import CachedAnswer, answer_key, decode_answer, recommendations_body, recs_payload
 from recsys.ranking.reasons import SOURCE_MODEL, reason_for
 from recsys.ranking.rerank import Candidate, boost_popular
+from recsys.serving.answers import answer_basis, build_answer, items_without_reasons, response_items
+from recsys.serving.arms import ArmChoice, choose_arm, log_impression, settle_arm
+from recsys.serving.errors import DependencyDown
+from recsys.serving.model_lists import ModelList, UserLists, model_list
+from recsys.serving.realtime import just_viewed, sequence_list
+from recsys.serving.session_state import SessionState, parse_session, seed_fields
+from recsys.serving.state import ServingState
+from recsys.serving.stores.redis_store import UserView
+from recsys.serving.tiers import (
+    CATEGORY, PERSONALIZED, TRENDING, ServeContext, category_tier, personalized, trending_tier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,37 +50,6 @@ class Recommendation:
     source: str
     model_version: str | None
     arm: ArmChoice | None = None
-
-
-@dataclass(frozen=True)
-class ModelList:
-    products: list[int]
-    scores: list[float]
-    reasons: list[str] | None
-    model_version: str | None
-    sequence: str | None = None  # a real-time model's list: the key of the sequence it was made for
-
-
-@dataclass(frozen=True)
-class UserLists:
-    """The cached list for the user's model (``expected``), and the LIVE list as a last resort."""
-
-    cached: ModelList | None
-    expected: str | None
-    fallback: ModelList | None = None
-
-    @property
-    def stale(self) -> bool:
-        return self.cached is not None and self.expected is not None and self.cached.model_version != self.expected
-
-
-def _model_list(payload: Mapping | None) -> ModelList | None:
-    if not payload or not payload.get("products"):
-        return None
-    return ModelList(products=[int(p) for p in payload["products"]],
-                     scores=[float(s) for s in payload.get("scores") or [0.0] * len(payload["products"])],
-                     reasons=list(payload.get("reasons") or []) or None,
-                     model_version=payload.get("model_version"), sequence=payload.get("seq"))
 
 
 class RecommendationService:
@@ -216,38 +188,50 @@ class RecommendationService:
         """The list of the user's model: the A/B arm's when it is not the LIVE one, else ``recs:{user_id}``."""
         live = self.state.live_model_id
         if arm is None or arm.model_id == live:
-            return UserLists(_model_list(view.recs), live)
+            return UserLists(model_list(view.recs), live)
         payload = view.model_recs
         if payload is None and redis_ok and self.state.running_test() is None:  # a stored record: not read yet
             try:
                 payload = await self.state.redis.model_recs(arm.model_id, user_id)
             except DependencyDown:
                 self.state.degraded("redis")
-        return UserLists(_model_list(payload), arm.model_id, fallback=_model_list(view.recs))
+        return UserLists(model_list(payload), arm.model_id, fallback=model_list(view.recs))
 
     async def _personalized(self, user_id: int, lists: UserLists, session: SessionState, n: int,
                             redis_ok: bool, write_back: tuple[str, bytes, Mapping] | None = None) -> Recommendation | None:
-        metrics = self.state.metrics
+        """Tier 1 of the user's model list; a cached list's answer is written back (``write_back``)."""
         served = self.state.embeddings_for(lists.expected) if lists.expected else None
         if served is not None and self.state.real_time.get(served.model_id):  # re-scored when the sequence changed
-            return await serve_real_time(self, served, user_id, lists, session, n, redis_ok, write_back)
-        ctx = self.state.context(session)
+            ctx = self.state.context(session, just_viewed(self.state, session.sequence))
+            found, hit = await sequence_list(self.state, served, user_id, lists, session.sequence, ctx, redis_ok)
+        else:
+            ctx = self.state.context(session)
+            found, hit = await self._cached_or_scored(user_id, lists, session, redis_ok)
+        if found is None:
+            return None
+        if hit and write_back is not None:
+            return self.tier1_written_back(ctx, found, n, write_back)
+        return self.tier1(ctx, found, n)
+
+    async def _cached_or_scored(self, user_id: int, lists: UserLists, session: SessionState,
+                          redis_ok: bool) -> tuple[ModelList | None, bool]:
+        """The cached list when it is the expected model's (a hit), else one scored on the fly, else the
+        stale or the LIVE list (a stale list beats none)."""
+        metrics = self.state.metrics
         if lists.cached is not None and not lists.stale:
             metrics.cache.labels(result="hit").inc()
-            if write_back is not None:
-                return self.tier1_written_back(ctx, lists.cached, n, write_back)
-            return self.tier1(ctx, lists.cached, n)
+            return lists.cached, True
         metrics.cache.labels(result="miss").inc()
         scored = await self._score_on_the_fly(user_id, session, redis_ok, lists.expected)
-        chosen = scored or lists.cached or lists.fallback  # a stale list beats none
-        return self.tier1(ctx, chosen, n) if chosen is not None else None
+        return scored or lists.cached or lists.fallback, False
 
     @staticmethod
-    def tier1(ctx, found: ModelList, n: int) -> Recommendation:
+    def tier1(ctx: ServeContext, found: ModelList, n: int) -> Recommendation:
         return Recommendation(personalized(ctx, found.products, found.scores, found.reasons, n), PERSONALIZED,
                               found.model_version)
 
-    def tier1_written_back(self, ctx, found: ModelList, n: int, write_back: tuple[str, bytes, Mapping]) -> Recommendation:
+    def tier1_written_back(self, ctx: ServeContext, found: ModelList, n: int,
+                           write_back: tuple[str, bytes, Mapping]) -> Recommendation:
         """Tier 1 worked out to ``ANSWER_ITEMS`` items, its answer buffered for the next pipeline, the first n
         returned (the same items as ``tier1``: the order does not depend on n)."""
         key, recs_raw, session_raw = write_back

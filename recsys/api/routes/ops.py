@@ -13,7 +13,7 @@ from recsys.api.auth import API_KEY_HEADER
 from recsys.api.deps import get_request_id, get_state
 from recsys.api.errors import OrjsonResponse, error_responses
 from recsys.api.schemas import Health, HealthStatus, ModelStatus
-from recsys.api.state import ServingState
+from recsys.serving.state import ServingState
 
 router = APIRouter(tags=["operations"])
 health_router = APIRouter(tags=["operations"])

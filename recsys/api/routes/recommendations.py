@@ -1,4 +1,4 @@
-"""``/recommendations`` routes: HTTP only; the tiers live in ``serving.py``.
+"""``/recommendations`` routes: HTTP only; the work is ``recsys.serving.service`` and ``item_lists``.
 
 ``GET /recommendations`` has two routes. ``FastRecommendationsRoute`` (first in the app's routes)
 takes the plain request, ``user_id`` and ``num_items`` as canonical integers in range and a known
@@ -17,16 +17,17 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 
+from recsys.api.auth import API_KEY_HEADER
 from recsys.api.deps import get_recommender, get_request_id, get_similar_service, get_state, impression_request_id
 from recsys.api.errors import OrjsonResponse, error_responses
-from recsys.api.item_lists import SimilarService, trending_items
-from recsys.api.auth import API_KEY_HEADER
 from recsys.api.schemas import (
-    MAX_NUM_ITEMS, NumItems, RecommendationsResponse, SimilarResponse, TrendingResponse, WithReasons, id_query,
+    NumItems, RecommendationsResponse, SimilarResponse, TrendingResponse, WithReasons, id_query,
 )
-from recsys.api.serving import RecommendationService
-from recsys.api.state import ServingState
 from recsys.constants import MAX_DB_INT
+from recsys.serving.answers import MAX_NUM_ITEMS
+from recsys.serving.item_lists import SimilarService, trending_items
+from recsys.serving.service import RecommendationService
+from recsys.serving.state import ServingState
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 RequestId = Annotated[str, Depends(get_request_id)]

@@ -23,15 +23,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
-from recsys.api.errors import ApiError, ConflictError, DependencyDown, InvalidInputError
-from recsys.api.event_batch import EventWrite
-from recsys.api.schemas import EventIn
-from recsys.api.session_state import update_args
-from recsys.api.state import ServingState
 from recsys.constants import PURCHASE
+from recsys.serving.errors import ConflictError, DependencyDown, InvalidInputError, ServingError
+from recsys.serving.session_state import update_args
+from recsys.serving.state import ServingState
+from recsys.serving.stores.event_batch import EventWrite
 
 log = logging.getLogger(__name__)
+
+
+class Event(Protocol):
+    """An event as the API validated it (``recsys.api.schemas.EventIn`` and its kinds)."""
+
+    user_id: int
+    product_id: int
+    timestamp: int
+    session_id: str | None
+    event_id: str | None
+    request_id: str | None
+
+    def event_type_name(self) -> str: ...
+
+    def price_value(self) -> float | None: ...
 
 
 def check_timestamp(ts_ms: int, now_ms: int, *, skew_seconds: int, max_age_days: int) -> None:
@@ -59,7 +74,7 @@ class EventService:
             raise InvalidInputError(f"unknown product_id {product_id}", field="product_id")
         return category
 
-    async def log_event(self, event: EventIn, request_id: str, *, client_named: bool = False) -> dict:
+    async def log_event(self, event: Event, request_id: str, *, client_named: bool = False) -> dict:
         """Store one event. The row's ``request_id`` is the one the event names (the list it credits), else
         this request's own id unless the client named it (``client_named``: an unsigned id in an event row
         would make it count for no A/B arm)."""
@@ -68,7 +83,7 @@ class EventService:
             await self._update_session(event, category, written.n_events)
         return {**_logged(written), "request_id": request_id}
 
-    async def log_batch(self, events: Sequence[EventIn], request_id: str, *, client_named: bool = False) -> dict:
+    async def log_batch(self, events: Sequence[Event], request_id: str, *, client_named: bool = False) -> dict:
         """Store a batch's events, each by ``log_event``'s rules, all submitted to the group commit at once
         (in order, so a repeated event id is logged first, then ``duplicate`` or 409; an event whose product
         is newer than the catalog snapshot joins after its product is read). Answers one result per
@@ -81,9 +96,9 @@ class EventService:
         await self._update_sessions(stored)
         for outcome in outcomes:  # the database down (or a bug): the request fails as a whole
             if isinstance(outcome, BaseException) and (isinstance(outcome, DependencyDown)
-                                                       or not isinstance(outcome, ApiError)):
+                                                       or not isinstance(outcome, ServingError)):
                 raise outcome
-        return {"results": [_rejected(o) if isinstance(o, ApiError) else _logged(o[1]) for o in outcomes],
+        return {"results": [_rejected(o) if isinstance(o, ServingError) else _logged(o[1]) for o in outcomes],
                 "request_id": request_id}
 
     def check_batch_size(self, n_events: int) -> None:
@@ -93,9 +108,9 @@ class EventService:
             raise InvalidInputError(f"a batch holds at most {limit} events (RECSYS_EVENT_BATCH_MAX), got {n_events}: "
                                     "split it", field="events")
 
-    async def _store(self, event: EventIn, request_id: str, client_named: bool) -> tuple[str, EventWrite]:
+    async def _store(self, event: Event, request_id: str, client_named: bool) -> tuple[str, EventWrite]:
         """The per-event rules, then the commit: the product's category and the write (a 422 or 409 of its own
-        as ``ApiError``; ``DependencyDown`` when the database is down)."""
+        as ``ServingError``; ``DependencyDown`` when the database is down)."""
         s = self.state.settings
         event_type, price = event.event_type_name(), event.price_value()
         if event_type == PURCHASE and price is None:
@@ -120,20 +135,20 @@ class EventService:
             self.state.metrics.events.labels(event_type=event_type).inc()
         return category, written
 
-    def _session_args(self, event: EventIn, category: str, n_events: int) -> list[str]:
+    def _session_args(self, event: Event, category: str, n_events: int) -> list[str]:
         s = self.state.settings
         return update_args(event.event_type_name(), event.product_id, category, event.session_id,
                            now_ms=self.state.now_ms(), session_ttl=s.session_ttl_seconds, n_events=n_events,
                            counter_ttl=s.active_days * 86400, seen_types=s.exclude_seen_types)
 
-    async def _update_session(self, event: EventIn, category: str, n_events: int) -> None:
+    async def _update_session(self, event: Event, category: str, n_events: int) -> None:
         try:
             await self.state.redis.record_event(event.user_id, self._session_args(event, category, n_events))
         except DependencyDown as exc:
             log.warning("event of user %s kept, session not updated: %s", event.user_id, exc)
             self.state.degraded("redis")
 
-    async def _update_sessions(self, stored: list[tuple[EventIn, tuple[str, EventWrite]]]) -> None:
+    async def _update_sessions(self, stored: list[tuple[Event, tuple[str, EventWrite]]]) -> None:
         """``_update_session`` of each stored event of a batch, in order, in one pipeline."""
         if not stored:
             return
@@ -149,5 +164,5 @@ def _logged(written: EventWrite) -> dict:
     return {"status": "logged", "event_id": written.event_id, "duplicate": not written.inserted}
 
 
-def _rejected(error: ApiError) -> dict:
+def _rejected(error: ServingError) -> dict:
     return {"status": "rejected", "code": error.status_code, "detail": error.message, "field": error.field}

@@ -13,11 +13,11 @@ import logging
 import time
 from collections.abc import Sequence
 
-from recsys.api.errors import DependencyDown, NotFoundError
-from recsys.api.fallbacks import RankedList
-from recsys.api.state import ServingState
 from recsys.constants import REASON_BOUGHT_TOGETHER, REASON_POPULAR_IN, REASON_SIMILAR
 from recsys.ranking.rerank import Candidate, demote_out_of_stock
+from recsys.serving.errors import DependencyDown, NotFoundError
+from recsys.serving.fallbacks import RankedList
+from recsys.serving.state import ServingState
 
 log = logging.getLogger(__name__)
 SIMILAR_POOL = 50

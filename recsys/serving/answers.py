@@ -11,7 +11,7 @@ which its ``basis`` (a digest) records:
   score changes them);
 - the session fields Tier 1 reads (``cats``, ``bought``, ``seen`` of ``session:{user_id}``) and the
   recent sequence (``seq``): a real-time model's list is re-scored the moment it changes
-  (``recsys.api.realtime``), so an answer never outlives the sequence it was made for.
+  (``recsys.serving.realtime``), so an answer never outlives the sequence it was made for.
 and while it is younger than ``RECSYS_ANSWER_MAX_AGE_SECONDS``: the freshness boost decays with
 the products' age, so an answer's scores are those of its computation time (0 = never cached).
 Anything else (a new event in a category, a purchase, a catalog refresh that changed stock) is
@@ -26,13 +26,13 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from recsys.api.catalog import CatalogSnapshot
-from recsys.api.fallbacks import FallbackLists
-from recsys.api.schemas import MAX_NUM_ITEMS
-from recsys.api.tiers import ServeContext, personalized
 from recsys.keys import encode_answer
 from recsys.ranking.rerank import Candidate, RerankConfig
+from recsys.serving.catalog import CatalogSnapshot
+from recsys.serving.fallbacks import FallbackLists
+from recsys.serving.tiers import ServeContext, personalized
 
+MAX_NUM_ITEMS = 100  # the longest list a request may ask for (GET /recommendations' num_items)
 ANSWER_ITEMS = MAX_NUM_ITEMS  # an answer holds as many items as a request may ask for
 SESSION_FIELDS = ("cats", "bought", "seen", "seq")  # what Tier 1 (and real-time scoring) reads
 _SESSION_KEYS = tuple((name.encode(), name) for name in SESSION_FIELDS)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from recsys.api.group_commit import GroupCommit
+from recsys.serving.stores.group_commit import GroupCommit
 
 pytestmark = pytest.mark.anyio
 
