@@ -234,6 +234,9 @@ class Settings(BaseSettings):
         description="JSON: category -> categories that go with it (bought a camera: lenses and cases)",
     )
     tier3_new_arrivals: int = Field(default=3, ge=0, description="slots of a trending list given to new arrivals")
+    buy_again_slots: int = Field(
+        default=0, ge=0, le=100, description="buy it again in /recommendations: the first N items are the user's "
+                                             "purchases due again (reason 'Buy it again'); 0 = off")
     reasons: str = Field(
         default=REASONS_PERSONAL,
         description="what the reasons of /recommendations may name: personal (the user's latest purchase per "
