@@ -240,3 +240,42 @@ async def test_the_lists_are_in_the_openapi_contract(api):
     basket = {p["name"]: p for p in spec["paths"]["/recommendations/basket"]["get"]["parameters"]}
     assert basket["product_ids"]["required"] and basket["product_ids"]["schema"]["pattern"]
     assert "404" in spec["paths"]["/recommendations/basket"]["get"]["responses"]
+
+
+# --- Redis or the database down ------------------------------------------------------------------
+async def test_the_lists_answer_with_redis_or_the_database_down(catalog_engine, redis_client, api_settings, tmp_path):
+    from test_api_faults import degraded, kill_database, kill_redis
+
+    repurchase_history(catalog_engine)
+    insert_events(catalog_engine, 20, [pid("Books", 1)], "VIEW")
+    run_lists(catalog_engine, redis_client, tmp_path)
+    api, close = await app_client(api_settings.model_copy(update={"buy_again_slots": 1}))
+    try:
+        r = await api.post("/events/click", json={"user_id": 20, "product_id": pid("Home", 2), "timestamp": now_ms()})
+        assert r.status_code == 200
+        kill_database(api.app)  # the session and the kept lists answer
+        r = await api.get("/recommendations/recent", params={"user_id": 20})
+        assert r.status_code == 200 and r.json()["sources"] == ["session"]
+        assert [i["product_id"] for i in r.json()["items"]] == [pid("Home", 2)]
+        r = await api.get("/recommendations/buy-again", params={"user_id": 20})
+        assert r.status_code == 200 and r.json()["items"] == []  # the purchases are in the database only
+        assert (await api.get("/recommendations", params={"user_id": 20})).status_code == 200
+        assert degraded((await api.get("/metrics")).text, "database") >= 2
+    finally:
+        await close()
+    api, close = await app_client(api_settings.model_copy(update={"buy_again_slots": 1}))
+    try:
+        kill_redis(api.app)  # the in-process lists and the database answer
+        r = await api.get("/recommendations/basket", params={"product_ids": pid("Shoes", 1), "num_items": 3})
+        assert r.status_code == 200 and r.json()["source"] == "category"
+        assert [i["reason"] for i in r.json()["items"]] == ["Popular in Shoes"] * 3
+        r = await api.get("/recommendations/recent", params={"user_id": 20})
+        assert r.json()["sources"] == ["events"]
+        assert [i["product_id"] for i in r.json()["items"]] == [pid("Home", 2), pid("Books", 1)]
+        r = await api.get("/recommendations/buy-again", params={"user_id": 20})
+        assert [i["product_id"] for i in r.json()["items"]] == [pid("Shoes", 3), pid("Shoes", 4)]
+        r = await api.get("/recommendations", params={"user_id": 20})
+        assert r.status_code == 200 and r.json()["items"][0]["reason"] == "Buy it again"
+        assert degraded((await api.get("/metrics")).text, "redis") >= 3
+    finally:
+        await close()
