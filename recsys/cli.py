@@ -330,8 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--test-fraction", type=float, default=None,
                        help="time split: the newest fraction of events (default 0.2); per-customer: of each "
                             "customer's positive events")
-    ev.add_argument("--protocol", choices=["time", "per-customer"], default="time",
-                    help="time: one cut-off for everyone; per-customer: each customer's newest events are the test")
+    ev.add_argument("--protocol", choices=["time", "per-customer", "basket"], default="time",
+                    help="time: one cut-off for everyone; per-customer: each customer's newest events are the test; "
+                         "basket: hide one product of each test order, rank it from the others (frequently "
+                         "bought together, item-kNN's similar items, popularity; --models picks among them)")
     ev.add_argument("--exclude-seen", default=None,
                     help="purchased, interacted or event types: excluded from candidates and truth "
                          "(default RECSYS_EXCLUDE_SEEN)")

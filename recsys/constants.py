@@ -80,6 +80,9 @@ REASONS_PERSONAL, REASONS_GENERIC = "personal", "generic"
 REASON_MODES = (REASONS_PERSONAL, REASONS_GENERIC)
 REASON_BOUGHT_TOGETHER = "Customers who bought this also bought"  # /recommendations/similar
 REASON_SIMILAR = "Similar to {product}"                          # /recommendations/similar, embeddings only
+REASON_BOUGHT_WITH_BASKET = "Frequently bought together"        # /recommendations/basket: co-purchases
+REASON_BUY_AGAIN = "Buy it again"                                # /recommendations/buy-again (and its slots)
+REASON_RECENTLY_VIEWED = "Recently viewed"                       # /recommendations/recent
 
 # --- Redis keys: defined in recsys.keys (names, hash tags, value encodings); re-exported here -----
 from recsys.keys import (  # noqa: E402,F401

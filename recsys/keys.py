@@ -17,6 +17,8 @@ Values:
   ``encode_recs``).
 - ``answer:{user}`` (and ``answer:<model>:{user}``): the final Tier-1 answer of that list for the
   user's session, as the API sends it (``recsys.serving.answers``).
+- ``purchases:{user}``: the user's purchases ``[[product_id, last purchase ms, times], ...]``, read from the
+  database by buy it again and kept ``PURCHASES_TTL_SECONDS`` (a purchase or return event deletes it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ KEY_USER_EMBEDDING = "embedding:{{{user_id}}}"    # JSON {model_version, vector}
 KEY_SESSION = "session:{{{user_id}}}"             # hash: recent categories / viewed / purchased
 KEY_AB_ASSIGNMENT = "ab_test:{{{user_id}}}"       # JSON {test_id, model_id, arm}
 KEY_USER_EVENTS = "user:events:{{{user_id}}}"     # integer: the user's event count (personalisation threshold)
+KEY_PURCHASES = "purchases:{{{user_id}}}"         # JSON [[product_id, last ms, times], ...]: buy it again's input
 
 # --- shared keys ----------------------------------------------------------------------------
 KEY_PRODUCT_EMBEDDING = "embedding:product:{product_id}"  # JSON {model_version, vector}
@@ -41,6 +44,8 @@ KEY_TRENDING = "trending:global"                  # JSON {products, scores, popu
 KEY_NEW_ARRIVALS = "trending:new_arrivals"        # JSON {products, scores, popularity, updated_at}
 KEY_BESTSELLERS = "bestsellers:{category}"        # JSON {products, scores, popularity, updated_at}
 KEY_CATEGORIES = "catalog:categories"             # JSON list of known categories
+KEY_BOUGHT_TOGETHER = "bought_together:{product_id}"  # JSON {products, scores, together, updated_at}
+KEY_REPURCHASE = "repurchase:categories"          # JSON {categories: {category: {interval_days, repeats, rate}}, ...}
 KEY_IMPRESSIONS = "stream:impressions"            # stream: one entry per recommendation answer
 KEY_IMPRESSIONS_DELETED = "stream:impressions:deleted"  # integer: entries the flusher deleted after writing them
 KEY_RATE_LIMIT = "ratelimit:{name}"               # hash {tokens, ts}: the token bucket of one API key name
@@ -81,6 +86,16 @@ def ab_key(user_id: int) -> str:
 
 def user_embedding_key(user_id: int) -> str:
     return KEY_USER_EMBEDDING.format(user_id=user_id)
+
+
+def purchases_key(user_id: int) -> str:
+    """``purchases:{user_id}``: the user's purchases as buy it again reads them (``recsys.serving.buy_again``)."""
+    return KEY_PURCHASES.format(user_id=user_id)
+
+
+def bought_together_key(product_id: int) -> str:
+    """``bought_together:{product_id}``: the product's co-purchases (``recsys.ranking.bought_together``)."""
+    return KEY_BOUGHT_TOGETHER.format(product_id=product_id)
 
 
 def list_keys() -> list[str]:

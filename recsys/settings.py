@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     active_days: int = Field(default=30, ge=1, description="users with events in the last N days are precomputed")
     new_product_days: int = Field(default=14, ge=1, description="a product created this recently is a new arrival")
     trending_days: int = Field(default=7, ge=1, description="window of the trending list")
+    basket_days: int = Field(default=90, ge=1, description="frequently bought together: days of orders whose "
+                                                           "co-purchases the nightly lists step counts")
+    repurchase_days: int = Field(default=365, ge=1, description="buy it again: days of purchases the nightly lists "
+                                                                "step measures each category's repurchase interval on")
     recs_per_user: int = Field(default=100, ge=1, le=500, description="items cached per user in recs:{user_id}")
     recs_ttl_seconds: int = Field(default=48 * 3600, ge=60, description="TTL of cached lists and embeddings")
     precompute_block_size: int = Field(default=2048, ge=1, description="users read, scored and written together")
@@ -230,6 +234,9 @@ class Settings(BaseSettings):
         description="JSON: category -> categories that go with it (bought a camera: lenses and cases)",
     )
     tier3_new_arrivals: int = Field(default=3, ge=0, description="slots of a trending list given to new arrivals")
+    buy_again_slots: int = Field(
+        default=0, ge=0, le=100, description="buy it again in /recommendations: the first N items are the user's "
+                                             "purchases due again (reason 'Buy it again'); 0 = off")
     reasons: str = Field(
         default=REASONS_PERSONAL,
         description="what the reasons of /recommendations may name: personal (the user's latest purchase per "

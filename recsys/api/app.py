@@ -30,13 +30,16 @@ from recsys.api.errors import error_responses, install_error_handlers
 from recsys.api.middleware import RequestContextMiddleware
 from recsys.api.ops import StoreChecks
 from recsys.api.rate_limit import RateLimiter
-from recsys.api.routes import abtests, admin, events, ops, recommendations
+from recsys.api.routes import abtests, admin, events, lists, ops, recommendations
 from recsys.artifacts import ArtifactStore
 from recsys.constants import MAX_DB_INT
 from recsys.serving.errors import DependencyDown
+from recsys.serving.basket import BasketService
+from recsys.serving.buy_again import BuyAgainService
 from recsys.serving.events import EventService
 from recsys.serving.item_lists import SimilarService
 from recsys.serving.metrics import ServingMetrics
+from recsys.serving.recent import RecentService
 from recsys.serving.refresh import flush_writes_forever, refresh_all, refresh_forever
 from recsys.serving.service import RecommendationService
 from recsys.serving.state import ServingState
@@ -79,6 +82,9 @@ def _install_state(app: FastAPI, state: ServingState) -> None:
     app.state.recommender = RecommendationService(state)
     app.state.event_service = EventService(state)
     app.state.similar_service = SimilarService(state)
+    app.state.basket_service = BasketService(state)
+    app.state.buy_again_service = BuyAgainService(state)
+    app.state.recent_service = RecentService(state)
 
 
 async def _open_state(settings: Settings, metrics: ServingMetrics, redis_client: Redis | None,
@@ -165,6 +171,7 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.add_middleware(RequestContextMiddleware, metrics=metrics, signer=app.state.request_ids)  # outermost
     keyed = {"dependencies": API_KEY, "responses": error_responses(401, 429)}
     app.include_router(recommendations.router, **keyed)
+    app.include_router(lists.router, **keyed)
     app.include_router(events.router, **keyed)
     app.include_router(ops.router, **keyed)
     app.include_router(ops.health_router)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from recsys.serving.basket import BasketService
+from recsys.serving.buy_again import BuyAgainService
 from recsys.serving.events import EventService
 from recsys.serving.item_lists import SimilarService
+from recsys.serving.recent import RecentService
 from recsys.serving.service import RecommendationService
 from recsys.serving.state import ServingState
 
@@ -33,6 +36,18 @@ async def get_event_service(request: Request) -> EventService:
 
 async def get_similar_service(request: Request) -> SimilarService:
     return request.app.state.similar_service
+
+
+async def get_basket_service(request: Request) -> BasketService:
+    return request.app.state.basket_service
+
+
+async def get_buy_again_service(request: Request) -> BuyAgainService:
+    return request.app.state.buy_again_service
+
+
+async def get_recent_service(request: Request) -> RecentService:
+    return request.app.state.recent_service
 
 
 async def get_request_id(request: Request) -> str:

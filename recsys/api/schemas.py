@@ -86,6 +86,44 @@ class SimilarResponse(BaseModel):
     request_id: str
 
 
+# --- merchandising lists: basket, buy it again, recently viewed ------------------
+ProductIdList = Annotated[str, Query(
+    min_length=1, max_length=1200, pattern=r"^[0-9]+(,[0-9]+)*$", examples=["101,102"],
+    description="the basket: comma-separated product ids, 1..50 distinct, each in 1..2^63-1")]
+
+
+class ListItem(BaseModel):
+    product_id: int
+    score: float = Field(description="the item's score in the list it came from (its reason says which)")
+    reason: str
+
+
+class BasketResponse(BaseModel):
+    product_ids: list[int] = Field(description="the basket as read (distinct, in order)")
+    items: list[ListItem] = Field(description="never a product of the basket, nor one out of stock")
+    source: Literal["bought_together", "category", "trending"] | None = Field(
+        description="the list of the first item: bought_together (co-purchases of the basket's products), "
+                    "category (bestsellers of the basket's categories: no co-purchase data) or trending; "
+                    "null without items")
+    unknown_product_ids: list[int] = Field(description="basket ids not in the catalogue (left out of the basket)")
+    request_id: str
+
+
+class BuyAgainResponse(BaseModel):
+    user_id: int
+    items: list[ListItem] = Field(description="the user's purchases of repeat categories, by their category's "
+                                              "repurchase interval (none of a durable category, none out of stock)")
+    request_id: str
+
+
+class RecentResponse(BaseModel):
+    user_id: int
+    items: list[ListItem] = Field(description="products the user viewed, clicked, wished or carted, newest first")
+    sources: list[Literal["session", "events"]] = Field(
+        description="where the items came from: the live session in Redis, then the event log")
+    request_id: str
+
+
 # --- events --------------------------------------------------------------------
 EXAMPLE_EVENT = {"user_id": 42, "product_id": 101, "timestamp": 1764547200000, "session_id": "s-42-1",
                  "event_id": "shop-ev-42-1", "request_id": "3f9c2a71d04b8e65a1c0d2e3f4a5b6c7"}

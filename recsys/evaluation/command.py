@@ -78,6 +78,23 @@ def _split_logs(args, logs, protocol):
                                test_fraction=args.test_fraction)
 
 
+def run_basket(args) -> tuple[dict, dict]:
+    """``--protocol basket``: read, split at the time cut-off, measure the basket rows, write."""
+    from recsys.evaluation.basket import ROWS, evaluate_baskets, write_basket_outputs
+    from recsys.evaluation.logs import read_logs
+    from recsys.settings import get_settings
+
+    if args.tune or args.hybrid_config:
+        raise EvaluationError("--protocol basket measures the co-purchase lists: no --tune or --hybrid-config")
+    logs = read_logs(args.dataset, args.format, args.columns, args.test_file)
+    seed = get_settings().seed if args.seed is None else args.seed
+    _, cutoff = _split_logs(args, logs, None)
+    result = evaluate_baskets(logs, cutoff, k=args.k, seed=seed, train_days=args.train_days,
+                              rows=_names(args.models, "--models") or ROWS)
+    out = Path(args.json) if args.json else DEFAULT_OUT_DIR / f"{Path(args.dataset).stem}_basket.json"
+    return result, write_basket_outputs(result, out)
+
+
 def run(args) -> tuple[dict, dict]:
     """Read, split, evaluate, write; returns the result and the written paths."""
     from recsys.evaluation.logs import read_logs
@@ -112,12 +129,14 @@ def evaluate_command(args) -> int:
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    from recsys.evaluation.basket import BASKET, basket_table
+
     try:
-        result, paths = run(args)
+        result, paths = run_basket(args) if args.protocol == BASKET else run(args)
     except (EvaluationError, ValueError, FileNotFoundError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
-    print("\n".join(main_table(result)))
+    print("\n".join(basket_table(result) if args.protocol == BASKET else main_table(result)))
     if result.get("selection"):
         print("\n".join(["", *selection_table(result)]))
     if result.get("tuning"):

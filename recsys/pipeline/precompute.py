@@ -40,6 +40,7 @@ from recsys.families.base import Scorer as FamilyScorer
 from recsys.families.vectors.scorer import VectorScorer
 from recsys.data.frames import value_segments
 from recsys.pipeline.answers import serving_context, write_block
+from recsys.pipeline.basket_lists import write_basket_lists
 from recsys.pipeline.lists import load_catalog, read_frame, window_ms, write_lists, write_json
 from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment: re-exported)
     PrecomputeError, check_shard, parse_segment, segment_of, shard_of,
@@ -377,7 +378,8 @@ def precompute_shard(engine: Engine, store: ArtifactStore, redis, day: dt.date, 
 
 def precompute_lists(engine: Engine, store: ArtifactStore, redis, day: dt.date,
                      settings: Settings | None = None) -> dict:
-    """Trending, new arrivals, bestsellers per category, categories and LIVE product embeddings."""
+    """Trending, new arrivals, bestsellers per category, categories, the basket lists (frequently bought together,
+    repurchase intervals: ``basket_lists``) and LIVE product embeddings."""
     settings = settings or get_settings()
     live = registry.get_live(engine)
     return _write_lists(engine, redis, day, settings,
@@ -385,10 +387,12 @@ def precompute_lists(engine: Engine, store: ArtifactStore, redis, day: dt.date,
 
 
 def _write_lists(engine: Engine, redis, day: dt.date, settings: Settings, live: Scorer | None) -> dict:
+    catalog = load_catalog(engine, day, settings) if live is None else live.products
+    out = {**write_lists(engine, redis, day, settings, catalog=catalog),
+           **write_basket_lists(engine, redis, day, settings, catalog)}
     if live is None:
         log.warning("no LIVE model: product embeddings not written")
-        return {**write_lists(engine, redis, day, settings), "product_embeddings": 0, "model_id": None}
-    out = write_lists(engine, redis, day, settings, catalog=live.products)
+        return {**out, "product_embeddings": 0, "model_id": None}
     if not live.has_vectors:
         log.info("LIVE model %s (%s) has no product vectors: product embeddings not written", live.model_id,
                  live.family.name if live.family else "?")

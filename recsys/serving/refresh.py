@@ -1,4 +1,5 @@
-"""Background refresh of the serving snapshots: catalog, LIVE model (+ its served form), fallback lists.
+"""Background refresh of the serving snapshots: catalog, LIVE model (+ its served form), fallback lists, repurchase
+intervals.
 
 Each refresh keeps the previous snapshot when its source fails, and counts the
 failure as degraded; ``refresh_forever`` repeats every ``api_refresh_seconds``.
@@ -19,6 +20,7 @@ from recsys.abtest.assignment import arm_model
 from recsys.constants import ARMS, COL_ITEM
 from recsys.families import ServedModel, family_of
 from recsys.integrity import ArtifactIntegrityError
+from recsys.ranking.repurchase import CategoryRepurchase
 from recsys.serving.catalog import CatalogSnapshot
 from recsys.serving.errors import DependencyDown
 from recsys.serving.fallbacks import lists_from_counts, lists_from_redis
@@ -156,14 +158,31 @@ async def refresh_lists(state: ServingState) -> bool:
     return True
 
 
+async def refresh_repurchase(state: ServingState) -> bool:
+    """The categories' repurchase intervals of the nightly lists step (buy it again); kept when unreadable."""
+    try:
+        raw = await state.redis.repurchase()
+    except DependencyDown as exc:
+        log.warning("repurchase intervals not read from Redis: %s", exc)
+        return False
+    try:
+        state.repurchase = {str(c): CategoryRepurchase.from_json(v)
+                            for c, v in ((raw or {}).get("categories") or {}).items()}
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        log.warning("repurchase intervals malformed, kept the previous ones: %s", exc)
+        return False
+    return True
+
+
 async def refresh_all(state: ServingState) -> dict[str, bool]:
     catalog = await refresh_catalog(state)  # first: the database lists need the catalog
     model = await refresh_model(state)
     lists = await refresh_lists(state)
+    repurchase = await refresh_repurchase(state)
     # the cached answers' digest of the new snapshots (every product: 0.13-0.29 s at 10^5), worked out here in a
     # thread rather than inside the first request after each refresh, which it stalled with the event loop
     await asyncio.to_thread(state.answer_context)
-    return {"catalog": catalog, "model": model, "lists": lists}
+    return {"catalog": catalog, "model": model, "lists": lists, "repurchase": repurchase}
 
 
 async def refresh_forever(state: ServingState) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +31,7 @@ from recsys.ranking.reasons import SOURCE_MODEL, reason_for
 from recsys.ranking.rerank import Candidate, boost_popular
 from recsys.serving.answers import answer_basis, build_answer, items_without_reasons, response_items
 from recsys.serving.arms import ArmChoice, choose_arm, log_impression, settle_arm
+from recsys.serving.buy_again import BuyAgainService, answer_with_buy_again, with_buy_again, without_reason
 from recsys.serving.errors import DependencyDown
 from recsys.serving.model_lists import ModelList, UserLists, model_list
 from recsys.serving.realtime import just_viewed, sequence_list
@@ -56,6 +57,8 @@ class RecommendationService:
     def __init__(self, state: ServingState):
         self.state = state
         self.settings = state.settings
+        # RECSYS_BUY_AGAIN_SLOTS: the user's due purchases lead the list (None: off, nothing read for it)
+        self.buy_again = BuyAgainService(state) if state.settings.buy_again_slots else None
 
     async def respond(self, user_id: int, n: int, request_id: str = "", *, limiter=None,
                       key_name: str | None = None, reasons: bool = True) -> bytes:
@@ -73,10 +76,11 @@ class RecommendationService:
             else:
                 limiter.metrics.rate_limit_skipped.inc()
         arm = settle_arm(self.state, user_id, arm, view, redis_ok)
+        first = await self.buy_again.due(user_id, view.purchases_raw, redis_ok) if self.buy_again else ()
         answer = self._cached_answer(view, arm, redis_ok)
         if answer is not None:
-            return self._send_answer(user_id, n, request_id, answer, arm, reasons)
-        rec = await self._recommend_view(user_id, n, request_id, view, redis_ok, arm)
+            return self._send_answer(user_id, n, request_id, answer, arm, reasons, first)
+        rec = await self._recommend_view(user_id, n, request_id, view, redis_ok, arm, first)
         return orjson.dumps({"items": response_items(rec.items, reasons), "model_version": rec.model_version,
                              "source": rec.source, "request_id": request_id})
 
@@ -89,7 +93,8 @@ class RecommendationService:
         return await self._recommend_view(user_id, n, request_id, view, redis_ok, arm)
 
     async def _recommend_view(self, user_id: int, n: int, request_id: str, view: UserView, redis_ok: bool,
-                              arm: ArmChoice | None) -> Recommendation:
+                              arm: ArmChoice | None, first: Sequence[Candidate] = ()) -> Recommendation:
+        """The tiers' answer; ``first``: buy it again's items, ahead of the tier's (``buy_again``)."""
         session, n_events = view.session, view.n_events
         seeded = n_events is None or not session.exists
         if seeded:
@@ -106,7 +111,8 @@ class RecommendationService:
             items = category_tier(ctx, n) if session.categories else []
             result = Recommendation(items, CATEGORY, None) if items else Recommendation(trending_tier(ctx, n),
                                                                                         TRENDING, None)
-        result = Recommendation(result.items, result.source, result.model_version, arm)
+        items = with_buy_again(first, result.items, n) if first else result.items
+        result = Recommendation(items, result.source, result.model_version, arm)
         self.state.metrics.source.labels(source=result.source).inc()
         log_impression(self.state, request_id=request_id, user_id=user_id,
                        products=[c.product_id for c in result.items], model_id=result.model_version, arm=arm,
@@ -144,10 +150,18 @@ class RecommendationService:
         return answer
 
     def _send_answer(self, user_id: int, n: int, request_id: str, answer: CachedAnswer,
-                     arm: ArmChoice | None, reasons: bool = True) -> bytes:
+                     arm: ArmChoice | None, reasons: bool = True, first: Sequence[Candidate] = ()) -> bytes:
         metrics = self.state.metrics
         metrics.cache.labels(result="hit").inc()
         metrics.source.labels(source=PERSONALIZED).inc()
+        if first:  # buy it again leads: the answer's items follow, without those products
+            items = answer_with_buy_again(first, answer.items_bytes(n), n)
+            log_impression(self.state, request_id=request_id, user_id=user_id,
+                           products=[i["product_id"] for i in items], model_id=answer.model_version, arm=arm,
+                           source=PERSONALIZED)
+            return orjson.dumps({"items": items if reasons else [without_reason(i) for i in items],
+                                 "model_version": answer.model_version, "source": PERSONALIZED,
+                                 "request_id": request_id})
         log_impression(self.state, request_id=request_id, user_id=user_id, products=answer.products[:n],
                        model_id=answer.model_version, arm=arm, source=PERSONALIZED)
         items = answer.items_bytes(n) if reasons else items_without_reasons(answer.items_bytes(n))
@@ -155,6 +169,8 @@ class RecommendationService:
 
     async def _read_view(self, user_id: int, model_id: str | None, charge=None) -> tuple[UserView, bool]:
         try:
+            if self.buy_again is not None:
+                return await self.state.redis.read_user_view(user_id, model_id, charge, purchases=True), True
             return await self.state.redis.read_user_view(user_id, model_id, charge), True
         except DependencyDown as exc:
             log.warning("recommendations for %s without Redis: %s", user_id, exc)

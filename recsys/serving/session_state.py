@@ -43,7 +43,8 @@ BROWSE_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART})
 COUNTED_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE, RETURN})  # not IMPRESSION
 SEQUENCE_EVENTS = frozenset({VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE})  # what a real-time model reads
 
-# KEYS: session hash, counter. ARGV: event_type, product_id, category, session_id, now_ms,
+# KEYS: session hash, counter, and (optional) the user's purchases for buy it again, deleted by a purchase or a
+# return. ARGV: event_type, product_id, category, session_id, now_ms,
 # session ttl, the user's event count ('' = unknown), counter ttl, the seen event types other than
 # PURCHASE as ",A,B," (',' = none). The counter only grows.
 UPDATE_SESSION_LUA = """
@@ -79,6 +80,7 @@ elseif etype ~= 'IMPRESSION' then
 end
 if etype ~= 'IMPRESSION' and etype ~= 'RETURN' then push('seq', ARGV[2], %(max_seq)d) end
 if string.find(ARGV[9] or ',', ',' .. etype .. ',', 1, true) then push('seen', ARGV[2], %(max_seen)d) end
+if KEYS[3] and (etype == 'PURCHASE' or etype == 'RETURN') then redis.call('DEL', KEYS[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', key, 'sid', ARGV[4]) end
 redis.call('HSET', key, 'ts', ARGV[5])
 redis.call('EXPIRE', key, tonumber(ARGV[6]))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from recsys.abtest.assignment import is_running
 from recsys.artifacts import ArtifactStore
 from recsys.families import ServedModel
+from recsys.ranking.repurchase import CategoryRepurchase
 from recsys.ranking.rerank import RerankConfig
 from recsys.serving.answers import context_digest
 from recsys.serving.catalog import CatalogSnapshot
@@ -44,6 +46,7 @@ class ServingState:
     # served model id -> its family scores in real time from the session's sequence (recsys.serving.realtime)
     real_time: dict[str, bool] = field(default_factory=dict)
     similar_cache: dict[int, tuple[float, list[tuple[int, int]]]] = field(default_factory=dict)
+    repurchase: Mapping[str, CategoryRepurchase] = field(default_factory=dict)  # the nightly repurchase intervals
     _answer_context: tuple[object, object, bytes] | None = field(default=None, repr=False)
 
     def degraded(self, dependency: str) -> None:

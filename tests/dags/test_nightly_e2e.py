@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from recsys import registry
 from recsys.families.vectors.files import EMBEDDING_FILES
+from recsys.keys import KEY_REPURCHASE
 from pg_helpers import clear_client_caches
 from shop_dates import REDIS_URL, RUN_DATE
 
@@ -70,6 +71,16 @@ def _recs_snapshot(redis_client) -> dict:
         value.pop("updated_at", None)
         snap[key.decode()] = value
     return snap
+
+
+def _basket_lists(redis_client) -> dict:
+    """``bought_together:*`` and ``repurchase:categories`` without their ``updated_at``."""
+    found = {}
+    for key in [*redis_client.scan_iter("bought_together:*"), KEY_REPURCHASE]:
+        value = json.loads(redis_client.get(key))
+        value.pop("updated_at", None)
+        found[key.decode() if isinstance(key, bytes) else key] = value
+    return found
 
 
 def _deadlines_of(run) -> int:
@@ -132,12 +143,15 @@ def test_backfill_three_days_then_rerun_changes_nothing(nightly, shop_engine, re
         assert value["model_version"] == live_id
         assert value["products"] and len(value["products"]) == len(value["scores"]) == len(value["reasons"])
     assert redis_client.exists("trending:global")
+    baskets = _basket_lists(redis_client)  # the lists task's co-purchases and repurchase intervals
+    assert len(baskets) > 10 and baskets[KEY_REPURCHASE]["categories"]
 
     models_before = _model_count(shop_engine)
     assert nightly(RUN_DATE).state == "success"
     assert _live(shop_engine)[0] == live_id
     assert _model_count(shop_engine) == models_before
     assert _recs_snapshot(redis_client) == snap
+    assert _basket_lists(redis_client) == baskets
 
 
 def test_bad_day_fails_validation_and_leaves_live_untouched(nightly, shop_engine, redis_client):

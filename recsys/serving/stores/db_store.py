@@ -20,11 +20,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from recsys.constants import MS_PER_DAY, STATUS_LIVE
+from recsys.constants import MS_PER_DAY, PURCHASE, RETURN, STATUS_LIVE
 from recsys.db.errors import is_connectivity_error, is_input_error, short_reason
 from recsys.db.models import ABTest, Product, RecommendationModel, UserEvent, UserProductInteraction
 from recsys.serving.errors import DependencyDown, InvalidInputError
@@ -200,6 +200,30 @@ class DbStore:
             return int(newest), [(int(p), str(e), int(n)) for p, e, n in rows]
 
         return await self._read(fn)
+
+    async def user_purchases(self, user_id: int, since_ms: int) -> list[tuple[int, int, int]]:
+        """The user's purchases since ``since_ms``: ``(product_id, last purchase ms, times)``, leaving out a
+        product returned after its last purchase."""
+        e = _EVENTS.c
+        bought = e.event_type == PURCHASE
+        last = func.max(case((bought, e.timestamp))).label("last")
+        returned = func.max(case((e.event_type == RETURN, e.timestamp))).label("returned")
+        stmt = (select(e.product_id, last, func.count(case((bought, 1))), returned)
+                .where(e.user_id == user_id, e.event_type.in_((PURCHASE, RETURN)), e.timestamp >= since_ms,
+                       e.product_id.is_not(None))
+                .group_by(e.product_id))
+        rows = await self._read(lambda c: c.execute(stmt))
+        return [(int(p), int(t), int(n)) for p, t, n, r in rows if t is not None and (r is None or r < t)]
+
+    async def recent_products(self, user_id: int, event_types, limit: int) -> list[int]:
+        """The user's ``limit`` products of ``event_types`` events, most recent first."""
+        e = _EVENTS.c
+        newest = func.max(e.timestamp).label("newest")
+        stmt = (select(e.product_id, newest)
+                .where(e.user_id == user_id, e.event_type.in_(sorted(event_types)), e.product_id.is_not(None))
+                .group_by(e.product_id).order_by(newest.desc(), e.product_id).limit(limit))
+        rows = await self._read(lambda c: c.execute(stmt))
+        return [int(p) for p, _ in rows]
 
     async def co_purchases(self, product_id: int, limit: int) -> list[tuple[int, int]]:
         """Products bought by the buyers of ``product_id``: ``(product_id, buyers)``, most first."""

@@ -27,8 +27,8 @@ from redis.exceptions import NoScriptError
 from recsys.abtest.impressions import ImpressionBuffer, PendingWrite, queue_writes, write_command
 from recsys.db.redis_errors import REDIS_ERRORS, is_connectivity_error, is_refused_command
 from recsys.keys import (
-    ab_key, answer_key, category_keys, encode_recs, events_key, list_keys, recs_key, session_key,
-    user_embedding_key,
+    KEY_REPURCHASE, ab_key, answer_key, bought_together_key, category_keys, encode_recs, events_key, list_keys,
+    purchases_key, recs_key, session_key, user_embedding_key,
 )
 from recsys.serving.errors import DependencyDown
 from recsys.serving.session_state import (
@@ -71,6 +71,7 @@ class UserView:
     session_raw: Mapping | None = None
     n_events: int | None = None
     charge: object = None  # the rate limiter's script answer when it rode along (or its error)
+    purchases_raw: bytes | None = None  # purchases:{user_id}, when asked (buy it again in /recommendations)
 
     @cached_property
     def recs(self) -> Mapping | None:
@@ -120,9 +121,10 @@ class RedisStore:
         return bool(await self._guard(self.client.ping))
 
     async def read_user_view(self, user_id: int, model_id: str | None = None,
-                             charge: ChargeCommand | None = None) -> UserView:
+                             charge: ChargeCommand | None = None, *, purchases: bool = False) -> UserView:
         """recs, an A/B arm model's recs (when ``model_id``), the answer of the list read, assignment,
-        counter (one MGET) and session (HGETALL): one round trip, all in the user's hash slot.
+        counter, the user's purchases when ``purchases`` (one MGET) and session (HGETALL): one round trip, all in
+        the user's hash slot.
 
         The buffered writes go in the same pipeline (they are buffered again when it fails), and so
         does the rate limiter's script when ``charge`` is given (its answer: ``UserView.charge``).
@@ -132,6 +134,8 @@ class RedisStore:
         keys = [recs_key(user_id), ab_key(user_id), events_key(user_id), answer_key(user_id, model_id)]
         if model_id:
             keys.append(recs_key(user_id, model_id))
+        if purchases:
+            keys.append(purchases_key(user_id))
 
         # the keys share a slot (redis-py's cluster pipeline refuses .mget)
         reads = [("MGET", *keys), ("HGETALL", session_key(user_id))]
@@ -158,11 +162,11 @@ class RedisStore:
             return values
 
         values, session_raw, *charged = await self._sent_with(pending, run)
-        recs_raw, ab_raw, count_raw, answer_raw, *model_raw = values
-        return UserView(user_id=user_id, recs_raw=recs_raw, model_recs_raw=model_raw[0] if model_id else None,
+        recs_raw, ab_raw, count_raw, answer_raw, *more = values
+        return UserView(user_id=user_id, recs_raw=recs_raw, model_recs_raw=more[0] if model_id else None,
                         answer_raw=answer_raw, answer_model=model_id or None,
                         ab_raw=ab_raw, session_raw=session_raw, n_events=_int_or_none(count_raw),
-                        charge=charged[0] if charged else None)
+                        charge=charged[0] if charged else None, purchases_raw=more[-1] if purchases else None)
 
     async def _sent_with(self, pending: list[PendingWrite], run: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -207,8 +211,9 @@ class RedisStore:
         await self._guard(lambda: self.client.set(recs_key(user_id, model_id), data, ex=ttl_seconds))
 
     async def record_event(self, user_id: int, args: list[str]) -> None:
-        """Apply one event to ``session:{user_id}`` and its counter (one script, ``update_args``)."""
-        keys = [session_key(user_id), events_key(user_id)]
+        """Apply one event to ``session:{user_id}`` and its counter (one script, ``update_args``); a purchase
+        or a return deletes ``purchases:{user_id}``."""
+        keys = [session_key(user_id), events_key(user_id), purchases_key(user_id)]
         await self._guard(lambda: self._update(keys=keys, args=args))
 
     async def record_events(self, updates: list[tuple[int, list[str]]]) -> None:
@@ -217,7 +222,8 @@ class RedisStore:
         restart, a flush, a node that has not run it yet) is sent again on its own, which loads it."""
         pipe = self.client.pipeline(transaction=False)
         for user_id, args in updates:
-            pipe.execute_command("EVALSHA", self._update.sha, 2, session_key(user_id), events_key(user_id), *args)
+            pipe.execute_command("EVALSHA", self._update.sha, 3, session_key(user_id), events_key(user_id),
+                                 purchases_key(user_id), *args)
         answers = await self._guard(lambda: pipe.execute(raise_on_error=False))
         for (user_id, args), answer in zip(updates, answers):
             if isinstance(answer, NoScriptError):
@@ -232,6 +238,26 @@ class RedisStore:
         keys = [session_key(user_id), events_key(user_id)]
         args = [n_events, counter_ttl, session_ttl, *[part for item in fields.items() for part in item]]
         await self._guard(lambda: self._seed(keys=keys, args=args))
+
+    async def session(self, user_id: int) -> SessionState:
+        """``session:{user_id}`` (empty when missing)."""
+        return parse_session(await self._guard(lambda: self.client.hgetall(session_key(user_id))))
+
+    async def purchases(self, user_id: int) -> bytes | None:
+        """The raw ``purchases:{user_id}`` (None when missing)."""
+        return await self._guard(lambda: self.client.get(purchases_key(user_id)))
+
+    async def set_purchases(self, user_id: int, value: bytes, ttl_seconds: int) -> None:
+        await self._guard(lambda: self.client.set(purchases_key(user_id), value, ex=ttl_seconds))
+
+    async def bought_together(self, product_ids: list[int]) -> list[Mapping | None]:
+        """The ``bought_together:`` lists of ``product_ids``, in order (None where missing): one MGET."""
+        values = await self._guard(lambda: self._mget_shared([bought_together_key(p) for p in product_ids]))
+        return [loads_or_none(v) for v in values]
+
+    async def repurchase(self) -> Mapping | None:
+        """``repurchase:categories``, the nightly repurchase intervals."""
+        return await self.get_json(KEY_REPURCHASE)
 
     async def _mget_shared(self, keys: list[str]):
         """MGET of shared keys: in a Redis Cluster they are in different slots (one MGET per node)."""
