@@ -86,6 +86,20 @@ def _idle(stack) -> None:
              timeout=RUN_MINUTES * 60, what="no nightly run in progress", every=2, stack=stack)
 
 
+def latest_trigger(now: dt.datetime | None = None) -> dt.datetime:
+    """The latest 01:00 UTC (the DAG's cron) at or before ``now``: before 01:00 it is yesterday's."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    trigger = now.replace(hour=1, minute=0, second=0, microsecond=0)
+    return trigger if trigger <= now else trigger - dt.timedelta(days=1)
+
+
+def test_latest_trigger_before_and_after_one_oclock():
+    utc = dt.timezone.utc
+    assert latest_trigger(dt.datetime(2026, 12, 8, 0, 20, tzinfo=utc)) == dt.datetime(2026, 12, 7, 1, tzinfo=utc)
+    assert latest_trigger(dt.datetime(2026, 12, 8, 1, 0, tzinfo=utc)) == dt.datetime(2026, 12, 8, 1, tzinfo=utc)
+    assert latest_trigger(dt.datetime(2026, 12, 8, 23, 59, tzinfo=utc)) == dt.datetime(2026, 12, 8, 1, tzinfo=utc)
+
+
 def test_readme_commands_are_the_ones_this_suite_runs():
     commands = readme_commands()
     for command in commands:
@@ -96,15 +110,17 @@ def test_readme_commands_are_the_ones_this_suite_runs():
 
 def test_scheduled_run_processes_yesterday_and_its_published_model_triggers_the_ab_dag(stack):
     stack.airflow("dags", "unpause", AB_DAG)  # the Asset consumer: a paused DAG is not queued by asset events
-    stack.airflow("dags", "unpause", DAG)  # paused at creation: unpausing lets the scheduler create today's run
+    latest = latest_trigger()  # without catchup the scheduler creates the run of the latest 01:00 UTC already past
+    stack.airflow("dags", "unpause", DAG)  # paused at creation: unpausing lets the scheduler create that run
     scheduled = wait_for(lambda: [r for r in stack.runs(DAG) if r["run_type"] == "scheduled"], timeout=120,
                          what="the scheduler to create the scheduled run", stack=stack)[0]
-    assert scheduled["logical_date"].startswith(f"{TODAY.isoformat()}T01:00:00")
+    logical = dt.datetime.fromisoformat(scheduled["logical_date"].replace("Z", "+00:00"))
+    assert logical in (latest, latest_trigger()), (scheduled["logical_date"], latest)  # 01:00 may pass meanwhile
     run = stack.wait_run(DAG, scheduled["dag_run_id"], timeout=RUN_MINUTES * 60)
     assert run["state"] == "success", stack.log_tails()
-    yesterday = TODAY - dt.timedelta(days=1)
-    assert stack.xcom(DAG, run["dag_run_id"], "extract")["day"] == yesterday.isoformat()
-    assert yesterday in [r[2] for r in _registry(stack)]  # trained for that day (promoted or not: tiny shop)
+    processed = logical.date() - dt.timedelta(days=1)  # a run with logical date D processes D - 1
+    assert stack.xcom(DAG, run["dag_run_id"], "extract")["day"] == processed.isoformat()
+    assert processed in [r[2] for r in _registry(stack)]  # trained for that day (promoted or not: tiny shop)
     stack.scheduled_run_id = run["dag_run_id"]
 
     # publish updated the recsys_published_model Asset: the scheduler created an A/B results run for it
