@@ -30,7 +30,7 @@ from recsys.api.errors import error_responses, install_error_handlers
 from recsys.api.middleware import RequestContextMiddleware
 from recsys.api.ops import StoreChecks
 from recsys.api.rate_limit import RateLimiter
-from recsys.api.routes import abtests, admin, events, lists, ops, recommendations
+from recsys.api.routes import abtests, admin, console, events, lists, ops, recommendations
 from recsys.artifacts import ArtifactStore
 from recsys.constants import MAX_DB_INT
 from recsys.serving.errors import DependencyDown
@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     admin_attempts = {"responses": error_responses(429)}  # a bearer check past the address's attempts
     app.include_router(abtests.router, **admin_attempts)
     app.include_router(admin.router)
+    app.include_router(console.router, **admin_attempts)
     recommendations.install_fast_route(app)
     return app
 

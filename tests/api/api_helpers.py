@@ -140,6 +140,13 @@ def insert_events(engine, user_id: int, products: list[int], event_type: str = "
 def register_live_model(engine, store, model_id: str, user_ids, user_vectors, item_ids, item_vectors,
                         metrics: dict | None = None) -> None:
     """A LIVE registry row and its embedding files in the artifact store (what publish leaves)."""
+    register_model_row(engine, store, model_id, user_ids, user_vectors, item_ids, item_vectors, metrics=metrics)
+
+
+def register_model_row(engine, store, model_id: str, user_ids, user_vectors, item_ids, item_vectors, *,
+                       status: str = "LIVE", version: int = 1, metrics: dict | None = None,
+                       params: dict | None = None) -> None:
+    """A registry row of ``status`` and its embedding files in the artifact store (what publish leaves)."""
     from sqlalchemy import insert
 
     from recsys.artifacts import model_key
@@ -149,9 +156,10 @@ def register_live_model(engine, store, model_id: str, user_ids, user_vectors, it
     checksums = publish_arrays(store, model_id, user_ids, user_vectors, item_ids, item_vectors)
     with engine.begin() as conn:
         conn.execute(insert(RecommendationModel), [{
-            "model_id": model_id, "model_type": "HYBRID", "version": 1, "artifacts": checksums, "train_date": dt.date(2026, 11, 26),
-            "metrics": metrics or {"new": {"precision@10": 0.12, "ndcg@10": 0.2}}, "params": {},
-            "status": "LIVE", "training_samples_count": 10, "artifact_uri": store.uri(model_key(model_id, "")),
+            "model_id": model_id, "model_type": "HYBRID", "version": version, "artifacts": checksums,
+            "train_date": dt.date(2026, 11, 26),
+            "metrics": metrics or {"new": {"precision@10": 0.12, "ndcg@10": 0.2}}, "params": params or {},
+            "status": status, "training_samples_count": 10, "artifact_uri": store.uri(model_key(model_id, "")),
             "created_at": dt.datetime(2026, 11, 26, 3, 0, tzinfo=dt.timezone.utc)}])
 
 

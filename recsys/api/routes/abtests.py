@@ -48,7 +48,7 @@ Admin = Annotated[ABAdmin, Depends(get_admin)]
 _READ_ERRORS = error_responses(401, 403, 404, 422)
 
 
-async def _call(admin: ABAdmin, fn, *args, state: ServingState | None = None, **kwargs):
+async def run_admin(admin: ABAdmin, fn, *args, state: ServingState | None = None, **kwargs):
     """Run an A/B operation in a thread (after sending this worker's buffered impressions to the stream);
     its typed errors become HTTP answers."""
     if state is not None:
@@ -68,6 +68,25 @@ async def _call(admin: ABAdmin, fn, *args, state: ServingState | None = None, **
         raise InvalidInputError(str(exc)) from exc
 
 
+async def start_test(admin: ABAdmin, state: ServingState, body: ABTestCreate) -> dict:
+    """Start a test (the JSON endpoint and the console's form): this worker serves it at once, the others
+    within ``api_refresh_seconds``."""
+    test = await run_admin(admin, lambda: service.start_test(
+        admin.engine, treatment_model_id=body.treatment_model_id, control_model_id=body.control_model_id,
+        duration_hours=body.duration_hours, treatment_fraction=body.treatment_fraction, settings=state.settings,
+        artifacts=state.store))
+    await refresh_model(state)
+    return test
+
+
+async def stop_test(admin: ABAdmin, state: ServingState, test_id: int) -> dict:
+    """Stop a running test (the JSON endpoint and the console's button)."""
+    test = await run_admin(admin, lambda: service.stop_test(admin.engine, test_id, redis=admin.redis,
+                                                        settings=state.settings), state=state)
+    await refresh_model(state)
+    return test
+
+
 def _view(request: Request, test: dict, request_id: str) -> dict:
     url = str(request.url_for("ab_test_dashboard", test_id=test["test_id"]))
     return {**service.view_of(test), "metrics_dashboard": url, "request_id": request_id}
@@ -76,11 +95,7 @@ def _view(request: Request, test: dict, request_id: str) -> dict:
 @router.post("/models/ab-test", status_code=201, response_model=ABTestCreated, dependencies=ADMIN,
              responses=error_responses(400, 401, 403, 404, 409, 413, 422))
 async def create_ab_test(body: ABTestCreate, request: Request, admin: Admin, state: State, request_id: RequestId):
-    test = await _call(admin, lambda: service.start_test(
-        admin.engine, treatment_model_id=body.treatment_model_id, control_model_id=body.control_model_id,
-        duration_hours=body.duration_hours, treatment_fraction=body.treatment_fraction, settings=state.settings,
-        artifacts=state.store))
-    await refresh_model(state)  # this worker serves the test at once; the others within api_refresh_seconds
+    test = await start_test(admin, state, body)
     view = _view(request, test, request_id)
     return OrjsonResponse({k: view[k] for k in ("test_id", "start_time", "end_time", "metrics_dashboard",
                                                 "request_id")}, status_code=201)
@@ -89,14 +104,14 @@ async def create_ab_test(body: ABTestCreate, request: Request, admin: Admin, sta
 @router.get("/ab-tests", response_model=ABTestList, dependencies=ADMIN, responses=error_responses(401, 403))
 async def list_ab_tests(request: Request, admin: Admin, request_id: RequestId):
     """The tests with their stored results (newest first)."""
-    tests = await _call(admin, service.store.list_tests, admin.engine)
+    tests = await run_admin(admin, service.store.list_tests, admin.engine)
     return OrjsonResponse({"tests": [_view(request, t, request_id) for t in tests], "request_id": request_id})
 
 
 @router.get("/ab-tests/{test_id}", response_model=ABTestView, dependencies=ADMIN, responses=_READ_ERRORS)
 async def get_ab_test(test_id: TestId, request: Request, admin: Admin, request_id: RequestId):
     """The test with its stored results (``results.computed_at`` tells their age)."""
-    test = await _call(admin, service.store.get_test, admin.engine, test_id)
+    test = await run_admin(admin, service.store.get_test, admin.engine, test_id)
     return OrjsonResponse(_view(request, test, request_id))
 
 
@@ -104,7 +119,7 @@ async def get_ab_test(test_id: TestId, request: Request, admin: Admin, request_i
 async def refresh_ab_test(test_id: TestId, request: Request, admin: Admin, state: State, request_id: RequestId):
     """Recompute a running test's results now (flushing the logged impressions first); the hourly DAG
     does the same every hour. A test past its end is closed and decided."""
-    test = await _call(admin, lambda: service.refresh_test(admin.engine, test_id, redis=admin.redis,
+    test = await run_admin(admin, lambda: service.refresh_test(admin.engine, test_id, redis=admin.redis,
                                                            settings=state.settings), state=state)
     return OrjsonResponse(_view(request, test, request_id))
 
@@ -112,9 +127,7 @@ async def refresh_ab_test(test_id: TestId, request: Request, admin: Admin, state
 @router.post("/ab-tests/{test_id}/stop", response_model=ABTestView, dependencies=ADMIN,
              responses=_READ_ERRORS)
 async def stop_ab_test(test_id: TestId, request: Request, admin: Admin, state: State, request_id: RequestId):
-    test = await _call(admin, lambda: service.stop_test(admin.engine, test_id, redis=admin.redis,
-                                                        settings=state.settings), state=state)
-    await refresh_model(state)
+    test = await stop_test(admin, state, test_id)
     return OrjsonResponse(_view(request, test, request_id))
 
 
@@ -125,5 +138,5 @@ async def stop_ab_test(test_id: TestId, request: Request, admin: Admin, state: S
                                              "description": "no credentials: to the login form"}})
 async def ab_test_dashboard(test_id: TestId, request: Request, admin: Admin, request_id: RequestId):
     """The test's page over its stored results (a person logs in at ``/admin/login``)."""
-    test = await _call(admin, service.store.get_test, admin.engine, test_id)
+    test = await run_admin(admin, service.store.get_test, admin.engine, test_id)
     return HTMLResponse(render_dashboard(_view(request, test, request_id)))

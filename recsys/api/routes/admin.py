@@ -2,7 +2,8 @@
 
 ``POST /admin/login`` with the admin token sets the ``recsys_admin`` cookie (signed,
 expiring after ``RECSYS_ADMIN_SESSION_SECONDS``, HttpOnly, SameSite=Strict, Secure over
-https) and sends the browser back to where it came from (a path of this API only). Each POST is an
+https) and sends the browser back to where it came from (a path of this API only; the console's home ``/admin`` by
+default). Each POST is an
 admin attempt of the client's address (``admin_throttle.py``): past the limit, the form again with 429.
 """
 
@@ -27,7 +28,7 @@ STYLE = "body{font-family:system-ui,sans-serif;margin:48px;max-width:420px}input
 def safe_next(path: str) -> str:
     """Only a path of this API: no scheme, no host, no ``//`` (an open redirect would be a phishing aid)."""
     if not path.startswith("/") or path.startswith("//") or "\\" in path or any(ord(c) < 32 for c in path):
-        return "/ab-tests"
+        return "/admin"
     return path
 
 
@@ -46,7 +47,7 @@ def login_page(next_path: str, message: str = "") -> str:
 
 
 @router.get("/login", response_class=HTMLResponse, responses={200: _HTML, **error_responses(422)})
-async def login_form(next: Next = "/ab-tests"):
+async def login_form(next: Next = "/admin"):
     return HTMLResponse(login_page(next))
 
 
@@ -57,7 +58,7 @@ async def login_form(next: Next = "/ab-tests"):
                                               "Retry-After", **_HTML},
                         **error_responses(400, 403, 413, 422)})
 async def login(request: Request, token: Annotated[str, Form(max_length=256)],
-                next: Annotated[str, Form(max_length=512)] = "/ab-tests"):
+                next: Annotated[str, Form(max_length=512)] = "/admin"):
     settings = request.app.state.serving.settings
     try:
         await request.app.state.admin_throttle.attempt(request)

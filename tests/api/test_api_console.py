@@ -1,0 +1,202 @@
+"""The admin console's pages through the real API on PostgreSQL and Redis: login lands on the console, pages
+need the admin credential, every value is escaped, the forms do what the JSON endpoints do (and nothing on a
+refused input), and a cookie write from another origin is refused."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from api_helpers import catalog_rows, open_client, register_model_row, write_lists
+from recsys import registry
+from recsys.abtest import store as ab_store
+from recsys.api.app import create_app
+from recsys.api.console.abtests_page import render_ab_tests
+from recsys.api.console.models_page import render_models
+from recsys.artifacts import LocalArtifactStore
+
+pytestmark = pytest.mark.anyio
+TOKEN = "console-admin-token-0123456789"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+EVIL = "<script>x</script>"
+SELECTION = {"metric": "ndcg@10", "secondary_metric": "recall@10", "chosen": "lightfm", "seconds": 12.5,
+             "budget_seconds": 900.0, "candidates": [
+                 {"family": "lightfm", "name": "lightfm", "validation": {"ndcg@10": 0.3125, "recall@10": 0.4},
+                  "fit_seconds": 3.5, "chosen": True, "skipped": None},
+                 {"family": "als", "name": "als-big", "validation": None, "fit_seconds": None, "chosen": False,
+                  "skipped": "time box reached"}]}
+
+
+def register(engine, store, model_id, status, version, params=None, metrics=None):
+    items = [row["product_id"] for row in catalog_rows()]
+    users = list(range(1, 51))
+    rng = np.random.default_rng(version)
+    register_model_row(engine, store, model_id, users, rng.random((len(users), 4), dtype=np.float32), items,
+                       rng.random((len(items), 4), dtype=np.float32), status=status, version=version,
+                       params=params, metrics=metrics)
+
+
+@pytest.fixture
+def console_settings(api_settings):
+    return api_settings.model_copy(update={"admin_token": TOKEN})
+
+
+@pytest.fixture
+def console_store(console_settings):
+    return LocalArtifactStore(console_settings.resolved_artifact_uri)
+
+
+@pytest.fixture
+def console_world(catalog_engine, redis_client, console_store):
+    write_lists(redis_client)
+    register(catalog_engine, console_store, "m-live", "LIVE", 1)
+    register(catalog_engine, console_store, "m-cand", "CANDIDATE", 2, params={"selection": SELECTION})
+    register(catalog_engine, console_store, "m-old", "ARCHIVED", 0)
+    return catalog_engine
+
+
+@pytest.fixture
+async def console(console_world, console_settings, console_store):
+    app = create_app(console_settings, store=console_store, refresh_in_background=False)
+    client, close = await open_client(app, headers={})
+    yield client
+    await close()
+
+
+async def login(client) -> dict:
+    r = await client.post("/admin/login", data={"token": TOKEN})
+    assert r.status_code == 303 and r.headers["location"] == "/admin"  # the login lands on the console
+    client.cookies.clear()
+    return {"recsys_admin": r.cookies["recsys_admin"]}
+
+
+def started_tests(engine) -> list[dict]:
+    return ab_store.list_tests(engine)
+
+
+async def test_the_pages_need_the_admin_credential(console, console_world):
+    for path in ("/admin", "/admin/ab-tests", "/admin/models"):
+        r = await console.get(path)
+        assert r.status_code == 303 and r.headers["location"] == f"/admin/login?next={path}", path
+        assert (await console.get(path, headers={"Authorization": "Bearer wrong"})).status_code == 403
+    form = {"treatment_model_id": "m-cand", "control_model_id": "m-live", "duration_hours": "24",
+            "treatment_fraction": "0.5"}
+    r = await console.post("/admin/ab-tests", data=form, headers=SAME_ORIGIN)
+    assert r.status_code == 401 and started_tests(console_world) == []
+    jar = await login(console)
+    home = await console.get("/admin", cookies=jar)
+    assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+    assert {"/admin/ab-tests", "/admin/models"} <= set(re.findall(r'href="([^"]+)"', home.text))
+
+
+async def test_the_start_form_and_the_stop_button_with_the_cookie_from_the_own_origin_only(console, console_world):
+    jar = await login(console)
+    form = {"treatment_model_id": "m-cand", "control_model_id": "m-live", "duration_hours": "12",
+            "treatment_fraction": "0.25"}
+    for headers in ({}, {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "http://api.test:3000"}):
+        r = await console.post("/admin/ab-tests", data=form, cookies=jar, headers=headers)
+        assert r.status_code == 403 and r.json()["detail"].startswith("cross-site request refused"), headers
+    assert started_tests(console_world) == []
+    r = await console.post("/admin/ab-tests", data=form, cookies=jar, headers={"Origin": "http://api.test"})
+    assert r.status_code == 303
+    [test] = started_tests(console_world)
+    assert r.headers["location"] == f"/admin/ab-tests?started={test['test_id']}"
+    assert (test["treatment_model_id"], test["control_model_id"], test["treatment_fraction"]) == ("m-cand", "m-live",
+                                                                                                  0.25)
+    assert (test["end_at"] - test["start_at"]).total_seconds() == 12 * 3600
+    page = await console.get(r.headers["location"], cookies=jar)
+    assert f"A/B test #{test['test_id']} started." in page.text and 'id="status-1">RUNNING' in page.text
+    assert f'href="/ab-tests/{test["test_id"]}/dashboard"' in page.text and 'id="stop-1"' in page.text
+    stop = f"/admin/ab-tests/{test['test_id']}/stop"
+    r = await console.post(stop, cookies=jar, headers={"Sec-Fetch-Site": "same-site"})
+    assert r.status_code == 403 and ab_store.get_test(console_world, test["test_id"])["status"] == "RUNNING"
+    r = await console.post(stop, cookies=jar, headers=SAME_ORIGIN)
+    assert r.status_code == 303 and r.headers["location"] == f"/admin/ab-tests?stopped={test['test_id']}"
+    assert ab_store.get_test(console_world, test["test_id"])["status"] == "STOPPED"
+    page = await console.get(r.headers["location"], cookies=jar)
+    assert 'id="status-1">STOPPED' in page.text and 'id="stop-1"' not in page.text
+    r = await console.post(stop, cookies=jar, headers=SAME_ORIGIN)  # the JSON endpoint's refusal, as a page
+    assert r.status_code == 422 and "A/B test 1 is STOPPED, not RUNNING" in r.text
+    assert r.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("change, status, message", [
+    ({"treatment_fraction": "1.5"}, 422, "treatment_fraction: Input should be less than 1"),
+    ({"duration_hours": "a day"}, 422, "duration_hours: Input should be a valid number"),
+    ({"treatment_model_id": "m-nope"}, 404, "m-nope"),
+    ({"treatment_model_id": "m-old"}, 422, "model &#x27;m-old&#x27; is ARCHIVED"),
+    ({"control_model_id": "bad id!"}, 422, "control_model_id: String should match pattern"),
+])
+async def test_a_refused_start_is_the_page_again_with_the_reason_and_nothing_changed(console, console_world,
+                                                                                     change, status, message):
+    form = {"treatment_model_id": "m-cand", "control_model_id": "m-live", "duration_hours": "24",
+            "treatment_fraction": "0.5", **change}
+    r = await console.post("/admin/ab-tests", data=form, headers=BEARER)
+    assert r.status_code == status and message in r.text and 'id="message"' in r.text
+    assert 'id="start-form"' in r.text  # the form again, with what was sent
+    assert started_tests(console_world) == [] and registry.get_model(console_world, "m-cand").status == "CANDIDATE"
+
+
+async def test_a_second_running_test_is_a_409_page(console, console_world):
+    form = {"treatment_model_id": "m-cand", "control_model_id": "m-live", "duration_hours": "24",
+            "treatment_fraction": "0.5"}
+    assert (await console.post("/admin/ab-tests", data=form, headers=BEARER)).status_code == 303
+    r = await console.post("/admin/ab-tests", data=form, headers=BEARER)
+    assert r.status_code == 409 and 'id="message"' in r.text and len(started_tests(console_world)) == 1
+
+
+async def test_every_value_is_escaped(console, console_world, console_store):
+    register(console_world, console_store, EVIL, "TRAINING", 3, metrics={"<b>group</b>": {"<i>m</i>": 0.5}},
+             params={"selection": {**SELECTION, "candidates": [{**SELECTION["candidates"][0], "name": EVIL}]}})
+    for path in ("/admin/ab-tests", "/admin/models"):
+        r = await console.get(path, headers=BEARER)
+        assert r.status_code == 200 and "&lt;script&gt;x&lt;/script&gt;" in r.text, path
+        assert "<script" not in r.text and "<b>group" not in r.text and "<i>" not in r.text, path
+    page = render_ab_tests([{"test_id": 7, "status": "<RUNNING>", "control_model_id": EVIL, "treatment_model_id": "t",
+                             "treatment_fraction": 0.5, "start_time": "<s>", "end_time": "e", "num_users": 1,
+                             "control_ctr": None, "treatment_ctr": 0.5, "pvalue": 0.01, "winner": "<w>",
+                             "dashboard": '/x"><script>'}], [])
+    assert "<script" not in page and "<s>" not in page and "&lt;RUNNING&gt;" in page and "&lt;w&gt;" in page
+    drift = {"day": "<d>", "events": 3, "reference": {"events": 1, "days": 7}, "psi_threshold": 0.2,
+             "drifted": [EVIL], "features": [{"feature": EVIL, "description": "<p>", "psi": 0.5, "js": 0.1,
+                                              "drifted": True}]}
+    page = render_models([], [{"promotion_id": 1, "model_id": EVIL, "reason": "<r>"}], drift)
+    assert "<script" not in page and "<d>" not in page and "<r>" not in page and "&lt;r&gt;" in page
+
+
+async def test_the_models_page(console, console_world, console_store):
+    registry.promote(console_world, "m-cand", reason="won A/B test 9")  # m-live is archived by it
+    older = {"day": "2026-11-30", "events": 10, "reference": {"events": 70, "days": 7}, "psi_threshold": 0.2,
+             "drifted": [], "features": []}
+    latest = {**older, "day": "2026-12-01", "events": 12, "drifted": ["country"],
+              "features": [{"feature": "country", "description": "users' countries", "psi": 0.4321, "js": 0.2,
+                            "drifted": True}]}
+    for report in (older, latest):
+        console_store.put_bytes(f"drift/date={report['day']}/report.json", json.dumps(report).encode())
+    r = await console.get("/admin/models", headers=BEARER)
+    assert r.status_code == 200
+    text = r.text
+    live = text[text.index('id="models-live"'):text.index("<h2>CANDIDATE")]
+    assert 'data-model="m-cand"' in live and "ndcg@10 0.2" in live  # its metrics
+    assert "lightfm" in live and "0.3125" in live and "CHOSEN" in live and "time box reached" in live  # selection
+    archived = text[text.index("<h2>ARCHIVED"):text.index("<h2>Promotion history")]
+    assert 'data-model="m-live"' in archived and 'data-model="m-old"' in archived
+    history = text[text.index('id="history"'):text.index("<h2>Latest data drift")]
+    assert "m-cand" in history and "won A/B test 9" in history and "promote" in history
+    assert "Day <b>2026-12-01</b>: 12 events" in text and "drifted: country" in text and "0.4321" in text
+
+
+async def test_the_models_page_without_drift_reports_or_tests(console):
+    r = await console.get("/admin/models", headers=BEARER)
+    assert r.status_code == 200 and "No drift report in the artifact store yet" in r.text
+    assert "No promotion yet." in r.text and "No TRAINING model." in r.text
+    r = await console.get("/admin/ab-tests", headers=BEARER)
+    assert "No A/B test yet." in r.text
+    options = re.findall(r'<option value="([^"]+)"( selected)?', r.text)
+    assert [o for o, _ in options] == ["m-cand", "m-live"] * 2  # no ARCHIVED model to choose
+    assert options[0][1] and options[3][1]  # the treatment defaults to the CANDIDATE, the control to LIVE
