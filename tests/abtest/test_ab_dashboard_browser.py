@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 
 import pytest
 
 from ab_helpers import TOKEN, seed_traffic
 from asgi_client import ServerThread
+from browser import launch, needs_chromium, page_errors
 from recsys.abtest import results as R
 from recsys.abtest import service
 from recsys.abtest.dashboard import fmt_p, fmt_pct, render_dashboard
 from recsys.api.app import create_app
-
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium; "
-                             "scripts/ensure_services.sh installs it where apt-get is available)")
-
 
 def test_render_without_results_and_escaping():
     page = render_dashboard({"test_id": 1, "status": "RUNNING", "winner": None, "start_time": "2026-11-27T10:00:00+00:00",
@@ -41,13 +35,10 @@ def test_dashboard_in_chromium_shows_the_computed_numbers(ab_world, ab_settings,
     seed_traffic(ab_world, test, 60, {"control": 0.25, "treatment": 0.45}, at=now - dt.timedelta(hours=2))
     expected = R.update_results(ab_world, test["test_id"], as_of=now, settings=ab_settings)
     app = create_app(ab_settings, store=ab_store, refresh_in_background=False)  # the page shows the stored results
-    errors: list[str] = []
     with ServerThread(app) as base, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1100, "height": 1000})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        errors = page_errors(page)
         # a person without the cookie is sent to the login form, and back to the dashboard after it
         page.goto(f"{base}/ab-tests/{test['test_id']}/dashboard", wait_until="load")
         assert page.url.startswith(f"{base}/admin/login")
@@ -109,8 +100,7 @@ def test_chromium_writes_with_the_cookie_from_the_dashboard_only(ab_world, ab_se
         evil = page_app(f'<form id="f" method="post" action="{base}/ab-tests/{tid}/stop"></form>'
                         '<script>document.getElementById("f").submit()</script>')
         with ServerThread(evil) as other, sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = launch(pw)
             page = browser.new_page()
             page.goto(f"{base}/admin/login?next=/ab-tests/{tid}/dashboard", wait_until="load")
             page.fill("#token", TOKEN)
