@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import create_engine, text
 
 from bench.common import log
-from recsys.clients import make_engine, normalise_database_url
+from recsys.clients import make_engine
+from recsys.db.url import normalise_database_url
 
 PG_ADMIN_URL = os.environ.get("RECSYS_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("RECSYS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from recsys import registry
 from recsys.abtest import store
-from recsys.abtest.assignment import arm_model, assign_arm
+from recsys.serving.assignment import arm_model, assign_arm
 from recsys.artifacts import ArtifactStore
 from recsys.constants import ARMS, COL_USER
 from recsys.pipeline.precompute import Scorer, active_users, check_shard, score_users

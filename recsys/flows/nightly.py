@@ -33,6 +33,7 @@ class RunParams:
     dry_run: bool
     promotion_policy: str
     family: str | None = None  # pin a model family (recsys.families.registry); None = model selection
+    challenger_candidate: bool = False  # the challenger branch's model waits as a CANDIDATE whatever the gate says
 
     @classmethod
     def from_params(cls, params: dict | None, settings: Settings | None = None) -> "RunParams":
@@ -46,6 +47,7 @@ class RunParams:
             dry_run=bool(params.get("dry_run", False)),
             promotion_policy=str(params.get("promotion_policy", settings.promotion_policy)),
             family=_family(params.get("family")),
+            challenger_candidate=bool(params.get("challenger_candidate", False)),
         )
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ab_helpers import TOKEN, auth, now_ms, open_client, start
-from recsys.abtest.assignment import assign_arm
+from recsys.serving.assignment import assign_arm
 from recsys.abtest.flusher import flush_impressions
 from recsys.api.ab_schemas import ABTestCreated, ABTestView
 from recsys.api.app import create_app

@@ -20,7 +20,8 @@ from recsys.db.models import Product, UserEvent
 from recsys.families.hybrid.fit import TrainParams
 from recsys.pipeline.train import train_model
 from recsys.pipeline import precompute as P
-from recsys.pipeline.lists import bestsellers, new_arrivals, trending, window_ms, write_json
+from recsys.pipeline.lists import window_ms, write_json
+from recsys.ranking.popular_lists import bestsellers, new_arrivals, trending
 from recsys.settings import Settings
 from recsys.timeutil import day_bounds_ms
 from recsys.keys import recs_key
