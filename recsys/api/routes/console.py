@@ -34,10 +34,20 @@ router = APIRouter(prefix="/admin", tags=["admin console"])
 State = Annotated[ServingState, Depends(get_state)]
 DRIFT_PREFIX = "drift/"  # recsys.drift.report writes drift/date=D/report.json
 HISTORY_ROWS = 50
+
+
+def html_or_json(*codes: int) -> dict:
+    """Error answers of a form: the page again with the refusal (HTML), or the API's JSON error body when the
+    request itself is refused (credentials, origin, a malformed field)."""
+    return {code: {**entry, "content": {**entry["content"], "text/html": {}}}
+            for code, entry in error_responses(*codes).items()}
+
+
 _PAGE = {200: {"content": {"text/html": {}}},
          303: {**error_responses(303)[303], "description": "no credentials: to the login form"},
-         **error_responses(401, 403)}
-_FORM = {303: {"description": "done: back to the list"}, **error_responses(401, 403, 404, 409, 413, 422)}
+         **error_responses(401, 403, 422)}
+_FORM = {303: {"description": "done: back to the list"}, **error_responses(401, 403, 413),
+         **html_or_json(404, 409, 422)}
 Shown = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="the test just started or stopped")]
 FormText = Annotated[str, Form(max_length=256)]
 
