@@ -191,6 +191,14 @@ async def test_the_models_page(console, console_world, console_store):
     history = text[text.index('id="history"'):text.index("<h2>Latest data drift")]
     assert "m-cand" in history and "won A/B test 9" in history and "promote" in history
     assert "Day <b>2026-12-01</b>: 12 events" in text and "drifted: country" in text and "0.4321" in text
+    assert 'href="/admin/drift/2026-12-01"' in text
+    console_store.put_bytes("drift/date=2026-12-01/report.html", b"<!DOCTYPE html><p>the full drift report</p>")
+    r = await console.get("/admin/drift/2026-12-01", headers=BEARER)
+    assert r.status_code == 200 and r.text == "<!DOCTYPE html><p>the full drift report</p>"
+    r = await console.get("/admin/drift/2026-11-30", headers=BEARER)  # its JSON only
+    assert r.status_code == 404 and "no drift report for 2026-11-30" in r.text
+    assert (await console.get("/admin/drift/2026-13-01", headers=BEARER)).status_code == 422
+    assert (await console.get("/admin/drift/2026-12-01")).status_code == 303  # to the login form
 
 
 async def test_the_models_page_without_drift_reports_or_tests(console):

@@ -78,7 +78,8 @@ def drift_html(report: dict | None) -> str:
         "DRIFTED" if f.get("drifted") else "stable")) + "</tr>" for f in report.get("features") or []]
     return (f'<p id="drift">Day <b>{esc(report.get("day"))}</b>: {esc(report.get("events"))} events against '
             f'{esc(ref.get("events"))} of the {esc(ref.get("days"))} days before; PSI threshold '
-            f'{esc(report.get("psi_threshold"))}: {flag}.</p>'
+            f'{esc(report.get("psi_threshold"))}: {flag}. <a id="drift-report" href="/admin/drift/'
+            f'{esc(report.get("day"))}">The full report</a>.</p>'
             + table("drift-features", ("feature", "what", "PSI", "JS", "status"), rows, "no features"))
 
 

@@ -9,10 +9,11 @@ message, nothing changed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from pydantic import ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse
 
@@ -21,18 +22,18 @@ from recsys.abtest import service
 from recsys.api.ab_schemas import ABTestCreate
 from recsys.api.auth import ADMIN, ADMIN_PAGE
 from recsys.api.console.abtests_page import render_ab_tests
-from recsys.api.console.layout import home
+from recsys.api.console.layout import home, page
 from recsys.api.console.models_page import render_models
 from recsys.api.deps import get_state
 from recsys.api.errors import error_responses
 from recsys.api.routes.abtests import Admin, TestId, run_admin, start_test, stop_test
-from recsys.artifacts import ArtifactStore
+from recsys.artifacts import ArtifactStore, partition_key
 from recsys.serving.errors import ServingError
 from recsys.serving.state import ServingState
 
 router = APIRouter(prefix="/admin", tags=["admin console"])
 State = Annotated[ServingState, Depends(get_state)]
-DRIFT_PREFIX = "drift/"  # recsys.drift.report writes drift/date=D/report.json
+DRIFT_KIND = "drift"  # recsys.drift.report writes drift/date=D/report.json and report.html
 HISTORY_ROWS = 50
 
 
@@ -111,7 +112,7 @@ async def console_stop_test(test_id: TestId, request: Request, admin: Admin, sta
 
 def latest_drift(store: ArtifactStore | None) -> dict | None:
     """The newest ``drift/date=D/report.json`` (ISO dates sort as text), ``None`` when there is none."""
-    keys = [k for k in (store.list(DRIFT_PREFIX) if store is not None else []) if k.endswith("/report.json")]
+    keys = [k for k in (store.list(f"{DRIFT_KIND}/") if store is not None else []) if k.endswith("/report.json")]
     return json.loads(store.get_bytes(max(keys))) if keys else None
 
 
@@ -128,3 +129,20 @@ async def console_models(admin: Admin, state: State):
     """The registry by status (metrics, selection table), the promotion history, the latest drift report."""
     models, history, drift, error = await run_admin(admin, _models_data, admin.engine, state.store)
     return HTMLResponse(render_models(models, history, drift, error))
+
+
+def _drift_html(store: ArtifactStore | None, day: dt.date) -> str | None:
+    key = partition_key(DRIFT_KIND, day, "report.html")
+    return store.get_bytes(key).decode() if store is not None and store.exists(key) else None
+
+
+@router.get("/drift/{day}", response_class=HTMLResponse, dependencies=ADMIN_PAGE,
+            responses={**_PAGE, **html_or_json(404)})
+async def console_drift_report(day: Annotated[dt.date, Path(description="the report's day, YYYY-MM-DD")],
+                               admin: Admin, state: State):
+    """The full data-drift report of a day, as the nightly run rendered it into the artifact store."""
+    report = await admin.run(_drift_html, state.store, day)
+    if report is None:
+        return HTMLResponse(page("Data drift", "", f"no drift report for {day.isoformat()} in the artifact store"),
+                            status_code=404)
+    return HTMLResponse(report)
