@@ -12,7 +12,9 @@ HISTORY_HEADERS = ("#", "Model", "Previous", "Kind", "When", "Rolled back", "Rea
 
 
 def fmt_value(value) -> str:
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
         return f"{value:.4g}"
