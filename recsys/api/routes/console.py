@@ -44,7 +44,7 @@ def html_or_json(*codes: int) -> dict:
             for code, entry in error_responses(*codes).items()}
 
 
-_PAGE = {200: {"content": {"text/html": {}}},
+PAGE_RESPONSES = {200: {"content": {"text/html": {}}},
          303: {**error_responses(303)[303], "description": "no credentials: to the login form"},
          **error_responses(401, 403, 422)}
 _FORM = {303: {"description": "done: back to the list"}, **error_responses(401, 403, 413),
@@ -53,7 +53,7 @@ Shown = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="the test ju
 FormText = Annotated[str, Form(max_length=256)]
 
 
-@router.get("", response_class=HTMLResponse, dependencies=ADMIN_PAGE, responses=_PAGE)
+@router.get("", response_class=HTMLResponse, dependencies=ADMIN_PAGE, responses=PAGE_RESPONSES)
 async def console_home():
     """Where the login form lands: links to the console's pages."""
     return HTMLResponse(home())
@@ -70,14 +70,14 @@ async def _ab_page(request: Request, admin, status_code: int = 200, **kwargs) ->
     return HTMLResponse(render_ab_tests(tests, models, **kwargs), status_code=status_code)
 
 
-@router.get("/ab-tests", response_class=HTMLResponse, dependencies=ADMIN_PAGE, responses=_PAGE)
+@router.get("/ab-tests", response_class=HTMLResponse, dependencies=ADMIN_PAGE, responses=PAGE_RESPONSES)
 async def console_ab_tests(request: Request, admin: Admin, started: Shown = None, stopped: Shown = None):
     """Every A/B test with its stored results, and the form that starts one."""
     message = f"A/B test #{started} started." if started else f"A/B test #{stopped} stopped." if stopped else ""
     return await _ab_page(request, admin, message=message, ok=True)
 
 
-def _refusal(exc: ValidationError) -> str:
+def form_refusal(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
@@ -91,7 +91,7 @@ async def console_start_test(request: Request, admin: Admin, state: State, treat
     try:
         body = ABTestCreate(**sent)
     except ValidationError as exc:
-        return await _ab_page(request, admin, 422, message=_refusal(exc), values=sent)
+        return await _ab_page(request, admin, 422, message=form_refusal(exc), values=sent)
     try:
         test = await start_test(admin, state, body)
     except ServingError as exc:
@@ -124,7 +124,7 @@ def _models_data(engine, store: ArtifactStore | None) -> tuple[list[dict], list[
         return models, history, None, f"the latest drift report could not be read: {exc}"
 
 
-@router.get("/models", response_class=HTMLResponse, dependencies=ADMIN_PAGE, responses=_PAGE)
+@router.get("/models", response_class=HTMLResponse, dependencies=ADMIN_PAGE, responses=PAGE_RESPONSES)
 async def console_models(admin: Admin, state: State):
     """The registry by status (metrics, selection table), the promotion history, the latest drift report."""
     models, history, drift, error = await run_admin(admin, _models_data, admin.engine, state.store)
@@ -137,7 +137,7 @@ def _drift_html(store: ArtifactStore | None, day: dt.date) -> str | None:
 
 
 @router.get("/drift/{day}", response_class=HTMLResponse, dependencies=ADMIN_PAGE,
-            responses={**_PAGE, **html_or_json(404)})
+            responses={**PAGE_RESPONSES, **html_or_json(404)})
 async def console_drift_report(day: Annotated[dt.date, Path(description="the report's day, YYYY-MM-DD")],
                                admin: Admin, state: State):
     """The full data-drift report of a day, as the nightly run rendered it into the artifact store."""
