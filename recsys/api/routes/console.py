@@ -81,7 +81,7 @@ def form_refusal(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
-@router.post("/ab-tests", response_class=HTMLResponse, status_code=303, dependencies=ADMIN, responses=_FORM)
+@router.post("/ab-tests", response_class=RedirectResponse, status_code=303, dependencies=ADMIN, responses=_FORM)
 async def console_start_test(request: Request, admin: Admin, state: State, treatment_model_id: FormText = "",
                              control_model_id: FormText = "", duration_hours: FormText = "",
                              treatment_fraction: FormText = ""):
@@ -99,7 +99,7 @@ async def console_start_test(request: Request, admin: Admin, state: State, treat
     return RedirectResponse(f"/admin/ab-tests?started={int(test['test_id'])}", status_code=303)
 
 
-@router.post("/ab-tests/{test_id}/stop", response_class=HTMLResponse, status_code=303, dependencies=ADMIN,
+@router.post("/ab-tests/{test_id}/stop", response_class=RedirectResponse, status_code=303, dependencies=ADMIN,
              responses=_FORM)
 async def console_stop_test(test_id: TestId, request: Request, admin: Admin, state: State):
     """A test's stop button: ``POST /ab-tests/{id}/stop``'s work."""
