@@ -233,7 +233,7 @@ def cmd_recs(args) -> int:
     from sqlalchemy import select
 
     from recsys.clients import get_engine, get_redis
-    from recsys.constants import KEY_RECS
+    from recsys.keys import KEY_RECS
     from recsys.db.models import Product
 
     redis = get_redis()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlparse
 
-from recsys.constants import KEY_BESTSELLERS, KEY_IMPRESSIONS, KEY_RECS, KEY_RECS_MODEL, KEY_TRENDING
+from recsys.keys import KEY_BESTSELLERS, KEY_IMPRESSIONS, KEY_RECS, KEY_RECS_MODEL, KEY_TRENDING
 
 EVENTS, INTERACTIONS, USERS, PRODUCTS = "user_events", "user_product_interactions", "users", "products"
 MODELS, PROMOTIONS, AB_TESTS, IMPRESSIONS = "recommendation_models", "model_promotions", "ab_tests", "ab_impressions"

@@ -18,7 +18,8 @@ from recsys.abtest.flusher import flush_impressions
 from recsys.abtest.results import finalize_test, judging_rules, update_results
 from recsys.abtest.store import InvalidTestError
 from recsys.artifacts import ArtifactStore, model_key
-from recsys.constants import AB_COMPLETED, AB_RUNNING, AB_STOPPED, KEY_AB_ASSIGNMENT, STATUS_ARCHIVED, STATUS_LIVE
+from recsys.constants import AB_COMPLETED, AB_RUNNING, AB_STOPPED, STATUS_ARCHIVED, STATUS_LIVE
+from recsys.keys import KEY_AB_ASSIGNMENT
 from recsys.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

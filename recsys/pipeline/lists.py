@@ -26,10 +26,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from recsys.constants import (
-    COL_ITEM, EVENT_WEIGHTS, IMPRESSION, KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_TRENDING,
-    MS_PER_DAY, PURCHASE, VIEW,
-)
+from recsys.constants import COL_ITEM, EVENT_WEIGHTS, IMPRESSION, MS_PER_DAY, PURCHASE, VIEW
+from recsys.keys import KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_TRENDING
 from recsys.db.models import Product, UserEvent
 from recsys.settings import Settings
 from recsys.timeutil import day_bounds_ms, ms_to_datetime

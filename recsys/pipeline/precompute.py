@@ -31,9 +31,10 @@ from sqlalchemy import Engine, func, or_, select
 from recsys import keys, registry
 from recsys.artifacts import ArtifactStore
 from recsys.constants import (
-    CLICK, COL_ITEM, COL_USER, KEY_PRODUCT_EMBEDDING, KEY_USER_EMBEDDING,
-    PURCHASE, REASON_JUST_VIEWED, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
+    CLICK, COL_ITEM, COL_USER, PURCHASE, REASON_JUST_VIEWED, REASON_LIKE_YOU, REASON_NEW_ARRIVAL,
+    REASON_VIEWED_CATEGORY, VIEW,
 )
+from recsys.keys import KEY_PRODUCT_EMBEDDING, KEY_USER_EMBEDDING
 from recsys.db.models import User, UserEvent
 from recsys.families import ModelFamily, ScoringWindow, family_of, servable_users
 from recsys.families.base import Scorer as FamilyScorer
