@@ -69,10 +69,12 @@ def cmd_load(args) -> int:
     from recsys.clients import get_engine
     from recsys.data.loaders import read_checked
     from recsys.data.loading import load_shop
+    from recsys.settings import get_settings
 
     try:
         shop, report = read_checked(args.path, fmt=args.format, columns=args.columns,
-                                    timestamp_unit=args.timestamp_unit)
+                                    timestamp_unit=args.timestamp_unit,
+                                    skew_ms=get_settings().event_clock_skew_seconds * 1000)
     except (ValueError, OSError) as exc:  # EventLogError names the file; a bad mapping or path says what
         print(f"error: {exc}", file=sys.stderr)
         return 2

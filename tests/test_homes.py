@@ -1,5 +1,6 @@
 """One home per concept, read from the sources (issue 22): the Redis key names are imported from ``recsys.keys``
-only, and no other module of recsys defines or re-exports one."""
+only, and no other module of recsys defines or re-exports one; ``get_settings()`` is called by the entry points
+only, every library function receives its settings (or the values it needs) as arguments."""
 
 from __future__ import annotations
 
@@ -42,3 +43,33 @@ def test_the_reader_finds_a_key_name_imported_through_another_module(tmp_path):
     source.write_text("def f():\n    from recsys.constants import (\n        VIEW, KEY_RECS,\n    )\n")
     assert key_imports_elsewhere(source) == ["recsys.constants.KEY_RECS"]
 
+
+
+# the entry points: the CLI and its command modules, the clients they build, the app factory (and its FastAPI
+# dependency providers), Alembic's environment, and the flows (the bodies of the Airflow tasks: the DAG files only
+# wire them) -- outside recsys/: the DAG files, plugins/ and the bench scripts
+SETTINGS_READERS = {
+    "recsys/cli.py", "recsys/clients.py", "recsys/evaluation/command.py", "recsys/api/app.py", "recsys/api/deps.py",
+    "recsys/migrations/env.py", "recsys/flows/nightly.py", "recsys/flows/hourly.py", "recsys/flows/challenger.py",
+    "recsys/settings.py",
+}
+
+
+def reads_the_environment(path: Path) -> bool:
+    """Whether ``path`` calls ``get_settings`` (by name or as an attribute: ``settings.get_settings()``)."""
+    return any(isinstance(n, ast.Call) and getattr(n.func, "id", getattr(n.func, "attr", None)) == "get_settings"
+               for n in ast.walk(ast.parse(path.read_text(), filename=str(path))))
+
+
+def test_get_settings_is_called_by_the_entry_points_only():
+    sources = sorted(ROOT.joinpath("recsys").rglob("*.py"))
+    callers = {str(p.relative_to(ROOT)) for p in sources if reads_the_environment(p)}
+    assert sorted(callers - SETTINGS_READERS) == []
+
+
+def test_the_reader_finds_a_call_of_get_settings(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("def f(settings=None):\n    return settings or recsys.settings.get_settings()\n")
+    assert reads_the_environment(source)
+    source.write_text("from recsys.settings import get_settings\n")  # imported, never called
+    assert not reads_the_environment(source)

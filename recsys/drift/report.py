@@ -30,7 +30,7 @@ from recsys.drift.data import add_profiles, compare_profiles, day_profile
 from recsys.drift.output import compare_outputs
 from recsys.drift.render import data_report_html, output_report_html
 from recsys.pipeline.steps import recording, step
-from recsys.settings import Settings, get_settings
+from recsys.settings import DEFAULTS, Settings
 from recsys.timeutil import day_bounds_ms
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,9 @@ def build_data_report(engine: Engine, store: ArtifactStore, day: dt.date, settin
     return report, current
 
 
-def drift_report(engine: Engine, store: ArtifactStore, day: dt.date, settings: Settings | None = None) -> dict:
+def drift_report(engine: Engine, store: ArtifactStore, day: dt.date, settings: Settings = DEFAULTS) -> dict:
     """Write the data-drift report of ``day``; returns its keys/URIs and the key figures."""
     _check_day(day)
-    settings = settings or get_settings()
     with recording(engine, day, step("data_drift")) as record:
         report, profile = build_data_report(engine, store, day, settings)
         json_key, json_uri = _put(store, day, "report.json", json.dumps(report, indent=1, allow_nan=False))
@@ -171,14 +170,13 @@ def _live_model_id(engine: Engine) -> str | None:
 
 
 def output_drift(engine: Engine, store: ArtifactStore, day: dt.date, new_model_id: str,
-                 live_model_id: str | None = None, settings: Settings | None = None) -> dict:
+                 live_model_id: str | None = None, settings: Settings = DEFAULTS) -> dict:
     """Write the output-drift report of ``new_model_id`` against the LIVE model (or ``live_model_id``).
 
     Without a LIVE model to compare with (the first model), the step is recorded SKIPPED and
     ``{"compared": False, "reason": ...}`` is returned.
     """
     _check_day(day)
-    settings = settings or get_settings()
     with recording(engine, day, step("output_drift")) as record:
         live_model_id = live_model_id or _live_model_id(engine)
         if live_model_id is None or live_model_id == new_model_id:

@@ -77,7 +77,7 @@ def extract(engine, store, day: dt.date, params: dict | None = None) -> dict:
 def validate(engine, store, day: dt.date) -> dict:
     from recsys.pipeline.validate import validate_day
 
-    return {**validate_day(engine, store, day), "day": day.isoformat()}
+    return {**validate_day(engine, store, day, get_settings()), "day": day.isoformat()}
 
 
 @recorded(step("train"))
@@ -118,7 +118,7 @@ def data_drift(engine, store, day: dt.date) -> dict:
     """The day's events against the days before (``drift/date=D/report.html``); records its own step."""
     from recsys.drift.report import drift_report
 
-    return drift_report(engine, store, day)
+    return drift_report(engine, store, day, get_settings())
 
 
 def output_drift(engine, store, day: dt.date, model_id: str) -> dict:
@@ -128,7 +128,8 @@ def output_drift(engine, store, day: dt.date, model_id: str) -> dict:
     from recsys.drift.report import output_drift as compare_outputs
 
     protocol = (registry.get_model(engine, model_id).metrics or {}).get("protocol") or {}
-    return compare_outputs(engine, store, day, model_id, live_model_id=protocol.get("live_model_id"))
+    return compare_outputs(engine, store, day, model_id, live_model_id=protocol.get("live_model_id"),
+                           settings=get_settings())
 
 
 @recorded(step("promote_or_archive"))

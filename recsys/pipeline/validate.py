@@ -37,7 +37,7 @@ from recsys.constants import (
 )
 from recsys.pipeline.extract import EVENTS_FILE, EVENTS_KIND
 from recsys.pipeline.steps import recording, step
-from recsys.settings import Settings, get_settings
+from recsys.settings import DEFAULTS, Settings
 from recsys.timeutil import day_bounds_ms
 
 log = logging.getLogger(__name__)
@@ -316,14 +316,13 @@ def build_report(day: dt.date, df: pd.DataFrame, checks: list[dict], volume: dic
     }
 
 
-def validate_day(engine: Engine, store: ArtifactStore, day: dt.date, settings: Settings | None = None) -> dict:
+def validate_day(engine: Engine, store: ArtifactStore, day: dt.date, settings: Settings = DEFAULTS) -> dict:
     """Validate the extracted events of ``day``; save the report; raise ``DataValidationError`` on failure.
 
     Returns ``{"success", "report_key", "report_uri", "rows", "failed", "flagged_bots"}``.
     """
     if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
         raise TypeError(f"day must be a datetime.date, got {day!r}")
-    settings = settings or get_settings()
     events_key = partition_key(EVENTS_KIND, day, EVENTS_FILE)
     with recording(engine, day, step("validate")) as record:
         if not store.exists(events_key):
