@@ -37,7 +37,7 @@ from sqlalchemy import Engine
 from recsys.abtest import dead_letters
 from recsys.abtest.dead_letters import DeadLetter
 from recsys.serving.impressions import BadEntry, decode_entry, raw_text
-from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS, KEY_IMPRESSIONS_DELETED
+from recsys.keys import IMPRESSIONS_GROUP, KEY_IMPRESSIONS, KEY_IMPRESSIONS_DELETED
 from recsys.db.bulk import upsert_rows
 from recsys.keys import LEGACY_IMPRESSIONS_DELETED
 from recsys.db.errors import is_input_error, short_reason

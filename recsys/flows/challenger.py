@@ -19,13 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from recsys.flows.steps import Skip, recorded
+from recsys.pipeline.steps import Skip, recorded, step
 from recsys.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 
-@recorded("train_sequential")
+@recorded(step("train_sequential"))
 def train_sequential(engine, store, day: dt.date, params: dict | None) -> dict:
     from recsys import registry
     from recsys.data.errors import NoTrainingDataError
@@ -60,7 +60,7 @@ def train_sequential(engine, store, day: dt.date, params: dict | None) -> dict:
     return {**trained, "day": day.isoformat()}
 
 
-@recorded("evaluate_sequential")
+@recorded(step("evaluate_sequential"))
 def evaluate_sequential(engine, store, day: dt.date, model_id: str, params: dict | None) -> dict:
     """Hold-out metrics of the challenger (the gate's, as for every model), then CANDIDATE (it beats LIVE and
     popularity: ``POST /models/ab-test`` tests it against the LIVE model, which makes its arm ready) or

@@ -26,9 +26,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from recsys.constants import (
-    COL_ITEM, IMPRESSION, KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_TRENDING, MS_PER_DAY,
-)
+from recsys.constants import COL_ITEM, IMPRESSION, MS_PER_DAY
+from recsys.keys import KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_TRENDING
 from recsys.db.models import Product, UserEvent
 from recsys.ranking.popular_lists import bestsellers, new_arrivals, trending
 from recsys.settings import Settings

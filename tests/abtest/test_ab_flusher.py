@@ -16,7 +16,7 @@ from ab_helpers import REDIS_URL
 from recsys.abtest import dead_letters
 from recsys.abtest.flusher import flush_impressions, stream_counts, write_entries
 from recsys.serving.impressions import ImpressionBuffer, impression_fields
-from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
+from recsys.keys import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.db.models import ABImpression, ImpressionDeadLetter, UserEvent
 from recsys.pipeline_metrics import register_pipeline_metrics
 from recsys.serving.stores.redis_store import RedisStore

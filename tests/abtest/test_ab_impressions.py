@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from ab_helpers import REDIS_URL
 from recsys.abtest.flusher import flush_impressions, write_entries
 from recsys.serving.impressions import ImpressionBuffer, decode_entry, impression_fields
-from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
+from recsys.keys import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.db.models import ABImpression, User, UserEvent
 from recsys.keys import ab_key
 from recsys.serving.errors import DependencyDown

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from recsys import registry
-from recsys.constants import (
+from recsys.constants import PURCHASE, REASON_LIKE_YOU, VIEW
+from recsys.keys import (
     KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_PRODUCT_EMBEDDING, KEY_RECS, KEY_RECS_MODEL,
-    KEY_TRENDING, KEY_USER_EMBEDDING, PURCHASE, REASON_LIKE_YOU, VIEW,
+    KEY_TRENDING, KEY_USER_EMBEDDING,
 )
 from recsys.db.models import Product, UserEvent
 from recsys.families.hybrid.fit import TrainParams
