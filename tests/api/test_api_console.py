@@ -197,7 +197,9 @@ async def test_the_models_page(console, console_world, console_store):
     assert r.status_code == 200 and r.text == "<!DOCTYPE html><p>the full drift report</p>"
     r = await console.get("/admin/drift/2026-11-30", headers=BEARER)  # its JSON only
     assert r.status_code == 404 and "no drift report for 2026-11-30" in r.text
-    assert (await console.get("/admin/drift/2026-13-01", headers=BEARER)).status_code == 422
+    r = await console.get("/admin/drift/2026-13-01", headers=BEARER)
+    assert r.status_code == 422 and r.json()["detail"] == "day: month must be in 1..12"
+    assert (await console.get("/admin/drift/today", headers=BEARER)).status_code == 422
     assert (await console.get("/admin/drift/2026-12-01")).status_code == 303  # to the login form
 
 

@@ -28,7 +28,7 @@ from recsys.api.deps import get_state
 from recsys.api.errors import error_responses
 from recsys.api.routes.abtests import Admin, TestId, run_admin, start_test, stop_test
 from recsys.artifacts import ArtifactStore, partition_key
-from recsys.serving.errors import ServingError
+from recsys.serving.errors import InvalidInputError, ServingError
 from recsys.serving.state import ServingState
 
 router = APIRouter(prefix="/admin", tags=["admin console"])
@@ -138,11 +138,16 @@ def _drift_html(store: ArtifactStore | None, day: dt.date) -> str | None:
 
 @router.get("/drift/{day}", response_class=HTMLResponse, dependencies=ADMIN_PAGE,
             responses={**PAGE_RESPONSES, **html_or_json(404)})
-async def console_drift_report(day: Annotated[dt.date, Path(description="the report's day, YYYY-MM-DD")],
+async def console_drift_report(day: Annotated[str, Path(max_length=10, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                                                        description="the report's day, YYYY-MM-DD")],
                                admin: Admin, state: State):
     """The full data-drift report of a day, as the nightly run rendered it into the artifact store."""
-    report = await admin.run(_drift_html, state.store, day)
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError as exc:
+        raise InvalidInputError(f"day: {exc}", field="day") from exc
+    report = await admin.run(_drift_html, state.store, date)
     if report is None:
-        return HTMLResponse(page("Data drift", "", f"no drift report for {day.isoformat()} in the artifact store"),
+        return HTMLResponse(page("Data drift", "", f"no drift report for {day} in the artifact store"),
                             status_code=404)
     return HTMLResponse(report)
