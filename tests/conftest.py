@@ -3,7 +3,7 @@ moto for S3, and a small synthetic shop.
 
 Environment knobs (defaults fit this machine and CI):
 - RECSYS_TEST_PG_ADMIN_URL  postgresql://postgres@127.0.0.1:5432/test
-- RECSYS_TEST_REDIS_URL     redis://127.0.0.1:6379/15
+- RECSYS_TEST_REDIS_URL     redis://127.0.0.1:6379/15 (a pytest-xdist worker gwN uses database 15 - N)
 """
 
 from __future__ import annotations
@@ -11,6 +11,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+from worker_resources import isolate_this_worker
+
+# under pytest-xdist each worker gets its own Redis test database and AIRFLOW_HOME (tests/worker_resources.py),
+# set before any module reads RECSYS_TEST_REDIS_URL
+isolate_this_worker()
 
 # Airflow reads its configuration when first imported: point it at a throw-away
 # home with this repository's dags/ and plugins/ before any test imports it.
@@ -48,6 +54,14 @@ from recsys.db.migrate import upgrade
 from recsys.db.models import Base
 from pg_helpers import flushed_redis, fresh_database
 from shop_dates import LAST_EVENT_DAY, REDIS_URL
+
+def pytest_collection_modifyitems(config, items):
+    """An operator test is a serial one: its Airflow stack wants the machine to itself (``make test`` runs
+    ``-m "not serial"`` under pytest-xdist, then ``-m serial`` alone)."""
+    for item in items:
+        if item.get_closest_marker("operator") and not item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture(scope="session")
 def pg_url():

@@ -9,6 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from worker_resources import port_block
+
+CLUSTER_PORTS = tuple(port_block(7101, 3))  # 7101-7103; 7104-7106 for pytest-xdist worker gw1, ...
+
 
 def _cli(port: int, *args: str) -> str:
     return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
@@ -16,7 +20,7 @@ def _cli(port: int, *args: str) -> str:
 
 
 @contextlib.contextmanager
-def local_cluster(workdir: Path, ports: tuple[int, ...] = (7101, 7102, 7103)):
+def local_cluster(workdir: Path, ports: tuple[int, ...] = CLUSTER_PORTS):
     """Yields the cluster's URL for recsys (``redis+cluster://127.0.0.1:<first port>``)."""
     for tool in ("redis-server", "redis-cli"):
         if shutil.which(tool) is None:
