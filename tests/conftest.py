@@ -61,6 +61,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("operator") and not item.get_closest_marker("serial"):
             item.add_marker(pytest.mark.serial)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items[:] = heaviest_files_first(items)
+
+
+def heaviest_files_first(items):
+    """Under pytest-xdist (--dist loadfile hands out whole files in collection order) the files holding a
+    ``slow`` test (whole DAG runs, minutes each), then those holding an ``integration`` test, then the rest:
+    a long file started last would run alone at the end while the other worker idles. Every worker
+    computes the same order (xdist requires it); inside a file the order is unchanged."""
+    def file_of(item):
+        return item.nodeid.split("::")[0]
+
+    weight: dict[str, int] = {}
+    for item in items:
+        w = 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("integration") else 2
+        weight[file_of(item)] = min(w, weight.get(file_of(item), 2))
+    return sorted(items, key=lambda item: weight[file_of(item)])  # a stable sort: the files' order is kept
 
 
 @pytest.fixture(scope="session")
