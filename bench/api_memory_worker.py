@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys.families.vectors.served import ModelEmbeddings
-from recsys.serving.model_cache import load_served
+from recsys.serving.model_cache import load_served, model_folder
 from recsys.artifacts import LocalArtifactStore, model_key
 from recsys.families.vectors.files import LEGACY_FILE, arrays_from_npz, body_norms
 
@@ -118,9 +118,13 @@ def main(argv: list[str] | None = None) -> None:
         old = load_old(store, args.model)
         emb, lookup = old.emb, old.user_vector
     else:
+        folder = model_folder(Path(args.cache), args.model)
+        before = folder.stat().st_ino if folder.is_dir() else None
         emb = load_served(store, args.model, Path(args.cache), checksums)  # verified on download
         lookup = emb.user_vector
     report["load_seconds"] = time.perf_counter() - start
+    if args.mode == "new":  # a download renames a new folder into place: the same inode means none was made
+        report["cache_reused"] = before is not None and folder.stat().st_ino == before
     report["memory_loaded"] = proc_memory()
     rows = np.random.default_rng(args.seed).choice(len(emb.user_ids), args.lookups, replace=False)
     users = np.asarray(emb.user_ids[rows])  # reads only the pages of these ids, as lookups would

@@ -3,7 +3,7 @@ moto for S3, and a small synthetic shop.
 
 Environment knobs (defaults fit this machine and CI):
 - RECSYS_TEST_PG_ADMIN_URL  postgresql://postgres@127.0.0.1:5432/test
-- RECSYS_TEST_REDIS_URL     redis://127.0.0.1:6379/15
+- RECSYS_TEST_REDIS_URL     redis://127.0.0.1:6379/15 (a pytest-xdist worker gwN uses database 15 - N)
 """
 
 from __future__ import annotations
@@ -11,6 +11,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+from worker_resources import isolate_this_worker
+
+# under pytest-xdist each worker gets its own Redis test database and AIRFLOW_HOME (tests/worker_resources.py),
+# set before any module reads RECSYS_TEST_REDIS_URL
+isolate_this_worker()
 
 # Airflow reads its configuration when first imported: point it at a throw-away
 # home with this repository's dags/ and plugins/ before any test imports it.
@@ -48,6 +54,31 @@ from recsys.db.migrate import upgrade
 from recsys.db.models import Base
 from pg_helpers import flushed_redis, fresh_database
 from shop_dates import LAST_EVENT_DAY, REDIS_URL
+
+def pytest_collection_modifyitems(config, items):
+    """An operator test is a serial one: its Airflow stack wants the machine to itself (``make test`` runs
+    ``-m "not serial"`` under pytest-xdist, then ``-m serial`` alone)."""
+    for item in items:
+        if item.get_closest_marker("operator") and not item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.serial)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items[:] = heaviest_files_first(items)
+
+
+def heaviest_files_first(items):
+    """Under pytest-xdist (--dist loadfile hands out whole files in collection order) the files holding a
+    ``slow`` test (whole DAG runs, minutes each), then those holding an ``integration`` test, then the rest:
+    a long file started last would run alone at the end while the other worker idles. Every worker
+    computes the same order (xdist requires it); inside a file the order is unchanged."""
+    def file_of(item):
+        return item.nodeid.split("::")[0]
+
+    weight: dict[str, int] = {}
+    for item in items:
+        w = 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("integration") else 2
+        weight[file_of(item)] = min(w, weight.get(file_of(item), 2))
+    return sorted(items, key=lambda item: weight[file_of(item)])  # a stable sort: the files' order is kept
+
 
 @pytest.fixture(scope="session")
 def pg_url():

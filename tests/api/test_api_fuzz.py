@@ -28,7 +28,6 @@ from asgi_client import TEST_API_KEY, ServerThread
 from recsys.api.app import create_app
 
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"
-PORT = 18401
 EXAMPLES = {GenerationMode.POSITIVE: 16, GenerationMode.NEGATIVE: 7}  # per operation and caller
 CALLERS = {"key": {"X-API-Key": TEST_API_KEY}, "anonymous": {}, "admin": {"Authorization": f"Bearer {ADMIN_TOKEN}"}}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -58,7 +57,7 @@ def test_schemathesis_finds_no_server_error_and_nothing_undocumented(catalog_eng
     operations = [result.ok() for result in schema.get_all_operations()]
     statuses: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     session = requests.Session()
-    with ServerThread(app, PORT) as base_url:
+    with ServerThread(app) as base_url:  # a free port (pytest-xdist workers run side by side)
         for operation in operations:
             for caller, headers in CALLERS.items():
                 for mode, n in EXAMPLES.items():

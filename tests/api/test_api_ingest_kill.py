@@ -23,8 +23,9 @@ from sqlalchemy import text
 from api_helpers import now_ms, pid, write_lists
 from asgi_client import KEY_HEADERS
 from serve_helpers import start_serve, stop, wait_healthy
+from worker_resources import port_block
 
-PORTS = range(18300, 18400)  # this suite's port range for servers it starts
+PORTS = port_block(18300, 50)  # this suite's port range for servers it starts (one per pytest-xdist worker)
 CONCURRENCY = 32
 pytestmark = pytest.mark.integration
 

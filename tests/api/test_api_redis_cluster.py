@@ -1,7 +1,7 @@
 """recsys on a real 3-primary Redis Cluster (``RECSYS_REDIS_URL=redis+cluster://...``): precompute writes,
 API reads (the cache hit's one pipeline, its cached answer) and session updates of events.
 
-The cluster is started from ``redis-server --cluster-enabled yes`` on ports 7101-7103 for this module
+The cluster is started from ``redis-server --cluster-enabled yes`` on ports 7101-7103 (a block per pytest-xdist worker) for this module
 and stopped at its end (``tests/redis_cluster.py``).
 """
 
@@ -22,7 +22,7 @@ from recsys.clients import cluster_url, make_redis
 from recsys.keys import ab_key, answer_key, events_key, recs_key, session_key, user_embedding_key
 from recsys.serving.session_state import parse_session
 from recsys.settings import Settings
-from redis_cluster import local_cluster
+from redis_cluster import CLUSTER_PORTS, local_cluster
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 LAST_DAY = dt.date(2026, 11, 20)  # tests/conftest.py LAST_EVENT_DAY
@@ -109,7 +109,7 @@ def test_one_users_keys_share_a_slot_and_users_spread_over_the_primaries(on_clus
                                                  user_embedding_key)}
         assert len(slots) == 1
     nodes = {client.get_node_from_key(recs_key(u)).port for u in users}
-    assert nodes == {7101, 7102, 7103}
+    assert nodes == set(CLUSTER_PORTS)
 
 
 def counting(service) -> list:

@@ -12,11 +12,13 @@ from redis.exceptions import (
     ResponseError, TimeoutError,
 )
 
-from api_helpers import metric, now_ms, pid, write_user_recs
+from api_helpers import metric, now_ms, open_client, pid, write_lists, write_user_recs
+from recsys.api.app import create_app
 from recsys.keys import KEY_IMPRESSIONS, KEY_RATE_LIMIT
 from recsys.db.redis_errors import is_connectivity_error, is_refused_command
 from recsys.keys import session_key
 from recsys.serving.errors import DependencyDown
+from redis_cluster import local_server
 
 pytestmark = pytest.mark.anyio
 PRODUCTS = [pid("Shoes", j) for j in (1, 2, 3, 4, 6, 7)]
@@ -63,9 +65,34 @@ async def _sources(api, users) -> list[str]:
     return [r.json()["source"] for r in answers]
 
 
-async def test_maxmemory_noeviction_during_traffic_keeps_personalised_answers(api, redis_client):
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis server of this test's own: ``maxmemory`` is server-wide, so on the shared test server it refused
+    the writes of every test running meanwhile (the other pytest-xdist worker's precompute failed with OOM)."""
+    import redis
+
+    with local_server(tmp_path / "redis") as url:
+        client = redis.Redis.from_url(url)
+        client.url = url
+        yield client
+        client.close()
+
+
+@pytest.fixture
+async def api_on_own_redis(catalog_engine, own_redis, api_settings):
+    """The ``api`` fixture of tests/api/conftest.py on ``own_redis``."""
+    write_lists(own_redis)
+    app = create_app(api_settings.model_copy(update={"redis_url": own_redis.url}), refresh_in_background=False)
+    client, close = await open_client(app)
+    client.app = app
+    yield client
+    await close()
+
+
+async def test_maxmemory_noeviction_during_traffic_keeps_personalised_answers(api_on_own_redis, own_redis):
     """The operator's ``maxmemory`` with ``noeviction``: every write (the limiter's script, impressions, session
     updates, answers written back) is refused with OOM while reads still answer. Serving goes on."""
+    api, redis_client = api_on_own_redis, own_redis
     warm, fresh = [11, 12, 13], [21, 22, 23]
     for user in warm + fresh:
         write_user_recs(redis_client, user, PRODUCTS, n_events=80)

@@ -57,7 +57,9 @@ def test_one_round_measures_a_first_and_a_second_worker(tiny, mode):
     assert out["first_after_second"]["Pss"] > 0
     if mode == "new":
         assert (root / "cache" / "m").is_dir()
-        assert second["load_seconds"] < first["load_seconds"]  # the second reuses the first's download
+        # the second reuses the first's download (seen from the cache folder, not from load times, which
+        # another process on the machine can invert: 33 vs 25 ms in a pytest -n 2 run)
+        assert first["cache_reused"] is False and second["cache_reused"] is True
     summary = summarise([out, out])
     assert summary["first"]["rss"]["median"] == figures(first)["rss"] == first["memory_queried"]["VmRSS"]
     assert summary["node_pss_two_workers"]["median"] == \
