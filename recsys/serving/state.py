@@ -21,6 +21,7 @@ from recsys.ranking.rerank import RerankConfig
 from recsys.serving.answers import context_digest
 from recsys.serving.catalog import CatalogSnapshot
 from recsys.serving.fallbacks import FallbackLists
+from recsys.serving.filters import ItemFilter
 from recsys.serving.metrics import ServingMetrics
 from recsys.serving.session_state import SessionState
 from recsys.serving.stores.db_store import DbStore
@@ -81,10 +82,13 @@ class ServingState:
             cached = self._answer_context = (self.catalog, self.lists, digest)
         return cached[2]
 
-    def context(self, session: SessionState, just_viewed: str | None = None) -> ServeContext:
-        """The request's context; ``just_viewed``: the product a real-time model's list follows."""
+    def context(self, session: SessionState, just_viewed: str | None = None,
+                item_filter: ItemFilter | None = None) -> ServeContext:
+        """The request's context; ``just_viewed``: the product a real-time model's list follows; ``item_filter``:
+        the request's filters (None: none)."""
         s = self.settings
         return ServeContext(catalog=self.catalog, lists=self.lists, session=session, rules=self.rules,
                             now_ms=self.now_ms(), new_days=s.new_product_days,
                             new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types,
-                            personal_reasons=s.personal_reasons, just_viewed=just_viewed)
+                            personal_reasons=s.personal_reasons, just_viewed=just_viewed,
+                            item_filter=item_filter)

@@ -33,6 +33,7 @@ from recsys.ranking.reasons import (
 from recsys.ranking.rerank import Candidate, RerankConfig
 from recsys.serving.catalog import CatalogSnapshot
 from recsys.serving.fallbacks import FallbackLists, RankedList
+from recsys.serving.filters import ItemFilter
 from recsys.serving.session_state import SessionState
 
 PERSONALIZED, CATEGORY, TRENDING = "personalized", "category", "trending"
@@ -55,6 +56,7 @@ class ServeContext:
     seen_types: tuple[str, ...] = (PURCHASE,)  # RECSYS_EXCLUDE_SEEN
     personal_reasons: bool = True  # RECSYS_REASONS=personal: reasons may name the user's own products
     just_viewed: str | None = None  # a real-time model's list: the product it follows (``realtime.just_viewed``)
+    item_filter: ItemFilter | None = None  # the request's filters (``recsys.serving.filters``): narrow every tier
 
     def already_seen(self) -> set[int]:
         return self.session.already_seen(self.seen_types)
@@ -106,8 +108,9 @@ def finish(ctx: ServeContext, products: Sequence[int], scores: Sequence[float], 
     floor = min(scores, default=0.0)
     excluded = ctx.already_seen() | (set(ctx.session.viewed) if skip_viewed else set())
     first: dict[int, int] = {}  # product id -> position of its first occurrence
+    f = ctx.item_filter
     for i, pid in enumerate([*products, *cross_sell_products(ctx)]):
-        if pid not in excluded and pid not in first:
+        if pid not in excluded and pid not in first and (f is None or f.accepts(ctx.catalog, pid)):
             first[pid] = i
     pids, origins = list(first), list(first.values())
     inputs = ctx.catalog.rank_inputs(pids, [scores[i] if i < len(products) else floor for i in origins],
@@ -142,9 +145,18 @@ def personalized(ctx: ServeContext, products: Sequence[int], scores: Sequence[fl
                   [SOURCE_MODEL] * size, n, cached_reasons=cached_reasons or ())
 
 
+def tier2_categories(ctx: ServeContext) -> list[str]:
+    """The categories Tier 2 draws from: the user's recent ones; with a category filter, those of them the filter
+    allows, then the filter's own (so a filtered request still has bestsellers of what it asked for)."""
+    f = ctx.item_filter
+    if f is None or not f.categories:
+        return list(ctx.session.categories)
+    return list(dict.fromkeys([*(c for c in ctx.session.categories if f.category_ok(c)), *sorted(f.categories)]))
+
+
 def category_tier(ctx: ServeContext, n: int) -> list[Candidate]:
     """Tier 2: bestsellers of the recent categories (the most recent leads), trending after them."""
-    cats = [c for c in ctx.session.categories if c in ctx.lists.bestsellers][:TIER2_CATEGORIES]
+    cats = [c for c in tier2_categories(ctx) if c in ctx.lists.bestsellers][:TIER2_CATEGORIES]
     if not cats:
         return []
     products: list[int] = []
@@ -180,6 +192,13 @@ def trending_tier(ctx: ServeContext, n: int) -> list[Candidate]:
                        ctx.new_arrival_slots)
     return finish(ctx, [pid for pid, _ in order], [_rank_score(r, len(order)) for r in range(len(order))],
                   [source for _, source in order], n, skip_viewed=True)
+
+
+def fill(items: Sequence[Candidate], more: Sequence[Candidate], n: int) -> list[Candidate]:
+    """``items``, then the products of ``more`` not among them (each keeps its reason), ``n`` at most: how a tier
+    that a filter left short is filled by the next."""
+    taken = {c.product_id for c in items}
+    return [*items, *(c for c in more if c.product_id not in taken)][:n]
 
 
 def rerank_config(settings, complements: Mapping[str, Iterable[str]] | None = None) -> RerankConfig:
