@@ -2,8 +2,9 @@
 items").
 
 Every ``/recommendations`` answer buffers ``page:{request_id}`` = ``{u: user_id, p: [products]}`` (the products it
-and the pages before it served) for ``PAGE_TTL_SECONDS``; it rides with the worker's next Redis pipeline, as the
-impression does (at most ``RECSYS_IMPRESSION_MAX_DELAY_SECONDS`` later on an idle worker). A request naming
+and the pages before it served) for ``RECSYS_PAGE_TTL_SECONDS`` (0: paging off, nothing written); it rides with
+the worker's next Redis pipeline, as the impression does (at most ``RECSYS_IMPRESSION_MAX_DELAY_SECONDS`` later on
+an idle worker). A request naming
 ``after`` is answered by the same ranking with those products left out (``ItemFilter.paged``): the cached answer's
 next items when it still holds, else the tiers' list without them. The id must be one this server signed (the
 request ids of ``recsys.abtest.request_ids``; anything else is a 422) and must have served this user (an unknown,
@@ -20,20 +21,23 @@ from recsys.keys import page_key
 from recsys.serving.errors import DependencyDown, InvalidInputError, NotFoundError
 from recsys.serving.state import ServingState
 
-PAGE_TTL_SECONDS = 1800
 MAX_PAGED = 1000  # products a chain of pages may serve
 
 
 def record_page(state: ServingState, request_id: str, user_id: int, products: Sequence[int],
                 before: Sequence[int] = ()) -> None:
     """Buffer what the answer ``request_id`` served (after ``before``, the earlier pages'), for its next page."""
-    if request_id:
+    ttl = state.settings.page_ttl_seconds
+    if request_id and ttl:
         value = orjson.dumps({"u": user_id, "p": [*before, *products]})
-        state.redis.buffer.add_set(page_key(request_id), value, PAGE_TTL_SECONDS)
+        state.redis.buffer.add_set(page_key(request_id), value, ttl)
 
 
 async def served_before(state: ServingState, signer, request_id: str, user_id: int) -> tuple[int, ...]:
     """The products the answer ``request_id`` and its earlier pages served to ``user_id``."""
+    ttl = state.settings.page_ttl_seconds
+    if not ttl:
+        raise NotFoundError("after: paging is off on this server (RECSYS_PAGE_TTL_SECONDS=0)", field="after")
     if not signer.verify(request_id):
         raise InvalidInputError("after: not a request id this server issued (the request_id of an earlier answer)",
                                 field="after")
@@ -45,7 +49,7 @@ async def served_before(state: ServingState, signer, request_id: str, user_id: i
         raise
     if not isinstance(value, dict) or value.get("u") != user_id or not isinstance(value.get("p"), list):
         raise NotFoundError(f"after: no page of user {user_id} under request id {request_id} (unknown, expired "
-                            f"after {PAGE_TTL_SECONDS // 60} minutes, or another user's)", field="after")
+                            f"after {ttl} seconds, or another user's)", field="after")
     served = tuple(int(p) for p in value["p"])
     if len(served) >= MAX_PAGED:
         raise InvalidInputError(f"after: paging stops after {MAX_PAGED} products", field="after")

@@ -17,6 +17,7 @@ degraded. Database down: the count is unknown, and a cached list decides.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ import orjson
 
 from recsys.constants import HISTORY_EVENTS
 from recsys.keys import CachedAnswer, answer_key, decode_answer, recommendations_body, recs_payload
+from recsys.ranking.merch_rules import RuleSet
 from recsys.ranking.reasons import SOURCE_MODEL, reason_for
 from recsys.ranking.rerank import Candidate, boost_popular
 from recsys.serving.answers import answer_basis, build_answer, items_without_reasons, response_items
@@ -97,17 +99,24 @@ class RecommendationService:
                 "source": rec.source, "request_id": request_id}
         return orjson.dumps({**body, "filters": f.applied()} if f is not None and f.requested else body)
 
-    async def recommend(self, user_id: int, n: int, request_id: str = "") -> Recommendation:
-        """The tiers' answer, always worked out (the route sends cached answers: ``respond``)."""
+    async def recommend(self, user_id: int, n: int, request_id: str = "", *, preview: bool = False) -> Recommendation:
+        """The tiers' answer, always worked out (the route sends cached answers: ``respond``). ``preview``: no
+        impression, no page record, no answer written back."""
         arm = choose_arm(self.state, user_id)
         live = self.state.live_model_id
         view, redis_ok = await self._read_view(user_id, arm.model_id if arm and arm.model_id != live else None)
         arm = settle_arm(self.state, user_id, arm, view, redis_ok)
-        return await self._recommend_view(user_id, n, request_id, view, redis_ok, arm)
+        return await self._recommend_view(user_id, n, request_id, view, redis_ok, arm, preview=preview)
+
+    async def preview(self, user_id: int, n: int, rules: RuleSet) -> Recommendation:
+        """The user's list under the merchandising ``rules`` (the admin's preview: nothing logged or written)."""
+        state = self.state if rules is self.state.merch_rules else dataclasses.replace(
+            self.state, merch_rules=rules, _answer_context=None)
+        return await RecommendationService(state).recommend(user_id, n, preview=True)
 
     async def _recommend_view(self, user_id: int, n: int, request_id: str, view: UserView, redis_ok: bool,
                               arm: ArmChoice | None, first: Sequence[Candidate] = (),
-                              item_filter: ItemFilter | None = None) -> Recommendation:
+                              item_filter: ItemFilter | None = None, *, preview: bool = False) -> Recommendation:
         """The tiers' answer; ``first``: buy it again's items, ahead of the tier's (``buy_again``).
         ``item_filter``: every tier narrowed by it, a short tier filled by the next (``_fill_tiers``); nothing
         written back (an answer is the unfiltered list's)."""
@@ -120,7 +129,7 @@ class RecommendationService:
         qualifies = n_events >= self.settings.personalized_min_events if n_events is not None else known
         result = None
         if qualifies:
-            write_back = None if seeded or not redis_ok or item_filter else self._answer_target(view, arm)
+            write_back = None if seeded or not redis_ok or item_filter or preview else self._answer_target(view, arm)
             result = await self._personalized(user_id, lists, session, n, redis_ok, write_back, item_filter)
         if item_filter is not None:
             result = self._fill_tiers(result, session, n + len(first), item_filter)  # first: may repeat some
@@ -131,9 +140,10 @@ class RecommendationService:
                                                                                         TRENDING, None)
         items = with_buy_again(first, result.items, n) if first else result.items
         result = Recommendation(items, result.source, result.model_version, arm)
-        self.state.metrics.source.labels(source=result.source).inc()
-        self._served(request_id, user_id, [c.product_id for c in result.items], result.model_version, arm,
-                     result.source, item_filter)
+        if not preview:  # the admin's preview is no answer: not counted, not logged
+            self.state.metrics.source.labels(source=result.source).inc()
+            self._served(request_id, user_id, [c.product_id for c in result.items], result.model_version, arm,
+                         result.source, item_filter)
         return result
 
     def _fill_tiers(self, result: Recommendation | None, session: SessionState, n: int,

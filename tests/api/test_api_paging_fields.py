@@ -104,3 +104,21 @@ async def test_fields_add_the_products_name_price_and_category(api, redis_client
     params = {p["name"] for p in spec["paths"]["/recommendations"]["get"]["parameters"]}
     assert {"fields", "after"} <= params
     assert "price" in spec["components"]["schemas"]["RecItem"]["properties"]
+
+
+async def test_paging_off_writes_no_page_record(catalog_engine, redis_client, api_settings):
+    from api_helpers import open_client, write_lists
+    from recsys.api.app import create_app
+
+    write_lists(redis_client)
+    write_user_recs(redis_client, 9, LISTED, n_events=60)
+    app = create_app(api_settings.model_copy(update={"page_ttl_seconds": 0}), refresh_in_background=False)
+    api, close = await open_client(app)
+    try:
+        body = await page(api, 9, 5)
+        await app.state.serving.redis.flush_buffer()
+        assert not redis_client.exists(page_key(body.request_id))
+        r = await api.get("/recommendations", params={"user_id": 9, "after": body.request_id})
+        assert r.status_code == 404 and "paging is off" in r.json()["detail"]
+    finally:
+        await close()

@@ -29,7 +29,7 @@ from recsys.api.schemas import (
 from recsys.constants import MAX_DB_INT
 from recsys.serving.answers import MAX_NUM_ITEMS
 from recsys.serving.item_lists import SimilarService, trending_items
-from recsys.serving.paging import PAGE_TTL_SECONDS, served_before
+from recsys.serving.paging import served_before
 from recsys.serving.service import RecommendationService
 from recsys.serving.state import ServingState
 
@@ -48,7 +48,7 @@ async def recommendations(
     after: Annotated[str | None, Query(
         min_length=32, max_length=32, pattern="^[0-9a-f]{32}$",
         description="the request_id of this user's previous answer: the next items of the same ranking, none of "
-                    f"those it or its earlier pages served (kept {PAGE_TTL_SECONDS // 60} minutes)")] = None,
+                    "those it or its earlier pages served (kept RECSYS_PAGE_TTL_SECONDS, default 30 minutes)")] = None,
 ):
     """The user's list. ``request_id`` is signed by the server: send it back with the clicks and
     purchases of this list (``POST /events/click``) so that they count for the list's A/B arm.
