@@ -26,7 +26,7 @@ from bench import vectors
 from bench.bench_precompute import block_size, make_scorer
 from bench.common import RESULTS_DIR, log, machine, quick, write_result
 from bench.fixtures import bench_redis
-from recsys.constants import KEY_RECS, KEY_USER_EMBEDDING
+from recsys.keys import KEY_RECS, KEY_USER_EMBEDDING
 from recsys.pipeline.lists import write_json
 from recsys.pipeline.precompute import _user_lists, embedding_payload, recs_payload
 from recsys.settings import Settings

@@ -32,7 +32,7 @@ from bench.serving_baseline import git_commit, profile_in
 from bench.serving_profile import profile_hits
 from bench.serving_users import probe_latencies, sequential_latency, tier_users
 from recsys.clients import make_engine
-from recsys.constants import KEY_RECS
+from recsys.keys import KEY_RECS
 from recsys.settings import Settings
 
 API_PORT, TRIVIAL_PORT, BASELINE_PORT = 18080, 18081, 18082

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import create_engine, text
 
 from bench.common import log
-from recsys.clients import make_engine, normalise_database_url
+from recsys.clients import make_engine
+from recsys.db.url import normalise_database_url
 
 PG_ADMIN_URL = os.environ.get("RECSYS_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("RECSYS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -80,6 +81,7 @@ def serve_ready_shop(url: str, redis_client, artifact_dir: str, *, n_users: int,
     from recsys.pipeline.train import train_model
     from recsys.pipeline.precompute import precompute_all
     from recsys.pipeline.publish import publish_model
+    from recsys.settings import get_settings
 
     engine, store = make_engine(url), LocalArtifactStore(artifact_dir)
     day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
@@ -99,7 +101,7 @@ def serve_ready_shop(url: str, redis_client, artifact_dir: str, *, n_users: int,
     model_id = trained["model_id"]
     step("promote", lambda: registry.promote(engine, model_id, reason="benchmark"))
     step("publish", lambda: publish_model(engine, store, model_id))
-    step("precompute", lambda: precompute_all(engine, store, redis_client, day))
+    step("precompute", lambda: precompute_all(engine, store, redis_client, day, settings=get_settings()))
     engine.dispose()
     log(f"served shop ready: {n_users} users, {n_products} products, {len(shop.events)} events; {secs}")
     return ServedShop(url, artifact_dir, model_id, day, n_users, n_products, len(shop.events), secs)

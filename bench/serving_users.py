@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bench.common import API_KEY_HEADERS
-from recsys.constants import KEY_RECS, KEY_SESSION, KEY_USER_EVENTS
+from recsys.keys import KEY_RECS, KEY_SESSION, KEY_USER_EVENTS
 from recsys.db.models import UserEvent
 from recsys.serving.session_state import COUNTED_EVENTS
 

@@ -7,8 +7,8 @@ archiving a losing one) and precomputes the new LIVE model's lists after a promo
 A run without a logical date (a manual trigger from the UI, the CLI or the REST
 API, or a run triggered by the `recsys_published_model` Asset) stands for its
 `run_after`: it covers the hour before the trigger.
-Every task calls one function of `recsys.flows.hourly`; clients come from
-plugins/recsys_hooks.py. Backfill:
+The tasks are the steps of `recsys.pipeline.steps.HOURLY`; each calls the function of `recsys.flows.hourly`
+named after it; clients come from plugins/recsys_hooks.py. Backfill:
 `airflow backfill create --dag-id recsys_ab_results --from-date A --to-date B`.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
 from recsys_alerts import task_defaults
-from recsys_lineage import PUBLISHED_MODEL, hourly_lineage
+from recsys_lineage import PUBLISHED_MODEL, step_task
 
 
 @dag(
@@ -38,18 +38,18 @@ def recsys_ab_results():
 
     from recsys.flows import hourly
 
-    @task
-    @hourly_lineage
-    def flush_impressions() -> dict:
-        return hourly.flush(engine(), redis_client())
+    def step(name: str):
+        return step_task("recsys_ab_results", name)
 
-    @task
-    @hourly_lineage
+    @step("flush_impressions")
+    def flush_impressions() -> dict:
+        return hourly.flush_impressions(engine(), redis_client())
+
+    @step("update_results")
     def update_results(flushed: dict) -> dict:
         return hourly.update_results(engine(), run_instant())
 
-    @task
-    @hourly_lineage
+    @step("refresh_after_promotion")
     def refresh_after_promotion(outcome: dict) -> dict:
         return skippable(hourly.refresh_after_promotion, engine(), store(), redis_client(), outcome)
 

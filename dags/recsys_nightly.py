@@ -20,8 +20,9 @@ sequential model but never switches the LIVE one.
 **Params** (trigger form or `--conf`) override the settings for this run; the
 effective values are logged at the start of `extract` and `train`.
 
-Every task calls one function of `recsys.flows.nightly`; clients come from
-plugins/recsys_hooks.py. Backfill:
+The tasks are the steps of `recsys.pipeline.steps.NIGHTLY` (task id, parallelism, trigger rule, Asset and
+lineage come from that list); each calls the function of `recsys.flows.nightly` named after it; clients come
+from plugins/recsys_hooks.py. Backfill:
 `airflow backfill create --dag-id recsys_nightly --from-date A --to-date B`.
 """
 
@@ -29,9 +30,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 from recsys_alerts import task_defaults
-from recsys_lineage import PUBLISHED_MODEL, VALIDATED_DAY, nightly_lineage
+from recsys_lineage import step_task
 from recsys_nightly_config import allow_dag_test, nightly_deadline, nightly_params
 
 
@@ -51,81 +52,69 @@ def recsys_nightly():
     from recsys_hooks import engine, redis_client, run_day, run_params, skippable, store
 
     from recsys.flows import nightly
-    from recsys.flows.steps import day_of
+    from recsys.pipeline.steps import day_of
 
-    @task
-    @nightly_lineage
+    def step(name: str):
+        return step_task("recsys_nightly", name)
+
+    @step("extract")
     def extract() -> dict:
         return nightly.extract(engine(), store(), run_day(), run_params())
 
-    @task(outlets=[VALIDATED_DAY])
-    @nightly_lineage
+    @step("validate")
     def validate(extracted: dict) -> dict:
         return nightly.validate(engine(), store(), day_of(extracted))
 
-    @task
-    @nightly_lineage
+    @step("train")
     def train(validated: dict) -> dict:
         return nightly.train(engine(), store(), day_of(validated), run_params())
 
-    @task
-    @nightly_lineage
+    @step("train_sequential")
     def train_sequential(validated: dict) -> dict:
         return skippable(nightly.train_sequential, engine(), store(), day_of(validated), run_params())
 
-    @task
-    @nightly_lineage
+    @step("evaluate_sequential")
     def evaluate_sequential(trained: dict) -> dict:
         return nightly.evaluate_sequential(engine(), store(), day_of(trained), trained["model_id"], run_params())
 
-    @task
-    @nightly_lineage
+    @step("data_drift")
     def data_drift(validated: dict) -> dict:
         return nightly.data_drift(engine(), store(), day_of(validated))
 
-    @task
-    @nightly_lineage
+    @step("output_drift")
     def output_drift(evaluated: dict) -> dict:
         return nightly.output_drift(engine(), store(), day_of(evaluated), evaluated["model_id"])
 
-    @task
-    @nightly_lineage
+    @step("evaluate")
     def evaluate(trained: dict) -> dict:
         return nightly.evaluate(engine(), store(), day_of(trained), trained["model_id"])
 
-    @task
-    @nightly_lineage
+    @step("promote_or_archive")
     def promote_or_archive(evaluated: dict) -> dict:
         return nightly.promote_or_archive(engine(), day_of(evaluated), evaluated["model_id"], run_params())
 
-    @task(outlets=[PUBLISHED_MODEL])
-    @nightly_lineage
+    @step("publish")
     def publish(decision: dict) -> dict:
         return skippable(nightly.publish, engine(), store(), day_of(decision), decision)
 
-    @task
-    @nightly_lineage
+    @step("shards")
     def shards(decision: dict, published: dict) -> list[int]:
         return skippable(nightly.shards, engine(), day_of(decision), decision)
 
-    @task(max_active_tis_per_dagrun=4)
-    @nightly_lineage
+    @step("precompute")
     def precompute(decision: dict, shard: int) -> dict:
-        return nightly.precompute_shard(engine(), store(), redis_client(), day_of(decision), shard, decision)
+        return nightly.precompute(engine(), store(), redis_client(), day_of(decision), shard, decision)
 
-    @task
-    @nightly_lineage
+    @step("switch")
     def switch(decision: dict, precomputed: list) -> dict:
         return skippable(nightly.switch, engine(), day_of(decision), decision)
 
-    @task(max_active_tis_per_dagrun=4)
-    @nightly_lineage
+    @step("promote_lists")
     def promote_lists(decision: dict, switched: dict, precomputed: dict) -> dict:
-        return skippable(nightly.activate_shard, engine(), redis_client(), day_of(decision), precomputed["shard"],
+        return skippable(nightly.promote_lists, engine(), redis_client(), day_of(decision), precomputed["shard"],
                          decision)
 
-    @task(trigger_rule="none_failed")
-    @nightly_lineage
+    @step("lists")
     def lists(decision: dict, published: dict, switched: dict) -> dict:
         return skippable(nightly.lists, engine(), store(), redis_client(), day_of(decision), decision)
 

@@ -87,10 +87,10 @@ def run_params() -> dict:
 
 
 def skippable(step, *args):
-    """Call ``step``; its ``recsys.flows.steps.Skip`` marks the task skipped."""
+    """Call ``step``; its ``recsys.pipeline.steps.Skip`` marks the task skipped."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from recsys.flows.steps import Skip
+    from recsys.pipeline.steps import Skip
 
     try:
         return step(*args)

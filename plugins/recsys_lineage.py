@@ -10,10 +10,10 @@ A skipped ``publish`` (a dry run) emits no event.
 provider (``apache-airflow-providers-openlineage``) has no extractor, so it reports the task's
 ``inlets`` and ``outlets`` (``ExtractorManager.extract_inlets_and_outlets``; OpenLineage
 ``Dataset`` objects are taken as they are). What a run reads and writes depends on its day and
-model, known only once the step has run: ``nightly_lineage`` / ``hourly_lineage`` wrap a task
-function and, after it returns, set the running task's inlets and outlets to the datasets
-``recsys.lineage`` names from the task's upstream results and its own (the day's partition
-``artifacts/events/date=D``, ``artifacts/models/<model_id>``, tables, Redis key patterns). The
+model, known only once the step has run: ``step_task`` (the task of a step of ``recsys.pipeline.steps``,
+which both DAGs build their tasks with) wraps a task function and, after it returns, sets the running
+task's inlets and outlets to the datasets ``recsys.lineage`` names from the task's upstream results and
+its own (the day's partition ``artifacts/events/date=D``, ``artifacts/models/<model_id>``, tables, Redis key patterns). The
 provider reads them for the task's COMPLETE event. We do not use the hook-lineage collector: it
 takes Airflow Assets only, so Redis keys (no OpenLineage converter) would be dropped, and it is
 one process-wide object that ``dag.test()`` (every task in one process) never empties.
@@ -112,14 +112,14 @@ def _datasets(datasets) -> list:
     return [Dataset(namespace=d.namespace, name=d.name) for d in datasets]
 
 
-def _reporting(io_name: str) -> Callable:
+def _reporting(io_name: str, step: str | None = None) -> Callable:
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             from recsys import lineage
 
             result = fn(*args, **kwargs)
-            report(getattr(lineage, io_name), fn.__name__, facts_of(args, kwargs, result))
+            report(getattr(lineage, io_name), step or fn.__name__, facts_of(args, kwargs, result))
             return result
 
         return run
@@ -129,3 +129,28 @@ def _reporting(io_name: str) -> Callable:
 
 nightly_lineage = _reporting("nightly_io")  # the task's name is its step in recsys.lineage.nightly_io
 hourly_lineage = _reporting("hourly_io")    # ... in recsys.lineage.hourly_io
+
+ASSETS = {"validated_day": VALIDATED_DAY, "published_model": PUBLISHED_MODEL}  # a Step's ``outlet``
+_LINEAGE_OF = {"recsys_nightly": "nightly_io", "recsys_ab_results": "hourly_io"}
+
+
+def step_task(dag_id: str, name: str) -> Callable:
+    """The TaskFlow task of step ``name`` of ``dag_id`` in ``recsys.pipeline.steps``: its task id, how Airflow runs
+    it (mapped parallelism, trigger rule, the Asset it updates) and its lineage report, all from the step list."""
+    from airflow.sdk import task
+
+    from recsys.pipeline.steps import step
+
+    the_step = step(name, dag_id)
+    options: dict[str, Any] = {"task_id": the_step.name}
+    if the_step.parallel is not None:
+        options["max_active_tis_per_dagrun"] = the_step.parallel
+    if the_step.trigger_rule is not None:
+        options["trigger_rule"] = the_step.trigger_rule
+    if the_step.outlet is not None:
+        options["outlets"] = [ASSETS[the_step.outlet]]
+
+    def decorate(fn: Callable) -> Callable:
+        return task(**options)(_reporting(_LINEAGE_OF[dag_id], the_step.name)(fn))
+
+    return decorate

@@ -49,6 +49,10 @@ def nightly_params() -> dict:
         "family": Param("auto", type="string", enum=["auto", *names()],
                         description="auto: model selection on the training window's validation days picks the family; "
                                     "else train this family (its default configuration) without selection."),
+        "challenger_candidate": Param(False, type="boolean",
+                                      description="Keep the challenger branch's model (RECSYS_CHALLENGER_FAMILY) as a "
+                                                  "CANDIDATE for an A/B test even if it does not beat the LIVE model "
+                                                  "on the hold-out day (the gate's verdict is recorded as the reason)."),
     }
 
 

@@ -21,11 +21,26 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from exc
 
 
-def _print(obj) -> None:
+def _write(text: str) -> None:
     try:
-        print(json.dumps(obj, indent=2, default=str), flush=True)
+        print(text, flush=True)
     except BrokenPipeError:  # `... | head`: the reader has what it wanted, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+
+
+def _print(obj) -> None:
+    _write(json.dumps(obj, indent=2, default=str))
+
+
+def model_line(row: dict) -> str:
+    """One registry row on one line: id, status, family, version, training day, samples, headline metric of the
+    hold-out day (the gate's ``new`` block; ``-`` before evaluation), promotion time."""
+    block = (row.get("metrics") or {}).get("new") or {}
+    ndcg = block.get("ndcg@10")
+    promoted = f"  promoted {str(row['promoted_at'])[:16]}" if row.get("promoted_at") else ""
+    return (f"{row['model_id']}  {row['status']:<9}  {row['model_type']:<14}  v{row['version']:<4}  "
+            f"trained {row['train_date']}  samples {row['training_samples_count']:<9}  "
+            f"ndcg@10 {'-' if ndcg is None else f'{ndcg:.4f}'}{promoted}")
 
 
 def cmd_db_upgrade(args) -> int:
@@ -54,10 +69,12 @@ def cmd_load(args) -> int:
     from recsys.clients import get_engine
     from recsys.data.loaders import read_checked
     from recsys.data.loading import load_shop
+    from recsys.settings import get_settings
 
     try:
         shop, report = read_checked(args.path, fmt=args.format, columns=args.columns,
-                                    timestamp_unit=args.timestamp_unit)
+                                    timestamp_unit=args.timestamp_unit,
+                                    skew_ms=get_settings().event_clock_skew_seconds * 1000)
     except (ValueError, OSError) as exc:  # EventLogError names the file; a bad mapping or path says what
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -127,7 +144,14 @@ def _models_action(engine, args) -> int:
     from recsys.settings import get_settings
 
     if args.action == "list":
-        _print(registry.list_models(engine))
+        rows = registry.list_models(engine)
+        if args.json:
+            _print(rows)
+        else:
+            if rows:
+                _write("\n".join(model_line(row) for row in rows))
+            else:
+                print("no model in the registry yet", file=sys.stderr)
     elif args.action == "history":
         _print(registry.promotion_history(engine))
     elif args.action == "verify":
@@ -228,26 +252,61 @@ def cmd_dead_letters(args) -> int:
     return dead_letters_command(args, _print)
 
 
+def personalised_users(engine, redis, min_events: int, limit: int) -> list[int]:
+    """The first ``limit`` users (by id) the API answers from their own list: a cached ``recs:{user}`` and at least
+    ``min_events`` counted events (``RECSYS_PERSONALIZED_MIN_EVENTS``; impressions do not count)."""
+    from sqlalchemy import func, select
+
+    from recsys.db.models import UserEvent
+    from recsys.keys import recs_key
+    from recsys.serving.session_state import COUNTED_EVENTS
+
+    if limit < 1:
+        return []
+    query = (select(UserEvent.user_id).where(UserEvent.event_type.in_(sorted(COUNTED_EVENTS)))
+             .group_by(UserEvent.user_id).having(func.count() >= min_events).order_by(UserEvent.user_id))
+    found: list[int] = []
+    with engine.connect() as conn:
+        qualified = [int(u) for u in conn.execute(query).scalars()]
+    for start in range(0, len(qualified), 500):  # one pipelined EXISTS per 500 users
+        batch = qualified[start:start + 500]
+        pipe = redis.pipeline(transaction=False)
+        for user_id in batch:
+            pipe.exists(recs_key(user_id))
+        found += [u for u, cached in zip(batch, pipe.execute()) if cached]
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
 def cmd_recs(args) -> int:
-    """Print users' cached recommendations with product names and reasons."""
+    """Print users' cached recommendations with product names and reasons (without ids: ``--sample`` users the API
+    personalises; ``--ids``: their ids only, one a line)."""
     from sqlalchemy import select
 
     from recsys.clients import get_engine, get_redis
-    from recsys.constants import KEY_RECS
     from recsys.db.models import Product
+    from recsys.keys import recs_key
+    from recsys.settings import get_settings
 
-    redis = get_redis()
+    if args.sample < 1 or args.num_items < 1:
+        print("--sample and --num-items must be at least 1", file=sys.stderr)
+        return 2
+    engine, redis = get_engine(), get_redis()
     user_ids = list(args.user_ids)
     if not user_ids:
-        for key in redis.scan_iter(KEY_RECS.format(user_id="*"), count=1000):
-            suffix = key.decode().split(":", 1)[1]
-            if suffix.isdigit():
-                user_ids.append(int(suffix))
-            if len(user_ids) >= args.sample:
-                break
-    with get_engine().connect() as conn:
+        min_events = get_settings().personalized_min_events
+        user_ids = personalised_users(engine, redis, min_events, args.sample)
+        if not user_ids:  # not an error: a shop before its first nightly run
+            print(f"no user has a cached list and {min_events} events yet (run the nightly DAG first): the API "
+                  "serves the fallback tiers", file=sys.stderr if args.ids else sys.stdout)
+            return 0
+    if args.ids:
+        print("\n".join(str(u) for u in user_ids))
+        return 0
+    with engine.connect() as conn:
         for user_id in user_ids:
-            raw = redis.get(KEY_RECS.format(user_id=user_id))
+            raw = redis.get(recs_key(user_id))
             if raw is None:
                 print(f"user {user_id}: no cached recommendations (the API serves the fallback tiers)")
                 continue
@@ -369,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "file: written beside it or in --out); compare A B: two models side by side")
     models.add_argument("model_id", nargs="?")
     models.add_argument("other_id", nargs="?", help="compare: the second model (B)")
-    models.add_argument("--json", action="store_true", help="compare: rows as JSON")
+    models.add_argument("--json", action="store_true",
+                        help="list, compare: the full rows as JSON (list without it: one line per model)")
     models.add_argument("--out", default=None, help="convert-legacy PATH: the folder of model.npz + model.json")
     models.set_defaults(func=cmd_models)
     sim = sub.add_parser("simulate", help="drive a running API with simulated shoppers (A/B traffic)")
@@ -406,8 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     dead.set_defaults(func=cmd_dead_letters)
     recs = sub.add_parser("recs", help="show users' cached recommendations with their reasons")
     recs.add_argument("user_ids", nargs="*", type=int)
-    recs.add_argument("--sample", type=int, default=3, help="without ids: this many users with cached lists")
+    recs.add_argument("--sample", type=int, default=3,
+                      help="without ids: this many users the API personalises (a cached list and "
+                           "RECSYS_PERSONALIZED_MIN_EVENTS events), lowest ids first")
     recs.add_argument("--num-items", type=int, default=5)
+    recs.add_argument("--ids", action="store_true", help="print the users' ids only, one a line")
     recs.set_defaults(func=cmd_recs)
     serve = sub.add_parser("serve", help="run the recommendation API (FastAPI under uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")

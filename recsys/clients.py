@@ -13,14 +13,8 @@ import redis
 from sqlalchemy import Engine, create_engine, event
 
 from recsys.artifacts import ArtifactStore, open_store
+from recsys.db.url import normalise_database_url
 from recsys.settings import Settings, get_settings
-
-
-def normalise_database_url(url: str) -> str:
-    """Use psycopg 3 for plain ``postgresql://`` URLs."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
 
 
 def make_engine(url: str) -> Engine:

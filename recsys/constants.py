@@ -84,12 +84,7 @@ REASON_BOUGHT_WITH_BASKET = "Frequently bought together"        # /recommendatio
 REASON_BUY_AGAIN = "Buy it again"                                # /recommendations/buy-again (and its slots)
 REASON_RECENTLY_VIEWED = "Recently viewed"                       # /recommendations/recent
 
-# --- Redis keys: defined in recsys.keys (names, hash tags, value encodings); re-exported here -----
-from recsys.keys import (  # noqa: E402,F401
-    IMPRESSIONS_GROUP, KEY_AB_ASSIGNMENT, KEY_ANSWER, KEY_ANSWER_MODEL, KEY_BESTSELLERS, KEY_CATEGORIES,
-    KEY_IMPRESSIONS, KEY_IMPRESSIONS_DELETED, KEY_NEW_ARRIVALS, KEY_PRODUCT_EMBEDDING, KEY_RATE_LIMIT, KEY_RECS,
-    KEY_RECS_MODEL, KEY_SESSION, KEY_TRENDING, KEY_USER_EMBEDDING, KEY_USER_EVENTS,
-)
+# Redis key names, hash tags and value encodings: recsys.keys (the only home of the key names)
 
 # --- A/B tests (ab_tests.status, arms, winner) ----------------------------------
 AB_RUNNING = "RUNNING"

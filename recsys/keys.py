@@ -47,7 +47,10 @@ KEY_CATEGORIES = "catalog:categories"             # JSON list of known categorie
 KEY_BOUGHT_TOGETHER = "bought_together:{product_id}"  # JSON {products, scores, together, updated_at}
 KEY_REPURCHASE = "repurchase:categories"          # JSON {categories: {category: {interval_days, repeats, rate}}, ...}
 KEY_IMPRESSIONS = "stream:impressions"            # stream: one entry per recommendation answer
-KEY_IMPRESSIONS_DELETED = "stream:impressions:deleted"  # integer: entries the flusher deleted after writing them
+# integer: entries the flusher deleted after writing them. Its hash tag is the stream's whole name, so both
+# keys share a Redis Cluster slot (the flusher's acknowledge script and stream_counts touch both at once)
+KEY_IMPRESSIONS_DELETED = "{stream:impressions}:deleted"
+LEGACY_IMPRESSIONS_DELETED = "stream:impressions:deleted"  # its name before the hash tag: moved by the flusher
 KEY_RATE_LIMIT = "ratelimit:{name}"               # hash {tokens, ts}: the token bucket of one API key name
 KEY_PAGE = "page:{request_id}"                    # JSON {u: user_id, p: [product ids served so far]} (paging)
 KEY_ADMIN_ATTEMPTS = "admin_attempts:{address}"   # hash {tokens, ts}: admin token attempts of one client address

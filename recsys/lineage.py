@@ -1,6 +1,7 @@
 """What each pipeline task reads and writes, named as OpenLineage datasets.
 
-Pure functions: the Airflow plugin ``plugins/recsys_lineage.py`` builds a ``Where`` from the
+Each step's ``reads`` and ``writes`` are declared in the one step list (``recsys.pipeline.steps``); this module
+names them for a run. Pure functions: the Airflow plugin ``plugins/recsys_lineage.py`` builds a ``Where`` from the
 task's clients, calls ``nightly_io`` / ``hourly_io`` with what the task returned, and hands the
 result to the OpenLineage provider (``AIRFLOW__OPENLINEAGE__TRANSPORT``; README "Lineage").
 
@@ -21,13 +22,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlparse
 
-from recsys.constants import KEY_BESTSELLERS, KEY_IMPRESSIONS, KEY_RECS, KEY_RECS_MODEL, KEY_TRENDING
+from recsys.pipeline import steps
 
-EVENTS, INTERACTIONS, USERS, PRODUCTS = "user_events", "user_product_interactions", "users", "products"
-MODELS, PROMOTIONS, AB_TESTS, IMPRESSIONS = "recommendation_models", "model_promotions", "ab_tests", "ab_impressions"
+MODELS = "recommendation_models"
 
 
 @dataclass(frozen=True, order=True)
@@ -102,62 +101,48 @@ def _iso(day: str | dt.date) -> str:
 IO = tuple[list[LineageDataset], list[LineageDataset]]
 
 
-def _nightly(w: Where, r: dict) -> dict[str, Callable[[], IO]]:
+def _datasets(w: Where, r: dict, names: tuple[str, ...]) -> list[LineageDataset]:
+    """The datasets of a step's ``reads`` or ``writes`` (``recsys.pipeline.steps``) for the run that returned ``r``;
+    a name is given only for what the run knows: no "date=None" or "models/None" datasets."""
     day, model = r.get("day"), r.get("model_id")
-    t = w.table
-    # a name is given only for what the run knows: no "date=None" or "models/None" datasets
-    part = [day_partition(w, day)] if day else []
-    folder = [model_artifacts(w, model)] if model else []
-    drift = [w.artifact(f"drift/date={day}")] if day else []
-    report = [w.artifact(f"validation/date={day}/report.json")] if day else []
-    recs = [w.redis(_pattern(KEY_RECS)), w.redis(_pattern(KEY_RECS_MODEL))]
-    lists = [w.redis(_pattern(KEY_TRENDING)), w.redis(_pattern(KEY_BESTSELLERS))]
-    return {
-        "extract": lambda: ([t(EVENTS)], [*part, t(INTERACTIONS)]),
-        "validate": lambda: ([*part, t(EVENTS), t(PRODUCTS)], report),
-        "data_drift": lambda: ([*part, t(EVENTS)], drift),
-        "train": lambda: ([t(EVENTS), t(USERS), t(PRODUCTS)], [*folder, t(MODELS)]),
-        "evaluate": lambda: ([*folder, t(EVENTS)], [t(MODELS)]),
-        "train_sequential": lambda: ([t(EVENTS), t(PRODUCTS)], [*folder, t(MODELS)]),
-        "evaluate_sequential": lambda: ([*folder, t(EVENTS)], [t(MODELS)]),
-        "output_drift": lambda: ([*folder, t(MODELS), t(EVENTS)], drift),
-        "promote_or_archive": lambda: ([t(MODELS)], [t(MODELS), t(PROMOTIONS)]),
-        "publish": lambda: ([*folder, t(MODELS), t(USERS), t(PRODUCTS)], [*folder, t(MODELS)]),
-        "shards": lambda: ([t(MODELS), t(EVENTS), t(USERS)], []),
-        "precompute": lambda: ([*(folder or [t(MODELS)]), t(EVENTS), t(AB_TESTS)], recs),
-        "switch": lambda: ([t(MODELS)], [t(MODELS), t(PROMOTIONS)]),
-        "promote_lists": lambda: ([w.redis(_pattern(KEY_RECS_MODEL)), t(EVENTS)], [w.redis(_pattern(KEY_RECS))]),
-        "lists": lambda: ([t(EVENTS), t(PRODUCTS)], lists),
+    run = {
+        steps.PARTITION: [day_partition(w, day)] if day else [],
+        steps.REPORT: [w.artifact(f"validation/date={day}/report.json")] if day else [],
+        steps.DRIFT: [w.artifact(f"drift/date={day}")] if day else [],
+        steps.MODEL: [model_artifacts(w, model)] if model else [],
+        steps.MODEL_OR_REGISTRY: [model_artifacts(w, model)] if model else [w.table(MODELS)],
     }
-
-
-def _hourly(w: Where, r: dict) -> dict[str, Callable[[], IO]]:
-    t = w.table
-    folder = [model_artifacts(w, r["model_id"])] if r.get("model_id") else [t(MODELS)]
-    return {
-        "flush_impressions": lambda: ([w.redis(KEY_IMPRESSIONS)], [t(IMPRESSIONS)]),
-        "update_results": lambda: ([t(IMPRESSIONS), t(EVENTS), t(AB_TESTS)], [t(AB_TESTS), t(MODELS)]),
-        "refresh_after_promotion": lambda: ([*folder, t(EVENTS)],
-                                            [w.redis(_pattern(KEY_RECS)), w.redis(_pattern(KEY_TRENDING))]),
-    }
+    out: list[LineageDataset] = []
+    for name in names:
+        kind, _, what = name.partition(":")
+        if kind == "table":
+            out.append(w.table(what))
+        elif kind == "redis":
+            out.append(w.redis(_pattern(what)))
+        elif name in run:
+            out += run[name]
+        else:
+            raise ValueError(f"unknown dataset {name!r} in the step list (recsys.pipeline.steps)")
+    return out
 
 
 def nightly_io(step: str, result: dict | list | None, where: Where) -> IO:
     """(inputs, outputs) of the nightly task ``step`` that returned ``result``."""
-    return _io(_nightly, "recsys_nightly", step, result, where)
+    return _io("recsys_nightly", step, result, where)
 
 
 def hourly_io(step: str, result: dict | list | None, where: Where) -> IO:
     """(inputs, outputs) of the hourly A/B task ``step`` that returned ``result``."""
-    return _io(_hourly, "recsys_ab_results", step, result, where)
+    return _io("recsys_ab_results", step, result, where)
 
 
-def _io(table, dag: str, step: str, result, where: Where) -> IO:
-    steps = table(where, result if isinstance(result, dict) else {})
-    if step not in steps:
-        raise ValueError(f"{dag} has no task {step!r} with known lineage (known: {sorted(steps)})")
-    inputs, outputs = steps[step]()
-    return _unique(inputs), _unique(outputs)
+def _io(dag: str, step: str, result, where: Where) -> IO:
+    known = steps.steps_of(dag)
+    if step not in known:
+        raise ValueError(f"{dag} has no task {step!r} with known lineage (known: {sorted(known)})")
+    facts = result if isinstance(result, dict) else {}
+    return (_unique(_datasets(where, facts, known[step].reads)),
+            _unique(_datasets(where, facts, known[step].writes)))
 
 
 def _unique(datasets: list[LineageDataset]) -> list[LineageDataset]:

@@ -39,7 +39,7 @@ if ! $PY -m airflow dags test recsys_nightly "$TODAY" >"$VAR/nightly-$TODAY.log"
   echo "the nightly run failed: see $VAR/nightly-$TODAY.log" >&2
   exit 1
 fi
-$PY -m recsys models list | head -30
+$PY -m recsys models list | head -30  # one line per model, newest first
 
 # 4. a few users' recommendations, with their reasons
 $PY -m recsys recs --sample 3
@@ -48,12 +48,9 @@ $PY -m recsys recs --sample 3
 $PY -m recsys serve --host 127.0.0.1 --port "$API_PORT" --workers 1 >"$VAR/api.log" 2>&1 &
 API_PID=$!
 trap 'kill $API_PID 2>/dev/null || true' EXIT
-USER_ID=$($PY -c "
-from sqlalchemy import text
-from recsys.clients import make_engine
-from recsys.settings import get_settings
-with make_engine(get_settings().resolved_database_url).connect() as conn:
-    print(conn.execute(text('SELECT MIN(user_id) FROM users')).scalar() or 1)")
+# the curl asks for a user the API personalises (a cached list and enough events), not one of the fallback tiers
+USER_ID=$($PY -m recsys recs --sample 1 --ids)
+USER_ID=${USER_ID:-1}
 echo
 echo "Recommendation API: http://127.0.0.1:$API_PORT/docs  (log: $VAR/api.log; key and admin token: $VAR/demo-secrets.env)"
 echo "  a shop's backend asks for the user it has authenticated, with its key:"

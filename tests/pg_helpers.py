@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
 
-from recsys.clients import normalise_database_url
+from recsys.db.url import normalise_database_url
 from recsys.db.migrate import upgrade
 
 PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -56,7 +58,7 @@ def test_rollback_restores_the_previous_model_and_its_recommendations(cli_env, r
     assert registry.get_live(cli_env).model_id == first
     assert json.loads(redis_client.get(some_key))["model_version"] == first
     capsys.readouterr()
-    assert main(["models", "list"]) == 0
+    assert main(["models", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {m["model_id"]: m["status"] for m in listed} == {first: "LIVE", second: "ARCHIVED"}
 
@@ -157,3 +159,76 @@ def test_models_compare_of_an_unknown_or_missing_id_exits_2_with_a_message(regis
     out = run_cli(registry_env, "models", "compare", *ids)
     assert out.returncode == 2 and out.stdout == ""
     assert (f"unknown model id '{UNKNOWN}'" in out.stderr if len(ids) == 2 else "needs two MODEL_IDs" in out.stderr)
+
+
+MODEL_LINE = re.compile(r"^(?P<id>[0-9A-Z]{26})  (?P<status>[A-Z]+) +(?P<family>\S+) +v(?P<version>\d+) +"
+                        r"trained (?P<day>\d{4}-\d\d-\d\d)  samples (?P<samples>\d+) +ndcg@10 (?P<ndcg>-|\d\.\d{4})"
+                        r"(  promoted \d{4}-\d\d-\d\dT\d\d:\d\d)?$")
+
+
+def test_make_run_shows_one_line_per_model_and_personalised_users_with_their_reasons(cli_env, redis_client):
+    """The commands scripts/run_demo.sh runs (`make run`), as it runs them, checked on what they print:
+    ``models list`` (one line per model), ``recs --sample 3`` (three users the API personalises, with model
+    reasons, never a fallback tier's) and ``recs --sample 1 --ids`` (the user the printed curl asks for)."""
+    from sqlalchemy import func, select
+
+    from recsys.cli import main
+    from recsys.clients import get_store
+    from recsys.constants import REASON_LIKE_YOU, REASON_NEW_ARRIVAL
+    from recsys.db.models import UserEvent
+    from recsys.families.hybrid.fit import TrainParams
+    from recsys.pipeline.train import train_model
+    from recsys.serving.session_state import COUNTED_EVENTS
+    from recsys.settings import get_settings
+
+    params = TrainParams(epochs=2, no_components=8, window_days=14, threads=1)
+    first, second = (train_model(cli_env, get_store(), LAST_EVENT_DAY, params)["model_id"] for _ in range(2))
+    assert main(["models", "promote", second]) == 0
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "recsys", *args], capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    lines = [MODEL_LINE.match(line) for line in cli("models", "list").splitlines()]
+    assert all(lines) and len(lines) == 2, lines
+    assert [(m["id"], m["status"], m["family"]) for m in lines] == [(second, "LIVE", "HYBRID"),
+                                                                     (first, "TRAINING", "HYBRID")]
+    assert [len(m.group(0)) < 160 for m in lines] == [True, True]
+    assert [row["model_id"] for row in json.loads(cli("models", "list", "--json"))] == [second, first]
+
+    out = cli("recs", "--sample", "3", "--num-items", "4")
+    headers = re.findall(r"^user (\d+) \(model (\w+)\):$", out, flags=re.MULTILINE)
+    assert len(headers) == 3 and {model for _, model in headers} == {second}, out
+    users = [int(u) for u, _ in headers]
+    reasons = [re.split(r"\s{2,}", line.strip())[-1] for line in out.splitlines() if line.startswith("  ")]
+    assert len(reasons) == 12, out
+    model_reasons = [r for r in reasons
+                     if r in (REASON_LIKE_YOU, REASON_NEW_ARRIVAL) or r.startswith("Because you viewed ")]
+    assert model_reasons == reasons, out
+    assert REASON_LIKE_YOU in reasons, out
+    with cli_env.connect() as conn:  # each has the events the API's Tier 1 asks for
+        counts = dict(conn.execute(
+            select(UserEvent.user_id, func.count())
+            .where(UserEvent.user_id.in_(users), UserEvent.event_type.in_(sorted(COUNTED_EVENTS)))
+            .group_by(UserEvent.user_id)).all())
+    assert min(counts[u] for u in users) >= get_settings().personalized_min_events
+
+    curl_user = cli("recs", "--sample", "1", "--ids").split()
+    assert curl_user == [str(users[0])]
+    body = asyncio.run(_recommendations(get_settings(), users[0]))
+    assert body["source"] == "personalized" and body["model_version"] == second, body
+
+
+async def _recommendations(settings, user_id: int) -> dict:
+    """The API's answer to the curl `make run` prints (``/recommendations?user_id=...&num_items=5``)."""
+    from asgi_client import open_client
+    from recsys.api.app import create_app
+
+    client, close = await open_client(create_app(settings, refresh_in_background=False))
+    try:
+        response = await client.get("/recommendations", params={"user_id": user_id, "num_items": 5})
+        assert response.status_code == 200, response.text
+        return response.json()
+    finally:
+        await close()

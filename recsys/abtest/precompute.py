@@ -14,11 +14,11 @@ from sqlalchemy import Engine
 
 from recsys import registry
 from recsys.abtest import store
-from recsys.abtest.assignment import arm_model, assign_arm
+from recsys.serving.assignment import arm_model, assign_arm
 from recsys.artifacts import ArtifactStore
 from recsys.constants import ARMS, COL_USER
 from recsys.pipeline.precompute import Scorer, active_users, check_shard, score_users
-from recsys.settings import Settings, get_settings
+from recsys.settings import DEFAULTS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,8 @@ def arm_users(test: dict, user_ids: list[int]) -> dict[str, list[int]]:
 
 
 def precompute_test_arms(engine: Engine, artifacts: ArtifactStore, redis, day: dt.date, shard: int,
-                         settings: Settings | None = None) -> dict:
+                         settings: Settings = DEFAULTS) -> dict:
     """Write the non-LIVE arms' lists for the shard's active users of the running test."""
-    settings = settings or get_settings()
     shard = check_shard(shard, settings.precompute_shards)
     running = store.running_tests(engine)
     if not running:

@@ -30,7 +30,7 @@ from recsys.constants import (
     AB_COMPLETED, AB_RUNNING, ARM_CONTROL, ARM_TREATMENT, ARMS, STATUS_LIVE,
 )
 from recsys.db.merch_rules import rules_live_during
-from recsys.settings import Settings, get_settings
+from recsys.settings import DEFAULTS, Settings
 
 log = logging.getLogger(__name__)
 ATTRIBUTION_SKEW_MS = 30_000  # a client clock this far behind the server still attributes
@@ -115,10 +115,9 @@ def summarize(counts: dict, *, treatment_fraction: float, config: dict, start_ms
 
 
 def compute_results(engine: Engine, test_id: int, as_of: dt.datetime | None = None,
-                    settings: Settings | None = None) -> dict:
+                    settings: Settings = DEFAULTS) -> dict:
     """Results of a test over ``[start_at, min(as_of, end_at))`` (``as_of`` defaults to now), aggregated
     by the database (``store.outcome_counts``): no impression is read into this process."""
-    settings = settings or get_settings()
     test = store.get_test(engine, test_id)
     config = (test.get("results") or {}).get("config") or judging_rules(settings)
     cutoff = min(as_of or _now(), test["end_at"])
@@ -139,7 +138,7 @@ def _merged(test: dict, fresh: dict) -> dict:
 
 
 def update_results(engine: Engine, test_id: int, as_of: dt.datetime | None = None,
-                   settings: Settings | None = None) -> dict:
+                   settings: Settings = DEFAULTS) -> dict:
     """Compute and store a running test's results unless newer ones are stored; returns the stored ones.
 
     Written under the test's row lock while it is RUNNING: a test closed meanwhile keeps its final
@@ -192,7 +191,7 @@ def _blocked(test_id: int, treatment: str, control: str, reason: str) -> dict:
 
 
 def finalize_test(engine: Engine, test_id: int, *, status: str = AB_COMPLETED, now: dt.datetime | None = None,
-                  settings: Settings | None = None) -> dict:
+                  settings: Settings = DEFAULTS) -> dict:
     """Close a running test: final results up to its end (or ``now`` when stopped early), then the decision.
 
     A compare-and-set on ``status = 'RUNNING'`` under the test's row lock (``store.lock_running``): of
@@ -200,7 +199,6 @@ def finalize_test(engine: Engine, test_id: int, *, status: str = AB_COMPLETED, n
     closes in one transaction; the others find it closed. Closing a closed test changes nothing and
     returns it.
     """
-    settings = settings or get_settings()
     test = store.get_test(engine, test_id)
     if test["status"] != AB_RUNNING:
         return test
@@ -218,7 +216,7 @@ def finalize_test(engine: Engine, test_id: int, *, status: str = AB_COMPLETED, n
     return store.get_test(engine, test_id)
 
 
-def run_interval(engine: Engine, start: dt.datetime, end: dt.datetime, settings: Settings | None = None) -> dict:
+def run_interval(engine: Engine, start: dt.datetime, end: dt.datetime, settings: Settings = DEFAULTS) -> dict:
     """One hourly run: results as of ``end`` for the tests of ``[start, end)``; close the ones that ended."""
     out = []
     for test in store.tests_overlapping(engine, start, end):

@@ -18,8 +18,9 @@ from recsys.abtest.flusher import flush_impressions
 from recsys.abtest.results import finalize_test, judging_rules, update_results
 from recsys.abtest.store import InvalidTestError
 from recsys.artifacts import ArtifactStore, model_key
-from recsys.constants import AB_COMPLETED, AB_RUNNING, AB_STOPPED, KEY_AB_ASSIGNMENT, STATUS_ARCHIVED, STATUS_LIVE
-from recsys.settings import Settings, get_settings
+from recsys.constants import AB_COMPLETED, AB_RUNNING, AB_STOPPED, STATUS_ARCHIVED, STATUS_LIVE
+from recsys.keys import KEY_AB_ASSIGNMENT
+from recsys.settings import DEFAULTS, Settings
 
 log = logging.getLogger(__name__)
 MAX_DURATION_HOURS = 24 * 90
@@ -44,7 +45,7 @@ def _published(artifacts: ArtifactStore, row) -> bool:
 
 
 def check_models(engine: Engine, model_ids: tuple[str, ...], artifacts: ArtifactStore | None,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings = DEFAULTS) -> None:
     """Every model exists (``UnknownModelError``), is not archived and, when ``artifacts`` is given, can be
     served: a model that is not published yet is made ready through the release's ``prepare`` (its files
     verified, then published), or refused naming the command that does it."""
@@ -57,13 +58,13 @@ def check_models(engine: Engine, model_ids: tuple[str, ...], artifacts: Artifact
         if artifacts is None or row.status == STATUS_LIVE or _published(artifacts, row):
             continue
         try:
-            prepare(engine, artifacts, model_id, settings or get_settings())
+            prepare(engine, artifacts, model_id, settings)
         except Exception as exc:  # a missing or altered file: nothing to serve the arm from
             raise InvalidTestError(f"model {model_id!r} is not published and cannot be ({exc}); fix its files, "
                                    f"then `python -m recsys models prepare {model_id}`") from exc
 
 
-def close_expired(engine: Engine, now: dt.datetime | None = None, settings: Settings | None = None) -> list[int]:
+def close_expired(engine: Engine, now: dt.datetime | None = None, settings: Settings = DEFAULTS) -> list[int]:
     """Close the RUNNING tests whose end has passed (the hourly DAG does it too)."""
     now = now or _now()
     closed = []
@@ -75,13 +76,12 @@ def close_expired(engine: Engine, now: dt.datetime | None = None, settings: Sett
 
 
 def start_test(engine: Engine, *, treatment_model_id: str, control_model_id: str, duration_hours: float = 24.0,
-               treatment_fraction: float = 0.2, now: dt.datetime | None = None, settings: Settings | None = None,
+               treatment_fraction: float = 0.2, now: dt.datetime | None = None, settings: Settings = DEFAULTS,
                artifacts: ArtifactStore | None = None) -> dict:
     """A new RUNNING test; the treatment (when not LIVE) becomes a CANDIDATE recorded with the test id.
 
     Raises ``UnknownModelError``, ``InvalidTestError`` or ``TestConflictError`` (another test runs).
     """
-    settings = settings or get_settings()
     now = now or _now()
     check_request(duration_hours, treatment_fraction)
     check_models(engine, (treatment_model_id, control_model_id), artifacts, settings)
@@ -113,7 +113,7 @@ def clear_assignments(redis, test_id: int) -> int:
 
 
 def stop_test(engine: Engine, test_id: int, *, redis=None, now: dt.datetime | None = None,
-              settings: Settings | None = None) -> dict:
+              settings: Settings = DEFAULTS) -> dict:
     """End a running test now: flush impressions, final results, decision, clear assignments."""
     test = store.get_test(engine, test_id)
     if test["status"] != AB_RUNNING:
@@ -127,7 +127,7 @@ def stop_test(engine: Engine, test_id: int, *, redis=None, now: dt.datetime | No
 
 
 def refresh_test(engine: Engine, test_id: int, *, redis=None, max_age_seconds: float = 0.0,
-                 now: dt.datetime | None = None, settings: Settings | None = None) -> dict:
+                 now: dt.datetime | None = None, settings: Settings = DEFAULTS) -> dict:
     """The test with results no older than ``max_age_seconds`` (closing it when its end has passed)."""
     now = now or _now()
     test = store.get_test(engine, test_id)

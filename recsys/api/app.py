@@ -21,7 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from recsys.abtest.impressions import ImpressionBuffer
+from recsys.serving.impressions import ImpressionBuffer
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.api.admin_throttle import AdminThrottle
 from recsys.api.auth import API_KEY, METRICS_KEY, ApiKeys

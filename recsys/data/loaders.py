@@ -78,9 +78,9 @@ def read_checked(path: str | Path, fmt: str, columns: str | None = None, *, time
     report = LoadReport(str(path))
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if skew_ms is None:
-        from recsys.settings import get_settings
+        from recsys.settings import DEFAULTS
 
-        skew_ms = get_settings().event_clock_skew_seconds * 1000
+        skew_ms = DEFAULTS.event_clock_skew_seconds * 1000
     try:
         if fmt == "csv":
             log, raw_types = _read_mapped(path, mapping, timestamp_unit, report)

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from recsys.clients import normalise_database_url
+from recsys.db.url import normalise_database_url
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

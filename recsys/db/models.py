@@ -175,7 +175,7 @@ class ABTest(Base):
 class ABImpression(Base):
     """One recommendation answer: who saw which products, from which model, arm and test.
 
-    Written by the impression flusher (``recsys.abtest.impressions``) from the Redis
+    Written by the impression flusher (``recsys.serving.impressions``) from the Redis
     stream, together with one ``user_events`` IMPRESSION row per product shown.
     """
 
@@ -199,7 +199,7 @@ class ABImpression(Base):
 class ImpressionDeadLetter(Base):
     """A stream entry the flusher could not decode or the database refused, set aside with its reason.
 
-    Written by ``recsys.abtest.impressions`` (the entry is then acknowledged, so it blocks
+    Written by ``recsys.serving.impressions`` (the entry is then acknowledged, so it blocks
     nothing); inspected and replayed with ``python -m recsys impressions dead-letters``.
     """
 

@@ -19,26 +19,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
 
 import pandas as pd
 from sqlalchemy import Engine, select
 
 from recsys.artifacts import ArtifactStore, partition_key, read_parquet
-from recsys.constants import (
-    COL_ITEM, COL_USER, DEFAULT_K, STEP_DRIFT, STEP_OUTPUT_DRIFT, STEP_SKIPPED, STEP_SUCCESS,
-)
+from recsys.constants import COL_ITEM, COL_USER, DEFAULT_K
 from recsys.db.models import Product, User, UserEvent
 from recsys.drift.data import add_profiles, compare_profiles, day_profile
 from recsys.drift.output import compare_outputs
 from recsys.drift.render import data_report_html, output_report_html
-from recsys.pipeline.runs import record_failure, record_step
-from recsys.settings import Settings, get_settings
+from recsys.pipeline.steps import recording, step
+from recsys.settings import DEFAULTS, Settings
 from recsys.timeutil import day_bounds_ms
 
 log = logging.getLogger(__name__)
 
-STEP_DATA, STEP_OUTPUT = STEP_DRIFT, STEP_OUTPUT_DRIFT
 KIND = "drift"
 PROFILE_VERSION = 1  # a cached profile of another version is recomputed
 
@@ -116,27 +112,21 @@ def build_data_report(engine: Engine, store: ArtifactStore, day: dt.date, settin
     return report, current
 
 
-def drift_report(engine: Engine, store: ArtifactStore, day: dt.date, settings: Settings | None = None) -> dict:
+def drift_report(engine: Engine, store: ArtifactStore, day: dt.date, settings: Settings = DEFAULTS) -> dict:
     """Write the data-drift report of ``day``; returns its keys/URIs and the key figures."""
     _check_day(day)
-    settings = settings or get_settings()
-    started = time.perf_counter()
-    try:
+    with recording(engine, day, step("data_drift")) as record:
         report, profile = build_data_report(engine, store, day, settings)
         json_key, json_uri = _put(store, day, "report.json", json.dumps(report, indent=1, allow_nan=False))
         html_key, html_uri = _put(store, day, "report.html", data_report_html(report))
         _put(store, day, "profile.json", json.dumps(profile))
-    except Exception as exc:
-        record_failure(engine, day, STEP_DATA, exc)
-        raise
-    summary = {
-        "day": day.isoformat(), "html_key": html_key, "html_uri": html_uri, "json_key": json_key,
-        "json_uri": json_uri, "events": report["events"], "reference_events": report["reference"]["events"],
-        "psi_threshold": report["psi_threshold"], "drifted": report["drifted"],
-        "psi": {f["feature"]: f["psi"] for f in report["features"]},
-        "duration_seconds": round(time.perf_counter() - started, 3),
-    }
-    record_step(engine, day, STEP_DATA, STEP_SUCCESS, summary)
+        summary = {
+            "day": day.isoformat(), "html_key": html_key, "html_uri": html_uri, "json_key": json_key,
+            "json_uri": json_uri, "events": report["events"], "reference_events": report["reference"]["events"],
+            "psi_threshold": report["psi_threshold"], "drifted": report["drifted"],
+            "psi": {f["feature"]: f["psi"] for f in report["features"]},
+        }
+        record.details = summary
     log.info("data drift report of %s: %s (drifted: %s)", day, html_uri, ", ".join(report["drifted"]) or "none")
     return summary
 
@@ -180,41 +170,35 @@ def _live_model_id(engine: Engine) -> str | None:
 
 
 def output_drift(engine: Engine, store: ArtifactStore, day: dt.date, new_model_id: str,
-                 live_model_id: str | None = None, settings: Settings | None = None) -> dict:
+                 live_model_id: str | None = None, settings: Settings = DEFAULTS) -> dict:
     """Write the output-drift report of ``new_model_id`` against the LIVE model (or ``live_model_id``).
 
     Without a LIVE model to compare with (the first model), the step is recorded SKIPPED and
     ``{"compared": False, "reason": ...}`` is returned.
     """
     _check_day(day)
-    settings = settings or get_settings()
-    started = time.perf_counter()
-    try:
+    with recording(engine, day, step("output_drift")) as record:
         live_model_id = live_model_id or _live_model_id(engine)
         if live_model_id is None or live_model_id == new_model_id:
             reason = "no other LIVE model to compare with"
-            record_step(engine, day, STEP_OUTPUT, STEP_SKIPPED, {"reason": reason, "new_model_id": new_model_id})
+            record.skip(reason, new_model_id=new_model_id)
             log.info("output drift of %s: skipped (%s)", new_model_id, reason)
             return {"day": day.isoformat(), "new_model_id": new_model_id, "compared": False, "reason": reason}
         report = build_output_report(engine, store, day, new_model_id, live_model_id, settings)
         json_key, json_uri = _put(store, day, "output.json", json.dumps(report, indent=1, allow_nan=False))
         html_key, html_uri = _put(store, day, "output.html", output_report_html(report))
-    except Exception as exc:
-        record_failure(engine, day, STEP_OUTPUT, exc)
-        raise
-    new, live = report["new"], report["live"]
-    summary = {
-        "day": day.isoformat(), "compared": True, "new_model_id": new_model_id, "live_model_id": live_model_id,
-        "html_key": html_key, "html_uri": html_uri, "json_key": json_key, "json_uri": json_uri,
-        "users": new["users"], "overlap_jaccard": report["overlap_jaccard"],
-        "gini_change": report["gini_change"], "gini_jump_threshold": report["gini_jump_threshold"],
-        "coverage_ratio": report["coverage_ratio"], "coverage_drop_threshold": report["coverage_drop_threshold"],
-        "concentration_jump": report["concentration_jump"], "jump_reasons": report["jump_reasons"],
-        **{f"{name}_{role}": m[name] for role, m in (("new", new), ("live", live))
-           for name in ("gini", "coverage", "avg_popularity", "top_share")},
-        "duration_seconds": round(time.perf_counter() - started, 3),
-    }
-    record_step(engine, day, STEP_OUTPUT, STEP_SUCCESS, summary)
+        new, live = report["new"], report["live"]
+        summary = {
+            "day": day.isoformat(), "compared": True, "new_model_id": new_model_id, "live_model_id": live_model_id,
+            "html_key": html_key, "html_uri": html_uri, "json_key": json_key, "json_uri": json_uri,
+            "users": new["users"], "overlap_jaccard": report["overlap_jaccard"],
+            "gini_change": report["gini_change"], "gini_jump_threshold": report["gini_jump_threshold"],
+            "coverage_ratio": report["coverage_ratio"], "coverage_drop_threshold": report["coverage_drop_threshold"],
+            "concentration_jump": report["concentration_jump"], "jump_reasons": report["jump_reasons"],
+            **{f"{name}_{role}": m[name] for role, m in (("new", new), ("live", live))
+               for name in ("gini", "coverage", "avg_popularity", "top_share")},
+        }
+        record.details = summary
     log.info("output drift of %s vs LIVE %s on %s: %s (Gini %+.3f, coverage x%s%s)", new_model_id, live_model_id,
              day, html_uri, report["gini_change"], report["coverage_ratio"],
              f", CONCENTRATION JUMP ({', '.join(report['jump_reasons'])})" if report["concentration_jump"] else "")

@@ -3,7 +3,7 @@
 
 - ``RandomModel``: uniform random scores, seeded per user.
 - ``PopularityModel``: how many users interacted with each product in training (the same list for all).
-- ``TrendingModel``: the production trending list (``recsys.pipeline.lists.trending``: event weights over
+- ``TrendingModel``: the production trending list (``recsys.ranking.popular_lists.trending``: event weights over
   the last ``days`` before the end of training, halved every ``days / 2`` days); products not trending are
   ordered by all-time popularity.
 
@@ -69,7 +69,7 @@ class TrendingModel:
     @classmethod
     def fit(cls, events: pd.DataFrame, frame: pd.DataFrame, days: int = 7, now_ms: int | None = None) -> TrendingModel:
         """``events``: training events; ``frame``: training interactions; ``now_ms``: end of training."""
-        from recsys.pipeline.lists import trending
+        from recsys.ranking.popular_lists import trending
 
         require_columns(events, (COL_ITEM, COL_EVENT_TYPE, COL_TIMESTAMP), "events")
         if days < 1:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, PURCHASE
+from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, PURCHASE
 from recsys.evaluation.errors import EmptyTestSetError, EmptyTrainingSetError, EvaluationError
 from recsys.evaluation.logs import EventLogs
 from recsys.evaluation.metrics import catalog_coverage, map_at_k, ndcg_at_k, precision_at_k, recall_at_k
@@ -67,18 +68,23 @@ def basket_cases(test: pd.DataFrame, known: set[int], seed: int) -> list[BasketC
     return cases
 
 
-def knn_lists(train: pd.DataFrame) -> Lists:
-    """Item-kNN's similar items per product, as the family trains them on the same period."""
-    from recsys.families.item_knn import DEFAULT_NEIGHBOURS
-    from recsys.families.item_knn.model import ItemKNNModel
+def similar_lists(train: pd.DataFrame, family_name: str) -> Lists:
+    """A family's similar items per product, as the API serves them: the family trained on the same period
+    through the plug-in protocol, its served files written and opened, ``similar_items`` of each product."""
+    from recsys.families import ConfigBase, TrainingData, family_of
 
-    model = ItemKNNModel.fit(interaction_frame(train), DEFAULT_NEIGHBOURS)
-    sim = model.similarity.tocsr()
-    items = model.items.to_numpy()
-    return {int(items[r]): sorted(((int(items[c]), float(v)) for c, v in
-                                   zip(sim.indices[sim.indptr[r]:sim.indptr[r + 1]],
-                                       sim.data[sim.indptr[r]:sim.indptr[r + 1]])), key=lambda x: (-x[1], x[0]))
-            for r in range(sim.shape[0])}
+    family = family_of(family_name)
+    frame = interaction_frame(train)
+    data = TrainingData(frame=frame, users=pd.DataFrame({COL_USER: np.sort(frame[COL_USER].unique())}),
+                        products=pd.DataFrame({COL_ITEM: np.sort(frame[COL_ITEM].unique())}))
+    model = family.fit(data, family.default_config(ConfigBase()), seed=0, threads=1)
+    with tempfile.TemporaryDirectory(prefix="basket-similar-") as tmp:
+        folder = Path(tmp)
+        model.write_served(data.users, data.products, folder)
+        served = family.open_served("basket-protocol", folder, data.products)
+        items = data.products[COL_ITEM].tolist()
+        return {int(p): sorted(served.similar_items(int(p), len(items)), key=lambda x: (-x[1], x[0]))
+                for p in items}  # ties by product id
 
 
 def _rank(cases: Sequence[BasketCase], k: int, lists: Lists, fallbacks: Callable[[BasketCase], list]
@@ -132,7 +138,7 @@ def evaluate_baskets(logs: EventLogs, cutoff: Cutoff, *, k: int = 10, seed: int 
         if row == "bought-together":
             lists = as_lists(co_purchase_lists(train))
         elif row == "item-knn":
-            lists = knn_lists(train)
+            lists = similar_lists(train, row)  # the row is the family's name
         else:
             lists = {}
         fitted = time.perf_counter() - started

@@ -23,7 +23,7 @@ import pandas as pd
 
 from recsys.constants import COL_EVENT_TYPE, COL_ITEM, COL_TIMESTAMP, COL_USER, HISTORY_EVENTS, MS_PER_DAY
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, RerankConfig, precompute_rows, rerank
-from recsys.settings import get_settings
+from recsys.settings import DEFAULTS, Settings
 
 
 
@@ -99,10 +99,10 @@ class ServingReranker:
 
 
 def serving_rules(max_per_category: int | None, freshness_weight: float, new_days: int,
-                  settings=None) -> RerankConfig:
+                  settings: Settings = DEFAULTS) -> RerankConfig:
     """The serving rules of the settings with the hybrid configuration's tunable knobs."""
     from recsys.serving.tiers import rerank_config
 
-    rules = rerank_config(settings or get_settings())
+    rules = rerank_config(settings)
     return dataclasses.replace(rules, max_per_category=max_per_category, freshness_weight=freshness_weight,
                                new_days=new_days)

@@ -19,13 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from recsys.flows.steps import Skip, recorded
+from recsys.pipeline.steps import Skip, recorded, step
 from recsys.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 
-@recorded("train_sequential")
+@recorded(step("train_sequential"))
 def train_sequential(engine, store, day: dt.date, params: dict | None) -> dict:
     from recsys import registry
     from recsys.data.errors import NoTrainingDataError
@@ -60,7 +60,7 @@ def train_sequential(engine, store, day: dt.date, params: dict | None) -> dict:
     return {**trained, "day": day.isoformat()}
 
 
-@recorded("evaluate_sequential")
+@recorded(step("evaluate_sequential"))
 def evaluate_sequential(engine, store, day: dt.date, model_id: str, params: dict | None) -> dict:
     """Hold-out metrics of the challenger (the gate's, as for every model), then CANDIDATE (it beats LIVE and
     popularity: ``POST /models/ab-test`` tests it against the LIVE model, which makes its arm ready) or
@@ -77,11 +77,15 @@ def evaluate_sequential(engine, store, day: dt.date, model_id: str, params: dict
     if row.status != STATUS_TRAINING:  # a re-run: the decision was taken (or an operator acted)
         return {"model_id": model_id, "decision": "kept", "status": row.status, **headline, "day": day.isoformat()}
     wins, why = judge(metrics, settings.promotion_margin)
-    if wins and not RunParams.from_params(params).dry_run:
+    run = RunParams.from_params(params)
+    if run.challenger_candidate and not wins:  # the operator asked for an A/B test whatever the hold-out day says
+        why = f"kept for an A/B test by the run's challenger_candidate param; the gate: {why}"
+    if (wins or run.challenger_candidate) and not run.dry_run:
         registry.mark_candidate(engine, model_id, reason=f"{row.params.get('family')} A/B candidate: {why}")
         decision = "candidate"
     else:
-        registry.archive(engine, model_id, reason=why if not wins else "dry run: evaluated, never a candidate")
+        kept = wins or run.challenger_candidate  # archived only because of the dry run
+        registry.archive(engine, model_id, reason="dry run: evaluated, never a candidate" if kept else why)
         decision = "archived"
     log.info("challenger %s on %s: %s (%s)", model_id, day, decision, why)
     return {"model_id": model_id, "decision": decision, "reason": why, **headline, "day": day.isoformat()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from recsys.flows.steps import Skip
+from recsys.pipeline.steps import Skip
 from recsys.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def hour_of(logical_date: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return end - HOUR, end
 
 
-def flush(engine, redis) -> dict:
+def flush_impressions(engine, redis) -> dict:
     from recsys.abtest.flusher import flush_impressions
 
     return flush_impressions(engine, redis, consumer="recsys_ab_results")

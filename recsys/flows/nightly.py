@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, dataclass
 
 from recsys.flows.challenger import evaluate_sequential, train_sequential  # the DAG's challenger branch
-from recsys.flows.steps import Skip, recorded
+from recsys.pipeline.steps import Skip, recorded, step
 from recsys.settings import Settings, get_settings
 
 __all__ = ["RunParams", "Skip", "evaluate_sequential", "train_sequential"]
@@ -33,6 +33,7 @@ class RunParams:
     dry_run: bool
     promotion_policy: str
     family: str | None = None  # pin a model family (recsys.families.registry); None = model selection
+    challenger_candidate: bool = False  # the challenger branch's model waits as a CANDIDATE whatever the gate says
 
     @classmethod
     def from_params(cls, params: dict | None, settings: Settings | None = None) -> "RunParams":
@@ -46,6 +47,7 @@ class RunParams:
             dry_run=bool(params.get("dry_run", False)),
             promotion_policy=str(params.get("promotion_policy", settings.promotion_policy)),
             family=_family(params.get("family")),
+            challenger_candidate=bool(params.get("challenger_candidate", False)),
         )
 
 
@@ -77,10 +79,10 @@ def extract(engine, store, day: dt.date, params: dict | None = None) -> dict:
 def validate(engine, store, day: dt.date) -> dict:
     from recsys.pipeline.validate import validate_day
 
-    return {**validate_day(engine, store, day), "day": day.isoformat()}
+    return {**validate_day(engine, store, day, get_settings()), "day": day.isoformat()}
 
 
-@recorded("train")
+@recorded(step("train"))
 def train(engine, store, day: dt.date, params: dict | None) -> dict:
     """Select a family on the window's validation split (or take the pinned one), train it for ``day`` and
     register it; a re-run with the same params reuses the model already trained for it."""
@@ -101,7 +103,7 @@ def train(engine, store, day: dt.date, params: dict | None) -> dict:
             "day": day.isoformat()}
 
 
-@recorded("evaluate")
+@recorded(step("evaluate"))
 def evaluate(engine, store, day: dt.date, model_id: str) -> dict:
     from recsys.evaluation.gate import evaluate_candidate
 
@@ -118,7 +120,7 @@ def data_drift(engine, store, day: dt.date) -> dict:
     """The day's events against the days before (``drift/date=D/report.html``); records its own step."""
     from recsys.drift.report import drift_report
 
-    return drift_report(engine, store, day)
+    return drift_report(engine, store, day, get_settings())
 
 
 def output_drift(engine, store, day: dt.date, model_id: str) -> dict:
@@ -128,10 +130,11 @@ def output_drift(engine, store, day: dt.date, model_id: str) -> dict:
     from recsys.drift.report import output_drift as compare_outputs
 
     protocol = (registry.get_model(engine, model_id).metrics or {}).get("protocol") or {}
-    return compare_outputs(engine, store, day, model_id, live_model_id=protocol.get("live_model_id"))
+    return compare_outputs(engine, store, day, model_id, live_model_id=protocol.get("live_model_id"),
+                           settings=get_settings())
 
 
-@recorded("promote_or_archive")
+@recorded(step("promote_or_archive"))
 def promote_or_archive(engine, day: dt.date, model_id: str, params: dict | None) -> dict:
     """The gate's decision (``release.decide``): ``promoted`` (made LIVE by this run's ``switch``, after its
     lists are written), ``candidate`` (the ``ab_test`` policy: an A/B test starts) or ``archived``."""
@@ -171,7 +174,7 @@ def serving_model(engine, decision: dict) -> str | None:
     return live.model_id if live is not None else None
 
 
-@recorded("publish")
+@recorded(step("publish"))
 def publish(engine, store, day: dt.date, decision: dict) -> dict:
     """The new model's files verified and published (``release.prepare``): ready to be made LIVE, or to serve
     its A/B arm (a CANDIDATE's lists are precomputed into its own keys by this run's precompute)."""
@@ -199,7 +202,7 @@ def _start_ab_test(engine, model_id: str, live_model_id: str | None) -> dict:
     return {"ab_test_id": test["test_id"]}
 
 
-@recorded("shards")
+@recorded(step("shards"))
 def shards(engine, day: dt.date, decision: dict) -> list[int]:
     """The precompute shards to map over: ``0 .. RECSYS_PRECOMPUTE_SHARDS - 1`` (equal shares of the users,
     whatever their segments), none without a model to serve."""
@@ -211,8 +214,8 @@ def shards(engine, day: dt.date, decision: dict) -> list[int]:
     return list(range(get_settings().precompute_shards))
 
 
-@recorded("precompute:{shard}")
-def precompute_shard(engine, store, redis, day: dt.date, shard: int, decision: dict | None = None) -> dict:
+@recorded(step("precompute"))
+def precompute(engine, store, redis, day: dt.date, shard: int, decision: dict | None = None) -> dict:
     """The lists of the model this run leaves serving (a promoted model's into its own keys, activated after
     the switch), then those of a running A/B test's other model for its arm's users."""
     from recsys.abtest.precompute import precompute_test_arms
@@ -224,7 +227,7 @@ def precompute_shard(engine, store, redis, day: dt.date, shard: int, decision: d
     return {**out, "ab_test_id": arms["test_id"], "ab_users": arms["users"]}
 
 
-@recorded("switch")
+@recorded(step("switch"))
 def switch(engine, day: dt.date, decision: dict) -> dict:
     """A promoted model becomes LIVE (under the registry's lock, only while the LIVE model is the one the
     decision was taken against), now that its lists are written."""
@@ -237,8 +240,8 @@ def switch(engine, day: dt.date, decision: dict) -> dict:
     return {**out, "day": day.isoformat()}
 
 
-@recorded("promote_lists:{shard}")
-def activate_shard(engine, redis, day: dt.date, shard: int, decision: dict) -> dict:
+@recorded(step("promote_lists"))
+def promote_lists(engine, redis, day: dt.date, shard: int, decision: dict) -> dict:
     """The promoted model's lists of the shard onto the LIVE keys (after the switch)."""
     from recsys.pipeline.activate import activate_shard as run
 
@@ -247,7 +250,7 @@ def activate_shard(engine, redis, day: dt.date, shard: int, decision: dict) -> d
     return run(engine, redis, day, decision["model_id"], shard, get_settings())
 
 
-@recorded("lists")
+@recorded(step("lists"))
 def lists(engine, store, redis, day: dt.date, decision: dict) -> dict:
     from recsys.pipeline.precompute import precompute_lists
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.abtest.assignment import assign_arm
+from recsys.serving.assignment import assign_arm
 from recsys.abtest.stats import ArmCounts, compare_ctr, design_effect
 from recsys.constants import ARM_TREATMENT, WINNER_INCONCLUSIVE
 

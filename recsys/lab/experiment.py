@@ -36,7 +36,7 @@ LAB_KEY_NAME = "lab"  # the API key name of the simulated traffic in the API log
 def _db_url(admin_url: str, name: str) -> str:
     from sqlalchemy import create_engine, text
 
-    from recsys.clients import normalise_database_url
+    from recsys.db.url import normalise_database_url
 
     admin = create_engine(normalise_database_url(admin_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -28,15 +28,13 @@ from recsys.constants import (
     EVENT_COLUMNS,
     MS_PER_DAY,
     PURCHASE,
-    STEP_SUCCESS,
     VIEW,
 )
-from recsys.pipeline.runs import record_failure, record_step
+from recsys.pipeline.steps import recording, step
 from recsys.timeutil import day_bounds_ms
 
 log = logging.getLogger(__name__)
 
-STEP = "extract"
 EVENTS_KIND = "events"
 EVENTS_FILE = "events.parquet"
 RECENCY_WINDOW_MS = 30 * MS_PER_DAY  # the score halves after 30 days without interaction
@@ -128,14 +126,11 @@ def extract_day(engine: Engine, store: ArtifactStore, day: dt.date) -> dict:
     """
     _check_day(day)
     key = partition_key(EVENTS_KIND, day, EVENTS_FILE)
-    try:
+    with recording(engine, day, step("extract")) as record:
         df = read_day_events(engine, day)
         uri = write_parquet(store, key, df)
         pairs = refresh_interactions(engine, day)
-    except Exception as exc:
-        record_failure(engine, day, STEP, exc)
-        raise
-    result = {"key": key, "uri": uri, "rows": int(len(df)), "day": day.isoformat(), "interactions": pairs}
-    record_step(engine, day, STEP, STEP_SUCCESS, dict(result))
+        result = {"key": key, "uri": uri, "rows": int(len(df)), "day": day.isoformat(), "interactions": pairs}
+        record.details = dict(result)
     log.info("extracted %d events of %s to %s; %d interaction rows refreshed", len(df), day, uri, pairs)
     return result

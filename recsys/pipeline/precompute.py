@@ -31,9 +31,10 @@ from sqlalchemy import Engine, func, or_, select
 from recsys import keys, registry
 from recsys.artifacts import ArtifactStore
 from recsys.constants import (
-    CLICK, COL_ITEM, COL_USER, KEY_PRODUCT_EMBEDDING, KEY_USER_EMBEDDING,
-    PURCHASE, REASON_JUST_VIEWED, REASON_LIKE_YOU, REASON_NEW_ARRIVAL, REASON_VIEWED_CATEGORY, VIEW,
+    CLICK, COL_ITEM, COL_USER, PURCHASE, REASON_JUST_VIEWED, REASON_LIKE_YOU, REASON_NEW_ARRIVAL,
+    REASON_VIEWED_CATEGORY, VIEW,
 )
+from recsys.keys import KEY_PRODUCT_EMBEDDING, KEY_USER_EMBEDDING
 from recsys.db.models import User, UserEvent
 from recsys.families import ModelFamily, ScoringWindow, family_of, servable_users
 from recsys.families.base import Scorer as FamilyScorer
@@ -47,7 +48,7 @@ from recsys.pipeline.segments import (  # noqa: F401  (segment_of, parse_segment
 )
 from recsys.ranking.reasons import NEW_ARRIVAL_MAX_INTERACTIONS
 from recsys.ranking.rerank import CANDIDATE_FACTOR, Candidate, precompute_rows
-from recsys.settings import Settings, get_settings
+from recsys.settings import DEFAULTS, Settings
 from recsys.timeutil import ms_to_datetime
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,8 @@ def active_users(engine: Engine, day: dt.date, active_days: int, settings: Setti
 
 
 def active_segments(engine: Engine, day: dt.date, active_days: int | None = None,
-                    settings: Settings | None = None) -> list[str]:
+                    settings: Settings = DEFAULTS) -> list[str]:
     """Segments with at least one user active in ``[day - active_days + 1, day]``, sorted."""
-    settings = settings or get_settings()
     users = active_users(engine, day, active_days or settings.active_days, settings)
     return sorted(users["segment"].unique().tolist())
 
@@ -360,10 +360,9 @@ def score_users(engine: Engine, redis, day: dt.date, scorer: Scorer, users: pd.D
 
 # --- the nightly steps ----------------------------------------------------------------
 def precompute_shard(engine: Engine, store: ArtifactStore, redis, day: dt.date, shard: int,
-                     model_id: str | None = None, settings: Settings | None = None) -> dict:
+                     model_id: str | None = None, settings: Settings = DEFAULTS) -> dict:
     """Write ``recs:{user_id}`` for every active user of ``shard`` (``0 .. RECSYS_PRECOMPUTE_SHARDS - 1``)
     with the LIVE model (or ``model_id``)."""
-    settings = settings or get_settings()
     shard = check_shard(shard, settings.precompute_shards)
     started = time.perf_counter()
     scorer = Scorer.load(engine, store, day, model_id, settings)
@@ -377,10 +376,9 @@ def precompute_shard(engine: Engine, store: ArtifactStore, redis, day: dt.date, 
 
 
 def precompute_lists(engine: Engine, store: ArtifactStore, redis, day: dt.date,
-                     settings: Settings | None = None) -> dict:
+                     settings: Settings = DEFAULTS) -> dict:
     """Trending, new arrivals, bestsellers per category, categories, the basket lists (frequently bought together,
     repurchase intervals: ``basket_lists``) and LIVE product embeddings."""
-    settings = settings or get_settings()
     live = registry.get_live(engine)
     return _write_lists(engine, redis, day, settings,
                         Scorer.load(engine, store, day, live.model_id, settings) if live else None)
@@ -409,7 +407,7 @@ def latest_event_day(engine: Engine, now_ms: int | None = None, skew_ms: int | N
     if now_ms is None:
         now_ms = int(time.time() * 1000)
     if skew_ms is None:
-        skew_ms = get_settings().event_clock_skew_seconds * 1000
+        skew_ms = DEFAULTS.event_clock_skew_seconds * 1000
     with engine.connect() as conn:
         last = conn.execute(select(func.max(UserEvent.timestamp)).where(UserEvent.timestamp <= now_ms + skew_ms)).scalar()
     if last is None:
@@ -418,11 +416,10 @@ def latest_event_day(engine: Engine, now_ms: int | None = None, skew_ms: int | N
 
 
 def precompute_all(engine: Engine, store: ArtifactStore, redis, day: dt.date | None = None,
-                   model_id: str | None = None, settings: Settings | None = None) -> dict:
+                   model_id: str | None = None, settings: Settings = DEFAULTS) -> dict:
     """The shared lists and every active segment's lists of the LIVE model (or ``model_id``: a model that is
     not LIVE writes its own keys, ``recs:<model>:{user}``, which ``recsys.pipeline.release`` activates after
     the switch); ``user_ids``: the users whose lists were written."""
-    settings = settings or get_settings()
     day = day or latest_event_day(engine, skew_ms=settings.event_clock_skew_seconds * 1000)
     started = time.perf_counter()
     scorer = Scorer.load(engine, store, day, model_id, settings)

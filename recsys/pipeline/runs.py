@@ -1,5 +1,8 @@
 """Step records of the nightly run: one ``pipeline_runs`` row per (run date, step).
 
+Steps write them through ``recsys.pipeline.steps.recording`` (or its ``recorded`` decorator), the one way a
+step records itself; this module is the table's reader and writer.
+
 Every step leaves what it did (rows extracted, validation failures, ...) for
 metrics and on-call. ``run_date`` is the day the step processed (the ``day``
 argument every step receives). Writing a step again for the same date replaces
@@ -77,9 +80,11 @@ def get_steps(engine: Engine, run_date: dt.date) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def record_failure(engine: Engine, run_date: dt.date, step: str, exc: BaseException) -> None:
-    """Best effort: record ``step`` as FAILED with the error; never hides ``exc`` behind a second error."""
-    details = {"error_type": type(exc).__name__, "error": str(exc)[:2000]}
+def record_failure(engine: Engine, run_date: dt.date, step: str, exc: BaseException,
+                   details: dict | None = None) -> None:
+    """Best effort: record ``step`` as FAILED with the error (after the ``details`` the step gathered before it
+    failed); never hides ``exc`` behind a second error."""
+    details = {**(details or {}), "error_type": type(exc).__name__, "error": str(exc)[:2000]}
     try:
         record_step(engine, run_date, step, STEP_FAILED, details)
     except Exception:  # the database may be what failed: the caller re-raises the original error

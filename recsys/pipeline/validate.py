@@ -34,17 +34,14 @@ from recsys.constants import (
     IMPRESSION,
     MS_PER_DAY,
     PURCHASE,
-    STEP_FAILED,
-    STEP_SUCCESS,
 )
 from recsys.pipeline.extract import EVENTS_FILE, EVENTS_KIND
-from recsys.pipeline.runs import record_failure, record_step
-from recsys.settings import Settings, get_settings
+from recsys.pipeline.steps import recording, step
+from recsys.settings import DEFAULTS, Settings
 from recsys.timeutil import day_bounds_ms
 
 log = logging.getLogger(__name__)
 
-STEP = "validate"
 REPORT_KIND = "validation"
 REPORT_FILE = "report.json"
 REQUIRED_COLUMNS = (COL_EVENT_ID, COL_USER, COL_ITEM, COL_EVENT_TYPE, COL_TIMESTAMP)
@@ -319,36 +316,33 @@ def build_report(day: dt.date, df: pd.DataFrame, checks: list[dict], volume: dic
     }
 
 
-def validate_day(engine: Engine, store: ArtifactStore, day: dt.date, settings: Settings | None = None) -> dict:
+def validate_day(engine: Engine, store: ArtifactStore, day: dt.date, settings: Settings = DEFAULTS) -> dict:
     """Validate the extracted events of ``day``; save the report; raise ``DataValidationError`` on failure.
 
     Returns ``{"success", "report_key", "report_uri", "rows", "failed", "flagged_bots"}``.
     """
     if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
         raise TypeError(f"day must be a datetime.date, got {day!r}")
-    settings = settings or get_settings()
     events_key = partition_key(EVENTS_KIND, day, EVENTS_FILE)
-    if not store.exists(events_key):
-        exc = FileNotFoundError(f"no extracted events for {day} at {store.uri(events_key)}: run extract first")
-        record_failure(engine, day, STEP, exc)
-        raise exc
-    df = add_known_flags(engine, read_parquet(store, events_key))
-    volume = trailing_volume(engine, day)
-    if volume is not None and COL_EVENT_TYPE in df.columns:
-        volume["impressions_today"] = int((df[COL_EVENT_TYPE] == IMPRESSION).sum())
-    checks = [summarise(r, df) for r in run_checks(df, day, volume, settings.volume_band)]
-    bots = flag_bots(df, settings.bot_events_per_minute) if {COL_USER, COL_TIMESTAMP} <= set(df.columns) else []
-    report = build_report(day, df, checks, volume, bots, settings)
-    report_key = partition_key(REPORT_KIND, day, REPORT_FILE)
-    report_uri = store.put_bytes(report_key, json.dumps(report, indent=2, allow_nan=False).encode())
-    failed = [c["check"] for c in checks if not c["success"]]
-    result = {
-        "success": report["success"], "report_key": report_key, "report_uri": report_uri,
-        "rows": report["rows"], "failed": failed, "flagged_bots": [b["user_id"] for b in bots],
-    }
-    status = STEP_SUCCESS if report["success"] else STEP_FAILED
-    record_step(engine, day, STEP, status, {**result, "volume_check_skipped": volume is None})
-    if not report["success"]:
-        raise DataValidationError(failure_message(report, report_uri), report=report, report_uri=report_uri)
+    with recording(engine, day, step("validate")) as record:
+        if not store.exists(events_key):
+            raise FileNotFoundError(f"no extracted events for {day} at {store.uri(events_key)}: run extract first")
+        df = add_known_flags(engine, read_parquet(store, events_key))
+        volume = trailing_volume(engine, day)
+        if volume is not None and COL_EVENT_TYPE in df.columns:
+            volume["impressions_today"] = int((df[COL_EVENT_TYPE] == IMPRESSION).sum())
+        checks = [summarise(r, df) for r in run_checks(df, day, volume, settings.volume_band)]
+        bots = flag_bots(df, settings.bot_events_per_minute) if {COL_USER, COL_TIMESTAMP} <= set(df.columns) else []
+        report = build_report(day, df, checks, volume, bots, settings)
+        report_key = partition_key(REPORT_KIND, day, REPORT_FILE)
+        report_uri = store.put_bytes(report_key, json.dumps(report, indent=2, allow_nan=False).encode())
+        failed = [c["check"] for c in checks if not c["success"]]
+        result = {
+            "success": report["success"], "report_key": report_key, "report_uri": report_uri,
+            "rows": report["rows"], "failed": failed, "flagged_bots": [b["user_id"] for b in bots],
+        }
+        record.details = {**result, "volume_check_skipped": volume is None}
+        if not report["success"]:  # recorded FAILED with the failed checks
+            raise DataValidationError(failure_message(report, report_uri), report=report, report_uri=report_uri)
     log.info("validated %d events of %s: %d bot-like users flagged; report %s", len(df), day, len(bots), report_uri)
     return result

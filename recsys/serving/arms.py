@@ -1,6 +1,6 @@
 """A/B serving helpers: which arm a user is in, its stored record, and the impression of an answer.
 
-The arm is a pure function of (test id, user id) (``recsys.abtest.assignment``), known
+The arm is a pure function of (test id, user id) (``recsys.serving.assignment``), known
 before the Redis read, so the arm model's list is read in the same round trip. The
 ``ab_test:{user_id}`` record is written (buffered, TTL = the test's remaining time) when
 it is missing or names another test; when the API knows no running test (a refresh
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from recsys.abtest.assignment import arm_model, assign_arm, assignment_payload, remaining_seconds
-from recsys.abtest.impressions import impression_fields
+from recsys.serving.assignment import arm_model, assign_arm, assignment_payload, remaining_seconds
+from recsys.serving.impressions import impression_fields
 from recsys.constants import ARMS
 from recsys.keys import ab_key
 from recsys.serving.state import ServingState

@@ -16,7 +16,7 @@ import logging
 
 import pandas as pd
 
-from recsys.abtest.assignment import arm_model
+from recsys.serving.assignment import arm_model
 from recsys.constants import ARMS, COL_ITEM
 from recsys.families import ServedModel, family_of
 from recsys.integrity import ArtifactIntegrityError

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from recsys.abtest.assignment import is_running
+from recsys.serving.assignment import is_running
 from recsys.artifacts import ArtifactStore
 from recsys.families import ServedModel
 from recsys.ranking.repurchase import CategoryRepurchase

@@ -13,8 +13,8 @@ import numpy as np
 from sqlalchemy import insert
 
 from recsys.artifacts import model_key
-from recsys.constants import KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_TRENDING
-from recsys.abtest.assignment import assign_arm
+from recsys.keys import KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_TRENDING
+from recsys.serving.assignment import assign_arm
 from recsys.abtest.request_ids import RequestIdSigner
 from recsys.db.models import ABImpression, Product, RecommendationModel, UserEvent
 from recsys.families.vectors.files import publish_arrays

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import func, select
 
 from ab_helpers import TOKEN, auth, now_ms, open_client, start
-from recsys.abtest.assignment import assign_arm
+from recsys.serving.assignment import assign_arm
 from recsys.abtest.flusher import flush_impressions
 from recsys.api.ab_schemas import ABTestCreated, ABTestView
 from recsys.api.app import create_app
-from recsys.constants import IMPRESSION, KEY_IMPRESSIONS
+from recsys.constants import IMPRESSION
+from recsys.keys import KEY_IMPRESSIONS
 from recsys.db.models import ABImpression, RecommendationModel, UserEvent
 from recsys.keys import ab_key
 

@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from recsys.abtest.assignment import arm_model, assign_arm, assignment_payload, bucket, is_running, remaining_seconds
+from recsys.serving.assignment import arm_model, assign_arm, assignment_payload, bucket, is_running, remaining_seconds
 
 
 def test_same_user_same_arm_every_time_and_in_another_process():
     here = [assign_arm(7, u, 0.2) for u in range(1, 2001)]
     assert here == [assign_arm(7, u, 0.2) for u in range(1, 2001)]
-    code = ("from recsys.abtest.assignment import assign_arm;"
+    code = ("from recsys.serving.assignment import assign_arm;"
             "print(','.join(assign_arm(7, u, 0.2) for u in range(1, 2001)))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout.strip().split(",")

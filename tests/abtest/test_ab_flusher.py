@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from ab_helpers import REDIS_URL
 from recsys.abtest import dead_letters
 from recsys.abtest.flusher import flush_impressions, stream_counts, write_entries
-from recsys.abtest.impressions import ImpressionBuffer, impression_fields
-from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
+from recsys.serving.impressions import ImpressionBuffer, impression_fields
+from recsys.keys import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.db.models import ABImpression, ImpressionDeadLetter, UserEvent
 from recsys.pipeline_metrics import register_pipeline_metrics
 from recsys.serving.stores.redis_store import RedisStore
@@ -200,3 +200,14 @@ async def test_the_api_caps_the_stream_with_the_setting(ab_world, ab_settings, a
     assert 1000 <= redis_client.xlen(KEY_IMPRESSIONS) < 1501
     counts = stream_counts(redis_client)
     assert counts["added"] == 1501 and counts["trimmed"] == 1501 - counts["length"] > 0
+
+
+def test_the_deleted_counter_of_its_old_name_is_moved_once(engine, redis_client):
+    from recsys.keys import KEY_IMPRESSIONS_DELETED, LEGACY_IMPRESSIONS_DELETED
+
+    redis_client.set(LEGACY_IMPRESSIONS_DELETED, 41)
+    redis_client.xadd(KEY_IMPRESSIONS, fields("moved-1"))
+    flush_impressions(engine, redis_client, batch=10)
+    assert stream_counts(redis_client)["deleted"] == 42 and not redis_client.exists(LEGACY_IMPRESSIONS_DELETED)
+    flush_impressions(engine, redis_client, batch=10)  # nothing left to move: counted once
+    assert int(redis_client.get(KEY_IMPRESSIONS_DELETED)) == 42

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from ab_helpers import REDIS_URL
 from recsys.abtest.flusher import flush_impressions, write_entries
-from recsys.abtest.impressions import ImpressionBuffer, decode_entry, impression_fields
-from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
+from recsys.serving.impressions import ImpressionBuffer, decode_entry, impression_fields
+from recsys.keys import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.db.models import ABImpression, User, UserEvent
 from recsys.keys import ab_key
 from recsys.serving.errors import DependencyDown
@@ -124,7 +124,7 @@ def test_flush_and_results_on_sqlite(sqlite_engine, redis_client, local_store):
 
     from ab_helpers import register
     from recsys.abtest import results, service
-    from recsys.abtest.assignment import assign_arm
+    from recsys.serving.assignment import assign_arm
 
     register(sqlite_engine, local_store, "m-control", "LIVE", 1, prefer_low_ids=False)
     register(sqlite_engine, local_store, "m-treat", "TRAINING", 2, prefer_low_ids=True)

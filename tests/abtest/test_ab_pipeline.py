@@ -11,7 +11,7 @@ from sqlalchemy import insert
 
 from recsys import registry
 from recsys.abtest import store
-from recsys.abtest.assignment import assign_arm
+from recsys.serving.assignment import assign_arm
 from recsys.flows.hourly import hour_of
 from recsys.abtest.precompute import precompute_test_arms
 from recsys.abtest.service import start_test

@@ -18,7 +18,7 @@ from ab_helpers import SIGNER
 import results_reference as ref
 from recsys.abtest import results as R
 from recsys.abtest import service, store
-from recsys.abtest.assignment import assign_arm
+from recsys.serving.assignment import assign_arm
 from recsys.constants import ARMS
 from recsys.db.models import ABImpression, UserEvent
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ab_helpers import TOKEN, auth, now_ms, start
 from recsys.abtest import results, service
-from recsys.abtest.assignment import assign_arm
+from recsys.serving.assignment import assign_arm
 from recsys.api.auth import admin_cookie, valid_admin_cookie
 from recsys.db.models import UserEvent
 

@@ -92,7 +92,7 @@ def test_the_readme_command_runs_from_a_shell(tmp_path):
     finally:
         from sqlalchemy import create_engine, text as sql
 
-        from recsys.clients import normalise_database_url
+        from recsys.db.url import normalise_database_url
 
         admin = create_engine(normalise_database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:

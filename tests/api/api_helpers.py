@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 
 
-from recsys.constants import KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_RECS, KEY_TRENDING, KEY_USER_EVENTS
+from recsys.keys import KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_RECS, KEY_TRENDING, KEY_USER_EVENTS
 
 REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CATEGORIES = ("Shoes", "Fashion", "Electronics", "Books", "Home")

@@ -131,8 +131,8 @@ async def test_answers_off_and_keys_of_a_previous_release(catalog_engine, redis_
 async def test_a_hit_logs_its_impression_with_the_ab_arm(catalog_engine, redis_client, api_settings):
     import datetime as dt
 
-    from recsys.abtest.assignment import assign_arm
-    from recsys.constants import KEY_IMPRESSIONS
+    from recsys.serving.assignment import assign_arm
+    from recsys.keys import KEY_IMPRESSIONS
 
     write_lists(redis_client)
     write_user_recs(redis_client, 44, ALL_PRODUCTS[:30], n_events=60)

@@ -184,3 +184,28 @@ async def test_api_reads_cached_answers_and_events_update_the_session_on_the_clu
             assert parse_session(client.hgetall(session_key(u))).session_id == f"cluster-b{u}"
     finally:
         await close()
+
+
+def test_the_impression_flusher_acknowledges_and_counts_on_the_cluster(on_cluster):
+    """The acknowledge script and the stream's counts touch the stream and its deleted counter at once: one
+    slot (a CROSSSLOT error on a cluster before the counter's hash tag)."""
+    from recsys.abtest.flusher import flush_impressions, stream_counts
+    from recsys.keys import KEY_IMPRESSIONS, KEY_IMPRESSIONS_DELETED, LEGACY_IMPRESSIONS_DELETED
+    from recsys.serving.impressions import impression_fields
+
+    client, engine = on_cluster["client"], on_cluster["engine"]
+    assert client.keyslot(KEY_IMPRESSIONS) == client.keyslot(KEY_IMPRESSIONS_DELETED)
+    flush_impressions(engine, client, batch=100)  # the impressions of this module's earlier requests
+    before = stream_counts(client)["deleted"]
+    client.set(LEGACY_IMPRESSIONS_DELETED, 5)  # a deployment's counter under its old name
+    for i in range(3):
+        client.xadd(KEY_IMPRESSIONS, impression_fields(
+            request_id=f"cluster-{i}", user_id=on_cluster["with_session"][i], ts_ms=now_ms(), products=[1, 2], model_id=on_cluster["model_id"], arm=None, test_id=None,
+            source="personalized"))
+    done = flush_impressions(engine, client, batch=10)
+    assert done["impressions"] == 3 and done["dead_letters"] == 0
+    counts = stream_counts(client)
+    assert counts["length"] == 0 and counts["deleted"] == before + 5 + 3
+    assert not client.exists(LEGACY_IMPRESSIONS_DELETED)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM ab_impressions WHERE request_id LIKE 'cluster-%'")).scalar() == 3

@@ -13,7 +13,7 @@ from redis.exceptions import (
 )
 
 from api_helpers import metric, now_ms, pid, write_user_recs
-from recsys.constants import KEY_IMPRESSIONS, KEY_RATE_LIMIT
+from recsys.keys import KEY_IMPRESSIONS, KEY_RATE_LIMIT
 from recsys.db.redis_errors import is_connectivity_error, is_refused_command
 from recsys.keys import session_key
 from recsys.serving.errors import DependencyDown

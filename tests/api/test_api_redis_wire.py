@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from api_helpers import REDIS_URL
-from recsys.constants import KEY_IMPRESSIONS
+from recsys.keys import KEY_IMPRESSIONS
 from recsys.keys import events_key, recs_key, session_key
 from recsys.serving.stores.redis_store import RedisStore
 from recsys.serving.stores.redis_wire import WirePipeline, pairs

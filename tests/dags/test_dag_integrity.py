@@ -53,7 +53,8 @@ def test_nightly_task_order(dagbag):
 def test_nightly_schedule_params_and_deadline(dagbag):
     dag = dagbag.dags["recsys_nightly"]
     assert dag.max_active_runs == 1
-    for name in ("window_days", "epochs", "loss", "force_promotion", "dry_run", "promotion_policy"):
+    for name in ("window_days", "epochs", "loss", "force_promotion", "dry_run", "promotion_policy", "family",
+                 "challenger_candidate"):
         assert name in dag.params, name
         assert dag.params.get_param(name).description, f"param {name} has no description for the trigger form"
     assert dag.deadline, "the 4-hour deadline alert is missing"

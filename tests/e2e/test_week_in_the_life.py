@@ -30,7 +30,7 @@ import pytest
 from sqlalchemy import text
 
 from recsys.clients import make_engine
-from recsys.constants import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
+from recsys.keys import IMPRESSIONS_GROUP, KEY_IMPRESSIONS
 from recsys.data.synthetic import Shop, generate_shop
 from pg_helpers import clear_client_caches, flushed_redis, fresh_database
 from shop_dates import REDIS_URL

@@ -110,3 +110,22 @@ def test_without_the_training_modules_the_branch_is_skipped(shop_engine, local_s
         nightly.train_sequential(shop_engine, local_store, DAY, FAST)
     assert {s["step"]: s["status"] for s in get_steps(shop_engine, DAY)}["train_sequential"] == "SKIPPED"
     assert registry.list_models(shop_engine) == []
+
+
+def test_the_challenger_candidate_param_keeps_the_model_for_an_ab_test_whatever_the_gate(shop_engine, local_store, quick):
+    hybrid = nightly.train(shop_engine, local_store, DAY, FAST)
+    registry.promote(shop_engine, hybrid["model_id"], reason="test")
+    trained = nightly.train_sequential(shop_engine, local_store, DAY, FAST)
+    params = {**FAST, "challenger_candidate": True}
+    evaluated = nightly.evaluate_sequential(shop_engine, local_store, DAY, trained["model_id"], params)
+    row = registry.get_model(shop_engine, trained["model_id"])
+    assert evaluated["decision"] == "candidate" and row.status == STATUS_CANDIDATE
+    wins, why = judge(row.metrics, get_settings().promotion_margin)
+    assert why in row.decision  # the gate's verdict stays on the row
+    assert ("challenger_candidate" in row.decision) == (not wins)
+    assert registry.get_live(shop_engine).model_id == hybrid["model_id"]
+
+    dry = nightly.train_sequential(shop_engine, local_store, DAY, {**FAST, "window_days": 13})
+    nightly.evaluate_sequential(shop_engine, local_store, DAY, dry["model_id"], {**params, "window_days": 13,
+                                                                               "dry_run": True})
+    assert registry.get_model(shop_engine, dry["model_id"]).status == STATUS_ARCHIVED  # a dry run keeps nothing

@@ -23,7 +23,7 @@ import redis
 from sqlalchemy import create_engine, text
 
 from airflow_stack import ADMIN_PASSWORD, ADMIN_USER, COMPONENTS, REPO, AirflowStack, port_from_env, wait_for
-from recsys.clients import normalise_database_url
+from recsys.db.url import normalise_database_url
 from shop_dates import REDIS_URL
 
 PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -184,11 +184,11 @@ def test_a_pinned_sequential_model_goes_through_evaluate_promotion_publish_and_p
     assert published["keys"] == [f"models/{trained['model_id']}/metadata.json"]
     assert "metadata.json" in registry.get_model(shop_engine, trained["model_id"]).artifacts
     shards = nightly.shards(shop_engine, DAY, decision)
-    written = [nightly.precompute_shard(shop_engine, local_store, redis_client, DAY, shard, decision)
+    written = [nightly.precompute(shop_engine, local_store, redis_client, DAY, shard, decision)
                for shard in shards]
     assert {w["model_id"] for w in written} == {trained["model_id"]} and sum(w["users"] for w in written) > 0
     nightly.switch(shop_engine, DAY, decision)
     assert registry.get_live(shop_engine).model_id == trained["model_id"]
     assert registry.get_model(shop_engine, trained["model_id"]).status == STATUS_LIVE
-    moved = [nightly.activate_shard(shop_engine, redis_client, DAY, shard, decision) for shard in shards]
+    moved = [nightly.promote_lists(shop_engine, redis_client, DAY, shard, decision) for shard in shards]
     assert sum(m["moved"] for m in moved) == sum(w["users"] for w in written)

@@ -12,15 +12,17 @@ import pytest
 from sqlalchemy import select
 
 from recsys import registry
-from recsys.constants import (
+from recsys.constants import PURCHASE, REASON_LIKE_YOU, VIEW
+from recsys.keys import (
     KEY_BESTSELLERS, KEY_CATEGORIES, KEY_NEW_ARRIVALS, KEY_PRODUCT_EMBEDDING, KEY_RECS, KEY_RECS_MODEL,
-    KEY_TRENDING, KEY_USER_EMBEDDING, PURCHASE, REASON_LIKE_YOU, VIEW,
+    KEY_TRENDING, KEY_USER_EMBEDDING,
 )
 from recsys.db.models import Product, UserEvent
 from recsys.families.hybrid.fit import TrainParams
 from recsys.pipeline.train import train_model
 from recsys.pipeline import precompute as P
-from recsys.pipeline.lists import bestsellers, new_arrivals, trending, window_ms, write_json
+from recsys.pipeline.lists import window_ms, write_json
+from recsys.ranking.popular_lists import bestsellers, new_arrivals, trending
 from recsys.settings import Settings
 from recsys.timeutil import day_bounds_ms
 from recsys.keys import recs_key

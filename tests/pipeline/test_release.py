@@ -126,16 +126,16 @@ def test_the_nightly_tasks_switch_after_the_lists_and_a_failed_shard_changes_not
         assert decision["decision"] == "promoted" and registry.get_live(shop_engine).model_id == world["a"]
         nightly.publish(shop_engine, local_store, LAST_EVENT_DAY, decision)
         shards = nightly.shards(shop_engine, LAST_EVENT_DAY, decision)
-        nightly.precompute_shard(shop_engine, local_store, redis_client, LAST_EVENT_DAY, shards[0], decision)
+        nightly.precompute(shop_engine, local_store, redis_client, LAST_EVENT_DAY, shards[0], decision)
         # the second shard fails: the DAG never runs switch, and the LIVE keys are still the LIVE model's
         assert registry.get_live(shop_engine).model_id == world["a"]
         assert set(_live_lists(redis_client).values()) == {world["a"]}
-        nightly.precompute_shard(shop_engine, local_store, redis_client, LAST_EVENT_DAY, shards[1], decision)
+        nightly.precompute(shop_engine, local_store, redis_client, LAST_EVENT_DAY, shards[1], decision)
         assert _own_lists(redis_client, world["b"]) == world["users"]  # every list written before the switch
         nightly.switch(shop_engine, LAST_EVENT_DAY, decision)
         assert registry.get_live(shop_engine).model_id == world["b"]
         for shard in shards:
-            nightly.activate_shard(shop_engine, redis_client, LAST_EVENT_DAY, shard, decision)
+            nightly.promote_lists(shop_engine, redis_client, LAST_EVENT_DAY, shard, decision)
         assert set(_live_lists(redis_client).values()) == {world["b"]}
     finally:
         get_settings.cache_clear()

@@ -38,7 +38,7 @@ def test_a_scheduled_run_processes_the_day_before_its_logical_date(context):
 def test_skippable_turns_a_flow_skip_into_an_airflow_skip():
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from recsys.flows.steps import Skip
+    from recsys.pipeline.steps import Skip
 
     def step(reason):
         raise Skip(reason)

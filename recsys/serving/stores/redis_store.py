@@ -7,7 +7,7 @@ write under ``maxmemory`` or a key of another type, concerns that command and op
 nothing). A refused write of the buffer is counted and dropped, never retried.
 The cache-hit path is ``read_user_view``: one pipelined round trip, which also
 carries the writes buffered since the previous request (impressions, A/B
-assignments: ``recsys.abtest.impressions``), sent by ``redis_wire.WirePipeline``
+assignments: ``recsys.serving.impressions``), sent by ``redis_wire.WirePipeline``
 on a plain Redis (redis-py's cluster pipeline on a Redis Cluster).
 """
 
@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from recsys.abtest.impressions import ImpressionBuffer, PendingWrite, queue_writes, write_command
+from recsys.serving.impressions import ImpressionBuffer, PendingWrite, queue_writes, write_command
 from recsys.db.redis_errors import REDIS_ERRORS, is_connectivity_error, is_refused_command
 from recsys.keys import (
     KEY_REPURCHASE, ab_key, answer_key, bought_together_key, category_keys, encode_recs, events_key, list_keys,

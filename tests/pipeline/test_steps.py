@@ -1,4 +1,4 @@
-"""The flow-step helpers: the @recorded decorator and the day a task hands on."""
+"""The step helpers: the @recorded decorator and the day a task hands on."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from recsys.flows.steps import Skip, day_of, recorded
+from recsys.pipeline.steps import Skip, day_of, recorded
 from recsys.pipeline.runs import get_steps
 
 DAY = dt.date(2026, 12, 4)

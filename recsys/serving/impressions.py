@@ -19,7 +19,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from recsys.constants import IMPRESSION, KEY_IMPRESSIONS, MAX_DB_INT, RESERVED_EVENT_ID_PREFIX
+from recsys.constants import IMPRESSION, MAX_DB_INT, RESERVED_EVENT_ID_PREFIX
+from recsys.keys import KEY_IMPRESSIONS
 from recsys.settings import default
 
 log = logging.getLogger(__name__)
