@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--products", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=500)
     args = parser.parse_args(argv)
-    from recsys.constants import KEY_RECS
+    from recsys.keys import recs_key
     from recsys.settings import Settings
 
     started, info = time.perf_counter(), machine()
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         counts = event_counts(engine)
         engine.dispose()
         ids = sorted((u for u, n in counts.items() if n >= settings.personalized_min_events
-                      and redis_client.exists(KEY_RECS.format(user_id=u))), key=lambda u: -counts[u])[:args.calls]
+                      and redis_client.exists(recs_key(u))), key=lambda u: -counts[u])[:args.calls]
         log(f"{len(ids)} Tier-1 users with a cached list")
         out = asyncio.run(_measure(settings, ids))
     log(", ".join(f"{k}: {v['median_us_per_call']} µs (answer served {v['cache_hit_share']})"
