@@ -341,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--selection-metric", default=None, help="default RECSYS_SELECTION_METRIC (ndcg@10)")
     ev.add_argument("--selection-budget", type=float, default=None,
                     help="seconds for the selection on validation (default RECSYS_SELECTION_BUDGET_SECONDS)")
+    ev.add_argument("--selection-min-users", type=int, default=None,
+                    help="users the selection's validation split should hold (default RECSYS_SELECTION_MIN_USERS)")
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--json", default=None, help="result file (default bench/results/<dataset>.json)")
     ev.add_argument("--models", default=None, help="comma-separated subset (default: all)")
