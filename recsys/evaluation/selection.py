@@ -148,6 +148,7 @@ class Selection:
     seconds: float
     budget_seconds: float
     decision: str = ""
+    live_family: str | None = None
 
     @property
     def chosen(self) -> dict:
@@ -156,7 +157,8 @@ class Selection:
     def as_dict(self) -> dict:
         return {"metric": self.metric, "secondary_metric": secondary_metric(self.metric), "chosen": self.chosen["name"],
                 "seconds": round(self.seconds, 1), "budget_seconds": self.budget_seconds, "candidates": self.rows,
-                "decision": self.decision, "tie_rule": TIE_RULE, "level": LEVEL, "resamples": RESAMPLES}
+                "decision": self.decision, "live_family": self.live_family, "tie_rule": TIE_RULE, "level": LEVEL,
+                "resamples": RESAMPLES}
 
 
 def _row(spec: CandidateSpec, **values) -> dict:
@@ -188,8 +190,8 @@ def _choose(rows: list[dict], metric: str, live_family: str | None = None) -> st
                 "intervals")
     leader["chosen"] = True
     if kept is not None:
-        return (f"{leader['name']} leads by {metric} {leader['validation'][metric]:.4f}; the LIVE family's best "
-                f"({kept['name']} {kept['validation'][metric]:.4f}) is outside its {LEVEL:.0%} interval")
+        return (f"{leader['name']} leads by {metric} {leader['validation'][metric]:.4f}; the LIVE family {live_family}'s "
+                f"best ({kept['name']} {kept['validation'][metric]:.4f}) is outside its {LEVEL:.0%} interval")
     suffix = f" (the LIVE family {live_family})" if live_family == leader["family"] else ""
     return f"{leader['name']} leads by {metric} {leader['validation'][metric]:.4f}{suffix}"
 
@@ -224,7 +226,7 @@ def select_model(val: EvalSplit, specs: Sequence[CandidateSpec], *, metric: str 
         if row["name"] in intervals:
             row["interval"] = [round(x, 6) for x in intervals[row["name"]]]
     decision = _choose(rows, metric, live_family)
-    return Selection(metric, rows, time.perf_counter() - began, budget_seconds, decision)
+    return Selection(metric, rows, time.perf_counter() - began, budget_seconds, decision, live_family)
 
 
 def partial_fit(model) -> str | None:
