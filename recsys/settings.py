@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     selection_validation_days: int = Field(
         default=1, ge=1, description="model selection in the nightly run: the newest days of the training window "
                                      "that candidates are scored on (never the day being evaluated)")
+    selection_min_users: int = Field(
+        default=2000, ge=1, description="model selection: the validation split holds at least this many users (or "
+                                        "every eligible user of a smaller shop): a time split is widened, then "
+                                        "switched to each user's newest events (recsys.evaluation.validation)")
     tuning_interval_days: int = Field(
         default=7, ge=0, description="weekly tuning: days between two hyper-parameter searches (0 = never)")
     tuning_budget_seconds: float = Field(

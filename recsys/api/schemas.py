@@ -290,8 +290,10 @@ class ModelStatus(BaseModel):
     model_type: str | None = Field(default=None,
                                    description="the model family (HYBRID, lightfm-cf, als, item-knn, SEQUENTIAL)")
     selection: dict[str, Any] | None = Field(
-        default=None, description="the nightly model selection that chose it: metric, chosen candidate and every "
-                                  "candidate's family, configuration, validation metrics and seconds")
+        default=None, description="the nightly model selection that chose it: metric, chosen candidate, the "
+                                  "validation split (protocol, users, windows tried), the decision and every "
+                                  "candidate's family, configuration, validation metrics with their bootstrap "
+                                  "interval and seconds")
     request_id: str
 
 
