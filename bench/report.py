@@ -13,6 +13,7 @@ from bench.report_format import load_results, num, pct, short_function, sig, tab
 from bench.report_sections import ann, ingest, nightly, precompute, scale, serving, training
 from bench.report_selection import selection
 from bench.report_shards import shards, shards_headline
+from bench.report_filtered import serving_filtered
 from bench.report_sequential import sequential, sequential_headline
 from bench.serving_baseline import before_after, change_finding
 
@@ -177,6 +178,8 @@ def main() -> None:
             parts.append(section(results[name]))
         if name == "serving" and name in results and before_after(results[name]):
             parts.append(before_after(results[name]))
+        if name == "serving" and "serving_filtered" in results:
+            parts.append(serving_filtered(results["serving_filtered"]))
     (BENCH_DIR / "README.md").write_text("\n\n".join(parts) + "\n")
     print("wrote bench/README.md")
 

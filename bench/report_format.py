@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.common import RESULTS_DIR
 
 OWN_RESULTS = ("precompute", "shards", "ann", "serving", "api_memory", "ingest", "training", "nightly", "selection",
-               "scale_simulation", "sequential_latency")
+               "scale_simulation", "sequential_latency", "serving_filtered")
 
 
 def load_results(folder: Path = RESULTS_DIR) -> dict[str, dict]:

@@ -59,7 +59,11 @@ def cmd_generate(args) -> int:
     from recsys.data.synthetic import generate_shop
 
     end = args.end_date or (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))
-    shop = generate_shop(n_users=args.users, n_products=args.products, days=args.days, seed=args.seed, end_date=end)
+    if args.burst_days is not None and args.burst_days < 1:
+        print(f"generate: --burst-days must be >= 1, got {args.burst_days}", file=sys.stderr)
+        return 2
+    shop = generate_shop(n_users=args.users, n_products=args.products, days=args.days, seed=args.seed, end_date=end,
+                         burst_days=args.burst_days)
     _print(load_shop(get_engine(), shop))
     return 0
 
@@ -366,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=int, default=30)
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--end-date", type=_date, default=None, help="last day of events (default: yesterday, UTC)")
+    gen.add_argument("--burst-days", type=int, default=None,
+                     help="each user active in one burst of this many days (default: over the whole period)")
     gen.set_defaults(func=cmd_generate)
 
     load = sub.add_parser("load", help="import a real public event log")
@@ -400,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--selection-metric", default=None, help="default RECSYS_SELECTION_METRIC (ndcg@10)")
     ev.add_argument("--selection-budget", type=float, default=None,
                     help="seconds for the selection on validation (default RECSYS_SELECTION_BUDGET_SECONDS)")
+    ev.add_argument("--selection-min-users", type=int, default=None,
+                    help="users the selection's validation split should hold (default RECSYS_SELECTION_MIN_USERS)")
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--json", default=None, help="result file (default bench/results/<dataset>.json)")
     ev.add_argument("--models", default=None, help="comma-separated subset (default: all)")

@@ -52,6 +52,7 @@ KEY_IMPRESSIONS = "stream:impressions"            # stream: one entry per recomm
 KEY_IMPRESSIONS_DELETED = "{stream:impressions}:deleted"
 LEGACY_IMPRESSIONS_DELETED = "stream:impressions:deleted"  # its name before the hash tag: moved by the flusher
 KEY_RATE_LIMIT = "ratelimit:{name}"               # hash {tokens, ts}: the token bucket of one API key name
+KEY_PAGE = "page:{request_id}"                    # JSON {u: user_id, p: [product ids served so far]} (paging)
 KEY_ADMIN_ATTEMPTS = "admin_attempts:{address}"   # hash {tokens, ts}: admin token attempts of one client address
 IMPRESSIONS_GROUP = "impression-flusher"          # the stream's consumer group
 
@@ -89,6 +90,11 @@ def ab_key(user_id: int) -> str:
 
 def user_embedding_key(user_id: int) -> str:
     return KEY_USER_EMBEDDING.format(user_id=user_id)
+
+
+def page_key(request_id: str) -> str:
+    """``page:{request_id}``: what one ``/recommendations`` answer and the pages before it served (``after=``)."""
+    return KEY_PAGE.format(request_id=request_id)
 
 
 def purchases_key(user_id: int) -> str:

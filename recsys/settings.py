@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     selection_validation_days: int = Field(
         default=1, ge=1, description="model selection in the nightly run: the newest days of the training window "
                                      "that candidates are scored on (never the day being evaluated)")
+    selection_min_users: int = Field(
+        default=2000, ge=1, description="model selection: the validation split holds at least this many users (or "
+                                        "every eligible user of a smaller shop): a time split is widened, then "
+                                        "switched to each user's newest events (recsys.evaluation.validation)")
     tuning_interval_days: int = Field(
         default=7, ge=0, description="weekly tuning: days between two hyper-parameter searches (0 = never)")
     tuning_budget_seconds: float = Field(
@@ -201,6 +205,12 @@ class Settings(BaseSettings):
         description="bearer token (or login cookie) of the admin and A/B endpoints; empty refuses them all")
     session_ttl_seconds: int = Field(default=7 * 86400, ge=60, description="session:{user_id} hash lifetime")
     api_refresh_seconds: float = Field(default=60.0, gt=0, description="API catalog / model / fallback-list refresh")
+    page_ttl_seconds: int = Field(
+        default=1800, ge=0, le=86400, description="how long an answer's page record (page:{request_id}) is kept for "
+                                                   "after=<request_id>; 0: paging off, nothing written")
+    merch_rules_poll_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="how often an API node reads the merchandising rules' version "
+                                               "(max(updated_at), count); a change is served within this")
     event_clock_skew_seconds: int = Field(default=300, ge=0, description="how far in the future an event may be")
     event_max_age_days: int = Field(default=30, ge=1, description="older event timestamps are refused")
     redis_timeout_seconds: float = Field(default=0.25, gt=0, description="API Redis timeout before falling back")

@@ -29,6 +29,7 @@ from recsys.abtest.stats import ArmCounts, compare_ctr, design_effect_of_sums, t
 from recsys.constants import (
     AB_COMPLETED, AB_RUNNING, ARM_CONTROL, ARM_TREATMENT, ARMS, STATUS_LIVE,
 )
+from recsys.db.merch_rules import rules_live_during
 from recsys.settings import DEFAULTS, Settings
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def compute_results(engine: Engine, test_id: int, as_of: dt.datetime | None = No
     out = summarize(counts, treatment_fraction=test["treatment_fraction"], config=config, start_ms=start_ms,
                     end_ms=end_ms)
     return {"test_id": test_id, "as_of": cutoff.isoformat(), "computed_at": _now().isoformat(),
-            "config": config, **out}
+            "config": config, "merch_rules": rules_live_during(engine, test["start_at"], cutoff), **out}
 
 
 def _merged(test: dict, fresh: dict) -> dict:

@@ -30,7 +30,7 @@ from recsys.api.errors import error_responses, install_error_handlers
 from recsys.api.middleware import RequestContextMiddleware
 from recsys.api.ops import StoreChecks
 from recsys.api.rate_limit import RateLimiter
-from recsys.api.routes import abtests, admin, console, events, lists, ops, recommendations
+from recsys.api.routes import abtests, admin, console, console_rules, events, lists, merch, ops, recommendations
 from recsys.artifacts import ArtifactStore
 from recsys.constants import MAX_DB_INT
 from recsys.serving.errors import DependencyDown
@@ -40,7 +40,7 @@ from recsys.serving.events import EventService
 from recsys.serving.item_lists import SimilarService
 from recsys.serving.metrics import ServingMetrics
 from recsys.serving.recent import RecentService
-from recsys.serving.refresh import flush_writes_forever, refresh_all, refresh_forever
+from recsys.serving.refresh import flush_writes_forever, refresh_all, refresh_forever, rules_forever
 from recsys.serving.service import RecommendationService
 from recsys.serving.state import ServingState
 from recsys.serving.stores.breaker import CircuitBreaker
@@ -138,10 +138,11 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
         log.info("serving start: %s", await refresh_all(state))
         task = asyncio.create_task(refresh_forever(state)) if refresh_in_background else None
         flusher = asyncio.create_task(flush_writes_forever(state))
+        rules = asyncio.create_task(rules_forever(state)) if refresh_in_background else None
         try:
             yield
         finally:
-            for t in (task, flusher):
+            for t in (task, flusher, rules):
                 if t is not None:
                     t.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -179,8 +180,10 @@ def create_app(settings: Settings | None = None, *, redis_client: Redis | None =
     app.include_router(ops.metrics_router, **({} if settings.metrics_public else metrics_keyed))
     admin_attempts = {"responses": error_responses(429)}  # a bearer check past the address's attempts
     app.include_router(abtests.router, **admin_attempts)
+    app.include_router(merch.router, **admin_attempts)
     app.include_router(admin.router)
     app.include_router(console.router, **admin_attempts)
+    app.include_router(console_rules.router, **admin_attempts)
     recommendations.install_fast_route(app)
     return app
 

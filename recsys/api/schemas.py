@@ -46,7 +46,30 @@ def id_path(description: str):
 
 
 # --- recommendations -----------------------------------------------------------
-class RecItem(BaseModel):
+class AppliedFilters(BaseModel):
+    """The request's filters as the server read them; absent when the request set none."""
+
+    category: list[str] | None = Field(default=None, description="only these categories (sorted)")
+    price_min: float | None = None
+    price_max: float | None = None
+    in_stock_only: bool | None = None
+    exclude: list[int] | None = Field(default=None, description="product ids left out (sorted)")
+
+
+def filters_field():
+    return Field(default=None, description="the filters applied (category, price_min, price_max, in_stock_only, "
+                                           "exclude); absent without filters")
+
+
+class ItemFields(BaseModel):
+    """The product fields an item carries when the request asked for them (``fields=name,price,category``)."""
+
+    name: str | None = Field(default=None, description="with fields=name: the product's name")
+    price: float | None = Field(default=None, description="with fields=price: the product's price")
+    category: str | None = Field(default=None, description="with fields=category: the product's category")
+
+
+class RecItem(ItemFields):
     product_id: int
     score: float
     reason: str | None = Field(
@@ -57,11 +80,13 @@ class RecItem(BaseModel):
 class RecommendationsResponse(BaseModel):
     items: list[RecItem]
     model_version: str | None = Field(description="model id of the list; null for the fallback tiers")
-    source: Source = Field(description="which tier answered: personalized | category | trending")
+    source: Source = Field(description="which tier answered (with filters: the tier of the first item; a tier a "
+                                       "filter left short is filled by the next): personalized | category | trending")
     request_id: str
+    filters: AppliedFilters | None = filters_field()
 
 
-class TrendingItem(BaseModel):
+class TrendingItem(ItemFields):
     product_id: int
     score: float
     popularity: int
@@ -69,11 +94,12 @@ class TrendingItem(BaseModel):
 
 class TrendingResponse(BaseModel):
     items: list[TrendingItem]
-    category: str | None
+    category: str | None = Field(description="the category asked for (several: comma-separated, sorted)")
     request_id: str
+    filters: AppliedFilters | None = filters_field()
 
 
-class SimilarItem(BaseModel):
+class SimilarItem(ItemFields):
     product_id: int
     score: float
     reason: str
@@ -84,6 +110,7 @@ class SimilarResponse(BaseModel):
     items: list[SimilarItem]
     model_version: str | None
     request_id: str
+    filters: AppliedFilters | None = filters_field()
 
 
 # --- merchandising lists: basket, buy it again, recently viewed ------------------
@@ -92,7 +119,7 @@ ProductIdList = Annotated[str, Query(
     description="the basket: comma-separated product ids, 1..50 distinct, each in 1..2^63-1")]
 
 
-class ListItem(BaseModel):
+class ListItem(ItemFields):
     product_id: int
     score: float = Field(description="the item's score in the list it came from (its reason says which)")
     reason: str
@@ -107,6 +134,7 @@ class BasketResponse(BaseModel):
                     "null without items")
     unknown_product_ids: list[int] = Field(description="basket ids not in the catalogue (left out of the basket)")
     request_id: str
+    filters: AppliedFilters | None = filters_field()
 
 
 class BuyAgainResponse(BaseModel):
@@ -114,6 +142,7 @@ class BuyAgainResponse(BaseModel):
     items: list[ListItem] = Field(description="the user's purchases of repeat categories, by their category's "
                                               "repurchase interval (none of a durable category, none out of stock)")
     request_id: str
+    filters: AppliedFilters | None = filters_field()
 
 
 class RecentResponse(BaseModel):
@@ -122,6 +151,7 @@ class RecentResponse(BaseModel):
     sources: list[Literal["session", "events"]] = Field(
         description="where the items came from: the live session in Redis, then the event log")
     request_id: str
+    filters: AppliedFilters | None = filters_field()
 
 
 # --- events --------------------------------------------------------------------
@@ -260,8 +290,10 @@ class ModelStatus(BaseModel):
     model_type: str | None = Field(default=None,
                                    description="the model family (HYBRID, lightfm-cf, als, item-knn, SEQUENTIAL)")
     selection: dict[str, Any] | None = Field(
-        default=None, description="the nightly model selection that chose it: metric, chosen candidate and every "
-                                  "candidate's family, configuration, validation metrics and seconds")
+        default=None, description="the nightly model selection that chose it: metric, chosen candidate, the "
+                                  "validation split (protocol, users, windows tried), the decision and every "
+                                  "candidate's family, configuration, validation metrics with their bootstrap "
+                                  "interval and seconds")
     request_id: str
 
 

@@ -13,12 +13,17 @@ Everything is vectorised numpy (sampling runs per chunk of users over the whole
 catalogue with one cumulative sum), and every random step draws from child
 generators of ``seed``: the same arguments give the same shop.
 
+With ``burst_days`` every user's sessions fall in one burst of that many days (a log where users come,
+shop for a few days and leave: a time split of the newest days then holds few users), drawn from a random
+stream of its own, so the default shop is unchanged.
+
 A day with drift (a category's share or the device mix shifted) is made from a generated shop
 by ``recsys.data.shift.shift_day``; ``generate_shop`` itself never shifts anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -39,6 +44,7 @@ NEW_ITEM_SHARE = 0.05  # products created during the last NEW_WINDOW_DAYS (a thi
 NEW_USER_SHARE = 0.06  # users who join during the last NEW_WINDOW_DAYS
 NEW_WINDOW_DAYS = 5
 HOUR_MS = 3_600_000
+BURST_STREAM = 25  # the bursts' own random stream: np.random.default_rng([seed, BURST_STREAM])
 _TYPES = (VIEW, CLICK, WISHLIST, ADD_TO_CART, PURCHASE, RETURN)  # codes 0..5, also the order within a pick
 
 
@@ -73,11 +79,18 @@ class _People:
     join_ms: np.ndarray
     active_from: np.ndarray
     n_sessions: np.ndarray
+    active_to: np.ndarray | None = None  # sessions start before this (a burst's end); None: the end of the log
 
 
-def generate_shop(*, n_users: int, n_products: int, days: int, seed: int, end_date: dt.date) -> Shop:
-    """A shop with ``days`` days of events ending on ``end_date`` (UTC, inclusive)."""
+def generate_shop(*, n_users: int, n_products: int, days: int, seed: int, end_date: dt.date,
+                  burst_days: int | None = None) -> Shop:
+    """A shop with ``days`` days of events ending on ``end_date`` (UTC, inclusive). With ``burst_days``, each
+    user is active in one burst: all its sessions start within ``burst_days`` days from a time drawn
+    uniformly over its active period (its own random stream: without bursts the shop is unchanged)."""
     _check_args(n_users=n_users, n_products=n_products, days=days, seed=seed, end_date=end_date)
+    if burst_days is not None and (isinstance(burst_days, bool) or not isinstance(burst_days, (int, np.integer))
+                                   or burst_days < 1):
+        raise ValueError(f"burst_days must be a positive integer, got {burst_days!r}")
     start_ms = day_start_ms(end_date - dt.timedelta(days=days - 1))
     end_ms = day_bounds_ms(end_date)[1]
     rng_space, rng_items, rng_users, rng_events = np.random.default_rng(seed).spawn(4)
@@ -85,6 +98,8 @@ def generate_shop(*, n_users: int, n_products: int, days: int, seed: int, end_da
     style_vecs = _unit_rows(rng_space, len(vocab.STYLES))
     items = _make_products(rng_items, n_products, cat_vecs, style_vecs, start_ms, end_ms)
     people = _make_users(rng_users, n_users, cat_vecs, style_vecs, start_ms, end_ms)
+    if burst_days is not None:
+        people = _in_bursts(np.random.default_rng([seed, BURST_STREAM]), people, burst_days, end_ms)
     events = _simulate_events(rng_events, items, people, seed, end_ms)
     users = _with_seen_times(people, events)
     return Shop(users=users, products=items.frame, events=events, user_taste=people.taste, item_factors=items.factors)
@@ -171,6 +186,15 @@ def _make_users(rng, n: int, cat_vecs, style_vecs, start_ms: int, end_ms: int) -
     return _People(frame=frame, taste=taste, join_ms=join, active_from=active_from, n_sessions=n_sessions)
 
 
+def _in_bursts(rng, people: _People, burst_days: int, end_ms: int) -> _People:
+    """``people`` with each user's sessions inside one burst of ``burst_days`` days."""
+    last = end_ms - 2 * HOUR_MS  # as in _simulate_picks: the latest session start
+    latest_start = np.maximum(people.active_from, last - burst_days * MS_PER_DAY)
+    begin = people.active_from + (rng.random(len(people.active_from))
+                                  * (latest_start - people.active_from)).astype(np.int64)
+    return dataclasses.replace(people, active_from=begin, active_to=np.minimum(begin + burst_days * MS_PER_DAY, last))
+
+
 def _tastes(rng, country: np.ndarray, n_countries: int, cat_vecs, style_vecs) -> np.ndarray:
     """1-3 favourite categories per user (country-specific prior) plus one favourite style."""
     n, n_cat = len(country), len(cat_vecs)
@@ -225,7 +249,8 @@ def _simulate_picks(rng, items: _Items, people: _People, end_ms: int) -> dict[st
     """Sessions and the products they look at: one row per (session, product) pick."""
     n_sess = people.n_sessions
     sess_user = np.repeat(np.arange(len(n_sess)), n_sess)
-    lo, hi = people.active_from[sess_user], end_ms - 2 * HOUR_MS
+    lo = people.active_from[sess_user]
+    hi = end_ms - 2 * HOUR_MS if people.active_to is None else people.active_to[sess_user]
     sess_start = lo + (rng.random(len(sess_user)) * (hi - lo)).astype(np.int64)
     per_sess = 1 + rng.poisson(2.0, size=len(sess_user))
     sess = np.repeat(np.arange(len(sess_user)), per_sess)

@@ -219,3 +219,32 @@ class PipelineRun(Base):
     status: Mapped[str] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+class MerchRuleRow(Base):
+    """A merchandising rule (``recsys.ranking.merch_rules``), versioned: who created and last changed it, when.
+
+    ``expired_at`` ends a rule for good (the admin's expire); ``starts_at`` / ``ends_at`` is its optional time
+    window. Every change sets ``updated_at`` and adds 1 to ``revision``: the API nodes poll
+    ``max(updated_at)`` and the row count to know the rules changed (``recsys.db.merch_rules``).
+    """
+
+    __tablename__ = "merch_rules"
+    rule_id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(16))  # boost | bury | pin | block | promote
+    products: Mapped[list[int]] = mapped_column(JSON, default=list)
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    price_min: Mapped[float | None] = mapped_column(Float)
+    price_max: Mapped[float | None] = mapped_column(Float)
+    weight: Mapped[float] = mapped_column(Float, default=0.0)  # boost / bury
+    slot: Mapped[int | None] = mapped_column(Integer)  # pin
+    share: Mapped[float] = mapped_column(Float, default=0.0)  # promote
+    starts_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    expired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)

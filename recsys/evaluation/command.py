@@ -61,6 +61,15 @@ def _metric(name: str) -> str:
         raise EvaluationError(f"--selection-metric: {exc}") from exc
 
 
+def _min_users(args, settings) -> int:
+    value = getattr(args, "selection_min_users", None)
+    if value is None:
+        return settings.selection_min_users
+    if value < 1:
+        raise EvaluationError(f"--selection-min-users must be >= 1, got {value}")
+    return value
+
+
 def _split_logs(args, logs, protocol):
     """The logs to split and the cut-off, from ``--protocol`` and the split options."""
     from recsys.evaluation.protocol import PER_CUSTOMER, Cutoff, choose_cutoff, per_customer_logs
@@ -116,7 +125,8 @@ def run(args) -> tuple[dict, dict]:
     options = RunOptions(models=_names(args.models, "--models") or MODEL_NAMES, hybrid=hybrid, baselines=baselines,
                          tune_minutes=args.tune_minutes if args.tune else None, progress=not args.quiet,
                          selection=not args.no_selection, selection_metric=metric,
-                         selection_budget_seconds=args.selection_budget or settings.selection_budget_seconds)
+                         selection_budget_seconds=args.selection_budget or settings.selection_budget_seconds,
+                         selection_min_users=_min_users(args, settings))
     logs = read_logs(args.dataset, args.format, args.columns, args.test_file)
     split = build_eval_split(*_split_logs(args, logs, protocol), protocol)
     result = run_evaluation(split, options)

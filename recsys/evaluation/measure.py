@@ -117,9 +117,11 @@ def curves(truth: list[np.ndarray], top: np.ndarray, depth: int = CURVE_DEPTH) -
 
 def measure(model, split: Split, k: int, *, seed: int, groups: dict[str, np.ndarray] | None = None,
             rerank: Rerank | None = None, with_curves: bool = True, with_auc: bool = True, blocks=iter,
-            block_size: int | None = None) -> dict:
+            block_size: int | None = None, values_of: tuple[str, ...] = ()) -> dict:
     """Every metric of ``model`` on ``split`` at ``k``, the curves, and the metrics of each group: the one
-    engine of the nightly gate, model selection, tuning, ``evaluate`` and the lab tools."""
+    engine of the nightly gate, model selection, tuning, ``evaluate`` and the lab tools. ``values_of``
+    (list metrics such as ``"ndcg@10"``) adds ``"per_user"``: those metrics' values per user of the split,
+    from the same lists (the selection's bootstrap intervals)."""
     depth = min(max(k, CURVE_DEPTH if with_curves else k), len(split.products))
     top, auc = rank(model, split, depth, seed=seed, groups=groups, rerank=rerank, blocks=blocks, with_auc=with_auc,
                     block_size=block_size)
@@ -131,6 +133,8 @@ def measure(model, split: Split, k: int, *, seed: int, groups: dict[str, np.ndar
         "novelty": M.novelty(top, split.item_popularity, k),
         "users": len(split.users),
     }
+    if values_of:
+        out["per_user"] = {metric: M.per_user(metric, split.truth, top) for metric in values_of}
     if with_curves:
         out["curves"] = curves(split.truth, top)
     out["groups"] = {}

@@ -6,7 +6,7 @@
 - ``scores``: float array (n_users, n_items); a non-finite score marks an item that
   is not a candidate for that user (e.g. already bought) and is ignored.
 
-Every metric returns the mean over users. Wrong shapes or values raise ``ValueError``.
+Every metric returns the mean over users; ``*_per_user`` (and ``per_user``) the value of each user. Wrong shapes or values raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -64,30 +64,58 @@ def _hits(truth: Sequence, predictions, k: int) -> tuple[np.ndarray, np.ndarray]
     return np.isin(pred_codes, codes), n_relevant
 
 
-def precision_at_k(truth: Sequence, predictions, k: int) -> float:
+def precision_per_user(truth: Sequence, predictions, k: int) -> np.ndarray:
     hits, _ = _hits(truth, predictions, k)
-    return float(hits.sum(axis=1).mean() / k)
+    return hits.sum(axis=1) / k
+
+
+def recall_per_user(truth: Sequence, predictions, k: int) -> np.ndarray:
+    hits, n_relevant = _hits(truth, predictions, k)
+    return hits.sum(axis=1) / n_relevant
+
+
+def ndcg_per_user(truth: Sequence, predictions, k: int) -> np.ndarray:
+    """Binary-relevance NDCG: DCG of the top k over the DCG of a perfect top k."""
+    hits, n_relevant = _hits(truth, predictions, k)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.minimum(n_relevant, k) - 1]
+    return (hits @ discounts) / ideal
+
+
+def map_per_user(truth: Sequence, predictions, k: int) -> np.ndarray:
+    """Average precision: sum of precision@j at each hit j, over min(|relevant|, k)."""
+    hits, n_relevant = _hits(truth, predictions, k)
+    precision_at_j = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    return (precision_at_j * hits).sum(axis=1) / np.minimum(n_relevant, k)
+
+
+PER_USER = {"precision": precision_per_user, "recall": recall_per_user, "ndcg": ndcg_per_user, "map": map_per_user}
+
+
+def per_user(metric: str, truth: Sequence, predictions) -> np.ndarray:
+    """The values of a list metric named ``name@k`` (precision, recall, ndcg, map), one per user."""
+    name, _, k = metric.partition("@")
+    if name not in PER_USER or not k.isdigit():
+        raise ValueError(f"not a per-user list metric: {metric!r} (one of {sorted(PER_USER)} @k)")
+    return PER_USER[name](truth, predictions, int(k))
+
+
+def precision_at_k(truth: Sequence, predictions, k: int) -> float:
+    return float(precision_per_user(truth, predictions, k).mean())
 
 
 def recall_at_k(truth: Sequence, predictions, k: int) -> float:
-    hits, n_relevant = _hits(truth, predictions, k)
-    return float((hits.sum(axis=1) / n_relevant).mean())
+    return float(recall_per_user(truth, predictions, k).mean())
 
 
 def ndcg_at_k(truth: Sequence, predictions, k: int) -> float:
     """Binary-relevance NDCG: DCG of the top k over the DCG of a perfect top k."""
-    hits, n_relevant = _hits(truth, predictions, k)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = hits @ discounts
-    ideal = np.cumsum(discounts)[np.minimum(n_relevant, k) - 1]
-    return float((dcg / ideal).mean())
+    return float(ndcg_per_user(truth, predictions, k).mean())
 
 
 def map_at_k(truth: Sequence, predictions, k: int) -> float:
     """Mean average precision: sum of precision@j at each hit j, over min(|relevant|, k)."""
-    hits, n_relevant = _hits(truth, predictions, k)
-    precision_at_j = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
-    return float(((precision_at_j * hits).sum(axis=1) / np.minimum(n_relevant, k)).mean())
+    return float(map_per_user(truth, predictions, k).mean())
 
 
 def auc(truth: Sequence, scores) -> float:

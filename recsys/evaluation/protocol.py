@@ -6,9 +6,9 @@
   Per customer (``per_customer_logs``): each customer's newest ``fraction`` of positive events
   (whole timestamps: a basket stays together) and what follows them are the test; the rest of the
   log, every other customer's later events included, is training.
-- Validation (``validation_split``): the training side carved again the same way, so model
-  selection and tuning never read the test: its newest days (time split) or each customer's
-  newest ``fraction`` of training events (per-customer split).
+- Validation (``recsys.evaluation.validation``): the training side carved again, shaped like the
+  test, so model selection and tuning never read the test: its newest days (time split, widened or
+  switched to a per-user split when they hold too few users) or each customer's newest events.
 - Training signal: per (user, product) the summed ``EVENT_WEIGHTS`` of events with a
   positive weight (RETURN and IMPRESSION are not training signal), as in production.
 - Truth: the products a user had a positive event on (``positive_events``) in the test.
@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,45 +227,26 @@ def describe(split: EvalSplit, cutoff: Cutoff, test: pd.DataFrame) -> dict:
 
 
 def per_customer_logs(logs: EventLogs, fraction: float = DEFAULT_TEST_FRACTION,
-                      positive_events: tuple[str, ...] = POSITIVE_EVENTS) -> EventLogs:
+                      positive_events: tuple[str, ...] = POSITIVE_EVENTS, *, newest: int | None = None) -> EventLogs:
     """``logs`` split per customer (see the module doc): ``events`` the training side, ``test_events`` the test.
 
     A customer's cut is the time of its positive event at position ``max(1, floor(n * (1 - fraction)))``
-    (n its positive events, oldest first); customers whose events all share their first time stay in
-    training only."""
-    if not 0.0 < fraction < 1.0:
+    (n its positive events, oldest first), or ``max(1, n - newest)`` when ``newest`` (a count of each
+    customer's newest positive events) is given; customers whose events all share their first time stay
+    in training only."""
+    if newest is not None and (isinstance(newest, bool) or not isinstance(newest, int) or newest < 1):
+        raise EvaluationError(f"the newest events per customer must be a positive integer, got {newest!r}")
+    if newest is None and not 0.0 < fraction < 1.0:
         raise EvaluationError(f"test fraction must be in (0, 1), got {fraction}")
     events = logs.events
     positive = events.loc[events[COL_EVENT_TYPE].isin(positive_events), [COL_USER, COL_TIMESTAMP]]
     positive = positive.sort_values([COL_USER, COL_TIMESTAMP], kind="stable").reset_index(drop=True)
     stamps = positive.groupby(COL_USER)[COL_TIMESTAMP]
     first, n, position = stamps.transform("first"), stamps.transform("size"), stamps.cumcount()
-    at_cut = (position == np.maximum(1, np.floor(n * (1.0 - fraction))).astype(np.int64)) \
+    keep = n - newest if newest is not None else np.floor(n * (1.0 - fraction))
+    at_cut = (position == np.maximum(1, keep).astype(np.int64)) \
         & (positive[COL_TIMESTAMP] > first)
     cut = positive[at_cut].set_index(COL_USER)[COL_TIMESTAMP]
     user_cut = events[COL_USER].map(cut).fillna(np.inf).to_numpy()
     test = events[COL_TIMESTAMP].to_numpy() >= user_cut
     return EventLogs(events[~test], events[test], logs.users, logs.products, logs.source)
-
-
-def validation_split(split: EvalSplit, validation_days: int | None = None) -> tuple[EvalSplit, str]:
-    """The training side of ``split`` carved again as the split was (see the module doc); with a time
-    split the last ``validation_days`` (default: as long as the test period, at most a third of the
-    training span) are the validation period."""
-    train, how = split.train_events, split.info["split"]["how"]
-    training = EventLogs(train, None, split.users, split.products, {})
-    if how == PER_CUSTOMER:
-        fraction = float(split.info["split"]["value"])
-        logs = per_customer_logs(training, fraction, split.protocol.positive_events)
-        cutoff = Cutoff(PER_CUSTOMER, str(fraction), None)
-        return build_eval_split(logs, cutoff, split.protocol), \
-            f"each customer's newest {fraction:.0%} of training events"
-    start, end = int(train[COL_TIMESTAMP].min()), int(train[COL_TIMESTAMP].max()) + 1
-    if validation_days is None:  # whole days, unless the log is shorter than three days
-        test_days = split.info["split"]["test_days"]
-        days = min(math.ceil(test_days) if test_days else math.inf, (end - start) / MS_PER_DAY / 3)
-        validation_days = int(days) if days >= 1 else float(f"{days:.3g}")
-    cut = end - int(validation_days * MS_PER_DAY)
-    val = build_eval_split(training, Cutoff("validation", f"last {validation_days} days of training", cut),
-                           split.protocol)
-    return val, f"last {validation_days} days of the training period"

@@ -113,29 +113,55 @@ def _seconds(row: dict) -> str:
     return "–" if row.get("fit_seconds") is None else f"{row['fit_seconds']:.1f}"
 
 
+def tried_text(tried: list[dict]) -> str:
+    """The time windows a validation split tried: ``"1 d: 400, 2 d: 900 users"``."""
+    return ", ".join(f"{t['days']:g} d: {t['users']}" for t in tried) + " users"
+
+
+def validation_line(validation: dict | str | None, users: int | None = None) -> str:
+    """How the validation split was carved, on how many users, and why (``recsys.evaluation.validation``)."""
+    if not isinstance(validation, dict) or not validation.get("protocol"):
+        text = validation.get("description") if isinstance(validation, dict) else validation
+        return f"no validation split ({text}): the default candidate kept"
+    v = validation
+    line = (f"validation protocol {v['protocol']}: {v['description']}, {v['users']} users "
+            f"(wanted min({v['min_users']}, {v['eligible_users']} eligible))")
+    if v.get("tried"):
+        line += f"; time windows tried: {tried_text(v['tried'])}"
+    return line + f"; {v['reason']}"
+
+
+def interval_text(row: dict) -> str:
+    return "–" if not row.get("interval") else f"[{row['interval'][0]:.4f}, {row['interval'][1]:.4f}]"
+
+
 def selection_table(results: dict) -> list[str]:
     """The ``auto`` row beside every candidate: test metrics as served (production re-ranking), the
-    validation metric the choice was made on, and what the time box skipped."""
+    validation metric the choice was made on with its bootstrap interval, and what was cut."""
     sel, k = results["selection"], results["protocol"]["k"]
     cols = [c.format(k=k) for c in SELECTION_COLUMNS]
     metric = sel["metric"]
+    level = f"{sel.get('level', 0.95):.0%}"
     lines = [f"Model selection by validation {metric} ({sel['validation_split']}, {sel['validation_users']} users, "
              f"{sel['seconds']:.0f} s of a {sel['budget_seconds']:.0f} s budget); test metrics as served "
              "(production re-ranking for every row):", "",
-             f"| row | family | validation {metric} | " + " | ".join(cols) + " | fit s |",
-             "|---" * (len(cols) + 4) + "|"]
+             f"- {validation_line(sel.get('validation'))}",
+             f"- choice: {sel.get('decision') or sel['chosen']}", "",
+             f"| row | family | validation {metric} | {level} interval | " + " | ".join(cols) + " | fit s |",
+             "|---" * (len(cols) + 5) + "|"]
     auto = sel["auto"]
-    lines.append(f"| **auto** (= {auto['chosen']}) | {auto['family']} | – | "
+    lines.append(f"| **auto** (= {auto['chosen']}) | {auto['family']} | – | – | "
                  + " | ".join(_fmt(auto.get(c)) for c in cols) + f" | {_seconds(auto)} |")
     for row in sel["candidates"]:
         test = sel["test"].get(row["name"], {})
         name = f"{row['name']} (chosen)" if row["chosen"] else row["name"]
         if not test.get("available", True):
-            lines.append(f"| {name} | {row['family']} | unavailable: {test['reason']} |" + " |" * (len(cols) + 1))
+            lines.append(f"| {name} | {row['family']} | unavailable: {test['reason']} |" + " |" * (len(cols) + 2))
             continue
-        validation = row["skipped"] or _fmt((row["validation"] or {}).get(metric))
-        lines.append(f"| {name} | {row['family']} | {validation} | " + " | ".join(_fmt(test.get(c)) for c in cols)
-                     + f" | {_seconds(test)} |")
+        value = _fmt((row["validation"] or {}).get(metric)) if row["validation"] else ""
+        validation = f"{value} ({row['skipped']})" if row["skipped"] and value else (row["skipped"] or value)
+        lines.append(f"| {name} | {row['family']} | {validation} | {interval_text(row)} | "
+                     + " | ".join(_fmt(test.get(c)) for c in cols) + f" | {_seconds(test)} |")
     return lines
 
 

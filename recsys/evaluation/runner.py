@@ -18,13 +18,14 @@ from recsys.evaluation.models import (
     MODEL_NAMES, BaselineConfig, HybridConfig, build_model, family_config, hybrid_reranker,
 )
 from recsys.families import DEFAULT_FAMILY, names
-from recsys.evaluation.protocol import EvalSplit, validation_split
+from recsys.evaluation.protocol import EvalSplit
 from recsys.evaluation.measure import measure
 from recsys.evaluation.errors import EvaluationError
 from recsys.evaluation.selection import (
     CandidateSpec, candidate_specs, fallback_selection, select_model, served_metrics,
 )
 from recsys.evaluation.tuning import summary, tune_hybrid
+from recsys.evaluation.validation import DEFAULT_MIN_USERS, evaluate_validation
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,11 @@ class RunOptions:
     selection: bool = False  # the model selection table and its ``auto`` row (on in the CLI)
     selection_metric: str = "ndcg@10"
     selection_budget_seconds: float = 900.0
+    selection_min_users: int = DEFAULT_MIN_USERS  # the validation split's wanted users (recsys.evaluation.validation)
 
     def __post_init__(self):
+        if self.selection_min_users < 1:
+            raise ValueError(f"selection_min_users must be >= 1, got {self.selection_min_users}")
         unknown = [m for m in self.models if m not in MODEL_NAMES]
         if unknown or not self.models:
             raise ValueError(f"unknown or no model(s) {unknown}; known: {list(MODEL_NAMES)}")
@@ -121,37 +125,54 @@ def _served_on_test(spec: CandidateSpec, split: EvalSplit) -> dict:
     return served_metrics(spec, model, split, split.protocol.k) | {"fit_seconds": round(fitted - started, 2)}
 
 
-def run_selection(split: EvalSplit, options: RunOptions, hybrid: HybridConfig) -> dict:
+Validation = tuple[EvalSplit | None, dict | str]  # the split and how it was carved, or no split and why
+
+
+def validation_for(split: EvalSplit, options: RunOptions) -> Validation:
+    """The one validation split of a run (the selection and the tuning search on it), carved from the
+    training side only (``recsys.evaluation.validation``), or ``(None, why not)``."""
+    try:
+        return evaluate_validation(split, options.selection_min_users)
+    except EvaluationError as exc:
+        return None, str(exc)
+
+
+def run_selection(split: EvalSplit, options: RunOptions, hybrid: HybridConfig,
+                  validation: Validation | None = None) -> dict:
     """What the pipeline would choose (on a validation split carved from the training side only), every
     candidate retrained on the whole training side and measured on the test as served, and the ``auto``
     row: the chosen candidate retrained once more, as the pipeline would, and measured the same way."""
     specs = candidate_specs(hybrid, options.baselines)
-    try:
-        val, described = validation_split(split)
-    except EvaluationError as exc:
-        log.warning("no model selection (%s): the default candidate is kept", exc)
-        selection, described, n_val = fallback_selection(specs, options.selection_metric, str(exc)), str(exc), 0
+    val, described = validation or validation_for(split, options)
+    if val is None:
+        log.warning("no model selection (%s): the default candidate is kept", described)
+        selection = fallback_selection(specs, options.selection_metric, described)
+        described = {"protocol": None, "description": described, "users": 0}
     else:
-        log.info("model selection on %s (%d candidates, budget %.0f s)", described, len(specs),
-                 options.selection_budget_seconds)
+        log.info("model selection on %s (%s users; %s; %d candidates, budget %.0f s)", described["description"],
+                 described["users"], described["reason"], len(specs), options.selection_budget_seconds)
         selection = select_model(val, specs, metric=options.selection_metric,
                                  budget_seconds=options.selection_budget_seconds,
                                  on_row=lambda r: log.info("candidate %s: %s", r["name"], r["skipped"] or r["validation"]))
-        n_val = len(val.main.users)
     test = {spec.name: _served_on_test(spec, split) for spec in _bar(options.progress, "candidates")(specs)}
     chosen = next(spec for spec in specs if spec.name == selection.chosen["name"])
     auto = _served_on_test(chosen, split) | {"chosen": chosen.name, "family": chosen.family}
-    return selection.as_dict() | {"validation_split": described, "validation_users": n_val,
-                                  "test": test, "auto": auto}
+    return selection.as_dict() | {"validation_split": described["description"], "validation_users": described["users"],
+                                  "validation": described, "test": test, "auto": auto}
 
 
 def run_evaluation(split: EvalSplit, options: RunOptions = RunOptions()) -> dict:
     """Every model of ``options`` on ``split``; the hybrid (and LightFM CF's parameters) tuned first if asked."""
     hybrid, tuning = options.hybrid, None
+    validation = validation_for(split, options) if options.tune_minutes or options.selection else None
     if options.tune_minutes:
+        if validation[0] is None:
+            raise EvaluationError(f"--tune searches on a validation split carved from the training side, and there "
+                                  f"is none: {validation[1]}")
         log.info("tuning the hybrid for at most %.1f minutes", options.tune_minutes)
         with _trial_bar(options.progress) as on_trial:
-            tuning = tune_hybrid(split, hybrid, budget_seconds=options.tune_minutes * 60, on_trial=on_trial)
+            tuning = tune_hybrid(split, hybrid, budget_seconds=options.tune_minutes * 60, validation=validation,
+                                 on_trial=on_trial)
         hybrid = tuning.pop("config")
     models = {}
     for name in _bar(options.progress, "models")(options.models):
@@ -160,7 +181,7 @@ def run_evaluation(split: EvalSplit, options: RunOptions = RunOptions()) -> dict
         if m.get("available", True):
             log.info("%s: precision@%d %.4f, ndcg@%d %.4f (fit %.1f s)", name, k, m[f"precision@{k}"], k,
                      m[f"ndcg@{k}"], m["fit_seconds"])
-    selection = run_selection(split, options, hybrid) if options.selection else None
+    selection = run_selection(split, options, hybrid, validation) if options.selection else None
     return {
         "protocol": split.info,
         "models": models,

@@ -4,10 +4,9 @@ weekly Optuna search of the leading families, each through its family's ``search
 
 ``tune_hybrid``: a small, time-boxed search over the hybrid's configuration.
 
-The test period is never looked at: the training side of the evaluation split is
-split again in time (the last ``validation_days`` of it are the validation period,
-by default as long as the test period, at most a third of the training span) and
-every trial is trained before and measured after that second cut-off.
+The test period is never looked at: every trial is trained and measured on the
+validation split carved from the training side of the evaluation split
+(``recsys.evaluation.validation``), the same split the model selection uses.
 
 The search is coordinate-wise from the production configuration: for each
 dimension in ``SPACE`` order, try each value with the others at their best so far
@@ -34,9 +33,10 @@ from recsys.constants import COL_TIMESTAMP, MS_PER_DAY
 from recsys.evaluation.models import (
     RERANK_FIELDS, FeatureSet, HybridConfig, fit_hybrid_config, hybrid_reranker, with_features,
 )
-from recsys.evaluation.protocol import EvalSplit, validation_split
+from recsys.evaluation.protocol import EvalSplit
 from recsys.evaluation.measure import measure
 from recsys.evaluation.selection import CandidateSpec, served_metrics
+from recsys.evaluation.validation import evaluate_validation
 from recsys.families import DEFAULT_FAMILY, family_of
 
 log = logging.getLogger(__name__)
@@ -139,10 +139,14 @@ class _Search:
 
 
 def tune_hybrid(split: EvalSplit, start: HybridConfig, *, budget_seconds: float,
-                validation_days: int | None = None, on_trial: Callable[[dict], None] | None = None) -> dict:
-    """Coordinate search from ``start`` within ``budget_seconds``; returns the best config and every trial."""
+                validation: tuple[EvalSplit, dict] | None = None,
+                on_trial: Callable[[dict], None] | None = None) -> dict:
+    """Coordinate search from ``start`` within ``budget_seconds`` on ``validation`` (the split and how it
+    was carved, ``recsys.evaluation.validation``; default: ``evaluate_validation(split)``, the model
+    selection's split); returns the best config and every trial."""
     began = time.perf_counter()
-    val, described = validation_split(split, validation_days)
+    val, how = validation or evaluate_validation(split)
+    described = f"{how['description']}, {how['users']} users"
     objective = f"ndcg@{split.protocol.k}"
     first, model = trial(start, val, objective)
     search = _Search(val, objective, start, first, model, [first], {False: first["seconds"]})

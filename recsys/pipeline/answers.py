@@ -20,7 +20,9 @@ from sqlalchemy import Engine, select
 
 from recsys.db.models import Product
 from recsys.keys import answer_key, category_keys, list_keys, session_key
-from recsys.serving.answers import answer_basis, build_answer, context_digest
+from recsys.db.merch_rules import load_rules
+from recsys.ranking.merch_rules import RuleSet, rule_set
+from recsys.serving.answers import answer_basis, build_answer, context_digest, merch_key
 from recsys.serving.catalog import CatalogSnapshot
 from recsys.serving.fallbacks import FallbackLists, lists_from_redis
 from recsys.serving.session_state import parse_session
@@ -38,13 +40,14 @@ class AnswerContext:
     lists: FallbackLists
     digest: bytes
     settings: Settings
+    merch: RuleSet = RuleSet()  # the merchandising rules, read once per run (the API polls them)
 
     def serve_context(self, session_raw: Mapping | None, now_ms: int) -> ServeContext:
         s = self.settings
         return ServeContext(catalog=self.catalog, lists=self.lists, session=parse_session(session_raw),
                             rules=rerank_config(s), now_ms=now_ms, new_days=s.new_product_days,
                             new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types,
-                            personal_reasons=s.personal_reasons)
+                            personal_reasons=s.personal_reasons, merch=self.merch.live(now_ms))
 
 
 def _mget(redis, keys: list[str]) -> list:
@@ -71,9 +74,10 @@ def serving_context(engine: Engine, redis, settings: Settings) -> AnswerContext 
     best = dict(zip(categories, _mget(redis, category_keys(categories)))) if categories else {}
     lists = lists_from_redis({"trending": _json(trending), "new_arrivals": _json(new), "categories": categories,
                               "bestsellers": {c: _json(v) for c, v in best.items() if v is not None}})
+    merch = rule_set(*load_rules(engine))
     digest = context_digest(catalog, lists, rerank_config(settings), settings.new_product_days,
-                            settings.exclude_seen_types, settings.reasons)
-    return AnswerContext(catalog, lists, digest, settings)
+                            settings.exclude_seen_types, settings.reasons, merch_key(merch, int(time.time() * 1000)))
+    return AnswerContext(catalog, lists, digest, settings, merch)
 
 
 def write_block(redis, recs_keys: Sequence[str], user_ids: Sequence[int], values: Sequence[bytes], ttl: int,

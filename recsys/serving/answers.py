@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 import orjson
 
 from recsys.keys import encode_answer
+from recsys.ranking.merch_rules import RuleSet
 from recsys.ranking.rerank import Candidate, RerankConfig
 from recsys.serving.catalog import CatalogSnapshot
 from recsys.serving.fallbacks import FallbackLists
@@ -39,16 +40,25 @@ _SESSION_KEYS = tuple((name.encode(), name) for name in SESSION_FIELDS)
 
 
 def context_digest(catalog: CatalogSnapshot, lists: FallbackLists, rules: RerankConfig, new_days: int,
-                   seen_types: Sequence[str], reasons: str) -> bytes:
+                   seen_types: Sequence[str], reasons: str, merch: str = "") -> bytes:
     """What Tier 1 reads besides the list and the session, as a digest (worked out once per snapshot); ``reasons``
-    (RECSYS_REASONS) is in it, so an answer made under one reasons mode is never served under another."""
+    (RECSYS_REASONS) is in it, so an answer made under one reasons mode is never served under another; ``merch``
+    (``merch_key``): the merchandising rules live, so a rule created, changed, expired or entering its window
+    makes every cached answer re-ranked."""
     h = hashlib.blake2b(digest_size=16)
     h.update(orjson.dumps([(p.product_id, p.name, p.category, p.margin, p.in_stock, p.created_at_ms)
                            for _, p in sorted(catalog.products.items())]))
     h.update(orjson.dumps({c: lst.products for c, lst in sorted(lists.bestsellers.items())}))
     h.update(orjson.dumps(dataclasses.asdict(rules), option=orjson.OPT_SORT_KEYS))
     h.update(orjson.dumps([int(new_days), list(seen_types), reasons]))
+    if merch:
+        h.update(merch.encode())
     return h.digest()
+
+
+def merch_key(rules: RuleSet, now_ms: int) -> str:
+    """The rules' part of the answer context: their version and the ids live now ("" without rules)."""
+    return f"{rules.version}|{rules.live_ids(now_ms)}" if rules.rules else ""
 
 
 def _as_bytes(value) -> bytes:

@@ -18,6 +18,7 @@ from recsys.constants import REASON_BOUGHT_WITH_BASKET, REASON_POPULAR_IN, REASO
 from recsys.ranking.bought_together import basket_list
 from recsys.serving.errors import DependencyDown, NotFoundError
 from recsys.serving.fallbacks import RankedList
+from recsys.serving.filters import NO_FILTER, ItemFilter
 from recsys.serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,15 @@ class BasketService:
             return {}
         return {pid: stored_list(value) for pid, value in zip(basket, values)}
 
-    def _accept(self, product_id: int) -> bool:
-        """What a basket list may hold: products of the catalogue, in stock (the request filters join here)."""
+    def _accept(self, product_id: int, item_filter: ItemFilter = NO_FILTER) -> bool:
+        """What a basket list may hold: products of the catalogue, in stock, that the request's filters pass."""
         info = self.state.catalog.get(product_id)
-        return info is not None and info.in_stock
+        return info is not None and info.in_stock and item_filter.accepts_info(product_id, info)
 
-    async def basket(self, product_ids: Sequence[int], n: int) -> dict:
+    async def basket(self, product_ids: Sequence[int], n: int, item_filter: ItemFilter = NO_FILTER) -> dict:
         """``{items: [{product_id, score, reason}], source, unknown_product_ids}``; ``source``: the list of the
-        first item (``bought_together``, ``category`` or ``trending``; null without items)."""
+        first item (``bought_together``, ``category`` or ``trending``; null without items). ``item_filter``
+        narrows every list; with categories, their bestsellers follow the basket's categories'."""
         catalog, lists = self.state.catalog, self.state.lists
         basket = list(dict.fromkeys(product_ids))
         known = [pid for pid in basket if catalog.get(pid) is not None]
@@ -63,12 +65,14 @@ class BasketService:
         if not known:
             raise NotFoundError(f"no product of the basket is in the catalogue: unknown product_ids {unknown}",
                                 field="product_ids")
-        categories = [c for c in dict.fromkeys(catalog.category_of(pid) for pid in known) if c in lists.bestsellers]
+        categories = [c for c in dict.fromkeys([*(catalog.category_of(pid) for pid in known),
+                                                *sorted(item_filter.categories)])
+                      if c in lists.bestsellers and item_filter.category_ok(c)]
         tiers = [(REASON_BOUGHT_WITH_BASKET, BOUGHT_TOGETHER)]  # tier 0: the co-purchases
         tiers += [(REASON_POPULAR_IN.format(category=c), CATEGORY) for c in categories]
         tiers.append((REASON_TRENDING, TRENDING))
         fallbacks = [_pairs(lists.bestsellers[c]) for c in categories] + [_pairs(lists.trending)]
-        ranked = basket_list(await self._co_purchases(known), known, n, fallbacks, accept=self._accept)
+        ranked = basket_list(await self._co_purchases(known), known, n, fallbacks, accept=lambda pid: self._accept(pid, item_filter))
         return {"items": [{"product_id": pid, "score": round(score, 6), "reason": tiers[tier][0]}
                           for pid, score, tier in ranked],
                 "source": tiers[ranked[0][2]][1] if ranked else None, "unknown_product_ids": unknown}

@@ -24,7 +24,9 @@ from recsys.constants import MS_PER_DAY, REASON_BUY_AGAIN
 from recsys.ranking.repurchase import Purchase, buy_again
 from recsys.ranking.rerank import Candidate
 from recsys.serving.errors import DependencyDown
+from recsys.serving.filters import NO_FILTER, ItemFilter
 from recsys.serving.state import ServingState
+from recsys.serving.tiers import fill
 
 log = logging.getLogger(__name__)
 PURCHASES_TTL_SECONDS = 3600
@@ -78,26 +80,29 @@ class BuyAgainService:
             self.state.degraded("redis")
             return None, False
 
-    def _accept(self, product_id: int) -> bool:
-        """What the list may hold: products of the catalogue, in stock (the request filters join here)."""
+    def _accept(self, product_id: int, item_filter: ItemFilter = NO_FILTER) -> bool:
+        """What the list may hold: products of the catalogue, in stock, that the request's filters pass."""
         info = self.state.catalog.get(product_id)
-        return info is not None and info.in_stock
+        return info is not None and info.in_stock and item_filter.accepts_info(product_id, info)
 
-    def ranked(self, purchases: Sequence[Purchase], *, due_only: bool) -> list[Candidate]:
+    def ranked(self, purchases: Sequence[Purchase], *, due_only: bool,
+               item_filter: ItemFilter = NO_FILTER) -> list[Candidate]:
         """The purchases to suggest again, best first, as candidates with their reason (out of stock left out)."""
         state = self.state
         now = state.now_ms()
         out = []
         for pid, score in buy_again(purchases, state.catalog.category_of, state.repurchase, now, due_only=due_only):
-            if self._accept(pid):
+            if self._accept(pid, item_filter):
                 out.append(state.catalog.candidate(pid, round(score, 6), now_ms=now,
                                                    new_days=state.settings.new_product_days, reason=REASON_BUY_AGAIN))
         return out
 
-    async def items(self, user_id: int, n: int) -> list[dict]:
-        """``GET /recommendations/buy-again``: every purchase of a repeat category, best first."""
+    async def items(self, user_id: int, n: int, item_filter: ItemFilter = NO_FILTER) -> list[dict]:
+        """``GET /recommendations/buy-again``: every purchase of a repeat category, best first (narrowed by the
+        request's filters: the list has no other tier to fill it)."""
         raw, cached = await self._stored(user_id)
-        ranked = self.ranked(await self.purchases(user_id, raw, cached=cached), due_only=False)
+        ranked = self.ranked(await self.purchases(user_id, raw, cached=cached), due_only=False,
+                             item_filter=item_filter)
         return [{"product_id": c.product_id, "score": c.score, "reason": c.reason} for c in ranked[:n]]
 
     async def due(self, user_id: int, raw: bytes | None, redis_ok: bool) -> list[Candidate]:
@@ -108,8 +113,7 @@ class BuyAgainService:
 
 def with_buy_again(first: Sequence[Candidate], items: Sequence[Candidate], n: int) -> list[Candidate]:
     """``first`` (buy it again), then ``items`` without those products: ``n`` at most."""
-    taken = {c.product_id for c in first}
-    return [*first, *(c for c in items if c.product_id not in taken)][:n]
+    return fill(first, items, n)
 
 
 def without_reason(item: dict) -> dict:

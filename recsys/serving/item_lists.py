@@ -13,10 +13,11 @@ import logging
 import time
 from collections.abc import Sequence
 
-from recsys.constants import REASON_BOUGHT_TOGETHER, REASON_POPULAR_IN, REASON_SIMILAR
+from recsys.constants import REASON_BOUGHT_TOGETHER, REASON_POPULAR_IN, REASON_SIMILAR, REASON_TRENDING
 from recsys.ranking.rerank import Candidate, demote_out_of_stock
 from recsys.serving.errors import DependencyDown, NotFoundError
 from recsys.serving.fallbacks import RankedList
+from recsys.serving.filters import NO_FILTER, ItemFilter
 from recsys.serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -26,19 +27,22 @@ SIMILAR_CACHE_SIZE = 10_000
 CO_PURCHASE_WEIGHT = 0.5  # of the blended score; the embedding cosine has the rest
 
 
-def trending_items(state: ServingState, category: str | None, n: int) -> list[dict]:
-    """``[{product_id, score, popularity}]``; ``NotFoundError`` for an unknown category."""
+def trending_items(state: ServingState, n: int, item_filter: ItemFilter = NO_FILTER) -> list[dict]:
+    """``[{product_id, score, popularity}]``: global trending, or with a category filter the bestsellers of its
+    categories (by score), then trending; narrowed by the filter, out-of-stock products last."""
     lists = state.lists
-    if category is None:
-        ranked = lists.trending
-    else:
-        if category not in lists.categories and category not in state.catalog.categories:
-            known = ", ".join(sorted(lists.categories | state.catalog.categories)[:20])
-            raise NotFoundError(f"unknown category {category!r}; known categories: {known}", field="category")
-        ranked = lists.bestsellers.get(category, RankedList())
-    entries = ranked.entries()
-    candidates = [state.catalog.candidate(pid, score, now_ms=0, new_days=1, popularity=pop)
-                  for pid, score, pop in entries]
+    entries = []
+    if item_filter.categories:
+        entries = sorted((e for c in item_filter.categories for e in lists.bestsellers.get(c, RankedList()).entries()),
+                         key=lambda e: -e[1])
+    entries += lists.trending.entries()
+    catalog = state.catalog
+    seen: set[int] = set()
+    candidates = []
+    for pid, score, pop in entries:
+        if pid not in seen and (not item_filter.active or item_filter.accepts(catalog, pid)):
+            seen.add(pid)
+            candidates.append(catalog.candidate(pid, score, now_ms=0, new_days=1, popularity=pop))
     ordered = demote_out_of_stock(candidates, "demote")
     return [{"product_id": c.product_id, "score": c.score, "popularity": c.popularity} for c in ordered[:n]]
 
@@ -78,7 +82,10 @@ class SimilarService:
         cache[product_id] = (time.monotonic(), rows)
         return rows
 
-    async def similar(self, product_id: int, n: int) -> tuple[list[dict], str | None]:
+    async def similar(self, product_id: int, n: int, item_filter: ItemFilter = NO_FILTER
+                      ) -> tuple[list[dict], str | None]:
+        """The product's similar items; ``item_filter`` narrows them, and when that leaves fewer than n the
+        bestsellers of the product's category, then of the filter's categories, then trending fill the list."""
         state = self.state
         emb = state.embeddings
         info = state.catalog.get(product_id)
@@ -90,14 +97,39 @@ class SimilarService:
         items = [Candidate(product_id=pid, score=score, in_stock=self._in_stock(pid),
                            reason=REASON_BOUGHT_TOGETHER if co else REASON_SIMILAR.format(product=name))
                  for pid, score, co in blended if pid != product_id]
-        if not items and info is not None:  # nothing known about it: its category's bestsellers
-            best = state.lists.bestsellers.get(info.category, RankedList())
-            items = [Candidate(product_id=pid, score=score, in_stock=self._in_stock(pid),
-                               reason=REASON_POPULAR_IN.format(category=info.category))
-                     for pid, score, _ in best.entries() if pid != product_id]
+        if item_filter.active:
+            items = self._filled(product_id, info, items, n, item_filter)
+        elif not items and info is not None:  # nothing known about it: its category's bestsellers
+            items = self._bestsellers(info.category, product_id)
         ordered = demote_out_of_stock(items, "drop")
         return ([{"product_id": c.product_id, "score": c.score, "reason": c.reason} for c in ordered[:n]],
                 emb.model_id if emb is not None else None)
+
+    def _bestsellers(self, category: str, product_id: int) -> list[Candidate]:
+        best = self.state.lists.bestsellers.get(category, RankedList())
+        return [Candidate(product_id=pid, score=score, in_stock=self._in_stock(pid),
+                          reason=REASON_POPULAR_IN.format(category=category))
+                for pid, score, _ in best.entries() if pid != product_id]
+
+    def _filled(self, product_id: int, info, items: list[Candidate], n: int, item_filter: ItemFilter
+                ) -> list[Candidate]:
+        """The similar items the filter lets through, then (while short of n) the bestsellers of the product's
+        category, of the filter's categories, then trending: each keeps the reason of its list."""
+        catalog = self.state.catalog
+        categories = [info.category] if info is not None else []
+        categories += [c for c in sorted(item_filter.categories) if c not in categories]
+        trending = [Candidate(product_id=pid, score=score, in_stock=self._in_stock(pid), reason=REASON_TRENDING)
+                    for pid, score, _ in self.state.lists.trending.entries() if pid != product_id]
+        out: list[Candidate] = []
+        taken: set[int] = set()
+        for source in (items, *(self._bestsellers(c, product_id) for c in categories), trending):
+            for c in source:
+                if c.in_stock and c.product_id not in taken and item_filter.accepts(catalog, c.product_id):
+                    taken.add(c.product_id)
+                    out.append(c)
+            if len(out) >= n:
+                break
+        return out
 
     def _in_stock(self, product_id: int) -> bool:
         info = self.state.catalog.get(product_id)

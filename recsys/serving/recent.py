@@ -13,11 +13,13 @@ import logging
 
 from recsys.constants import REASON_RECENTLY_VIEWED
 from recsys.serving.errors import DependencyDown
+from recsys.serving.filters import NO_FILTER, ItemFilter
 from recsys.serving.session_state import BROWSE_EVENTS
 from recsys.serving.state import ServingState
 
 log = logging.getLogger(__name__)
 SESSION, EVENTS = "session", "events"
+RECENT_FILTERED_READ = 200  # event-log products a filtered request reads (the filter may leave few of them)
 
 
 class RecentService:
@@ -40,19 +42,24 @@ class RecentService:
             self.state.degraded("database")
             return []
 
-    def _accept(self, product_id: int) -> bool:
-        """What the list may hold: products of the catalogue (the request filters join here)."""
-        return self.state.catalog.get(product_id) is not None
+    def _accept(self, product_id: int, item_filter: ItemFilter = NO_FILTER) -> bool:
+        """What the list may hold: products of the catalogue that the request's filters pass."""
+        info = self.state.catalog.get(product_id)
+        return info is not None and item_filter.accepts_info(product_id, info)
 
-    async def recent(self, user_id: int, n: int) -> dict:
+    async def recent(self, user_id: int, n: int, item_filter: ItemFilter = NO_FILTER) -> dict:
         """``{items: [{product_id, score, reason}], sources}``: ``sources`` lists where the items came from
-        (``session``, ``events``)."""
-        viewed = [pid for pid in dict.fromkeys(await self._session_viewed(user_id)) if self._accept(pid)][:n]
+        (``session``, ``events``); ``item_filter`` narrows both (a filtered request reads more of the event log:
+        ``RECENT_FILTERED_READ``)."""
+        def accept(pid: int) -> bool:
+            return self._accept(pid, item_filter)
+
+        viewed = [pid for pid in dict.fromkeys(await self._session_viewed(user_id)) if accept(pid)][:n]
         sources = [SESSION] if viewed else []
         if len(viewed) < n:
             taken = set(viewed)
-            older = [pid for pid in await self._logged_viewed(user_id, n + len(taken))
-                     if pid not in taken and self._accept(pid)]
+            limit = n + len(taken) if not item_filter.active else max(n + len(taken), RECENT_FILTERED_READ)
+            older = [pid for pid in await self._logged_viewed(user_id, limit) if pid not in taken and accept(pid)]
             viewed += older[:n - len(viewed)]
             sources += [EVENTS] if older else []
         return {"items": [{"product_id": pid, "score": round(1.0 / (i + 1), 6), "reason": REASON_RECENTLY_VIEWED}

@@ -20,9 +20,10 @@ from recsys.serving.assignment import arm_model
 from recsys.constants import ARMS, COL_ITEM
 from recsys.families import ServedModel, family_of
 from recsys.integrity import ArtifactIntegrityError
+from recsys.ranking.merch_rules import rule_set
 from recsys.ranking.repurchase import CategoryRepurchase
 from recsys.serving.catalog import CatalogSnapshot
-from recsys.serving.errors import DependencyDown
+from recsys.serving.errors import DependencyDown, ServingError
 from recsys.serving.fallbacks import lists_from_counts, lists_from_redis
 from recsys.serving.model_cache import load_served, prune
 from recsys.serving.state import ServingState
@@ -174,21 +175,46 @@ async def refresh_repurchase(state: ServingState) -> bool:
     return True
 
 
+async def refresh_rules(state: ServingState) -> bool:
+    """The merchandising rules, read again when their version changed (one aggregate query otherwise)."""
+    try:
+        version = await state.db.merch_rules_version()
+        if version != state.merch_rules.version:
+            state.merch_rules = rule_set(version, await state.db.merch_rules())
+            log.info("merchandising rules %s: %d not expired", version, len(state.merch_rules.rules))
+    except ServingError as exc:  # the database down, or its table refused (an unmigrated database)
+        log.warning("merchandising rules refresh skipped: %s", exc)
+        return False
+    return True
+
+
+async def rules_forever(state: ServingState) -> None:
+    """``refresh_rules`` every ``RECSYS_MERCH_RULES_POLL_SECONDS``: a rule changed through any node is served
+    by every node within that."""
+    await _forever(state, state.settings.merch_rules_poll_seconds, refresh_rules, "merchandising rules refresh")
+
+
 async def refresh_all(state: ServingState) -> dict[str, bool]:
     catalog = await refresh_catalog(state)  # first: the database lists need the catalog
     model = await refresh_model(state)
     lists = await refresh_lists(state)
     repurchase = await refresh_repurchase(state)
+    rules = await refresh_rules(state)
     # the cached answers' digest of the new snapshots (every product: 0.13-0.29 s at 10^5), worked out here in a
     # thread rather than inside the first request after each refresh, which it stalled with the event loop
     await asyncio.to_thread(state.answer_context)
-    return {"catalog": catalog, "model": model, "lists": lists, "repurchase": repurchase}
+    return {"catalog": catalog, "model": model, "lists": lists, "repurchase": repurchase, "rules": rules}
+
+
+async def _forever(state: ServingState, seconds: float, step, what: str) -> None:
+    """``step(state)`` every ``seconds``, a failure logged and the loop kept."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await step(state)
+        except Exception:  # never let the loop die
+            log.exception("%s failed", what)
 
 
 async def refresh_forever(state: ServingState) -> None:
-    while True:
-        await asyncio.sleep(state.settings.api_refresh_seconds)
-        try:
-            await refresh_all(state)
-        except Exception:  # never let the loop die
-            log.exception("serving refresh failed")
+    await _forever(state, state.settings.api_refresh_seconds, refresh_all, "serving refresh")

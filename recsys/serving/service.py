@@ -17,6 +17,7 @@ degraded. Database down: the count is unknown, and a cached list decides.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
@@ -27,19 +28,22 @@ import orjson
 
 from recsys.constants import HISTORY_EVENTS
 from recsys.keys import CachedAnswer, answer_key, decode_answer, recommendations_body, recs_payload
+from recsys.ranking.merch_rules import RuleSet
 from recsys.ranking.reasons import SOURCE_MODEL, reason_for
 from recsys.ranking.rerank import Candidate, boost_popular
 from recsys.serving.answers import answer_basis, build_answer, items_without_reasons, response_items
 from recsys.serving.arms import ArmChoice, choose_arm, log_impression, settle_arm
 from recsys.serving.buy_again import BuyAgainService, answer_with_buy_again, with_buy_again, without_reason
 from recsys.serving.errors import DependencyDown
+from recsys.serving.filters import ItemFilter
 from recsys.serving.model_lists import ModelList, UserLists, model_list
+from recsys.serving.paging import record_page
 from recsys.serving.realtime import just_viewed, sequence_list
 from recsys.serving.session_state import SessionState, parse_session, seed_fields
 from recsys.serving.state import ServingState
 from recsys.serving.stores.redis_store import UserView
 from recsys.serving.tiers import (
-    CATEGORY, PERSONALIZED, TRENDING, ServeContext, category_tier, personalized, trending_tier,
+    CATEGORY, PERSONALIZED, TRENDING, ServeContext, category_tier, fill, personalized, trending_tier,
 )
 
 log = logging.getLogger(__name__)
@@ -61,11 +65,16 @@ class RecommendationService:
         self.buy_again = BuyAgainService(state) if state.settings.buy_again_slots else None
 
     async def respond(self, user_id: int, n: int, request_id: str = "", *, limiter=None,
-                      key_name: str | None = None, reasons: bool = True) -> bytes:
+                      key_name: str | None = None, reasons: bool = True,
+                      item_filter: ItemFilter | None = None) -> bytes:
         """The ``GET /recommendations`` body. A cached answer that still holds (``answers``) is sent as
         it is; anything else goes through the tiers (``recommend``), a Tier-1 list's answer written back.
         With ``limiter``, the caller's rate-limit token rides in the same round trip (``RateLimited``).
-        ``reasons=False``: the same items without their reasons (the answer written back keeps them)."""
+        ``reasons=False``: the same items without their reasons (the answer written back keeps them).
+        ``item_filter``: the request's filters; a cached answer serves them only when n of its items pass,
+        else the tiers work the list out from the user's cached candidates, then the fallback tiers
+        (``_filtered_view``); the body then names the filters applied."""
+        f = item_filter if item_filter is not None and item_filter.active else None
         arm = choose_arm(self.state, user_id)
         model_id = arm.model_id if arm and arm.model_id != self.state.live_model_id else None
         command = limiter.command(key_name) if limiter is not None else None
@@ -78,23 +87,39 @@ class RecommendationService:
         arm = settle_arm(self.state, user_id, arm, view, redis_ok)
         first = await self.buy_again.due(user_id, view.purchases_raw, redis_ok) if self.buy_again else ()
         answer = self._cached_answer(view, arm, redis_ok)
-        if answer is not None:
+        if f is not None:
+            first = [c for c in first if f.accepts(self.state.catalog, c.product_id)]
+            fitting = self._fitting_answer(answer, f, n, first) if answer is not None else None
+            if fitting is not None:
+                return self._send_filtered_answer(user_id, n, request_id, answer, fitting, arm, reasons, f)
+        elif answer is not None:
             return self._send_answer(user_id, n, request_id, answer, arm, reasons, first)
-        rec = await self._recommend_view(user_id, n, request_id, view, redis_ok, arm, first)
-        return orjson.dumps({"items": response_items(rec.items, reasons), "model_version": rec.model_version,
-                             "source": rec.source, "request_id": request_id})
+        rec = await self._recommend_view(user_id, n, request_id, view, redis_ok, arm, first, f)
+        body = {"items": response_items(rec.items, reasons), "model_version": rec.model_version,
+                "source": rec.source, "request_id": request_id}
+        return orjson.dumps({**body, "filters": f.applied()} if f is not None and f.requested else body)
 
-    async def recommend(self, user_id: int, n: int, request_id: str = "") -> Recommendation:
-        """The tiers' answer, always worked out (the route sends cached answers: ``respond``)."""
+    async def recommend(self, user_id: int, n: int, request_id: str = "", *, preview: bool = False) -> Recommendation:
+        """The tiers' answer, always worked out (the route sends cached answers: ``respond``). ``preview``: no
+        impression, no page record, no answer written back."""
         arm = choose_arm(self.state, user_id)
         live = self.state.live_model_id
         view, redis_ok = await self._read_view(user_id, arm.model_id if arm and arm.model_id != live else None)
         arm = settle_arm(self.state, user_id, arm, view, redis_ok)
-        return await self._recommend_view(user_id, n, request_id, view, redis_ok, arm)
+        return await self._recommend_view(user_id, n, request_id, view, redis_ok, arm, preview=preview)
+
+    async def preview(self, user_id: int, n: int, rules: RuleSet) -> Recommendation:
+        """The user's list under the merchandising ``rules`` (the admin's preview: nothing logged or written)."""
+        state = self.state if rules is self.state.merch_rules else dataclasses.replace(
+            self.state, merch_rules=rules, _answer_context=None)
+        return await RecommendationService(state).recommend(user_id, n, preview=True)
 
     async def _recommend_view(self, user_id: int, n: int, request_id: str, view: UserView, redis_ok: bool,
-                              arm: ArmChoice | None, first: Sequence[Candidate] = ()) -> Recommendation:
-        """The tiers' answer; ``first``: buy it again's items, ahead of the tier's (``buy_again``)."""
+                              arm: ArmChoice | None, first: Sequence[Candidate] = (),
+                              item_filter: ItemFilter | None = None, *, preview: bool = False) -> Recommendation:
+        """The tiers' answer; ``first``: buy it again's items, ahead of the tier's (``buy_again``).
+        ``item_filter``: every tier narrowed by it, a short tier filled by the next (``_fill_tiers``); nothing
+        written back (an answer is the unfiltered list's)."""
         session, n_events = view.session, view.n_events
         seeded = n_events is None or not session.exists
         if seeded:
@@ -104,22 +129,70 @@ class RecommendationService:
         qualifies = n_events >= self.settings.personalized_min_events if n_events is not None else known
         result = None
         if qualifies:
-            write_back = None if seeded or not redis_ok else self._answer_target(view, arm)
-            result = await self._personalized(user_id, lists, session, n, redis_ok, write_back)
-        if result is None:
+            write_back = None if seeded or not redis_ok or item_filter or preview else self._answer_target(view, arm)
+            result = await self._personalized(user_id, lists, session, n, redis_ok, write_back, item_filter)
+        if item_filter is not None:
+            result = self._fill_tiers(result, session, n + len(first), item_filter)  # first: may repeat some
+        elif result is None:
             ctx = self.state.context(session)
             items = category_tier(ctx, n) if session.categories else []
             result = Recommendation(items, CATEGORY, None) if items else Recommendation(trending_tier(ctx, n),
                                                                                         TRENDING, None)
         items = with_buy_again(first, result.items, n) if first else result.items
         result = Recommendation(items, result.source, result.model_version, arm)
-        self.state.metrics.source.labels(source=result.source).inc()
-        log_impression(self.state, request_id=request_id, user_id=user_id,
-                       products=[c.product_id for c in result.items], model_id=result.model_version, arm=arm,
-                       source=result.source)
+        if not preview:  # the admin's preview is no answer: not counted, not logged
+            self.state.metrics.source.labels(source=result.source).inc()
+            self._served(request_id, user_id, [c.product_id for c in result.items], result.model_version, arm,
+                         result.source, item_filter)
         return result
 
+    def _fill_tiers(self, result: Recommendation | None, session: SessionState, n: int,
+                    item_filter: ItemFilter) -> Recommendation:
+        """A filtered request's list: Tier 1's items (when the user qualifies), then Tier 2's, then Tier 3's,
+        each narrowed by the filter and keeping its reason; ``source`` is the tier of the first item."""
+        ctx = self.state.context(session, item_filter=item_filter)
+        items = list(result.items) if result is not None else []
+        source = result.source if result is not None and items else None
+        model_version = result.model_version if source else None
+        for tier, name in ((category_tier, CATEGORY), (trending_tier, TRENDING)):
+            if len(items) >= n:
+                break
+            more = tier(ctx, n + len(items))  # room for the products already taken
+            items = fill(items, more, n)
+            source = source or (name if items else None)
+        return Recommendation(items, source or TRENDING, model_version)
+
+    def _served(self, request_id: str, user_id: int, products: list[int], model_id: str | None,
+                arm: ArmChoice | None, source: str, item_filter: ItemFilter | None = None) -> None:
+        """The answer's impression and its page record (``paging``), both buffered for the next pipeline."""
+        log_impression(self.state, request_id=request_id, user_id=user_id, products=products, model_id=model_id,
+                       arm=arm, source=source)
+        record_page(self.state, request_id, user_id, products, tuple(item_filter.paged) if item_filter else ())
+
     # --- cached answers ---------------------------------------------------------------------
+    def _fitting_answer(self, answer: CachedAnswer, item_filter: ItemFilter, n: int,
+                        first: Sequence[Candidate]) -> list[dict] | None:
+        """The cached answer's items the filter lets through, behind ``first``: when n of them, else None (the
+        answer does not fit the filters: the tiers work the list out)."""
+        catalog = self.state.catalog
+        taken = {c.product_id for c in first}
+        items = [i for i in orjson.loads(b"[" + answer.items_bytes(len(answer.ends)) + b"]")
+                 if i["product_id"] not in taken and item_filter.accepts(catalog, i["product_id"])]
+        lead = [{"product_id": c.product_id, "score": c.score, "reason": c.reason} for c in first]
+        return [*lead, *items][:n] if len(lead) + len(items) >= n else None
+
+    def _send_filtered_answer(self, user_id: int, n: int, request_id: str, answer: CachedAnswer, items: list[dict],
+                              arm: ArmChoice | None, reasons: bool, item_filter: ItemFilter) -> bytes:
+        metrics = self.state.metrics
+        metrics.cache.labels(result="hit").inc()
+        metrics.source.labels(source=PERSONALIZED).inc()
+        self._served(request_id, user_id, [i["product_id"] for i in items], answer.model_version, arm, PERSONALIZED,
+                     item_filter)
+        return orjson.dumps({"items": items if reasons else [without_reason(i) for i in items],
+                             "model_version": answer.model_version, "source": PERSONALIZED,
+                             "request_id": request_id,
+                             **({"filters": item_filter.applied()} if item_filter.requested else {})})
+
     def _answer_target(self, view: UserView, arm: ArmChoice | None) -> tuple[str, bytes, Mapping] | None:
         """The ``answer:`` key of the list this request reads, that list's bytes and the session hash read
         with it, when all were read."""
@@ -156,14 +229,12 @@ class RecommendationService:
         metrics.source.labels(source=PERSONALIZED).inc()
         if first:  # buy it again leads: the answer's items follow, without those products
             items = answer_with_buy_again(first, answer.items_bytes(n), n)
-            log_impression(self.state, request_id=request_id, user_id=user_id,
-                           products=[i["product_id"] for i in items], model_id=answer.model_version, arm=arm,
-                           source=PERSONALIZED)
+            self._served(request_id, user_id, [i["product_id"] for i in items], answer.model_version, arm,
+                         PERSONALIZED)
             return orjson.dumps({"items": items if reasons else [without_reason(i) for i in items],
                                  "model_version": answer.model_version, "source": PERSONALIZED,
                                  "request_id": request_id})
-        log_impression(self.state, request_id=request_id, user_id=user_id, products=answer.products[:n],
-                       model_id=answer.model_version, arm=arm, source=PERSONALIZED)
+        self._served(request_id, user_id, answer.products[:n], answer.model_version, arm, PERSONALIZED)
         items = answer.items_bytes(n) if reasons else items_without_reasons(answer.items_bytes(n))
         return recommendations_body(items, answer.model_version, PERSONALIZED, request_id)
 
@@ -214,14 +285,15 @@ class RecommendationService:
         return UserLists(model_list(payload), arm.model_id, fallback=model_list(view.recs))
 
     async def _personalized(self, user_id: int, lists: UserLists, session: SessionState, n: int,
-                            redis_ok: bool, write_back: tuple[str, bytes, Mapping] | None = None) -> Recommendation | None:
+                            redis_ok: bool, write_back: tuple[str, bytes, Mapping] | None = None,
+                            item_filter: ItemFilter | None = None) -> Recommendation | None:
         """Tier 1 of the user's model list; a cached list's answer is written back (``write_back``)."""
         served = self.state.embeddings_for(lists.expected) if lists.expected else None
         if served is not None and self.state.real_time.get(served.model_id):  # re-scored when the sequence changed
-            ctx = self.state.context(session, just_viewed(self.state, session.sequence))
+            ctx = self.state.context(session, just_viewed(self.state, session.sequence), item_filter)
             found, hit = await sequence_list(self.state, served, user_id, lists, session.sequence, ctx, redis_ok)
         else:
-            ctx = self.state.context(session)
+            ctx = self.state.context(session, item_filter=item_filter)
             found, hit = await self._cached_or_scored(user_id, lists, session, redis_ok)
         if found is None:
             return None

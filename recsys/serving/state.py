@@ -18,9 +18,11 @@ from recsys.artifacts import ArtifactStore
 from recsys.families import ServedModel
 from recsys.ranking.repurchase import CategoryRepurchase
 from recsys.ranking.rerank import RerankConfig
-from recsys.serving.answers import context_digest
+from recsys.ranking.merch_rules import RuleSet
+from recsys.serving.answers import context_digest, merch_key
 from recsys.serving.catalog import CatalogSnapshot
 from recsys.serving.fallbacks import FallbackLists
+from recsys.serving.filters import ItemFilter
 from recsys.serving.metrics import ServingMetrics
 from recsys.serving.session_state import SessionState
 from recsys.serving.stores.db_store import DbStore
@@ -47,7 +49,8 @@ class ServingState:
     real_time: dict[str, bool] = field(default_factory=dict)
     similar_cache: dict[int, tuple[float, list[tuple[int, int]]]] = field(default_factory=dict)
     repurchase: Mapping[str, CategoryRepurchase] = field(default_factory=dict)  # the nightly repurchase intervals
-    _answer_context: tuple[object, object, bytes] | None = field(default=None, repr=False)
+    merch_rules: RuleSet = field(default_factory=RuleSet)  # the merchandising rules (polled: refresh.refresh_rules)
+    _answer_context: tuple[object, object, str, bytes] | None = field(default=None, repr=False)
 
     def degraded(self, dependency: str) -> None:
         self.metrics.degraded.labels(dependency=dependency).inc()
@@ -74,17 +77,22 @@ class ServingState:
     def answer_context(self) -> bytes:
         """The serving context's digest of cached answers (``answers.context_digest``), once per snapshot pair."""
         cached = self._answer_context
-        if cached is None or cached[0] is not self.catalog or cached[1] is not self.lists:
+        merch = merch_key(self.merch_rules, self.now_ms()) if self.merch_rules.rules else ""
+        if cached is None or cached[0] is not self.catalog or cached[1] is not self.lists or cached[2] != merch:
             s = self.settings
             digest = context_digest(self.catalog, self.lists, self.rules, s.new_product_days, s.exclude_seen_types,
-                                    s.reasons)
-            cached = self._answer_context = (self.catalog, self.lists, digest)
-        return cached[2]
+                                    s.reasons, merch)
+            cached = self._answer_context = (self.catalog, self.lists, merch, digest)
+        return cached[3]
 
-    def context(self, session: SessionState, just_viewed: str | None = None) -> ServeContext:
-        """The request's context; ``just_viewed``: the product a real-time model's list follows."""
-        s = self.settings
+    def context(self, session: SessionState, just_viewed: str | None = None,
+                item_filter: ItemFilter | None = None) -> ServeContext:
+        """The request's context; ``just_viewed``: the product a real-time model's list follows; ``item_filter``:
+        the request's filters (None: none)."""
+        s, now = self.settings, self.now_ms()
+        merch = self.merch_rules.live(now) if self.merch_rules.rules else ()
         return ServeContext(catalog=self.catalog, lists=self.lists, session=session, rules=self.rules,
-                            now_ms=self.now_ms(), new_days=s.new_product_days,
+                            now_ms=now, new_days=s.new_product_days, merch=merch,
                             new_arrival_slots=s.tier3_new_arrivals, seen_types=s.exclude_seen_types,
-                            personal_reasons=s.personal_reasons, just_viewed=just_viewed)
+                            personal_reasons=s.personal_reasons, just_viewed=just_viewed,
+                            item_filter=item_filter)

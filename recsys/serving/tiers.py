@@ -13,12 +13,16 @@ produced each item.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
 
 from recsys.constants import PURCHASE, REASON_LIKE_YOU
+from recsys.ranking.merch_rules import (
+    PIN, PROMOTE, REASON_FEATURED, MerchRule, adjusted_scores, blocked, place,
+)
 from recsys.ranking.rank_columns import rerank_positions
 from recsys.ranking.reasons import (
     SOURCE_CROSS_SELL,
@@ -33,6 +37,7 @@ from recsys.ranking.reasons import (
 from recsys.ranking.rerank import Candidate, RerankConfig
 from recsys.serving.catalog import CatalogSnapshot
 from recsys.serving.fallbacks import FallbackLists, RankedList
+from recsys.serving.filters import ItemFilter
 from recsys.serving.session_state import SessionState
 
 PERSONALIZED, CATEGORY, TRENDING = "personalized", "category", "trending"
@@ -55,6 +60,13 @@ class ServeContext:
     seen_types: tuple[str, ...] = (PURCHASE,)  # RECSYS_EXCLUDE_SEEN
     personal_reasons: bool = True  # RECSYS_REASONS=personal: reasons may name the user's own products
     just_viewed: str | None = None  # a real-time model's list: the product it follows (``realtime.just_viewed``)
+    item_filter: ItemFilter | None = None  # the request's filters (``recsys.serving.filters``): narrow every tier
+    merch: tuple[MerchRule, ...] = ()  # the live merchandising rules (``recsys.ranking.merch_rules``)
+
+    def attributes(self, product_id: int) -> tuple[str, float | None]:
+        """(category, price) of a product, what a merchandising rule matches on."""
+        info = self.catalog.get(product_id)
+        return (info.category, info.price) if info is not None else ("", None)
 
     def already_seen(self) -> set[int]:
         return self.session.already_seen(self.seen_types)
@@ -106,12 +118,16 @@ def finish(ctx: ServeContext, products: Sequence[int], scores: Sequence[float], 
     floor = min(scores, default=0.0)
     excluded = ctx.already_seen() | (set(ctx.session.viewed) if skip_viewed else set())
     first: dict[int, int] = {}  # product id -> position of its first occurrence
+    f, merch = ctx.item_filter, ctx.merch
     for i, pid in enumerate([*products, *cross_sell_products(ctx)]):
-        if pid not in excluded and pid not in first:
+        if pid not in excluded and pid not in first and (f is None or f.accepts(ctx.catalog, pid)) and (
+                not merch or not blocked(merch, pid, ctx.attributes)):
             first[pid] = i
     pids, origins = list(first), list(first.values())
-    inputs = ctx.catalog.rank_inputs(pids, [scores[i] if i < len(products) else floor for i in origins],
-                                     now_ms=ctx.now_ms, new_days=ctx.new_days)
+    ranked = [scores[i] if i < len(products) else floor for i in origins]
+    if merch:  # the rules, after the model's ranking and before re-ranking and diversity
+        ranked = adjusted_scores(merch, pids, ranked, ctx.attributes)
+    inputs = ctx.catalog.rank_inputs(pids, ranked, now_ms=ctx.now_ms, new_days=ctx.new_days)
     positions, final = rerank_positions(inputs, ctx.rules, session_categories=ctx.session.categories,
                                         purchased_categories=ctx.purchased_categories(), limit=n)
     out = []
@@ -120,7 +136,39 @@ def finish(ctx: ServeContext, products: Sequence[int], scores: Sequence[float], 
                       inputs.is_new[k], "", inputs.age_days[k], ctx.lists.popularity.get(pids[k], 0))
         c.reason = _reason(ctx, c, origins[k], sources, cached_reasons)  # built just above: set in place
         out.append(c)
+    if any(r.action in (PIN, PROMOTE) for r in merch):
+        out = place(out, n, merch, _rule_pool(ctx, pids, ranked, out, excluded), ctx.attributes, _featured)
     return out
+
+
+def _featured(c: Candidate) -> Candidate:
+    return dataclasses.replace(c, reason=REASON_FEATURED)
+
+
+def _rule_pool(ctx: ServeContext, pids: Sequence[int], scores: Sequence[float], out: Sequence[Candidate],
+               excluded: set[int]) -> list[Candidate]:
+    """What a pin or promote rule may bring into the list, best first: the tier's other candidates, then the
+    rules' own products, their categories' bestsellers, trending; in stock, passing the filter, not blocked,
+    not seen."""
+    shown = {c.product_id for c in out}
+    floor = min((c.score for c in out), default=0.0)
+    order = sorted(range(len(pids)), key=lambda k: -scores[k])
+    found = [(pids[k], scores[k]) for k in order]
+    for r in ctx.merch:
+        if r.action in (PIN, PROMOTE):
+            found += [(p, floor) for p in r.products]
+            found += [(p, floor) for c in sorted(r.categories)
+                      for p in ctx.lists.bestsellers.get(c, RankedList()).products]
+    found += [(p, floor) for p in ctx.lists.trending.products]
+    f, pool, seen = ctx.item_filter, [], set(shown)
+    for pid, score in found:
+        info = ctx.catalog.get(pid)
+        if pid in seen or pid in excluded or info is None or not info.in_stock:
+            continue
+        seen.add(pid)
+        if (f is None or f.accepts_info(pid, info)) and not blocked(ctx.merch, pid, ctx.attributes):
+            pool.append(ctx.candidate(pid, score))
+    return pool
 
 
 def _reason(ctx: ServeContext, c: Candidate, i: int, sources: Sequence[str], cached_reasons: Sequence[str]) -> str:
@@ -142,9 +190,18 @@ def personalized(ctx: ServeContext, products: Sequence[int], scores: Sequence[fl
                   [SOURCE_MODEL] * size, n, cached_reasons=cached_reasons or ())
 
 
+def tier2_categories(ctx: ServeContext) -> list[str]:
+    """The categories Tier 2 draws from: the user's recent ones; with a category filter, those of them the filter
+    allows, then the filter's own (so a filtered request still has bestsellers of what it asked for)."""
+    f = ctx.item_filter
+    if f is None or not f.categories:
+        return list(ctx.session.categories)
+    return list(dict.fromkeys([*(c for c in ctx.session.categories if f.category_ok(c)), *sorted(f.categories)]))
+
+
 def category_tier(ctx: ServeContext, n: int) -> list[Candidate]:
     """Tier 2: bestsellers of the recent categories (the most recent leads), trending after them."""
-    cats = [c for c in ctx.session.categories if c in ctx.lists.bestsellers][:TIER2_CATEGORIES]
+    cats = [c for c in tier2_categories(ctx) if c in ctx.lists.bestsellers][:TIER2_CATEGORIES]
     if not cats:
         return []
     products: list[int] = []
@@ -180,6 +237,13 @@ def trending_tier(ctx: ServeContext, n: int) -> list[Candidate]:
                        ctx.new_arrival_slots)
     return finish(ctx, [pid for pid, _ in order], [_rank_score(r, len(order)) for r in range(len(order))],
                   [source for _, source in order], n, skip_viewed=True)
+
+
+def fill(items: Sequence[Candidate], more: Sequence[Candidate], n: int) -> list[Candidate]:
+    """``items``, then the products of ``more`` not among them (each keeps its reason), ``n`` at most: how a tier
+    that a filter left short is filled by the next."""
+    taken = {c.product_id for c in items}
+    return [*items, *(c for c in more if c.product_id not in taken)][:n]
 
 
 def rerank_config(settings, complements: Mapping[str, Iterable[str]] | None = None) -> RerankConfig:

@@ -145,3 +145,24 @@ def test_a_test_that_ends_after_a_newer_promotion_leaves_the_newer_model_live(ab
         ("recsys_alert", "ab_promotion_blocked", test["test_id"])]
     out = R.run_interval(ab_world, NOW, NOW + dt.timedelta(hours=1), ab_settings)
     assert out["promoted"] == []  # the hourly run precomputes nothing either
+
+
+def test_the_results_record_the_merchandising_rules_live_during_the_test(ab_world, ab_settings):
+    from recsys.db import merch_rules
+
+    test = begin(ab_world, ab_settings)
+    gone = merch_rules.create_rule(ab_world, values={"name": "before", "action": "block", "products": [1],
+                                                     "ends_at": START - dt.timedelta(hours=1)}, by="admin@t")
+    live = merch_rules.create_rule(ab_world, values={"name": "winter", "action": "promote", "categories": ["Shoes"],
+                                                     "share": 0.2}, by="admin@t")
+    later = merch_rules.create_rule(ab_world, values={"name": "later", "action": "block", "products": [2],
+                                                      "starts_at": NOW + dt.timedelta(days=2)}, by="admin@t")
+    expired = merch_rules.create_rule(ab_world, values={"name": "brief", "action": "bury", "products": [3],
+                                                        "weight": 1.0}, by="admin@t")
+    merch_rules.expire_rule(ab_world, rule_id=expired["rule_id"], by="admin@t")
+    out = R.compute_results(ab_world, test["test_id"], NOW + dt.timedelta(hours=1), ab_settings)
+    recorded = {r["rule_id"]: r for r in out["merch_rules"]}
+    assert set(recorded) == {live["rule_id"], expired["rule_id"]}  # not the one ended before, nor the later one
+    assert recorded[live["rule_id"]]["action"] == "promote" and recorded[live["rule_id"]]["live_until"] is None
+    assert recorded[expired["rule_id"]]["revision"] == 2 and recorded[expired["rule_id"]]["live_until"]
+    assert gone["rule_id"] not in recorded and later["rule_id"] not in recorded

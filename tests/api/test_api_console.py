@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from api_helpers import catalog_rows, open_client, register_model_row, write_lists
+from api_helpers import catalog_rows, open_client, pid, register_model_row, write_lists, write_user_recs
 from asgi_client import ServerThread
 from browser import launch, needs_chromium, page_errors
 from recsys import registry
@@ -25,6 +25,9 @@ TOKEN = "console-admin-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 EVIL = "<script>x</script>"
+HOME = [pid("Home", j) for j in (1, 2, 3)]
+BOOKS = [pid("Books", j) for j in (1, 2, 3)]
+USER = 7
 SELECTION = {"metric": "ndcg@10", "secondary_metric": "recall@10", "chosen": "lightfm", "seconds": 12.5,
              "budget_seconds": 900.0, "candidates": [
                  {"family": "lightfm", "name": "lightfm", "validation": {"ndcg@10": 0.3125, "recall@10": 0.4},
@@ -81,7 +84,7 @@ def started_tests(engine) -> list[dict]:
 
 
 async def test_the_pages_need_the_admin_credential(console, console_world):
-    for path in ("/admin", "/admin/ab-tests", "/admin/models"):
+    for path in ("/admin", "/admin/ab-tests", "/admin/models", "/admin/merchandising"):
         r = await console.get(path)
         assert r.status_code == 303 and r.headers["location"] == f"/admin/login?next={path}", path
         assert (await console.get(path, headers={"Authorization": "Bearer wrong"})).status_code == 403
@@ -92,7 +95,7 @@ async def test_the_pages_need_the_admin_credential(console, console_world):
     jar = await login(console)
     home = await console.get("/admin", cookies=jar)
     assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
-    assert {"/admin/ab-tests", "/admin/models"} <= set(re.findall(r'href="([^"]+)"', home.text))
+    assert {"/admin/ab-tests", "/admin/models", "/admin/merchandising"} <= set(re.findall(r'href="([^"]+)"', home.text))
 
 
 async def test_the_start_form_and_the_stop_button_with_the_cookie_from_the_own_origin_only(console, console_world):
@@ -215,10 +218,13 @@ async def test_the_models_page_without_drift_reports_or_tests(console):
 
 
 @needs_chromium
-def test_the_console_in_chromium(console_world, console_settings, console_store):
+def test_the_console_in_chromium(console_world, console_settings, console_store, redis_client):
     """A person logs in through the form, lands on the console, starts a test with the form (a refused share
-    first), sees it listed, opens its dashboard, stops it and logs out."""
+    first), sees it listed, opens its dashboard, stops it, creates a rule and sees it change a user's preview,
+    and logs out."""
     from playwright.sync_api import sync_playwright
+
+    write_user_recs(redis_client, USER, HOME + BOOKS, n_events=60, model_version="m-live")
 
     app = create_app(console_settings, store=console_store, refresh_in_background=False)
     with ServerThread(app) as base, sync_playwright() as pw:
@@ -267,9 +273,110 @@ def test_the_console_in_chromium(console_world, console_settings, console_store)
         with page.expect_navigation():
             page.click("nav >> text=Models")
         assert page.locator("#models-candidate").inner_text().count("m-cand") == 1  # still a CANDIDATE
+        with page.expect_navigation():  # a rule, and the user's preview with and without it
+            page.click("nav >> text=Merchandising")
+        page.fill("#preview-user", str(USER))
+        with page.expect_navigation():
+            page.click("#preview")
+        before = [int(t) for t in page.locator("#preview-with td.product").all_inner_texts()]
+        assert before == [int(t) for t in page.locator("#preview-without td.product").all_inner_texts()]
+        assert BOOKS[0] in before
+        page.fill("#rule-name", "No books this week")
+        page.select_option("#rule-action", "block")
+        page.fill("#rule-categories", "Books")
+        with page.expect_navigation():
+            page.click("#rule-save")
+        assert page.locator("#message").inner_text() == "Rule #1 created." and page.locator("#live-1").inner_text() == "yes"
+        page.fill("#preview-user", str(USER))
+        with page.expect_navigation():
+            page.click("#preview")
+        after = [int(t) for t in page.locator("#preview-with td.product").all_inner_texts()]
+        assert after and not set(after) & set(BOOKS)  # the rule changes the preview
+        assert [int(t) for t in page.locator("#preview-without td.product").all_inner_texts()] == before
         with page.expect_navigation():
             page.click("#logout")
         assert page.url.startswith(f"{base}/admin/login")
         assert not [c for c in page.context.cookies() if c["name"] == "recsys_admin"]
         browser.close()
     assert errors == []
+
+
+# --- the merchandising page ------------------------------------------------------------------------------------
+RULE_FORM = {"name": "no books", "action": "block", "products": "", "categories": "Books", "price_min": "",
+             "price_max": "", "weight": "", "slot": "", "share": "", "starts_at": "", "ends_at": ""}
+
+
+def preview_lists(text: str) -> tuple[list[int], list[int]]:
+    """The product ids of the preview's two tables (with the rules, without)."""
+    def ids(ident):
+        part = text[text.index(f'id="{ident}"'):]
+        return [int(p) for p in re.findall(r'<td class="product">(\d+)</td>', part[:part.index("</table>")])]
+    return ids("preview-with"), ids("preview-without")
+
+
+async def test_the_merchandising_page_creates_edits_previews_and_expires_a_rule(console, redis_client):
+    write_user_recs(redis_client, USER, HOME + BOOKS, n_events=60, model_version="m-live")  # the LIVE model's
+    jar = await login(console)
+    page = await console.get("/admin/merchandising", params={"preview_user": USER}, cookies=jar)
+    assert page.status_code == 200 and "No merchandising rule yet." in page.text
+    with_rules, without = preview_lists(page.text)
+    assert with_rules == without and set(BOOKS) <= set(without)
+    r = await console.post("/admin/merchandising", data=RULE_FORM, cookies=jar, headers={"Sec-Fetch-Site": "same-site"})
+    assert r.status_code == 403 and (await console.get("/admin/rules", headers=BEARER)).json()["rules"] == []
+    r = await console.post("/admin/merchandising", data=RULE_FORM, cookies=jar, headers=SAME_ORIGIN)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/merchandising?created=1"
+    [rule] = (await console.get("/admin/rules", headers=BEARER)).json()["rules"]  # what the JSON API lists
+    assert (rule["name"], rule["action"], rule["categories"], rule["live"]) == ("no books", "block", ["Books"], True)
+    page = await console.get("/admin/merchandising", params={"created": 1, "preview_user": USER}, cookies=jar)
+    assert "Rule #1 created." in page.text and 'id="live-1">yes' in page.text
+    with_rules, without = preview_lists(page.text)
+    assert not set(BOOKS) & set(with_rules) and set(BOOKS) <= set(without)  # the rule changes the preview
+    page = await console.get("/admin/merchandising", params={"edit": 1}, cookies=jar)
+    assert 'action="/admin/merchandising/1"' in page.text and 'id="rule-name" name="name" size="20" value="no books"' in page.text
+    edited = {**RULE_FORM, "name": "pin a book", "action": "pin", "categories": "", "products": f"{BOOKS[2]}",
+              "slot": "1"}
+    r = await console.post("/admin/merchandising/1", data=edited, cookies=jar, headers=SAME_ORIGIN)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/merchandising?saved=1"
+    [rule] = (await console.get("/admin/rules", headers=BEARER)).json()["rules"]
+    assert (rule["action"], rule["products"], rule["categories"], rule["slot"], rule["revision"]) == (
+        "pin", [BOOKS[2]], [], 1, 2)
+    page = await console.get("/admin/merchandising", params={"preview_user": USER}, cookies=jar)
+    assert preview_lists(page.text)[0][0] == BOOKS[2] and "Featured" in page.text
+    r = await console.post("/admin/merchandising/1/expire", cookies=jar, headers=SAME_ORIGIN)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/merchandising?expired=1"
+    page = await console.get("/admin/merchandising?expired=1&preview_user=7", cookies=jar)
+    assert "Rule #1 expired." in page.text and 'id="expire-1"' not in page.text and 'id="live-1">no' in page.text
+    with_rules, without = preview_lists(page.text)
+    assert with_rules == without
+
+
+@pytest.mark.parametrize("change, status, message", [
+    ({"weight": "0.5"}, 422, "a block rule takes no weight, slot or share"),
+    ({"products": "12,abc"}, 422, "products.1: Input should be a valid integer"),
+    ({"categories": "", "products": ""}, 422, "a rule matches products, categories or a price range"),
+    ({"action": "shout"}, 422, "action: Input should be"),
+    ({"starts_at": "tomorrow"}, 422, "starts_at: Input should be a valid datetime"),
+])
+async def test_a_refused_rule_is_the_page_again_and_nothing_is_stored(console, change, status, message):
+    r = await console.post("/admin/merchandising", data={**RULE_FORM, **change}, headers=BEARER)
+    assert r.status_code == status and message in r.text and 'id="rule-form"' in r.text, r.text[-800:]
+    assert (await console.get("/admin/rules", headers=BEARER)).json()["rules"] == []
+
+
+async def test_editing_refusals(console):
+    r = await console.post("/admin/merchandising/9", data=RULE_FORM, headers=BEARER)
+    assert r.status_code == 404 and "no merchandising rule 9" in r.text
+    assert (await console.get("/admin/merchandising", params={"edit": 9}, headers=BEARER)).status_code == 404
+    assert (await console.post("/admin/merchandising", data=RULE_FORM, headers=BEARER)).status_code == 303
+    r = await console.post("/admin/merchandising/1", data={**RULE_FORM, "action": "pin"}, headers=BEARER)
+    assert r.status_code == 422 and "a pin rule needs a slot" in r.text
+    assert (await console.get("/admin/rules", headers=BEARER)).json()["rules"][0]["revision"] == 1
+    assert (await console.get("/admin/merchandising")).status_code == 303  # to the login form
+
+
+async def test_the_merchandising_page_escapes_the_rules(console):
+    r = await console.post("/admin/rules", headers=BEARER, json={"name": EVIL, "action": "block",
+                                                                 "categories": ['<img src=x onerror="y">']})
+    assert r.status_code == 201
+    page = (await console.get("/admin/merchandising", params={"edit": 1}, headers=BEARER)).text
+    assert "<script" not in page and "<img" not in page and "&lt;script&gt;x&lt;/script&gt;" in page

@@ -82,7 +82,7 @@ def test_schemathesis_finds_no_server_error_and_nothing_undocumented(catalog_eng
         assert statuses[f"POST {path}"][200] > 0, (path, statuses[f"POST {path}"])
     public = ("GET /health", "GET /admin/login", "POST /admin/login", "POST /admin/logout")
     pages = ("GET /ab-tests/{test_id}/dashboard", "GET /admin", "GET /admin/ab-tests", "GET /admin/models",
-             "GET /admin/drift/{day}")
+             "GET /admin/drift/{day}", "GET /admin/merchandising")
     assert all(statuses[op][401] > 0 for op in statuses if op not in public + pages)
     assert all(statuses[op][303] > 0 for op in pages)  # a browser without the cookie: to the login
     assert statuses["GET /recommendations/similar"][200] > 0 and statuses["GET /ab-tests"][200] > 0

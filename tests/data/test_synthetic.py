@@ -181,3 +181,38 @@ def test_medium_shop_generates_fast():
     elapsed = time.perf_counter() - t0
     assert len(shop.events) > 300_000
     assert elapsed < 20, f"20K users x 2K products x 30 days took {elapsed:.1f}s"
+
+
+def _digest(shop) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for frame in (shop.events, shop.users, shop.products):
+        h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+        h.update(",".join(frame.columns).encode())
+    return h.hexdigest()
+
+
+def test_the_default_shop_is_unchanged_byte_for_byte_by_the_burst_option():
+    args = dict(n_users=200, n_products=50, days=20, seed=3, end_date=END)
+    # the digest of this shop generated before the burst option existed (commit 33ce788)
+    assert _digest(generate_shop(**args)) == "7bdca9e4b2a1baba44f32cbca8dcd7ef80f73f9eb73d35b84ea73022da34fe90"
+    assert _digest(generate_shop(**args, burst_days=None)) == _digest(generate_shop(**args))
+
+
+def test_with_burst_days_each_user_is_active_in_one_burst():
+    args = dict(n_users=600, n_products=80, days=60, seed=1, end_date=END)
+    plain, bursty = generate_shop(**args), generate_shop(**args, burst_days=3)
+    assert _digest(bursty) == _digest(generate_shop(**args, burst_days=3))  # seeded
+    assert bursty.products.equals(plain.products) and bursty.users["country"].equals(plain.users["country"])
+    shopping = bursty.events[bursty.events["event_type"] != RETURN]  # a return comes days after the purchase
+    spans = shopping.groupby("user_id")["timestamp"].agg(lambda t: (t.max() - t.min()) / MS_PER_DAY)
+    assert spans.max() <= 3.01  # sessions start within the burst and last minutes
+    plain_spans = plain.events.groupby("user_id")["timestamp"].agg(lambda t: (t.max() - t.min()) / MS_PER_DAY)
+    assert plain_spans.median() > 20  # without bursts users come back over the whole period
+    first_day = shopping.groupby("user_id")["timestamp"].min() // MS_PER_DAY
+    assert first_day.nunique() > 40  # the bursts are spread over the period
+    start, end = _window(60)
+    assert shopping["timestamp"].min() >= start and bursty.events["timestamp"].max() < end
+    with pytest.raises(ValueError, match="burst_days"):
+        generate_shop(**args, burst_days=0)

@@ -10,6 +10,7 @@ from recsys.evaluation import tuning
 from recsys.evaluation.models import FeatureSet, HybridConfig
 from recsys.evaluation.protocol import Cutoff, Protocol, build_eval_split
 from recsys.families.hybrid.fit import TrainParams
+from recsys.evaluation.validation import TIME, Shape, evaluate_validation
 from tests.evaluation.eval_helpers import CUT, shop_logs
 
 
@@ -19,15 +20,29 @@ def split():
 
 
 def test_validation_split_only_uses_training_events(split):
-    val, described = tuning.validation_split(split, validation_days=10)
-    assert "10 days" in described
-    assert val.cutoff_ms == int(split.train_events["timestamp"].max()) + 1 - 10 * MS_PER_DAY
+    val, described = evaluate_validation(split, shape=Shape(TIME, days=10), min_users=1)
+    assert "10 day(s)" in described["description"] and described["protocol"] == TIME
+    assert val.cutoff_ms == split.cutoff_ms - 10 * MS_PER_DAY
     assert (val.train_events["timestamp"] < val.cutoff_ms).all()
     assert len(val.train_events) < len(split.train_events)
     assert set(val.frame["product_id"]) <= set(split.frame["product_id"])
-    default, _ = tuning.validation_split(split)  # as long as the test, at most a third of training
-    span = (split.train_events["timestamp"].max() - split.train_events["timestamp"].min()) / MS_PER_DAY
-    assert (split.train_events["timestamp"].max() + 1 - default.cutoff_ms) / MS_PER_DAY <= span / 3 + 1
+    default, how = evaluate_validation(split, min_users=1)  # as long as the test, at most a third of training
+    span = (split.cutoff_ms - split.train_events["timestamp"].min()) / MS_PER_DAY
+    assert how["protocol"] == TIME and (split.cutoff_ms - default.cutoff_ms) / MS_PER_DAY <= span / 3 + 1
+
+
+def test_tuning_searches_on_the_validation_split_it_is_given(split, monkeypatch):
+    given = evaluate_validation(split, shape=Shape(TIME, days=10), min_users=1)
+    seen = []
+
+    def recording_trial(config, val, objective, model=None):
+        seen.append(val)
+        return fake_trial(config, val, objective, model)
+
+    monkeypatch.setattr(tuning, "trial", recording_trial)
+    result = tuning.tune_hybrid(split, HybridConfig(TrainParams()), budget_seconds=60, validation=given)
+    assert len(seen) == result["trials_run"] > 1 and all(val is given[0] for val in seen)
+    assert result["validation"] == f"{given[1]['description']}, {given[1]['users']} users"
 
 
 def test_with_value_sets_one_dimension():
@@ -86,7 +101,7 @@ def test_the_time_box_stops_the_search(split, monkeypatch):
 
 
 def test_a_real_trial_is_seeded_and_measured(split):
-    val, _ = tuning.validation_split(split, validation_days=10)
+    val, _ = evaluate_validation(split, shape=Shape(TIME, days=10), min_users=1)
     config = HybridConfig(TrainParams(epochs=3, no_components=4, threads=1, item_features=("category",)))
     (a, model), (b, _) = tuning.trial(config, val, "ndcg@2"), tuning.trial(config, val, "ndcg@2")
     c, same = tuning.trial(config, val, "ndcg@2", model=model)

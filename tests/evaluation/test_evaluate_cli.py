@@ -73,9 +73,12 @@ def test_rees46_sample_end_to_end(tmp_path, capsys):
     else:
         assert not png.exists() and "matplotlib" in result["plot_note"]
     assert "| model | precision@5" in out_json.with_suffix(".md").read_text()
-    # twelve minutes of training: the validation period is a third of it, not a whole day
+    # twelve minutes of training: the time validation period is at most a third of it, not a whole day
     selection = result["selection"]
-    assert selection["validation_users"] > 0 and "of the training period" in selection["validation_split"]
+    tried = selection["validation"]["tried"]
+    assert selection["validation_users"] > 0 and tried and all(t["days"] * 1440 <= 13 / 3 for t in tried)
+    assert selection["validation_users"] == selection["validation"]["users"]
+    assert f"{selection['validation_users']} users" in out_json.with_suffix(".md").read_text()
     assert all(row["validation"] for row in selection["candidates"] if row["family"] != "als")
 
 

@@ -180,3 +180,15 @@ def test_other_input_errors():
         M.intra_list_diversity(np.array([[0]]), np.array(["a"]), 1)
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         M.novelty(np.array([[0, 1]]), np.array([0.0, 0.5]), 2)
+
+
+def test_per_user_values_average_to_the_metrics():
+    truth = [np.array([1, 2]), np.array([0]), np.array([3, 4, 5])]
+    predictions = np.array([[2, 0, 1], [0, 1, 2], [5, 1, 2]])
+    for name, mean in (("precision", M.precision_at_k), ("recall", M.recall_at_k), ("ndcg", M.ndcg_at_k),
+                       ("map", M.map_at_k)):
+        values = M.per_user(f"{name}@3", truth, predictions)
+        assert values.shape == (3,) and values.mean() == pytest.approx(mean(truth, predictions, 3))
+    assert M.per_user("recall@3", truth, predictions).tolist() == pytest.approx([1.0, 1.0, 1 / 3])
+    with pytest.raises(ValueError, match="per-user"):
+        M.per_user("auc", truth, predictions)

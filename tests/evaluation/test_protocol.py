@@ -12,8 +12,9 @@ from recsys.evaluation.errors import EmptyTestSetError, EmptyTrainingSetError, E
 from recsys.evaluation.logs import EventLogs
 from recsys.evaluation.protocol import (
     COLD, PER_CUSTOMER, WARM, Cutoff, Protocol, build_eval_split, choose_cutoff, interaction_frame,
-    per_customer_logs, validation_split,
+    per_customer_logs,
 )
+from recsys.evaluation.validation import PER_USER, evaluate_validation
 from recsys.timeutil import day_start_ms
 
 DAY0 = dt.date(2024, 3, 1)
@@ -167,9 +168,9 @@ def test_validation_is_carved_from_training_the_way_the_test_was():
     events = [ev(u, 10 + (d + u) % 6, d) for u in (1, 2, 3) for d in range(6)]
     split_logs = per_customer_logs(logs(train=events, test=[]), fraction=0.3)
     s = build_eval_split(split_logs, Cutoff(PER_CUSTOMER, "0.3", None), Protocol(k=1))
-    val, described = validation_split(s)
-    assert described == "each customer's newest 30% of training events"
-    assert val.info["split"]["how"] == PER_CUSTOMER
+    val, described = evaluate_validation(s)
+    assert described["description"] == "each customer's newest 30% of training events"
+    assert described["protocol"] == PER_USER and val.info["split"]["how"] == PER_CUSTOMER
     train_days = val.train_events.groupby("user_id")["timestamp"].max()
     val_test = per_customer_logs(EventLogs(s.train_events, None, s.users, s.products, {}), 0.3).test_events
     assert (val_test.groupby("user_id")["timestamp"].min() > train_days).all()  # each customer's newest

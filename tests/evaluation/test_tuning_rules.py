@@ -48,9 +48,18 @@ def test_the_selection_table_names_every_candidate_and_the_chosen_one():
     text = selection_table({"metric": "ndcg@10", "secondary_metric": "precision@10", "seconds": 3.0,
                             "budget_seconds": 900.0, "candidates": [
                                 {"name": "hybrid-default", "family": "hybrid", "validation": {"ndcg@10": 0.1},
+                                 "interval": [0.09, 0.11],
                                  "fit_seconds": 1.0, "chosen": True, "skipped": None},
                                 {"name": "als", "family": "als", "validation": None, "fit_seconds": None,
-                                 "chosen": False, "skipped": "time box: 899.0 s used"}]})
+                                 "chosen": False, "skipped": "cut by the time box: 899.0 s used"}],
+                            "decision": "hybrid-default leads by ndcg@10 0.1000",
+                            "validation": {"protocol": "time", "description": "last 4 day(s) of the training window",
+                                           "users": 2300, "min_users": 2000, "eligible_users": 4900,
+                                           "tried": [{"days": 1, "users": 700}, {"days": 2, "users": 1300},
+                                                     {"days": 4, "users": 2300}], "reason": "2300 users >= 2000"}})
     lines = text.splitlines()
-    assert "hybrid-default" in lines[2] and "0.1000" in lines[2] and lines[2].endswith("CHOSEN")
-    assert "als" in lines[3] and lines[3].endswith("time box: 899.0 s used")
+    assert "protocol time" in lines[1] and "2300 users" in lines[1] and "1 d: 700, 2 d: 1300, 4 d: 2300" in lines[1]
+    assert "hybrid-default" in lines[3] and "0.1000" in lines[3] and lines[3].endswith("CHOSEN")
+    assert "[0.0900, 0.1100]" in lines[3]
+    assert "als" in lines[4] and lines[4].endswith("time box: 899.0 s used")
+    assert lines[-1] == "choice: hybrid-default leads by ndcg@10 0.1000"

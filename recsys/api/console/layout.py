@@ -12,7 +12,8 @@ text-align:left;vertical-align:top}th{background:#f5f5f5}.num{text-align:right}.
 border-radius:4px;background:#eee;font-weight:600}.error{color:#b00;font-weight:600}.ok{color:#070}
 form.inline{display:inline}fieldset{border:1px solid #ddd;margin:12px 0;padding:8px 12px}label{margin-right:12px}
 small{color:#666}"""
-NAV = (("/admin", "Home"), ("/admin/ab-tests", "A/B tests"), ("/admin/models", "Models"))
+NAV = (("/admin", "Home"), ("/admin/ab-tests", "A/B tests"), ("/admin/models", "Models"),
+       ("/admin/merchandising", "Merchandising"))
 
 
 def esc(value) -> str:

@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from recsys.api.deps import get_basket_service, get_buy_again_service, get_recent_service, get_request_id
+from recsys.api.deps import (
+    Shape, get_basket_service, get_buy_again_service, get_recent_service, get_request_id,
+)
 from recsys.api.errors import OrjsonResponse, error_responses
 from recsys.api.schemas import (
     BasketResponse, BuyAgainResponse, NumItems, ProductIdList, RecentResponse, id_query,
@@ -40,36 +42,39 @@ async def basket(
     product_ids: ProductIdList,
     service: Annotated[BasketService, Depends(get_basket_service)],
     request_id: RequestId,
+    shape: Shape,
     num_items: NumItems = 10,
 ):
     """Frequently bought together for a basket: products bought in the same orders as the basket's, from the
     nightly co-purchase lists; without co-purchase data the bestsellers of the basket's categories, then
     trending (each item's reason says which). The basket's products are never in the answer."""
     ids = basket_ids(product_ids)
-    found = await service.basket(ids, num_items)
-    return OrjsonResponse({"product_ids": ids, **found, "request_id": request_id})
+    found = await service.basket(ids, num_items, shape.filter)
+    return OrjsonResponse(shape.body({"product_ids": ids, **found, "request_id": request_id}))
 
 
-@router.get("/buy-again", response_model=BuyAgainResponse, responses=error_responses(422))
+@router.get("/buy-again", response_model=BuyAgainResponse, responses=error_responses(404, 422))
 async def buy_again(
     user_id: UserId,
     service: Annotated[BuyAgainService, Depends(get_buy_again_service)],
     request_id: RequestId,
+    shape: Shape,
     num_items: NumItems = 10,
 ):
     """The user's purchases worth buying again: products of categories the shop's customers buy again, ranked by
     how close the time since the user's last purchase is to the category's observed repurchase interval."""
-    items = await service.items(user_id, num_items)
-    return OrjsonResponse({"user_id": user_id, "items": items, "request_id": request_id})
+    items = await service.items(user_id, num_items, shape.filter)
+    return OrjsonResponse(shape.body({"user_id": user_id, "items": items, "request_id": request_id}))
 
 
-@router.get("/recent", response_model=RecentResponse, responses=error_responses(422))
+@router.get("/recent", response_model=RecentResponse, responses=error_responses(404, 422))
 async def recent(
     user_id: UserId,
     service: Annotated[RecentService, Depends(get_recent_service)],
     request_id: RequestId,
+    shape: Shape,
     num_items: NumItems = 10,
 ):
     """Recently viewed: the products the user browsed, newest first, from the live session, then the event log."""
-    found = await service.recent(user_id, num_items)
-    return OrjsonResponse({"user_id": user_id, **found, "request_id": request_id})
+    found = await service.recent(user_id, num_items, shape.filter)
+    return OrjsonResponse(shape.body({"user_id": user_id, **found, "request_id": request_id}))

@@ -10,6 +10,7 @@ answers it exactly as before (401, 422, ...); that route is also the OpenAPI con
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,7 +19,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from recsys.api.auth import API_KEY_HEADER
-from recsys.api.deps import get_recommender, get_request_id, get_similar_service, get_state, impression_request_id
+from recsys.api.deps import (
+    Shape, get_recommender, get_request_id, get_similar_service, get_state, impression_request_id,
+)
 from recsys.api.errors import OrjsonResponse, error_responses
 from recsys.api.schemas import (
     NumItems, RecommendationsResponse, SimilarResponse, TrendingResponse, WithReasons, id_query,
@@ -26,6 +29,7 @@ from recsys.api.schemas import (
 from recsys.constants import MAX_DB_INT
 from recsys.serving.answers import MAX_NUM_ITEMS
 from recsys.serving.item_lists import SimilarService, trending_items
+from recsys.serving.paging import served_before
 from recsys.serving.service import RecommendationService
 from recsys.serving.state import ServingState
 
@@ -33,32 +37,46 @@ router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 RequestId = Annotated[str, Depends(get_request_id)]
 
 
-@router.get("", response_model=RecommendationsResponse, responses=error_responses(422))
+@router.get("", response_model=RecommendationsResponse, responses=error_responses(404, 422))
 async def recommendations(
     request: Request,
     user_id: Annotated[int, id_query("the user's id, as the calling backend authenticated it")],
     recommender: Annotated[RecommendationService, Depends(get_recommender)],
+    shape: Shape,
     num_items: NumItems = 10,
     reasons: WithReasons = True,
+    after: Annotated[str | None, Query(
+        min_length=32, max_length=32, pattern="^[0-9a-f]{32}$",
+        description="the request_id of this user's previous answer: the next items of the same ranking, none of "
+                    "those it or its earlier pages served (kept RECSYS_PAGE_TTL_SECONDS, default 30 minutes)")] = None,
 ):
     """The user's list. ``request_id`` is signed by the server: send it back with the clicks and
     purchases of this list (``POST /events/click``) so that they count for the list's A/B arm.
-    ``reasons=false``: the same items and scores, without their reasons."""
+    ``reasons=false``: the same items and scores, without their reasons. Filters narrow every tier: the
+    user's cached answer when enough of it passes, else the user's cached candidates, then the category and
+    trending tiers fill what is short (each item keeps its reason); ``filters`` says which applied.
+    ``after``: the next page of that answer (``recsys.serving.paging``); ``fields``: product fields per item."""
+    item_filter = shape.filter
+    if after is not None:
+        served = await served_before(recommender.state, request.app.state.request_ids, after, user_id)
+        item_filter = dataclasses.replace(item_filter, paged=frozenset(served))
     request_id = impression_request_id(request)
-    body = await recommender.respond(user_id, num_items, request_id, reasons=reasons)
+    body = await recommender.respond(user_id, num_items, request_id, reasons=reasons, item_filter=item_filter)
     request.state.request_id = request_id
-    return Response(body, media_type="application/json")
+    return Response(shape.encoded(body), media_type="application/json")
 
 
 @router.get("/trending", response_model=TrendingResponse, responses=error_responses(404, 422))
 async def trending(
     state: Annotated[ServingState, Depends(get_state)],
     request_id: RequestId,
-    category: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    shape: Shape,
     num_items: NumItems = 10,
 ):
-    items = trending_items(state, category, num_items)
-    return OrjsonResponse({"items": items, "category": category, "request_id": request_id})
+    """Global trending; with ``category``, the bestsellers of those categories, then trending in them."""
+    items = trending_items(state, num_items, shape.filter)
+    category = ",".join(sorted(shape.filter.categories)) or None
+    return OrjsonResponse(shape.body({"items": items, "category": category, "request_id": request_id}))
 
 
 @router.get("/similar", response_model=SimilarResponse, responses=error_responses(404, 422))
@@ -66,11 +84,13 @@ async def similar(
     product_id: Annotated[int, id_query("the product's id")],
     service: Annotated[SimilarService, Depends(get_similar_service)],
     request_id: RequestId,
+    shape: Shape,
     num_items: NumItems = 10,
 ):
-    items, model_version = await service.similar(product_id, num_items)
-    return OrjsonResponse({"product_id": product_id, "items": items, "model_version": model_version,
-                           "request_id": request_id})
+    """Items similar to the product; filters narrow them, its category's bestsellers then trending fill."""
+    items, model_version = await service.similar(product_id, num_items, shape.filter)
+    return OrjsonResponse(shape.body({"product_id": product_id, "items": items, "model_version": model_version,
+                                      "request_id": request_id}))
 
 
 _KEY_HEADER = API_KEY_HEADER.lower().encode()

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from recsys.constants import MS_PER_DAY, PURCHASE, RETURN, STATUS_LIVE
 from recsys.db.errors import is_connectivity_error, is_input_error, short_reason
+from recsys.db.merch_rules import active_statement, version_of, version_statement
 from recsys.db.models import ABTest, Product, RecommendationModel, UserEvent, UserProductInteraction
 from recsys.serving.errors import DependencyDown, InvalidInputError
 from recsys.serving.session_state import COUNTED_EVENTS
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _EVENTS = UserEvent.__table__
 _COUNTED = sorted(COUNTED_EVENTS)
+
+
+async def _version(conn) -> str:
+    return version_of((await conn.execute(version_statement())).one())
 
 
 def async_database_url(url: str) -> str:
@@ -159,6 +164,17 @@ class DbStore:
                 Product.in_stock, Product.created_at]
         rows = await self._read(lambda c: c.execute(select(*cols)))
         return [dict(r._mapping) for r in rows]
+
+    async def merch_rules_version(self) -> str:
+        """The rules' version (``recsys.db.merch_rules.version_of``): one small aggregate query."""
+        return await self._read(lambda c: _version(c))
+
+    async def merch_rules(self) -> list[dict]:
+        """The merchandising rules not expired."""
+        async def fn(conn):
+            return [dict(r._mapping) for r in await conn.execute(active_statement())]
+
+        return await self._read(fn)
 
     async def live_model(self) -> dict | None:
         async def fn(conn):
