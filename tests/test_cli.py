@@ -39,6 +39,7 @@ def test_bad_arguments_exit_2_with_a_message():
     assert out.returncode == 2 and "invalid choice" in out.stderr
 
 
+@pytest.mark.slow  # tens of seconds: not in make test-fast
 def test_rollback_restores_the_previous_model_and_its_recommendations(cli_env, redis_client, capsys):
     from recsys import registry
     from recsys.cli import main
@@ -74,6 +75,7 @@ def test_output_cut_short_by_a_pipe_is_not_an_error():
     assert done.stdout.splitlines() == ["[", "  0,"] and "Error" not in done.stderr
 
 
+@pytest.mark.slow  # tens of seconds: not in make test-fast
 def test_models_verify_and_a_refused_rollback_through_the_cli(cli_env, redis_client):
     """``models verify`` exits 1 naming each bad file; ``models rollback`` to a model with a deleted file
     is refused with the file named and the LIVE model unchanged."""
@@ -138,6 +140,7 @@ def run_cli(env_root, *args):
                           timeout=120)
 
 
+@pytest.mark.slow  # tens of seconds: not in make test-fast
 def test_models_compare_prints_params_window_samples_and_metrics_side_by_side(registry_env):
     out = run_cli(registry_env, "models", "compare", MODEL_A, MODEL_B)
     assert out.returncode == 0, out.stderr

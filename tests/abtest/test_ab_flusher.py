@@ -133,6 +133,7 @@ def test_replay_writes_what_is_fixed_and_keeps_what_is_still_refused(engine):
     assert dead_letters.replay(engine)["replayed"] == 0 and table_counts(engine) == (1, 2)
 
 
+@pytest.mark.slow  # tens of seconds: not in make test-fast
 def test_the_cli_lists_replays_and_discards(engine, pg_url, redis_client, tmp_path):
     dead_letters.record(engine, [dead_letters.DeadLetter("5-0", {**fields("z"), "ts": "x"}, "undecodable")])
     env = {**os.environ, "RECSYS_DATABASE_URL": pg_url, "RECSYS_REDIS_URL": REDIS_URL, "RECSYS_VAR_DIR": str(tmp_path)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import time
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -27,6 +28,7 @@ from api_helpers import ALL_PRODUCTS, write_lists
 from asgi_client import TEST_API_KEY, ServerThread
 from recsys.api.app import create_app
 
+pytestmark = pytest.mark.slow  # 1,110 cases against a real server: not in make test-fast
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"
 EXAMPLES = {GenerationMode.POSITIVE: 16, GenerationMode.NEGATIVE: 7}  # per operation and caller
 CALLERS = {"key": {"X-API-Key": TEST_API_KEY}, "anonymous": {}, "admin": {"Authorization": f"Bearer {ADMIN_TOKEN}"}}

@@ -16,6 +16,8 @@ from recsys.cli import main
 from recsys.evaluation.models import MODEL_NAMES
 from recsys.families.lightfm_cf import plain_lightfm
 
+pytestmark = pytest.mark.slow  # whole evaluations through the CLI, up to a minute each: not in make test-fast
+
 REES46 = Path(__file__).resolve().parents[3] / "shared" / "data" / "rees46-sample" / "2019-Oct-sample.csv"
 MAPPING = "user=uid,item=sku,timestamp=when,event_type=kind,category=cat,name=label,price=cost"
 METRICS = ("precision@{k}", "recall@{k}", "ndcg@{k}", "map@{k}", "auc", "coverage", "diversity", "novelty")

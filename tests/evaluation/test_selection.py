@@ -43,6 +43,7 @@ def test_candidates_cover_every_family_with_the_production_default_first():
     assert "hybrid-nofeatures" not in {s.name for s in S.candidate_specs(ids_only)}  # same as the default
 
 
+@pytest.mark.slow  # tens of seconds: not in make test-fast
 def test_auto_row_is_the_chosen_candidates_row(split):
     # the sequential candidate small and stopped by epochs, not by its wall-clock budget: retrained identically
     small = BaselineConfig(sequential={"dim": 16, "heads": 1, "layers": 1, "max_epochs": 2, "time_budget_s": 300})

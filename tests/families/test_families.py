@@ -143,6 +143,7 @@ def _saved_sequential(store, model_id: str, products: pd.DataFrame):
     return SequentialModel.fit(events, products, config).save(store, model_id)
 
 
+@pytest.mark.slow  # tens of seconds: not in make test-fast
 def test_a_sequential_row_loads_through_the_registry_and_scores_from_the_users_events(data, local_store, engine):
     from types import SimpleNamespace
 

@@ -15,6 +15,8 @@ from recsys.flows import nightly
 from recsys.pipeline.runs import get_steps
 from recsys.settings import get_settings
 
+pytestmark = pytest.mark.slow  # the sequential branch trains models, up to a minute each: not in make test-fast
+
 DAY = LAST_EVENT_DAY
 FAST = {"epochs": 3, "window_days": 14}
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
@@ -28,6 +30,7 @@ def _demo_config(tmp_path, **ports) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # tens of seconds: not in make test-fast
 def test_the_airflow_port_moves_the_ui_and_the_execution_api_together(tmp_path):
     config = _demo_config(tmp_path, RECSYS_DEMO_AIRFLOW_PORT="18186")
     assert {k: config[k] for k in ("port", "base_url", "execution_api")} == {

@@ -107,6 +107,7 @@ def test_the_scoring_module_never_imports_torch(exported):
     assert int(run.stdout.split()[-1]) == score_next(load_runtime(folder), probe, 1)[0][0]
 
 
+@pytest.mark.slow  # tens of seconds: not in make test-fast
 def test_a_gru_exports_with_the_same_scores(tmp_path):
     config = dataclasses.replace(SMALL, kind="gru", max_epochs=2)
     fitted = fit_sequential(successor_events(users=50), products(), config)
