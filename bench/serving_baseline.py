@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.common import API_ENV
 from bench.report_format import med, sig, table
 
 _PROFILE = ("import json, sys; from bench.serving_profile import profile_hits; "
@@ -30,7 +31,8 @@ def profile_in(source: Path, database_url: str, redis_url: str, artifact_uri: st
     """``serving_profile.profile_hits`` run by the code of ``source`` (its own process)."""
     out = subprocess.run([sys.executable, "-c", _PROFILE, database_url, redis_url, artifact_uri,
                           ",".join(map(str, ids))], cwd=source,
-                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+                         # the bench's API key in the environment: a tree with production defaults needs one
+                         env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **API_ENV},
                          capture_output=True, text=True, timeout=600)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("PROFILEJSON ")), None)
     if out.returncode != 0 or line is None:

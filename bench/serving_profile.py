@@ -95,9 +95,9 @@ def uvloop_ms(settings, ids: list[int]) -> float | None:
 
 
 def profile_hits(database_url: str, redis_url: str, artifact_uri: str, ids: list[int]) -> dict:
-    from recsys.settings import Settings
+    from bench.sequential_api import api_settings
 
-    settings = Settings(database_url=database_url, redis_url=redis_url, artifact_uri=artifact_uri)
+    settings = api_settings(database_url, redis_url, artifact_uri)  # production checks: the bench's API key
     per_call, stats = asyncio.run(_profile(settings, ids))
     on_uvloop = uvloop_ms(settings, ids)
     areas: dict[str, float] = {}
