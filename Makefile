@@ -35,7 +35,7 @@ test: $(BENCH_STAMP) services
 
 # the unit tier for the edit-test loop: no integration, slow, operator or serial test, on the same workers
 test-fast: $(BENCH_STAMP) services
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not integration and not slow and not operator and not serial" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not integration and not slow and not operator and not serial" $(PYTEST_ARGS)
 
 run: $(STAMP)
 	bash scripts/run_demo.sh

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The suite in two phases (`make test`, CI):
 #   1. every test not marked `serial`, on PYTEST_WORKERS pytest-xdist workers (default 2), one test file per
-#      worker at a time (--dist loadfile: a module's fixtures are built once); each worker has its own Redis
+#      worker at a time (--dist loadfile: a module's fixtures are built once), in the order tests/conftest.py
+#      gives (the files of slow tests first; --no-loadscope-reorder: xdist would otherwise hand out the files
+#      with the most tests first and leave the few-test, minutes-long DAG files to the end); each worker has its own Redis
 #      database and AIRFLOW_HOME (tests/worker_resources.py), PostgreSQL databases are per process already;
 #   2. the `serial` tests (tests/operator: a real Airflow stack; see pyproject.toml), alone.
 # Both phases always run; the exit status is non-zero when either failed. Extra arguments go to both pytest runs.
@@ -11,7 +13,7 @@ PY=${PY:-.venv/bin/python}
 WORKERS=${PYTEST_WORKERS:-2}
 
 start=$(date +%s)
-"$PY" -m pytest -n "$WORKERS" --dist loadfile -m "not serial" "$@"
+"$PY" -m pytest -n "$WORKERS" --dist loadfile --no-loadscope-reorder -m "not serial" "$@"
 parallel=$?
 middle=$(date +%s)
 "$PY" -m pytest -m serial "$@"

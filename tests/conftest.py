@@ -66,10 +66,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def heaviest_files_first(items):
-    """Under pytest-xdist (--dist loadfile hands out whole files in collection order) the files holding a
-    ``slow`` test (whole DAG runs, minutes each), then those holding an ``integration`` test, then the rest:
-    a long file started last would run alone at the end while the other worker idles. Every worker
-    computes the same order (xdist requires it); inside a file the order is unchanged."""
+    """Under pytest-xdist (--dist loadfile --no-loadscope-reorder hands out whole files in collection order)
+    the files holding a ``slow`` test (whole DAG runs, minutes each), then those holding an ``integration``
+    test, then the rest: a long file started last would run alone at the end while the other worker idles.
+    Every worker computes the same order (xdist requires it); inside a file the order is unchanged."""
     def file_of(item):
         return item.nodeid.split("::")[0]
 
