@@ -8,6 +8,7 @@ real request-id secret, ``TEST_REQUEST_ID_SECRET``.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ TEST_API_KEY = "tests-key-0123456789abcdef"
 TEST_API_KEYS = f"tests:{TEST_API_KEY}"
 KEY_HEADERS = {"X-API-Key": TEST_API_KEY}
 TEST_REQUEST_ID_SECRET = "tests-request-id-secret-0123456789abcdef"
+SHUTDOWN_SECONDS = 60  # an app's lifespan exit in tests (a healthy one takes well under a second)
 
 
 async def open_client(app, headers: dict | None = None):
@@ -30,7 +32,12 @@ async def open_client(app, headers: dict | None = None):
 
     async def close():
         await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+        try:  # a shutdown that never ends would stall the whole run: a failure naming it instead
+            await asyncio.wait_for(lifespan.__aexit__(None, None, None), SHUTDOWN_SECONDS)
+        except TimeoutError:
+            tasks = [t.get_coro() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            raise AssertionError(f"the app's shutdown did not finish in {SHUTDOWN_SECONDS} s; "
+                                 f"tasks still running: {tasks}") from None
 
     return client, close
 
