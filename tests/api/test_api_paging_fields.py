@@ -23,6 +23,12 @@ async def page(api, user_id: int, n: int, after: str | None = None, **params) ->
     return body
 
 
+
+@pytest.fixture
+def api_settings(api_settings):
+    """Paging on, as a shop turns it on (RECSYS_PAGE_TTL_SECONDS=1800; off by default)."""
+    return api_settings.model_copy(update={"page_ttl_seconds": 1800})
+
 async def test_pages_follow_the_same_ranking_and_never_repeat(api, redis_client):
     write_user_recs(redis_client, 9, LISTED, n_events=60, model_version="model-a")
     for _ in range(3):  # seeds the session, then writes the answer back

@@ -59,7 +59,9 @@ def server(catalog_engine, redis_client, api_settings):
         "categories": {"Home": {"interval_days": 28.0, "repeats": 40, "rate": 0.3}}, "window_days": 365,
         "updated_at": "2026-12-01T00:00:00+00:00"}))
     insert_events(catalog_engine, USER, [pid("Electronics", 1), pid("Shoes", 2)], event_type="VIEW")
-    app = create_app(api_settings.model_copy(update={"admin_token": TOKEN}), refresh_in_background=False)
+    # paging on, as the section says a shop turns it on (RECSYS_PAGE_TTL_SECONDS)
+    app = create_app(api_settings.model_copy(update={"admin_token": TOKEN, "page_ttl_seconds": 1800}),
+                     refresh_in_background=False)
     with ServerThread(app) as base:
         yield base
 
